@@ -1,0 +1,454 @@
+//! Streams and their dependencies as a DAG: resolving dependency spellings, rejecting unknown
+//! dependencies and cycles, depths (levels), and which streams are waiting for which.
+//!
+//! Pure and synchronous: it takes a [`Snapshot`] and answers questions; it never reads the
+//! database or looks at workers. Readiness that depends on workers is the scheduler's.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::error::Diagnostic;
+use crate::exit_codes;
+use crate::taskdb::{Snapshot, StreamRecord};
+
+/// A dependency that names no stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownDependency {
+    pub stream: String,
+    pub missing: String,
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for UnknownDependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stream `{}` depends on `{}`, which is not a stream",
+            self.stream, self.missing
+        )?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean `{s}`?)")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("{}", format_unknown(.0))]
+    UnknownDependencies(Vec<UnknownDependency>),
+    #[error("dependency cycle: {}", .0.join(" → "))]
+    Cycle(Vec<String>),
+}
+
+fn format_unknown(list: &[UnknownDependency]) -> String {
+    match list {
+        [one] => format!("unknown dependency: {one}"),
+        many => {
+            let lines: Vec<String> = many.iter().map(|u| format!("\n  {u}")).collect();
+            format!("{} unknown dependencies:{}", many.len(), lines.concat())
+        }
+    }
+}
+
+impl Diagnostic for GraphError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::UnknownDependencies(_) => {
+                "fix `metadata.dependencies` of the stream's tasks to name \
+                existing stream ids (`orchestrate task list` shows them)"
+                    .into()
+            }
+            Self::Cycle(_) => {
+                "remove one of these dependencies so the streams can run in order".into()
+            }
+        })
+    }
+
+    fn exit_code(&self) -> i32 {
+        exit_codes::INVALID_GRAPH
+    }
+}
+
+/// A stream with its dependencies resolved to stream ids.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub record: StreamRecord,
+    /// Resolved dependency ids, sorted.
+    pub dependencies: Vec<String>,
+    /// 0 for a stream without dependencies, else 1 + the deepest dependency.
+    pub depth: usize,
+}
+
+impl Stream {
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+}
+
+/// The validated dependency graph of one snapshot.
+#[derive(Debug, Clone)]
+pub struct StreamGraph {
+    /// Sorted by (depth, id): the display order and a valid topological order.
+    streams: Vec<Stream>,
+    index: HashMap<String, usize>,
+}
+
+impl StreamGraph {
+    /// Resolves every dependency and checks the graph is acyclic.
+    pub fn build(snapshot: &Snapshot) -> Result<Self, GraphError> {
+        let known: BTreeSet<&str> = snapshot.streams.iter().map(|s| s.id.as_str()).collect();
+        let mut unknown = Vec::new();
+        let mut resolved: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for stream in &snapshot.streams {
+            let mut deps = BTreeSet::new();
+            for raw in &stream.raw_dependencies {
+                match resolve_dependency(raw, &known) {
+                    Some(id) => {
+                        deps.insert(id.to_string());
+                    }
+                    None => unknown.push(UnknownDependency {
+                        stream: stream.id.clone(),
+                        missing: raw.clone(),
+                        suggestion: closest(raw, &known),
+                    }),
+                }
+            }
+            resolved.insert(&stream.id, deps.into_iter().collect());
+        }
+        if !unknown.is_empty() {
+            return Err(GraphError::UnknownDependencies(unknown));
+        }
+
+        let mut graph = DiGraph::<&str, ()>::new();
+        let nodes: BTreeMap<&str, NodeIndex> =
+            known.iter().map(|id| (*id, graph.add_node(*id))).collect();
+        for (id, deps) in &resolved {
+            for dep in deps {
+                // Edge dependency → dependent: the direction work flows.
+                graph.add_edge(nodes[dep.as_str()], nodes[id], ());
+            }
+        }
+        if let Some(cycle) = find_cycle(&graph, &nodes) {
+            return Err(GraphError::Cycle(cycle));
+        }
+
+        let order = petgraph::algo::toposort(&graph, None).expect("cycles were rejected above");
+        let mut depth: HashMap<&str, usize> = HashMap::new();
+        for node in order {
+            let d = graph
+                .neighbors_directed(node, Direction::Incoming)
+                .map(|dep| depth[graph[dep]] + 1)
+                .max()
+                .unwrap_or(0);
+            depth.insert(graph[node], d);
+        }
+
+        let mut streams: Vec<Stream> = snapshot
+            .streams
+            .iter()
+            .map(|record| Stream {
+                dependencies: resolved[record.id.as_str()].clone(),
+                depth: depth[record.id.as_str()],
+                record: record.clone(),
+            })
+            .collect();
+        streams.sort_by(|a, b| (a.depth, a.id()).cmp(&(b.depth, b.id())));
+        let index = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id().to_string(), i))
+            .collect();
+        Ok(Self { streams, index })
+    }
+
+    /// Every stream, by (depth, id): dependencies always come before their dependents.
+    pub fn streams(&self) -> &[Stream] {
+        &self.streams
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Stream> {
+        self.index.get(id).map(|&i| &self.streams[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// The greatest depth, or `None` for an empty graph.
+    pub fn max_depth(&self) -> Option<usize> {
+        self.streams.iter().map(|s| s.depth).max()
+    }
+
+    /// Streams grouped by depth, in order.
+    pub fn levels(&self) -> Vec<(usize, Vec<&Stream>)> {
+        let mut levels: BTreeMap<usize, Vec<&Stream>> = BTreeMap::new();
+        for s in &self.streams {
+            levels.entry(s.depth).or_default().push(s);
+        }
+        levels.into_iter().collect()
+    }
+
+    /// Streams that list `id` as a direct dependency.
+    pub fn dependents(&self, id: &str) -> impl Iterator<Item = &Stream> {
+        self.streams
+            .iter()
+            .filter(move |s| s.dependencies.iter().any(|d| d == id))
+    }
+
+    /// `id` and every stream that depends on it, directly or not, in topological order.
+    pub fn downstream(&self, id: &str) -> Vec<&Stream> {
+        let mut reached: BTreeSet<&str> = BTreeSet::from([id]);
+        // `streams` is topologically ordered, so one pass suffices.
+        for s in &self.streams {
+            if s.dependencies.iter().any(|d| reached.contains(d.as_str())) {
+                reached.insert(s.id());
+            }
+        }
+        self.streams
+            .iter()
+            .filter(|s| reached.contains(s.id()) && s.id() != id)
+            .collect()
+    }
+
+    /// `id`'s direct dependencies that are not complete by `is_complete`.
+    pub fn waiting_for(&self, id: &str, is_complete: impl Fn(&str) -> bool) -> Vec<String> {
+        self.get(id)
+            .map(|s| {
+                s.dependencies
+                    .iter()
+                    .filter(|d| !is_complete(d))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Maps one dependency as written to a stream id: the id itself, or a task-title form
+/// `"Stream-A: Foundation"` / `"[Stream-A] Foundation"`.
+pub fn resolve_dependency<'a>(raw: &str, known: &BTreeSet<&'a str>) -> Option<&'a str> {
+    let raw = raw.trim();
+    let exact = |s: &str| known.get(s.trim()).copied();
+    if let Some(id) = exact(raw) {
+        return Some(id);
+    }
+    if let Some(rest) = raw.strip_prefix('[')
+        && let Some((inner, _)) = rest.split_once(']')
+        && let Some(id) = exact(inner)
+    {
+        return Some(id);
+    }
+    // Ids may themselves contain ':'; try every split point, longest prefix first.
+    raw.char_indices()
+        .filter(|&(_, c)| c == ':')
+        .rev()
+        .find_map(|(i, _)| exact(&raw[..i]))
+}
+
+/// The known id closest to `raw`, if it is close enough to be a plausible typo.
+fn closest(raw: &str, known: &BTreeSet<&str>) -> Option<String> {
+    let raw_lower = raw.trim().to_lowercase();
+    known
+        .iter()
+        .map(|id| (strsim::levenshtein(&raw_lower, &id.to_lowercase()), *id))
+        .filter(|(dist, id)| *dist <= (id.chars().count() / 3).max(2))
+        .min()
+        .map(|(_, id)| id.to_string())
+}
+
+/// A cycle as a path that starts and ends at the same (smallest) id, or `None`.
+fn find_cycle(graph: &DiGraph<&str, ()>, nodes: &BTreeMap<&str, NodeIndex>) -> Option<Vec<String>> {
+    let mut components = petgraph::algo::tarjan_scc(graph);
+    components.retain(|c| c.len() > 1 || graph.contains_edge(c[0], c[0]));
+    let component = components
+        .into_iter()
+        .min_by_key(|c| c.iter().map(|n| graph[*n]).min())?;
+    let members: BTreeSet<&str> = component.iter().map(|n| graph[*n]).collect();
+    let start = *members.first()?;
+    // Depth-first search inside the component, visiting neighbours in id order, for a path back
+    // to `start`. The edges point dependency → dependent; we report "X depends on Y" order
+    // reversed so it reads as the work flows: A → B means B waits for A.
+    let mut path = vec![start];
+    let mut visited = BTreeSet::from([start]);
+    if dfs_back(
+        graph,
+        nodes,
+        &members,
+        start,
+        start,
+        &mut path,
+        &mut visited,
+    ) {
+        return Some(path.into_iter().map(str::to_string).collect());
+    }
+    None
+}
+
+fn dfs_back<'a>(
+    graph: &DiGraph<&'a str, ()>,
+    nodes: &BTreeMap<&str, NodeIndex>,
+    members: &BTreeSet<&'a str>,
+    start: &'a str,
+    at: &'a str,
+    path: &mut Vec<&'a str>,
+    visited: &mut BTreeSet<&'a str>,
+) -> bool {
+    let mut next: Vec<&str> = graph
+        .neighbors(nodes[at])
+        .map(|n| graph[n])
+        .filter(|n| members.contains(n))
+        .collect();
+    next.sort_unstable();
+    for n in next {
+        if n == start {
+            path.push(n);
+            return true;
+        }
+        if visited.insert(n) {
+            path.push(n);
+            if dfs_back(graph, nodes, members, start, n, path, visited) {
+                return true;
+            }
+            path.pop();
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::taskdb::TaskCounts;
+
+    fn record(id: &str, deps: &[&str]) -> StreamRecord {
+        StreamRecord {
+            id: id.into(),
+            name: id.into(),
+            raw_dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            counts: TaskCounts::default(),
+            blocked: vec![],
+            phase: None,
+            worktree_path: None,
+            branch_name: None,
+        }
+    }
+
+    fn snapshot(streams: &[(&str, &[&str])]) -> Snapshot {
+        Snapshot {
+            streams: streams.iter().map(|(id, deps)| record(id, deps)).collect(),
+            warnings: vec![],
+        }
+    }
+
+    fn diamond() -> Snapshot {
+        snapshot(&[
+            ("Stream-A", &[]),
+            ("Stream-B", &["Stream-A"]),
+            ("Stream-C", &["[Stream-A] Foundation"]),
+            ("Stream-Z", &["Stream-B: Backend", "Stream-C"]),
+        ])
+    }
+
+    #[test]
+    fn diamond_depths_and_order() {
+        let g = StreamGraph::build(&diamond()).unwrap();
+        let order: Vec<(&str, usize)> = g.streams().iter().map(|s| (s.id(), s.depth)).collect();
+        assert_eq!(
+            order,
+            vec![
+                ("Stream-A", 0),
+                ("Stream-B", 1),
+                ("Stream-C", 1),
+                ("Stream-Z", 2)
+            ]
+        );
+        assert_eq!(
+            g.get("Stream-Z").unwrap().dependencies,
+            vec!["Stream-B", "Stream-C"]
+        );
+        assert_eq!(g.get("Stream-C").unwrap().dependencies, vec!["Stream-A"]);
+        assert_eq!(g.levels().len(), 3);
+    }
+
+    #[test]
+    fn downstream_and_waiting_for() {
+        let g = StreamGraph::build(&diamond()).unwrap();
+        let down: Vec<&str> = g.downstream("Stream-B").iter().map(|s| s.id()).collect();
+        assert_eq!(down, vec!["Stream-Z"]);
+        let down: Vec<&str> = g.downstream("Stream-A").iter().map(|s| s.id()).collect();
+        assert_eq!(down, vec!["Stream-B", "Stream-C", "Stream-Z"]);
+        assert_eq!(
+            g.waiting_for("Stream-Z", |id| id == "Stream-B"),
+            vec!["Stream-C"]
+        );
+    }
+
+    #[test]
+    fn unknown_dependency_names_stream_missing_id_and_suggestion() {
+        let err = StreamGraph::build(&snapshot(&[
+            ("Stream-A", &[]),
+            ("Stream-B", &["Stream-X", "stream-a"]),
+        ]))
+        .unwrap_err();
+        let GraphError::UnknownDependencies(list) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].stream, "Stream-B");
+        assert_eq!(list[0].missing, "Stream-X");
+        assert_eq!(list[0].suggestion.as_deref(), Some("Stream-A"));
+        assert!(
+            err.to_string().contains("did you mean `Stream-A`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn three_cycle_is_named_in_order() {
+        let err = StreamGraph::build(&snapshot(&[
+            ("A", &["C"]),
+            ("B", &["A"]),
+            ("C", &["B"]),
+            ("D", &[]),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            GraphError::Cycle(vec!["A".into(), "B".into(), "C".into(), "A".into()])
+        );
+        assert_eq!(err.to_string(), "dependency cycle: A → B → C → A");
+    }
+
+    #[test]
+    fn self_dependency_is_a_cycle() {
+        let err = StreamGraph::build(&snapshot(&[("A", &["A"])])).unwrap_err();
+        assert_eq!(err, GraphError::Cycle(vec!["A".into(), "A".into()]));
+    }
+
+    #[test]
+    fn title_forms_resolve_and_ids_with_colons_work() {
+        let known: BTreeSet<&str> = ["Stream-A", "ns:api"].into_iter().collect();
+        assert_eq!(
+            resolve_dependency("Stream-A: Foundation", &known),
+            Some("Stream-A")
+        );
+        assert_eq!(
+            resolve_dependency("[Stream-A] Foundation", &known),
+            Some("Stream-A")
+        );
+        assert_eq!(resolve_dependency(" Stream-A ", &known), Some("Stream-A"));
+        assert_eq!(
+            resolve_dependency("ns:api: the API", &known),
+            Some("ns:api")
+        );
+        assert_eq!(resolve_dependency("Stream-B", &known), None);
+    }
+}

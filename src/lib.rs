@@ -1,0 +1,15 @@
+//! `orchestrate`: run coding-agent workers in parallel, one per stream of tasks.
+//!
+//! Engine modules (`taskdb`, `graph`, `state`, `git`, `scheduler`, `worker`) know nothing of
+//! clap or the terminal; `commands` wires them to the CLI and `ui` is the only place that prints.
+
+pub mod cli;
+pub mod commands;
+pub mod dashboard;
+pub mod error;
+pub mod exit_codes;
+pub mod graph;
+pub mod project;
+pub mod state;
+pub mod taskdb;
+pub mod ui;

@@ -1,0 +1,328 @@
+//! Rendering the dashboard: plain aligned text, the versioned JSON document, and live bars.
+
+use std::fmt::Write as _;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::{Palette, Ui, progress};
+use crate::dashboard::{Dashboard, StreamState, StreamStatus};
+use crate::error::Error;
+
+/// The `--json` format version; bump on any incompatible change (see docs/status-json.md).
+pub const JSON_VERSION: u32 = 1;
+
+/// The `--json` document.
+pub fn render_json(d: &Dashboard) -> String {
+    let streams: Vec<Value> = d
+        .streams
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "name": s.name,
+                "depth": s.depth,
+                "state": state_key(s.state),
+                "reason": s.reason,
+                "dependencies": s.dependencies,
+                "waiting_for": s.waiting_for,
+                "tasks": s.tasks,
+                "blocked_tasks": s.blocked_tasks,
+                "worker": s.worker.as_ref().map(|w| json!({
+                    "pid": w.pid,
+                    "state": w.state,
+                    "started_at": w.started_at,
+                    "ended_at": w.ended_at,
+                    "attempt": w.attempt,
+                    "exit_code": w.exit_code,
+                })),
+                "branch": s.branch,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "version": JSON_VERSION,
+        "workspace": d.workspace,
+        "db": d.db.display().to_string(),
+        "overall": d.overall,
+        "streams": streams,
+        "warnings": d.warnings,
+    });
+    serde_json::to_string_pretty(&doc).expect("a JSON value always serialises")
+}
+
+/// The machine-readable spelling of a state (`in_progress`, not `in progress`).
+fn state_key(state: StreamState) -> String {
+    state.as_str().replace(' ', "_")
+}
+
+fn state_colour(p: &Palette, state: StreamState, text: &str) -> String {
+    match state {
+        StreamState::Complete => p.good(text),
+        StreamState::Running | StreamState::InProgress => p.busy(text),
+        StreamState::Failed => p.bad(text),
+        StreamState::Blocked | StreamState::Stopped | StreamState::Skipped => p.caution(text),
+        StreamState::Cancelled | StreamState::Waiting => p.dim(text),
+        StreamState::Ready => text.to_string(),
+    }
+}
+
+fn overall_line(d: &Dashboard) -> String {
+    let o = &d.overall;
+    let mut line = format!(
+        "overall: {}/{} tasks done ({}%) · {}/{} streams complete",
+        o.tasks.completed + o.tasks.cancelled,
+        o.tasks.total,
+        o.percent,
+        o.complete,
+        o.streams
+    );
+    if o.running > 0 {
+        let _ = write!(line, " · {} running", o.running);
+    }
+    if o.failed > 0 {
+        let _ = write!(line, " · {} failed", o.failed);
+    }
+    line
+}
+
+fn ascii_bar(done: u32, total: u32, width: usize) -> String {
+    let filled = if total == 0 {
+        0
+    } else {
+        (done as usize * width) / total as usize
+    };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// What a stream's last column says: worker, waits, blocked reasons, failure reason.
+fn note(s: &StreamStatus) -> String {
+    let mut parts = Vec::new();
+    if let Some(w) = &s.worker {
+        let state = match w.state {
+            crate::state::WorkerState::Running => "running",
+            crate::state::WorkerState::Exited => "exited",
+            crate::state::WorkerState::Stopped => "stopped",
+            crate::state::WorkerState::Lost => "lost",
+        };
+        parts.push(format!(
+            "pid {} {state} since {} (attempt {})",
+            w.pid, w.started_at, w.attempt
+        ));
+    }
+    if !s.waiting_for.is_empty()
+        && !matches!(s.state, StreamState::Complete | StreamState::Cancelled)
+    {
+        parts.push(format!("waits for {}", s.waiting_for.join(", ")));
+    }
+    if let Some(reason) = &s.reason {
+        parts.push(reason.clone());
+    }
+    for b in &s.blocked_tasks {
+        let reason = b.reason.as_deref().unwrap_or("no reason given");
+        parts.push(format!("blocked: {} ({reason})", b.title));
+    }
+    if let Some(branch) = &s.branch {
+        parts.push(format!("branch {branch}"));
+    }
+    parts.join("; ")
+}
+
+/// Plain aligned text, grouped by depth, deterministic (depth, then id); no escape codes unless
+/// `palette` has colour on.
+pub fn render_plain(d: &Dashboard, palette: &Palette) -> String {
+    let mut out = String::new();
+    if let Some(ws) = &d.workspace {
+        let _ = writeln!(out, "workspace {ws} · {}", d.db.display());
+    } else {
+        let _ = writeln!(out, "database {}", d.db.display());
+    }
+    let _ = writeln!(out, "{}", overall_line(d));
+    let id_w = d
+        .streams
+        .iter()
+        .map(|s| s.id.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let state_w = 11;
+    let mut depth = None;
+    for s in &d.streams {
+        if depth != Some(s.depth) {
+            depth = Some(s.depth);
+            let _ = writeln!(out, "\n{}", palette.bold(&format!("level {}", s.depth)));
+            let _ = writeln!(
+                out,
+                "  {:id_w$}  {:state_w$}  {:12}  {:>7}  {:>4}  {:>4}  {:>4}  NOTE",
+                "STREAM", "STATE", "PROGRESS", "DONE", "RUN", "PEND", "BLKD"
+            );
+        }
+        let t = &s.tasks;
+        let done = t.completed + t.cancelled;
+        let state = format!("{:state_w$}", s.state.as_str());
+        let line = format!(
+            "  {:id_w$}  {}  {}  {:>7}  {:>4}  {:>4}  {:>4}  {}",
+            s.id,
+            state_colour(palette, s.state, &state),
+            ascii_bar(done, t.total, 10),
+            format!("{done}/{}", t.total),
+            t.in_progress,
+            t.pending,
+            t.blocked,
+            note(s),
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {prefix} {bar:20.cyan/blue} {pos:>3}/{len:3} {msg}")
+        .expect("the template is valid")
+        .progress_chars("█▉▊▋▌▍▎▏ ")
+}
+
+fn header_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg}").expect("the template is valid")
+}
+
+/// The bars of one dashboard, added to the progress area.
+struct Bars {
+    bars: Vec<ProgressBar>,
+    /// The stream ids the bars were built for; a change rebuilds them.
+    layout: Vec<(usize, String)>,
+}
+
+impl Bars {
+    fn build(d: &Dashboard) -> Self {
+        let area = progress::area();
+        let mut bars = vec![area.add(ProgressBar::new(0).with_style(header_style()))];
+        let mut depth = None;
+        for s in &d.streams {
+            if depth != Some(s.depth) {
+                depth = Some(s.depth);
+                bars.push(area.add(ProgressBar::new(0).with_style(header_style())));
+            }
+            bars.push(area.add(ProgressBar::new(0).with_style(bar_style())));
+        }
+        Self {
+            bars,
+            layout: layout(d),
+        }
+    }
+
+    fn update(&self, d: &Dashboard, p: &Palette) {
+        let id_w = d
+            .streams
+            .iter()
+            .map(|s| s.id.chars().count())
+            .max()
+            .unwrap_or(6);
+        let mut bars = self.bars.iter();
+        let mut next = || bars.next().expect("one bar per line of the layout");
+        next().set_message(p.bold(&overall_line(d)));
+        let mut depth = None;
+        for s in &d.streams {
+            if depth != Some(s.depth) {
+                depth = Some(s.depth);
+                next().set_message(p.bold(&format!("level {}", s.depth)));
+            }
+            let bar = next();
+            let t = &s.tasks;
+            bar.set_length(u64::from(t.total));
+            bar.set_position(u64::from(t.completed + t.cancelled));
+            bar.set_prefix(format!(
+                "{:id_w$} {}",
+                s.id,
+                state_colour(p, s.state, &format!("{:11}", s.state.as_str()))
+            ));
+            bar.set_message(format!(
+                "run {} pend {} blkd {}  {}",
+                t.in_progress,
+                t.pending,
+                t.blocked,
+                note(s)
+            ));
+        }
+    }
+
+    fn clear(self) {
+        for b in self.bars {
+            b.finish_and_clear();
+            progress::area().remove(&b);
+        }
+    }
+}
+
+fn layout(d: &Dashboard) -> Vec<(usize, String)> {
+    d.streams.iter().map(|s| (s.depth, s.id.clone())).collect()
+}
+
+/// Draws the dashboard once as bars on a terminal, and leaves it on screen.
+pub fn draw_bars_once(d: &Dashboard, ui: &Ui) {
+    progress::show();
+    let bars = Bars::build(d);
+    bars.update(d, &ui.err);
+    for b in &bars.bars {
+        b.abandon();
+    }
+}
+
+/// The `--watch` view: bars on a terminal, otherwise a fresh plain dashboard per change.
+pub struct LiveView<'a> {
+    ui: &'a Ui,
+    bars: Option<Bars>,
+    last_plain: Option<String>,
+}
+
+impl<'a> LiveView<'a> {
+    pub fn new(ui: &'a Ui) -> Self {
+        if ui.mode == super::OutputMode::Progress {
+            progress::show();
+        }
+        Self {
+            ui,
+            bars: None,
+            last_plain: None,
+        }
+    }
+
+    pub fn show(&mut self, d: &Dashboard) {
+        if self.ui.mode == super::OutputMode::Plain {
+            // In plain mode print only when something changed: a log, not a flicker.
+            let text = render_plain(d, &self.ui.out);
+            if self.last_plain.as_deref() != Some(text.as_str()) {
+                self.ui.print(&text);
+                self.last_plain = Some(text);
+            }
+            return;
+        }
+        if self.bars.as_ref().is_some_and(|b| b.layout != layout(d))
+            && let Some(bars) = self.bars.take()
+        {
+            bars.clear();
+        }
+        let bars = self.bars.get_or_insert_with(|| Bars::build(d));
+        bars.update(d, &self.ui.err);
+    }
+
+    /// Shows why there is nothing to draw (no database yet, no streams), and keeps waiting.
+    pub fn show_problem(&mut self, err: &Error) {
+        let text = format!("{err} (waiting for it to change)");
+        if self.last_plain.as_deref() != Some(text.as_str()) {
+            if let Some(bars) = self.bars.take() {
+                bars.clear();
+            }
+            self.ui.info(&text);
+            self.last_plain = Some(text);
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bars) = self.bars {
+            for b in &bars.bars {
+                b.abandon();
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real binary against a real temporary git repository and a real
+//! SQLite task database in the Task Copilot schema. One test binary, one module per command.
+
+mod support;
+
+mod status;
