@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod exit_codes;
@@ -13,3 +14,4 @@ pub mod project;
 pub mod state;
 pub mod taskdb;
 pub mod ui;
+pub mod workspace;

@@ -1,0 +1,84 @@
+//! Where a stream's worker runs: the seam between the scheduler and git.
+//!
+//! The scheduler asks a [`Workspaces`] implementation to prepare a stream just before its worker
+//! starts and tells it when the worker has started and exited. [`SharedCheckout`] runs every
+//! stream in the project root; the worktree implementation (in `git/`) gives each stream its own
+//! branch and worktree based on its dependencies' work.
+
+use std::path::PathBuf;
+
+use crate::graph::{Stream, StreamGraph};
+
+/// Where and on what a stream's worker runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker's working directory.
+    pub dir: PathBuf,
+    /// The stream's branch, in worktree mode.
+    pub branch: Option<String>,
+    /// The commit the branch was based on (hex), in worktree mode.
+    pub base: Option<String>,
+    /// Things the user should know (reused branch lacks a dependency tip, files copied, …).
+    pub notes: Vec<String>,
+}
+
+/// Why a stream cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrepareFailure {
+    /// Needs a person (merge conflict between dependency branches, folder in the way, …): the
+    /// stream shows as blocked with this reason and is not retried in this run.
+    Blocked { reason: String },
+    /// Failed (post_create failed, git error): the stream is failed with this reason.
+    Failed { reason: String },
+}
+
+/// What a finished worker left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Finished {
+    /// Uncommitted changes were committed on the stream's branch by `orchestrate`.
+    pub auto_committed: bool,
+    /// Uncommitted changes remain (auto_commit off): dependents must wait.
+    pub dirty: bool,
+    pub notes: Vec<String>,
+}
+
+pub trait Workspaces: Send {
+    /// Called when `stream`'s dependencies are complete, just before its worker starts.
+    fn prepare(
+        &mut self,
+        stream: &Stream,
+        graph: &StreamGraph,
+    ) -> Result<Placement, PrepareFailure>;
+
+    /// The worker runs now (worktree mode locks the worktree, naming the stream and pid).
+    fn worker_started(&mut self, stream: &str, placement: &Placement, pid: u32);
+
+    /// The worker exited (worktree mode unlocks, and auto-commits leftovers).
+    fn worker_finished(&mut self, stream: &str, placement: &Placement) -> Finished;
+}
+
+/// Every stream in the project root (no `--worktrees`, and always for the `main` stream).
+pub struct SharedCheckout {
+    pub root: PathBuf,
+}
+
+impl Workspaces for SharedCheckout {
+    fn prepare(
+        &mut self,
+        _stream: &Stream,
+        _graph: &StreamGraph,
+    ) -> Result<Placement, PrepareFailure> {
+        Ok(Placement {
+            dir: self.root.clone(),
+            branch: None,
+            base: None,
+            notes: Vec::new(),
+        })
+    }
+
+    fn worker_started(&mut self, _stream: &str, _placement: &Placement, _pid: u32) {}
+
+    fn worker_finished(&mut self, _stream: &str, _placement: &Placement) -> Finished {
+        Finished::default()
+    }
+}
