@@ -117,14 +117,12 @@ fn plain_output_is_aligned_deterministic_and_free_of_escapes() {
     );
     assert!(!out.contains("Stream-Old"), "archived stream shown:\n{out}");
     // The state column starts at the same offset on every row.
-    let offsets: Vec<usize> = rows
-        .iter()
-        .map(|r| {
-            r.find(|c: char| c == ' ').unwrap()
-                + r[r.find(' ').unwrap()..].find(|c: char| c != ' ').unwrap()
-        })
-        .collect();
-    assert!(
+    let state_column = |row: &str| {
+        let id_start = row.len() - row.trim_start().len();
+        let id_end = id_start + row[id_start..].find(' ').unwrap();
+        id_end + row[id_end..].find(|c: char| c != ' ').unwrap()
+    };
+    let offsets: Vec<usize> = rows.iter().map(|r| state_column(r)).collect();
         offsets.windows(2).all(|w| w[0] == w[1]),
         "misaligned:\n{out}"
     );
