@@ -123,6 +123,7 @@ fn plain_output_is_aligned_deterministic_and_free_of_escapes() {
         id_end + row[id_end..].find(|c: char| c != ' ').unwrap()
     };
     let offsets: Vec<usize> = rows.iter().map(|r| state_column(r)).collect();
+    assert!(
         offsets.windows(2).all(|w| w[0] == w[1]),
         "misaligned:\n{out}"
     );
