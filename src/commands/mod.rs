@@ -3,6 +3,7 @@
 
 mod context;
 mod status;
+mod task;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Logs(_) => not_implemented("logs"),
         Command::Clean(_) => not_implemented("clean"),
         Command::Merge(_) => not_implemented("merge"),
-        Command::Task(_) => not_implemented("task"),
+        Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(_) => not_implemented("doctor"),
         Command::Init(_) => not_implemented("init"),
         Command::Supervise(_) => not_implemented("__supervise"),
