@@ -2,7 +2,11 @@
 //! hands what it learned to `ui` for display. Only `main` exits; commands return an exit code.
 
 mod context;
+mod logs;
+mod start;
 mod status;
+mod stop;
+mod supervise;
 mod task;
 
 use crate::cli::{Cli, Command};
@@ -15,15 +19,15 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
     let global = cli.global;
     match cli.command {
         Command::Status(args) => status::run(&global, &args, ui),
-        Command::Start(_) => not_implemented("start"),
-        Command::Stop(_) => not_implemented("stop"),
-        Command::Logs(_) => not_implemented("logs"),
+        Command::Start(args) => start::run(&global, &args, ui),
+        Command::Stop(args) => stop::run(&global, &args, ui),
+        Command::Logs(args) => logs::run(&global, &args, ui),
         Command::Clean(_) => not_implemented("clean"),
         Command::Merge(_) => not_implemented("merge"),
         Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(_) => not_implemented("doctor"),
         Command::Init(_) => not_implemented("init"),
-        Command::Supervise(_) => not_implemented("__supervise"),
+        Command::Supervise(args) => supervise::run(&args),
     }
 }
 

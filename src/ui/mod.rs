@@ -4,6 +4,7 @@
 //! from the terminal, `CI`, `TERM` and the flags ([`OutputMode::resolve`]), so it can be tested.
 
 pub mod progress;
+pub mod run;
 pub mod status;
 pub mod style;
 

@@ -1,0 +1,713 @@
+//! The scheduler: the only async code. One dispatcher loop owns all run state and `select!`s
+//! over supervisor exits, a cheap task-database change probe, the launch stagger timer and
+//! Ctrl-C / SIGTERM. See `DESIGN.md` beside this file for the stream and worker state machines.
+//!
+//! Invariants: never a second worker for a stream (the state store's claim decides); a worker's
+//! end is learned from its supervisor's exit (or, for adopted workers, from `/proc`) and its
+//! recorded outcome; the task database alone decides completion (plus a clean exit in worktree
+//! mode); workers outlive an interrupted `start`.
+
+mod event;
+pub mod readiness;
+
+pub use event::{Event, Reporter, RunEnd, Unfinished};
+pub use readiness::{Class, Verdict};
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::error::{Error, Result};
+use crate::graph::StreamGraph;
+use crate::project::Project;
+use crate::state::{Claim, NewWorker, StateStore, StreamOutcome, WorkerRecord};
+use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::worker::proc::{Identity, identity_of};
+use crate::worker::{self, prompt, render};
+use crate::workspace::{Placement, PrepareFailure, Workspaces};
+
+/// How often the task database is probed for changes (`PRAGMA data_version`).
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+/// How often adopted workers (not our children) are checked in `/proc`, in probe ticks.
+const ADOPTED_POLL_TICKS: u32 = 5;
+/// How often running workers' logs are read for the live view, in probe ticks.
+const ACTIVITY_TICKS: u32 = 25;
+/// Log lines quoted in a failure reason.
+const REASON_LINES: usize = 5;
+
+/// Everything a run is told up front.
+pub struct Settings {
+    pub project: Project,
+    /// The task database (for workers' `ORCHESTRATE_DB` and their prompt).
+    pub db_path: PathBuf,
+    /// This binary, run as `__supervise` and exported as `ORCHESTRATE_BIN`.
+    pub exe: PathBuf,
+    pub worker_cmd: String,
+    pub prompt_template: String,
+    pub max_parallel: usize,
+    pub stagger: Duration,
+    pub retries: u32,
+    pub worktree_mode: bool,
+    /// `start STREAM…`: only these.
+    pub selection: Option<BTreeSet<String>>,
+}
+
+/// A worker this run watches.
+struct Running {
+    record: i64,
+    identity: Identity,
+    attempt: u32,
+    placement: Placement,
+    log: PathBuf,
+    /// Not our child: its end is noticed by polling `/proc`.
+    adopted: bool,
+    last_activity: Option<String>,
+}
+
+pub struct Scheduler<'a> {
+    settings: Settings,
+    db: SqliteTaskDb,
+    store: StateStore,
+    workspaces: Box<dyn Workspaces + 'a>,
+    reporter: &'a mut dyn Reporter,
+    me: Identity,
+    snapshot: Snapshot,
+    graph: StreamGraph,
+    running: HashMap<String, Running>,
+    attempts: HashMap<String, u32>,
+    verdicts: HashMap<String, Verdict>,
+    finished_clean: HashSet<String>,
+    /// Events already reported once (complete / skipped / blocked), so they are said once.
+    said: HashSet<(String, &'static str)>,
+    next_launch: Option<Instant>,
+    exits_tx: mpsc::UnboundedSender<i64>,
+    exits_rx: mpsc::UnboundedReceiver<i64>,
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(
+        settings: Settings,
+        mut db: SqliteTaskDb,
+        store: StateStore,
+        workspaces: Box<dyn Workspaces + 'a>,
+        reporter: &'a mut dyn Reporter,
+    ) -> Result<Self> {
+        let snapshot = db.snapshot()?;
+        let graph = StreamGraph::build(&snapshot)?;
+        let me = Identity::current()
+            .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        Ok(Self {
+            settings,
+            db,
+            store,
+            workspaces,
+            reporter,
+            me,
+            snapshot,
+            graph,
+            running: HashMap::new(),
+            attempts: HashMap::new(),
+            verdicts: HashMap::new(),
+            finished_clean: HashSet::new(),
+            said: HashSet::new(),
+            next_launch: None,
+            exits_tx,
+            exits_rx,
+        })
+    }
+
+    /// Runs until every stream is complete, nothing more can run, or a signal arrives.
+    pub async fn run(mut self) -> Result<RunEnd> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let sig_err = |e| Error::msg(format!("cannot listen for signals: {e}"));
+        let mut sigint = signal(SignalKind::interrupt()).map_err(sig_err)?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(sig_err)?;
+        self.adopt()?;
+        for (stream, outcome) in self.store.outcomes()? {
+            let verdict = match outcome {
+                StreamOutcome::Stopped => Verdict::Stopped,
+                StreamOutcome::Failed { reason } => Verdict::Failed(reason),
+            };
+            self.verdicts.entry(stream).or_insert(verdict);
+        }
+        // Streams already complete with no worker of ours have nothing left to commit.
+        for s in self.graph.streams() {
+            if !self.running.contains_key(s.id()) {
+                self.finished_clean.insert(s.id().to_string());
+            }
+        }
+        self.reporter.event(Event::Snapshot(&self.snapshot));
+        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ticks: u32 = 0;
+        loop {
+            let waiting_for_stagger = self.dispatch()?;
+            if self.running.is_empty() && !waiting_for_stagger {
+                return Ok(self.summary());
+            }
+            let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
+            tokio::select! {
+                Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
+                _ = probe.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    self.on_tick(ticks)?;
+                }
+                _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => {}
+                _ = sigint.recv() => return Ok(self.interrupted()),
+                _ = sigterm.recv() => return Ok(self.interrupted()),
+            }
+        }
+    }
+
+    fn interrupted(&self) -> RunEnd {
+        let mut live: Vec<(String, i32)> = self
+            .running
+            .iter()
+            .map(|(s, r)| (s.clone(), r.identity.pid))
+            .collect();
+        live.sort();
+        RunEnd::Interrupted(live)
+    }
+
+    /// Watches workers an earlier `start` launched that are still alive; forgets dead ones.
+    fn adopt(&mut self) -> Result<()> {
+        for rec in self.store.open_workers()? {
+            let selected = self.selected(&rec.stream);
+            if !rec.is_live() {
+                self.store.mark_lost(rec.id)?;
+                continue;
+            }
+            if !selected || self.running.contains_key(&rec.stream) {
+                continue;
+            }
+            self.watch_adopted(rec);
+        }
+        Ok(())
+    }
+
+    fn watch_adopted(&mut self, rec: WorkerRecord) {
+        let Some(identity) = rec.identity.clone().or(rec.claimer.clone()) else {
+            return;
+        };
+        self.reporter.event(Event::Adopted {
+            stream: &rec.stream,
+            pid: identity.pid,
+        });
+        self.attempts.insert(rec.stream.clone(), rec.attempt);
+        self.running.insert(
+            rec.stream.clone(),
+            Running {
+                record: rec.id,
+                identity,
+                attempt: rec.attempt,
+                placement: Placement {
+                    dir: rec
+                        .dir
+                        .clone()
+                        .unwrap_or_else(|| self.settings.project.root.clone()),
+                    branch: rec.branch.clone(),
+                    base: rec.base.clone(),
+                    notes: Vec::new(),
+                },
+                log: rec.log_path.clone(),
+                adopted: true,
+                last_activity: None,
+            },
+        );
+    }
+
+    fn selected(&self, stream: &str) -> bool {
+        self.settings
+            .selection
+            .as_ref()
+            .is_none_or(|s| s.contains(stream))
+    }
+
+    fn classify(&self) -> Vec<(String, Class)> {
+        let running: HashSet<String> = self.running.keys().cloned().collect();
+        readiness::classify(
+            &self.graph,
+            &readiness::Inputs {
+                running: &running,
+                verdicts: &self.verdicts,
+                selection: self.settings.selection.as_ref(),
+                worktree_mode: self.settings.worktree_mode,
+                finished_clean: &self.finished_clean,
+            },
+        )
+    }
+
+    /// Reports news and launches what is ready; returns true if a launch waits for the stagger.
+    fn dispatch(&mut self) -> Result<bool> {
+        loop {
+            let classes = self.classify();
+            self.report_news(&classes);
+            let ready: Vec<String> = classes
+                .into_iter()
+                .filter(|(_, c)| *c == Class::Ready)
+                .map(|(s, _)| s)
+                .collect();
+            let Some(stream) = ready.into_iter().next() else {
+                return Ok(false);
+            };
+            if self.running.len() >= self.settings.max_parallel {
+                return Ok(false);
+            }
+            if self.next_launch.is_some_and(|t| t > Instant::now()) {
+                return Ok(true);
+            }
+            self.launch(&stream)?;
+        }
+    }
+
+    fn report_news(&mut self, classes: &[(String, Class)]) {
+        for (stream, class) in classes {
+            let (key, event) = match class {
+                Class::Complete => ("complete", Event::Complete { stream }),
+                Class::Skipped(reason) => (
+                    "skipped",
+                    Event::Skipped {
+                        stream,
+                        reason: reason.clone(),
+                    },
+                ),
+                Class::Blocked(reason) => (
+                    "blocked",
+                    Event::Blocked {
+                        stream,
+                        reason: reason.clone(),
+                    },
+                ),
+                _ => continue,
+            };
+            if self.said.insert((stream.clone(), key)) {
+                self.reporter.event(event);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, ticks: u32) -> Result<()> {
+        match self.db.has_changed() {
+            Ok(true) => self.refresh(),
+            Ok(false) => {}
+            Err(e) => self.reporter.event(Event::Note {
+                stream: None,
+                text: format!("cannot probe the task database: {e}"),
+            }),
+        }
+        if ticks.is_multiple_of(ADOPTED_POLL_TICKS) {
+            let gone: Vec<i64> = self
+                .running
+                .values()
+                .filter(|r| r.adopted && !r.identity.is_alive())
+                .map(|r| r.record)
+                .collect();
+            for record in gone {
+                self.on_exit(record)?;
+            }
+        }
+        if ticks.is_multiple_of(ACTIVITY_TICKS) && self.reporter.wants_activity() {
+            self.read_activity();
+        }
+        Ok(())
+    }
+
+    fn read_activity(&mut self) {
+        let mut news = Vec::new();
+        for (stream, run) in &mut self.running {
+            if let Some(text) = tail(&run.log, 16 * 1024)
+                .as_deref()
+                .and_then(render::latest_activity)
+                && run.last_activity.as_ref() != Some(&text)
+            {
+                run.last_activity = Some(text.clone());
+                news.push((stream.clone(), text));
+            }
+        }
+        for (stream, text) in news {
+            self.reporter.event(Event::Activity {
+                stream: &stream,
+                text,
+            });
+        }
+    }
+
+    /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
+    /// the previous view.
+    fn refresh(&mut self) {
+        let snapshot = match self.db.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                self.reporter.event(Event::Note {
+                    stream: None,
+                    text: format!("cannot read the task database: {e}"),
+                });
+                return;
+            }
+        };
+        match StreamGraph::build(&snapshot) {
+            Ok(graph) => {
+                self.graph = graph;
+                self.snapshot = snapshot;
+                self.reporter.event(Event::Snapshot(&self.snapshot));
+            }
+            Err(e) => self.reporter.event(Event::Note {
+                stream: None,
+                text: format!("the stream graph became invalid, keeping the last valid one: {e}"),
+            }),
+        }
+    }
+
+    /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
+    fn on_exit(&mut self, record: i64) -> Result<()> {
+        let Some(stream) = self
+            .running
+            .iter()
+            .find(|(_, r)| r.record == record)
+            .map(|(s, _)| s.clone())
+        else {
+            return Ok(());
+        };
+        let run = self.running.remove(&stream).expect("found above");
+        let rec = self.store.worker(record)?;
+        if rec.as_ref().is_some_and(|r| r.ended_at.is_none()) {
+            // Killed before it could record anything (SIGKILL of the supervisor).
+            self.store.mark_lost(record)?;
+        }
+        let finished = self.workspaces.worker_finished(&stream, &run.placement);
+        for note in &finished.notes {
+            self.reporter.event(Event::Note {
+                stream: Some(&stream),
+                text: note.clone(),
+            });
+        }
+        if finished.dirty {
+            self.finished_clean.remove(&stream);
+        } else {
+            self.finished_clean.insert(stream.clone());
+        }
+        self.refresh();
+        let Some(s) = self.graph.get(&stream) else {
+            return Ok(());
+        };
+        let counts = s.record.counts;
+        if counts.is_complete() || counts.is_cancelled() {
+            return Ok(());
+        }
+        if self.store.outcomes()?.get(&stream) == Some(&StreamOutcome::Stopped) {
+            self.verdicts.insert(stream.clone(), Verdict::Stopped);
+            self.reporter.event(Event::Stopped { stream: &stream });
+            return Ok(());
+        }
+        let why = exit_reason(rec.as_ref(), &run.log);
+        let cannot_exec = rec
+            .as_ref()
+            .is_some_and(|r| r.exit_code == Some(worker::supervise::CANNOT_EXEC) && r.error.is_some());
+        if !cannot_exec && run.attempt <= self.settings.retries {
+            self.reporter.event(Event::Retrying {
+                stream: &stream,
+                attempt: run.attempt + 1,
+                why,
+            });
+            return Ok(());
+        }
+        let reason = format!(
+            "failed after {} attempt{}: {why}",
+            run.attempt,
+            if run.attempt == 1 { "" } else { "s" }
+        );
+        self.fail(&stream, reason)
+    }
+
+    fn fail(&mut self, stream: &str, reason: String) -> Result<()> {
+        self.store.set_outcome(
+            stream,
+            Some(&StreamOutcome::Failed {
+                reason: reason.clone(),
+            }),
+        )?;
+        self.verdicts
+            .insert(stream.to_string(), Verdict::Failed(reason.clone()));
+        self.reporter.event(Event::Failed { stream, reason });
+        Ok(())
+    }
+
+    /// Prepares, claims and spawns one worker.
+    fn launch(&mut self, stream_id: &str) -> Result<()> {
+        let stream = self
+            .graph
+            .get(stream_id)
+            .expect("ready streams are in the graph")
+            .clone();
+        let attempt = self.attempts.get(stream_id).copied().unwrap_or(0) + 1;
+        self.attempts.insert(stream_id.to_string(), attempt);
+        self.next_launch = Some(Instant::now() + self.settings.stagger);
+        let placement = match self.workspaces.prepare(&stream, &self.graph) {
+            Ok(p) => p,
+            Err(PrepareFailure::Blocked { reason }) => {
+                self.verdicts
+                    .insert(stream_id.to_string(), Verdict::Blocked(reason));
+                return Ok(());
+            }
+            Err(PrepareFailure::Failed { reason }) => return self.fail(stream_id, reason),
+        };
+        for note in &placement.notes {
+            self.reporter.event(Event::Note {
+                stream: Some(stream_id),
+                text: note.clone(),
+            });
+        }
+        let tasks = self.db.tasks(Some(stream_id))?;
+        let text = prompt::render(
+            &self.settings.prompt_template,
+            &prompt::PromptVars {
+                stream_id,
+                stream_name: &stream.record.name,
+                dependencies: &stream.dependencies,
+                tasks: &tasks,
+                worktree: &placement.dir,
+                branch: placement.branch.as_deref(),
+                db: &self.settings.db_path,
+            },
+        );
+        let argv = worker::build_argv(&self.settings.worker_cmd, &text, stream_id, &placement.dir)?;
+        if worker::find_program(&argv[0], &placement.dir).is_none() {
+            // Retrying cannot help: fail at once, with the fix.
+            return self.fail(
+                stream_id,
+                format!(
+                    "the worker program `{}` was not found (PATH, or relative to {}); set the worker command with --worker-cmd, ORCHESTRATE_WORKER_CMD or worker_cmd in the config",
+                    argv[0],
+                    placement.dir.display()
+                ),
+            );
+        }
+        let log = worker::log_path(&self.settings.project.logs_dir(), stream_id);
+        let new = NewWorker {
+            stream: stream_id,
+            attempt,
+            log_path: &log,
+            command: &self.settings.worker_cmd,
+            dir: &placement.dir,
+            branch: placement.branch.as_deref(),
+            base: placement.base.as_deref(),
+        };
+        let record = match self.store.claim(&new, &self.me)? {
+            Claim::Granted(id) => id,
+            Claim::Taken(rec) => {
+                // Another `start` launched it a moment ago: watch it instead.
+                self.watch_adopted(rec);
+                return Ok(());
+            }
+        };
+        match self.spawn(&stream, attempt, &placement, &argv, &log, record) {
+            Ok(identity) => {
+                self.workspaces
+                    .worker_started(stream_id, &placement, identity.pid as u32);
+                self.reporter.event(Event::Started {
+                    stream: stream_id,
+                    pid: identity.pid,
+                    attempt,
+                });
+                self.running.insert(
+                    stream_id.to_string(),
+                    Running {
+                        record,
+                        identity,
+                        attempt,
+                        placement,
+                        log,
+                        adopted: false,
+                        last_activity: None,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let text = format!("{e:?}");
+                self.store.record_spawn_failure(record, &text)?;
+                self.fail(stream_id, format!("could not start its worker: {text}"))
+            }
+        }
+    }
+
+    fn spawn(
+        &self,
+        stream: &crate::graph::Stream,
+        attempt: u32,
+        placement: &Placement,
+        argv: &[String],
+        log: &Path,
+        record: i64,
+    ) -> Result<Identity> {
+        let file = worker::open_log(
+            log,
+            &worker::Header {
+                stream: stream.id(),
+                name: &stream.record.name,
+                dependencies: &stream.dependencies,
+                attempt,
+                command: &self.settings.worker_cmd,
+                dir: &placement.dir,
+                branch: placement.branch.as_deref(),
+            },
+        )?;
+        let spawn_err = |source| worker::WorkerError::Spawn {
+            stream: stream.id().to_string(),
+            source,
+        };
+        let err_file = file.try_clone().map_err(spawn_err)?;
+        let s = &self.settings;
+        let mut cmd = tokio::process::Command::new(&s.exe);
+        cmd.arg("__supervise")
+            .arg("--record")
+            .arg(record.to_string())
+            .arg("--state")
+            .arg(self.store.path())
+            .arg("--")
+            .args(argv)
+            .current_dir(&placement.dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err_file))
+            .env("ORCHESTRATE_STREAM", stream.id())
+            .env("ORCHESTRATE_STREAM_NAME", &stream.record.name)
+            .env("ORCHESTRATE_WORKTREE", &placement.dir)
+            .env(
+                "ORCHESTRATE_BRANCH",
+                placement.branch.as_deref().unwrap_or(""),
+            )
+            .env("ORCHESTRATE_DB", &s.db_path)
+            .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
+            .env("ORCHESTRATE_BIN", &s.exe)
+            .env("ORCHESTRATE_ATTEMPT", attempt.to_string());
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        // The child is not reaped until we wait, so its /proc entry is readable even if it
+        // already exited.
+        let identity = identity_of(pid).ok_or_else(|| {
+            Error::msg(format!("the supervisor of {} (pid {pid}) vanished at once", stream.id()))
+        })?;
+        self.store.set_spawned(record, &identity)?;
+        let tx = self.exits_tx.clone();
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            let _ = tx.send(record);
+        });
+        Ok(identity)
+    }
+
+    /// Every selected stream that is not complete, and why.
+    fn summary(&self) -> RunEnd {
+        let mut out = Vec::new();
+        for (stream, class) in self.classify() {
+            let (state, why) = match class {
+                Class::Complete | Class::NotSelected => continue,
+                Class::Cancelled => {
+                    // Dropped on purpose; its dependents say so as skipped.
+                    continue;
+                }
+                Class::Failed(r) => ("failed", r),
+                Class::Stopped => (
+                    "stopped",
+                    format!("stopped by the user; `orchestrate start {stream}` starts it again"),
+                ),
+                Class::Blocked(r) => ("blocked", r),
+                Class::Skipped(r) => ("skipped", format!("skipped because {r}")),
+                Class::Waiting(deps) => {
+                    let dirty: Vec<&String> = deps
+                        .iter()
+                        .filter(|d| {
+                            self.settings.worktree_mode
+                                && !self.finished_clean.contains(*d)
+                                && self
+                                    .graph
+                                    .get(d)
+                                    .is_some_and(|s| s.record.counts.is_complete())
+                        })
+                        .collect();
+                    if dirty.is_empty() {
+                        ("waiting", format!("waits for {}", deps.join(", ")))
+                    } else {
+                        (
+                            "waiting",
+                            format!(
+                                "waits for {}: finished with uncommitted changes",
+                                dirty
+                                    .iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                    }
+                }
+                Class::Running | Class::Ready => ("pending", "not started".into()),
+            };
+            out.push(Unfinished {
+                stream,
+                state,
+                why,
+            });
+        }
+        if out.is_empty() {
+            RunEnd::AllComplete
+        } else {
+            RunEnd::Incomplete(out)
+        }
+    }
+}
+
+/// Why a worker's run did not complete its stream: the agent's error result, the start-up
+/// error, or the exit status with the last lines of its log.
+fn exit_reason(rec: Option<&WorkerRecord>, log: &Path) -> String {
+    let text = tail(log, 64 * 1024).unwrap_or_default();
+    if let Some(err) = rec.and_then(|r| r.error.clone()) {
+        return err;
+    }
+    if let Some(err) = render::error_result(&text) {
+        return format!("the agent reported an error: {err}");
+    }
+    let status = match rec {
+        Some(r) => match (r.exit_code, r.signal, r.outcome.as_deref()) {
+            (Some(0), _, _) => "its worker exited with code 0 leaving tasks open".to_string(),
+            (Some(c), _, _) => format!("its worker exited with code {c}"),
+            (_, Some(s), _) => format!("its worker was killed by signal {s}"),
+            (_, _, Some("lost")) | (None, None, None) => {
+                "its worker's supervisor was killed before recording an exit".to_string()
+            }
+            _ => "its worker ended".to_string(),
+        },
+        None => "its worker ended".to_string(),
+    };
+    let lines = render::last_lines(&text, REASON_LINES);
+    if lines.is_empty() {
+        status
+    } else {
+        format!("{status}; last lines of its log:\n    {}", lines.join("\n    "))
+    }
+}
+
+/// The last `max` bytes of a file, as text.
+fn tail(path: &Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    // Drop a partial first line.
+    Some(if start > 0 {
+        text.split_once('\n').map(|(_, r)| r.to_string()).unwrap_or_default()
+    } else {
+        text
+    })
+}
