@@ -5,3 +5,4 @@ mod support;
 
 mod status;
 mod task;
+mod start;
