@@ -6,3 +6,5 @@ mod support;
 mod status;
 mod task;
 mod start;
+mod logs;
+mod stop;
