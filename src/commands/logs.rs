@@ -33,7 +33,8 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
         }
     };
     let mut buf = String::new();
-    file.read_to_string(&mut buf).map_err(|e| read_err(&path, e))?;
+    file.read_to_string(&mut buf)
+        .map_err(|e| read_err(&path, e))?;
     show(&buf, &mut pending);
     if args.follow {
         let interrupted = ui::interrupt_flag();
@@ -51,9 +52,11 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
             let pos = file.stream_position().map_err(|e| read_err(&path, e))?;
             if std::fs::metadata(&path).is_ok_and(|m| m.len() < pos) {
                 // Truncated or replaced: start over.
-                file.seek(SeekFrom::Start(0)).map_err(|e| read_err(&path, e))?;
+                file.seek(SeekFrom::Start(0))
+                    .map_err(|e| read_err(&path, e))?;
             }
-            file.read_to_string(&mut buf).map_err(|e| read_err(&path, e))?;
+            file.read_to_string(&mut buf)
+                .map_err(|e| read_err(&path, e))?;
             show(&buf, &mut pending);
             if ended && buf.is_empty() {
                 break;
@@ -102,7 +105,10 @@ fn unknown_stream(project: &Project, stream: &str, path: &Path) -> Error {
     } else {
         format!("streams with a log: {}", known.join(", "))
     };
-    Error::msg(format!("no log for stream `{stream}` ({} does not exist)", path.display()))
-        .with_hint(hint)
-        .with_code(exit_codes::NO_STREAMS)
+    Error::msg(format!(
+        "no log for stream `{stream}` ({} does not exist)",
+        path.display()
+    ))
+    .with_hint(hint)
+    .with_code(exit_codes::NO_STREAMS)
 }

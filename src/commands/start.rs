@@ -99,18 +99,17 @@ fn select(graph: &StreamGraph, names: &[String]) -> Result<Option<BTreeSet<Strin
     let selection: BTreeSet<String> = names.iter().cloned().collect();
     for name in &selection {
         if graph.get(name).is_none() {
-            return Err(Error::msg(format!("no stream `{name}` in the task database"))
-                .with_hint(format!("known streams: {}", known.join(", ")))
-                .with_code(exit_codes::NO_STREAMS));
+            return Err(
+                Error::msg(format!("no stream `{name}` in the task database"))
+                    .with_hint(format!("known streams: {}", known.join(", ")))
+                    .with_code(exit_codes::NO_STREAMS),
+            );
         }
     }
     let mut refusals = Vec::new();
     for name in &selection {
         let waiting = graph.waiting_for(name, |d| {
-            selection.contains(d)
-                || graph
-                    .get(d)
-                    .is_some_and(|s| s.record.counts.is_complete())
+            selection.contains(d) || graph.get(d).is_some_and(|s| s.record.counts.is_complete())
         });
         if !waiting.is_empty() {
             refusals.push(format!("{name} waits for {}", waiting.join(", ")));
@@ -121,7 +120,9 @@ fn select(graph: &StreamGraph, names: &[String]) -> Result<Option<BTreeSet<Strin
             "cannot start: dependencies are not complete ({})",
             refusals.join("; ")
         ))
-        .with_hint("name the dependencies too, or run `orchestrate start` to run everything in order")
+        .with_hint(
+            "name the dependencies too, or run `orchestrate start` to run everything in order",
+        )
         .with_code(exit_codes::REFUSED));
     }
     Ok(Some(selection))
@@ -149,7 +150,11 @@ fn plan(graph: &StreamGraph, s: &Settings) -> String {
                 "complete, nothing to run".to_string()
             } else if counts.is_cancelled() {
                 "cancelled, nothing to run".to_string()
-            } else if s.selection.as_ref().is_some_and(|sel| !sel.contains(st.id())) {
+            } else if s
+                .selection
+                .as_ref()
+                .is_some_and(|sel| !sel.contains(st.id()))
+            {
                 "not selected".to_string()
             } else {
                 order += 1;
@@ -204,8 +209,10 @@ fn report(end: RunEnd, ui: &Ui) -> Result<i32> {
             if live.is_empty() {
                 ui.info("interrupted; no worker is running");
             } else {
-                let names: Vec<String> =
-                    live.iter().map(|(s, pid)| format!("{s} (pid {pid})")).collect();
+                let names: Vec<String> = live
+                    .iter()
+                    .map(|(s, pid)| format!("{s} (pid {pid})"))
+                    .collect();
                 ui.info(&format!(
                     "interrupted; {} worker{} keep{} running: {}. `orchestrate stop` stops them; \
                      `orchestrate start` adopts them and carries on",

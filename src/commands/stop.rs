@@ -34,7 +34,10 @@ pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
         match &rec.identity {
             _ if !rec.is_live() => {
                 store.mark_lost(rec.id)?;
-                let pid = rec.pgid().map(|p| format!("pid {p}")).unwrap_or("no pid".into());
+                let pid = rec
+                    .pgid()
+                    .map(|p| format!("pid {p}"))
+                    .unwrap_or("no pid".into());
                 ui.print(&format!(
                     "{}: stale record ({pid} is gone or is another process now); cleaned, nothing signalled",
                     rec.stream

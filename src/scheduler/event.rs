@@ -13,23 +13,45 @@ pub enum Event<'a> {
         attempt: u32,
     },
     /// A worker launched by an earlier `start` is alive and is being watched.
-    Adopted { stream: &'a str, pid: i32 },
+    Adopted {
+        stream: &'a str,
+        pid: i32,
+    },
     /// The stream's tasks are complete.
-    Complete { stream: &'a str },
+    Complete {
+        stream: &'a str,
+    },
     /// A worker exited with the stream incomplete and will be started again.
     Retrying {
         stream: &'a str,
         attempt: u32,
         why: String,
     },
-    Failed { stream: &'a str, reason: String },
-    Skipped { stream: &'a str, reason: String },
-    Stopped { stream: &'a str },
-    Blocked { stream: &'a str, reason: String },
+    Failed {
+        stream: &'a str,
+        reason: String,
+    },
+    Skipped {
+        stream: &'a str,
+        reason: String,
+    },
+    Stopped {
+        stream: &'a str,
+    },
+    Blocked {
+        stream: &'a str,
+        reason: String,
+    },
     /// Something the user should know that changes nothing (placement notes, read errors).
-    Note { stream: Option<&'a str>, text: String },
+    Note {
+        stream: Option<&'a str>,
+        text: String,
+    },
     /// The latest thing a running worker did (from its log).
-    Activity { stream: &'a str, text: String },
+    Activity {
+        stream: &'a str,
+        text: String,
+    },
     /// A fresh read of the task database.
     Snapshot(&'a Snapshot),
 }

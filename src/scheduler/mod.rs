@@ -405,9 +405,9 @@ impl<'a> Scheduler<'a> {
             return Ok(());
         }
         let why = exit_reason(rec.as_ref(), &run.log);
-        let cannot_exec = rec
-            .as_ref()
-            .is_some_and(|r| r.exit_code == Some(worker::supervise::CANNOT_EXEC) && r.error.is_some());
+        let cannot_exec = rec.as_ref().is_some_and(|r| {
+            r.exit_code == Some(worker::supervise::CANNOT_EXEC) && r.error.is_some()
+        });
         if !cannot_exec && run.attempt <= self.settings.retries {
             self.reporter.event(Event::Retrying {
                 stream: &stream,
@@ -501,7 +501,7 @@ impl<'a> Scheduler<'a> {
             Claim::Granted(id) => id,
             Claim::Taken(rec) => {
                 // Another `start` launched it a moment ago: watch it instead.
-                self.watch_adopted(rec);
+                self.watch_adopted(*rec);
                 return Ok(());
             }
         };
@@ -592,7 +592,10 @@ impl<'a> Scheduler<'a> {
         // The child is not reaped until we wait, so its /proc entry is readable even if it
         // already exited.
         let identity = identity_of(pid).ok_or_else(|| {
-            Error::msg(format!("the supervisor of {} (pid {pid}) vanished at once", stream.id()))
+            Error::msg(format!(
+                "the supervisor of {} (pid {pid}) vanished at once",
+                stream.id()
+            ))
         })?;
         self.store.set_spawned(record, &identity)?;
         let tx = self.exits_tx.clone();
@@ -650,11 +653,7 @@ impl<'a> Scheduler<'a> {
                 }
                 Class::Running | Class::Ready => ("pending", "not started".into()),
             };
-            out.push(Unfinished {
-                stream,
-                state,
-                why,
-            });
+            out.push(Unfinished { stream, state, why });
         }
         if out.is_empty() {
             RunEnd::AllComplete
@@ -690,7 +689,10 @@ fn exit_reason(rec: Option<&WorkerRecord>, log: &Path) -> String {
     if lines.is_empty() {
         status
     } else {
-        format!("{status}; last lines of its log:\n    {}", lines.join("\n    "))
+        format!(
+            "{status}; last lines of its log:\n    {}",
+            lines.join("\n    ")
+        )
     }
 }
 
@@ -706,7 +708,9 @@ fn tail(path: &Path, max: u64) -> Option<String> {
     let text = String::from_utf8_lossy(&buf).into_owned();
     // Drop a partial first line.
     Some(if start > 0 {
-        text.split_once('\n').map(|(_, r)| r.to_string()).unwrap_or_default()
+        text.split_once('\n')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default()
     } else {
         text
     })

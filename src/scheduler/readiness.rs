@@ -138,7 +138,11 @@ mod tests {
     }
 
     fn diamond(a_done: bool) -> StreamGraph {
-        let a = if a_done { rec("A", &[], 2, 0, 0) } else { rec("A", &[], 0, 2, 0) };
+        let a = if a_done {
+            rec("A", &[], 2, 0, 0)
+        } else {
+            rec("A", &[], 0, 2, 0)
+        };
         StreamGraph::build(&Snapshot {
             streams: vec![
                 a,
@@ -151,10 +155,18 @@ mod tests {
         .unwrap()
     }
 
-    fn run(graph: &StreamGraph, running: &[&str], verdicts: &[(&str, Verdict)], wt: bool, clean: &[&str]) -> Vec<(String, Class)> {
+    fn run(
+        graph: &StreamGraph,
+        running: &[&str],
+        verdicts: &[(&str, Verdict)],
+        wt: bool,
+        clean: &[&str],
+    ) -> Vec<(String, Class)> {
         let running: HashSet<String> = running.iter().map(|s| s.to_string()).collect();
-        let verdicts: HashMap<String, Verdict> =
-            verdicts.iter().map(|(s, v)| (s.to_string(), v.clone())).collect();
+        let verdicts: HashMap<String, Verdict> = verdicts
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.clone()))
+            .collect();
         let clean: HashSet<String> = clean.iter().map(|s| s.to_string()).collect();
         classify(
             graph,
@@ -184,15 +196,27 @@ mod tests {
     #[test]
     fn worktree_mode_waits_for_a_clean_exit() {
         let g = diamond(true);
-        assert_eq!(run(&g, &["A"], &[], true, &[])[1].1, Class::Waiting(vec!["A".into()]));
-        assert_eq!(run(&g, &[], &[], true, &[])[1].1, Class::Waiting(vec!["A".into()]));
+        assert_eq!(
+            run(&g, &["A"], &[], true, &[])[1].1,
+            Class::Waiting(vec!["A".into()])
+        );
+        assert_eq!(
+            run(&g, &[], &[], true, &[])[1].1,
+            Class::Waiting(vec!["A".into()])
+        );
         assert_eq!(run(&g, &[], &[], true, &["A"])[1].1, Class::Ready);
     }
 
     #[test]
     fn failure_skips_dependents_transitively() {
         let g = diamond(true);
-        let got = run(&g, &[], &[("B", Verdict::Failed("exit 1".into()))], false, &[]);
+        let got = run(
+            &g,
+            &[],
+            &[("B", Verdict::Failed("exit 1".into()))],
+            false,
+            &[],
+        );
         assert_eq!(got[1].1, Class::Failed("exit 1".into()));
         assert_eq!(got[2].1, Class::Ready);
         assert_eq!(got[3].1, Class::Skipped("B failed".into()));
@@ -205,6 +229,9 @@ mod tests {
             warnings: vec![],
         })
         .unwrap();
-        assert!(matches!(run(&g, &[], &[], false, &[])[0].1, Class::Blocked(_)));
+        assert!(matches!(
+            run(&g, &[], &[], false, &[])[0].1,
+            Class::Blocked(_)
+        ));
     }
 }

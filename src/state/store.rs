@@ -104,7 +104,7 @@ pub enum Claim {
     /// The row to launch under.
     Granted(i64),
     /// Another live worker already runs the stream: adopt it instead.
-    Taken(WorkerRecord),
+    Taken(Box<WorkerRecord>),
 }
 
 pub struct StateStore {
@@ -226,7 +226,7 @@ impl StateStore {
         };
         for rec in open {
             if rec.is_live() {
-                return Ok(Claim::Taken(rec));
+                return Ok(Claim::Taken(Box::new(rec)));
             }
             tx.execute(
                 "UPDATE workers SET ended_at = ?2, outcome = 'lost' WHERE id = ?1 AND ended_at IS NULL",
@@ -482,7 +482,9 @@ mod tests {
         store
             .set_outcome("A", Some(&StreamOutcome::Failed { reason: "x".into() }))
             .unwrap();
-        store.set_outcome("B", Some(&StreamOutcome::Stopped)).unwrap();
+        store
+            .set_outcome("B", Some(&StreamOutcome::Stopped))
+            .unwrap();
         assert_eq!(store.outcomes().unwrap().len(), 2);
         store.clear_failed().unwrap();
         let left = store.outcomes().unwrap();

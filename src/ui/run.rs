@@ -47,7 +47,8 @@ impl<'a> RunView<'a> {
     }
 
     fn redraw(&self, stream: &str) {
-        if let (Some(bar), Some((state, activity))) = (self.bars.get(stream), self.labels.get(stream))
+        if let (Some(bar), Some((state, activity))) =
+            (self.bars.get(stream), self.labels.get(stream))
         {
             bar.set_message(match activity {
                 Some(a) => format!("{state} · {a}"),
@@ -103,9 +104,7 @@ impl Reporter for RunView<'_> {
                 why,
             } => {
                 let first = why.lines().next().unwrap_or_default();
-                self.line(&format!(
-                    "{stream}: {first}; starting attempt {attempt}"
-                ));
+                self.line(&format!("{stream}: {first}; starting attempt {attempt}"));
                 self.set_state(stream, "retrying");
             }
             Event::Failed { stream, reason } => {

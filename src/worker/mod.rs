@@ -138,7 +138,9 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
         h.attempt,
         now_rfc3339(),
         h.dir.display(),
-        h.branch.map(|b| format!(" (branch {b})")).unwrap_or_default(),
+        h.branch
+            .map(|b| format!(" (branch {b})"))
+            .unwrap_or_default(),
         h.command,
         m = render::MARK,
     );

@@ -132,7 +132,11 @@ fn render_result(v: &Value) -> String {
 
 /// A result's message: `result`, else the joined `errors`.
 fn result_text(v: &Value) -> Option<String> {
-    if let Some(text) = v.get("result").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(text) = v
+        .get("result")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         return Some(text.to_string());
     }
     let errors: Vec<&str> = v
@@ -198,9 +202,15 @@ mod tests {
             "[session s1] started (model m, in /p)"
         );
         let tool = r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Let me look."},{"type":"tool_use","id":"t","name":"Bash","input":{"command":"cargo test"}}]}}"#;
-        assert_eq!(render_line(tool).unwrap(), "Let me look.\n→ Bash: cargo test");
+        assert_eq!(
+            render_line(tool).unwrap(),
+            "Let me look.\n→ Bash: cargo test"
+        );
         let retry = r#"{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10}"#;
-        assert_eq!(render_line(retry).unwrap(), "waiting on the API (retry 3 of 10)");
+        assert_eq!(
+            render_line(retry).unwrap(),
+            "waiting on the API (retry 3 of 10)"
+        );
         let result = r#"{"type":"result","subtype":"success","is_error":false,"result":"Done.","total_cost_usd":0.25,"num_turns":4}"#;
         assert_eq!(
             render_line(result).unwrap(),

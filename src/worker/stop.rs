@@ -64,7 +64,10 @@ pub fn stop_groups(leaders: &[Identity], grace: Duration) -> Vec<StopResult> {
             });
         }
     }
-    results.into_iter().map(|r| r.unwrap_or(StopResult::NotAlive)).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(StopResult::NotAlive))
+        .collect()
 }
 
 /// Waits until the group has no live member; true if it emptied within `limit`.

@@ -81,7 +81,11 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     if let Some(store) = &store {
         let _ = store.record_exit(record, code, signal, None);
     }
-    let _ = writeln!(log, "{MARK} orchestrate: worker {text} at {}", now_rfc3339());
+    let _ = writeln!(
+        log,
+        "{MARK} orchestrate: worker {text} at {}",
+        now_rfc3339()
+    );
     clear_leftovers();
     code.unwrap_or(128 + signal.unwrap_or(0))
 }
@@ -89,12 +93,7 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
 /// Ends what the worker left running in our group (background jobs, stuck grandchildren).
 fn clear_leftovers() {
     let me = std::process::id() as i32;
-    let others = || -> Vec<i32> {
-        group_members(me)
-            .into_iter()
-            .filter(|&p| p != me)
-            .collect()
-    };
+    let others = || -> Vec<i32> { group_members(me).into_iter().filter(|&p| p != me).collect() };
     let left = others();
     if left.is_empty() {
         return;

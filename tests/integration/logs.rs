@@ -21,7 +21,10 @@ fn logs_render_stream_json_and_raw_prints_it_as_written() {
     assert!(out.contains("==== dependencies: none"), "{out}");
     assert!(out.contains("→ Bash: make test"), "{out}");
     assert!(out.contains("waiting on the API (retry 2 of 10)"), "{out}");
-    assert!(out.contains("result: success: All done. (cost $0.0123, 3 turns)"), "{out}");
+    assert!(
+        out.contains("result: success: All done. (cost $0.0123, 3 turns)"),
+        "{out}"
+    );
     assert!(!out.contains("\"type\""), "{out}");
     let raw = fake.run(&["logs", "--raw", "Stream-A"]).success().stdout();
     assert!(raw.contains(r#"{"type":"result""#), "{raw}");
@@ -31,10 +34,18 @@ fn logs_render_stream_json_and_raw_prints_it_as_written() {
 fn unknown_stream_lists_the_known_ones() {
     let fake = one_stream();
     let run = fake.run(&["logs", "Stream-A"]).expect_code(4);
-    assert!(run.stderr().contains("no worker has run"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("no worker has run"),
+        "{}",
+        run.stderr()
+    );
     fake.run(&["start"]).success();
     let run = fake.run(&["logs", "Stream-Q"]).expect_code(4);
-    assert!(run.stderr().contains("streams with a log: Stream-A"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("streams with a log: Stream-A"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -48,7 +59,8 @@ fn follow_prints_until_the_worker_ends() {
     });
     let mut follow = fake.spawn(&["logs", "-f", "Stream-A"], "follow");
     wait_for("the header to be shown", LONG, || {
-        fake.output_of("follow", "out").contains("orchestrate worker: Stream-A")
+        fake.output_of("follow", "out")
+            .contains("orchestrate worker: Stream-A")
     });
     std::fs::write(&go, "").unwrap();
     assert_eq!(wait_exit(&mut follow, LONG), 0);

@@ -3,8 +3,8 @@
 
 mod support;
 
-mod status;
-mod task;
-mod start;
 mod logs;
+mod start;
+mod status;
 mod stop;
+mod task;

@@ -32,7 +32,10 @@ impl Fake {
     /// Sets a fake-worker variable (`FAKE_X`), or a per-stream one with `stream`.
     pub fn set(&mut self, var: &str, stream: Option<&str>, value: &str) -> &mut Self {
         let key = match stream {
-            Some(s) => format!("FAKE_{var}_{}", s.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
+            Some(s) => format!(
+                "FAKE_{var}_{}",
+                s.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            ),
             None => format!("FAKE_{var}"),
         };
         self.vars.push((key, value.into()));
@@ -55,15 +58,20 @@ impl Fake {
     /// The timestamp (ns) on the last line of a marker.
     pub fn time(&self, stream: &str, what: &str) -> u128 {
         let lines = self.lines(stream, what);
-        let last = lines.last().unwrap_or_else(|| panic!("no {stream}.{what} marker"));
+        let last = lines
+            .last()
+            .unwrap_or_else(|| panic!("no {stream}.{what} marker"));
         last.split_whitespace().last().unwrap().parse().unwrap()
     }
 
     /// `orchestrate ARGS` with the fake worker as the worker command.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = self.env.cmd(args);
-        cmd.env("ORCHESTRATE_WORKER_CMD", format!("{FAKE_WORKER} {{prompt}}"))
-            .env("FAKE_MARKER", &self.markers);
+        cmd.env(
+            "ORCHESTRATE_WORKER_CMD",
+            format!("{FAKE_WORKER} {{prompt}}"),
+        )
+        .env("FAKE_MARKER", &self.markers);
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
@@ -108,7 +116,9 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> i32 {
 /// True if `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        let state = s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next());
+        let state = s
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
         !matches!(state, Some("Z" | "X") | None)
     })
 }
@@ -132,7 +142,11 @@ fn diamond_completes_in_order_with_b_and_c_overlapping() {
     fake.set("WAIT_FOR", Some("Stream-B"), c_started.to_str().unwrap())
         .set("WAIT_FOR", Some("Stream-C"), b_started.to_str().unwrap());
     let run = fake.run(&["start", "--stagger", "0"]).success();
-    assert!(run.stdout().contains("every stream is complete"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("every stream is complete"),
+        "{}",
+        run.stdout()
+    );
     let err = run.stderr();
     for s in ["Stream-A", "Stream-B", "Stream-C", "Stream-Z"] {
         assert!(err.contains(&format!("started {s} (pid ")), "{err}");
@@ -165,13 +179,25 @@ fn failing_worker_is_retried_then_failed_and_dependents_skipped() {
         .run(&["start", "--stagger", "0", "--retries", "1"])
         .expect_code(6);
     assert_eq!(fake.lines("Stream-B", "started").len(), 2, "one retry");
-    assert!(fake.lines("Stream-Z", "started").is_empty(), "Z must not start");
+    assert!(
+        fake.lines("Stream-Z", "started").is_empty(),
+        "Z must not start"
+    );
     assert_eq!(fake.lines("Stream-C", "started").len(), 1);
     let out = run.stdout();
-    assert!(out.contains("Stream-B (failed): failed after 2 attempts"), "{out}");
+    assert!(
+        out.contains("Stream-B (failed): failed after 2 attempts"),
+        "{out}"
+    );
     assert!(out.contains("exited with code 3"), "{out}");
-    assert!(out.contains("fake worker for Stream-B exiting with 3"), "{out}");
-    assert!(out.contains("Stream-Z (skipped): skipped because Stream-B failed"), "{out}");
+    assert!(
+        out.contains("fake worker for Stream-B exiting with 3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Stream-Z (skipped): skipped because Stream-B failed"),
+        "{out}"
+    );
     let doc = fake.env.run(&["status", "--json"]).success().json();
     let b = doc["streams"]
         .as_array()
@@ -203,9 +229,17 @@ fn max_parallel_one_serialises_the_workers() {
 fn named_streams_with_incomplete_dependencies_are_refused() {
     let fake = diamond();
     let run = fake.run(&["start", "Stream-B"]).expect_code(7);
-    assert!(run.stderr().contains("Stream-B waits for Stream-A"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("Stream-B waits for Stream-A"),
+        "{}",
+        run.stderr()
+    );
     let run = fake.run(&["start", "Stream-Nope"]).expect_code(4);
-    assert!(run.stderr().contains("known streams: Stream-A"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("known streams: Stream-A"),
+        "{}",
+        run.stderr()
+    );
     // Naming the dependency too is fine; only those two run.
     fake.run(&["start", "--stagger", "0", "Stream-A", "Stream-B"])
         .success();
@@ -233,10 +267,12 @@ fn a_missing_worker_program_fails_its_stream_clearly() {
     let mut env = TestEnv::new();
     env.add_stream("Stream-A", &[], 1, "pending");
     let fake = Fake::new(env);
-    let run = fake.run(&["start", "--worker-cmd", "no-such-agent-cli -p {prompt}"])
+    let run = fake
+        .run(&["start", "--worker-cmd", "no-such-agent-cli -p {prompt}"])
         .expect_code(6);
     assert!(
-        run.stdout().contains("Stream-A (failed)") && run.stdout().contains("`no-such-agent-cli` was not found"),
+        run.stdout().contains("Stream-A (failed)")
+            && run.stdout().contains("`no-such-agent-cli` was not found"),
         "{}",
         run.stdout()
     );
@@ -248,7 +284,9 @@ fn start_adopts_a_live_worker_after_being_killed_and_starts_no_duplicate() {
     let go = fake.markers.join("go");
     fake.set("WAIT_FOR", Some("Stream-A"), go.to_str().unwrap());
     let mut first = fake.spawn(&["start", "--stagger", "0"], "first");
-    wait_for("Stream-A to start", LONG, || fake.marker("Stream-A", "started").exists());
+    wait_for("Stream-A to start", LONG, || {
+        fake.marker("Stream-A", "started").exists()
+    });
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     let worker_pid: i32 = fake.lines("Stream-A", "pid")[0].parse().unwrap();
@@ -261,6 +299,10 @@ fn start_adopts_a_live_worker_after_being_killed_and_starts_no_duplicate() {
     std::fs::write(&go, "").unwrap();
     let code = wait_exit(&mut second, LONG);
     assert_eq!(code, 0, "stderr: {}", fake.output_of("second", "err"));
-    assert_eq!(fake.lines("Stream-A", "started").len(), 1, "no duplicate worker");
+    assert_eq!(
+        fake.lines("Stream-A", "started").len(),
+        1,
+        "no duplicate worker"
+    );
     assert_eq!(fake.lines("Stream-Z", "started").len(), 1);
 }

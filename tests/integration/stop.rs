@@ -60,7 +60,11 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
 
     // Idempotent.
     let again = fake.run(&["stop"]).success();
-    assert!(again.stdout().contains("no live workers"), "{}", again.stdout());
+    assert!(
+        again.stdout().contains("no live workers"),
+        "{}",
+        again.stdout()
+    );
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(doc["streams"][0]["state"], "stopped");
     assert_eq!(doc["streams"][0]["worker"]["state"], "stopped");
@@ -109,7 +113,15 @@ fn a_stale_record_whose_pid_was_reused_is_never_signalled() {
         .unwrap();
     let pid = unrelated.id() as i32;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ticks: i64 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap();
+    let ticks: i64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     let conn = Connection::open(state_db(&fake.env.root)).unwrap();
     // Same pid, another start time: a record of a worker long gone whose pid was reused.
@@ -124,7 +136,9 @@ fn a_stale_record_whose_pid_was_reused_is_never_signalled() {
     assert!(alive(pid), "the unrelated process was signalled");
     assert!(unrelated.try_wait().unwrap().is_none());
     let outcome: String = conn
-        .query_row("SELECT outcome FROM workers WHERE pid = ?1", [pid], |r| r.get(0))
+        .query_row("SELECT outcome FROM workers WHERE pid = ?1", [pid], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(outcome, "lost");
     unrelated.kill().unwrap();
