@@ -306,3 +306,92 @@ fn start_adopts_a_live_worker_after_being_killed_and_starts_no_duplicate() {
     );
     assert_eq!(fake.lines("Stream-Z", "started").len(), 1);
 }
+
+#[test]
+fn an_agent_error_result_is_the_failure_reason() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    let mut fake = Fake::new(env);
+    fake.set("COMPLETE", None, "0")
+        .set("EXIT", None, "1")
+        .set("STREAM_JSON", None, "1");
+    let run = fake.run(&["start", "--retries", "0"]).expect_code(6);
+    assert!(
+        run.stdout().contains(
+            "Stream-A (failed): failed after 1 attempt: the agent reported an error: API Error: fake failure"
+        ),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn a_stream_left_with_only_blocked_tasks_ends_the_run_with_the_reason() {
+    let mut env = TestEnv::new();
+    let ids = env.add_stream("Stream-A", &[], 2, "completed");
+    env.conn()
+        .execute(
+            "UPDATE tasks SET status = 'blocked', blocked_reason = 'needs an API key' WHERE id = ?1",
+            [&ids[1]],
+        )
+        .unwrap();
+    env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
+    let fake = Fake::new(env);
+    let run = fake.run(&["start"]).expect_code(6);
+    let out = run.stdout();
+    assert!(out.contains("Stream-A (blocked)") && out.contains("needs an API key"), "{out}");
+    assert!(out.contains("Stream-B (waiting): waits for Stream-A"), "{out}");
+    assert!(std::fs::read_dir(&fake.markers).unwrap().next().is_none());
+}
+
+#[test]
+fn two_concurrent_starts_launch_one_worker_per_stream() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    let mut fake = Fake::new(env);
+    let go = fake.markers.join("go");
+    fake.set("WAIT_FOR", None, go.to_str().unwrap());
+    let mut one = fake.spawn(&["start"], "one");
+    let mut two = fake.spawn(&["start"], "two");
+    wait_for("both starts to see Stream-A running", LONG, || {
+        let said = |n| {
+            let err = fake.output_of(n, "err");
+            err.contains("started Stream-A") || err.contains("adopted Stream-A")
+        };
+        said("one") && said("two")
+    });
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(wait_exit(&mut one, LONG), 0);
+    assert_eq!(wait_exit(&mut two, LONG), 0);
+    assert_eq!(fake.lines("Stream-A", "started").len(), 1);
+}
+
+#[test]
+fn an_exit_is_recorded_while_no_start_runs() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    let mut fake = Fake::new(env);
+    let go = fake.markers.join("go");
+    fake.set("WAIT_FOR", None, go.to_str().unwrap())
+        .set("EXIT", None, "5");
+    let mut start = fake.spawn(&["start"], "start");
+    wait_for("Stream-A to start", LONG, || {
+        fake.marker("Stream-A", "started").exists()
+    });
+    start.kill().unwrap();
+    start.wait().unwrap();
+    std::fs::write(&go, "").unwrap();
+    let conn = rusqlite::Connection::open(state_db(&fake.env.root)).unwrap();
+    let mut code: Option<i32> = None;
+    wait_for("the supervisor to record the exit", LONG, || {
+        code = conn
+            .query_row(
+                "SELECT exit_code FROM workers WHERE stream = 'Stream-A' AND ended_at IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        code.is_some()
+    });
+    assert_eq!(code, Some(5));
+}
