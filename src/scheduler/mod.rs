@@ -65,6 +65,9 @@ struct Running {
     log: PathBuf,
     /// Not our child: its end is noticed by polling `/proc`.
     adopted: bool,
+    /// Adopted while another `start` was still spawning it: `identity` is that `start`'s
+    /// until the row names the supervisor.
+    via_claimer: bool,
     last_activity: Option<String>,
 }
 
@@ -191,6 +194,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn watch_adopted(&mut self, rec: WorkerRecord) {
+        let via_claimer = rec.identity.is_none();
         let Some(identity) = rec.identity.clone().or(rec.claimer.clone()) else {
             return;
         };
@@ -216,6 +220,7 @@ impl<'a> Scheduler<'a> {
                 },
                 log: rec.log_path.clone(),
                 adopted: true,
+                via_claimer,
                 last_activity: None,
             },
         );
@@ -301,6 +306,7 @@ impl<'a> Scheduler<'a> {
             }),
         }
         if ticks.is_multiple_of(ADOPTED_POLL_TICKS) {
+            self.learn_supervisors()?;
             let gone: Vec<i64> = self
                 .running
                 .values()
@@ -313,6 +319,25 @@ impl<'a> Scheduler<'a> {
         }
         if ticks.is_multiple_of(ACTIVITY_TICKS) && self.reporter.wants_activity() {
             self.read_activity();
+        }
+        Ok(())
+    }
+
+    /// Replaces a claiming `start`'s identity by the supervisor's once the row has it.
+    fn learn_supervisors(&mut self) -> Result<()> {
+        let pending: Vec<(String, i64)> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.via_claimer)
+            .map(|(s, r)| (s.clone(), r.record))
+            .collect();
+        for (stream, record) in pending {
+            if let Some(identity) = self.store.worker(record)?.and_then(|r| r.identity)
+                && let Some(run) = self.running.get_mut(&stream)
+            {
+                run.identity = identity;
+                run.via_claimer = false;
+            }
         }
         Ok(())
     }
@@ -523,6 +548,7 @@ impl<'a> Scheduler<'a> {
                         placement,
                         log,
                         adopted: false,
+                        via_claimer: false,
                         last_activity: None,
                     },
                 );

@@ -155,6 +155,24 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     })
 }
 
+/// Runs `f` again while SQLite says the database is busy or locked, for up to 10 s.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl StateStore {
     /// Opens (creating folder, file and tables if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
@@ -170,11 +188,12 @@ impl StateStore {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        // Switching a new file to WAL takes an exclusive lock without calling the busy handler,
+        // so two processes creating the store at once must retry by hand.
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        retry_busy(|| conn.execute_batch(SCHEMA)).map_err(err)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),

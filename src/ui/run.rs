@@ -90,7 +90,7 @@ impl Reporter for RunView<'_> {
             }
             Event::Adopted { stream, pid } => {
                 self.line(&format!(
-                    "adopted {stream} (pid {pid}, started by an earlier run)"
+                    "adopted {stream} (pid {pid}, started by another `orchestrate start`)"
                 ));
                 self.set_state(stream, "running");
             }

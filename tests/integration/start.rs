@@ -339,8 +339,14 @@ fn a_stream_left_with_only_blocked_tasks_ends_the_run_with_the_reason() {
     let fake = Fake::new(env);
     let run = fake.run(&["start"]).expect_code(6);
     let out = run.stdout();
-    assert!(out.contains("Stream-A (blocked)") && out.contains("needs an API key"), "{out}");
-    assert!(out.contains("Stream-B (waiting): waits for Stream-A"), "{out}");
+    assert!(
+        out.contains("Stream-A (blocked)") && out.contains("needs an API key"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Stream-B (waiting): waits for Stream-A"),
+        "{out}"
+    );
     assert!(std::fs::read_dir(&fake.markers).unwrap().next().is_none());
 }
 
