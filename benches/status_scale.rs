@@ -2,6 +2,8 @@
 //! 10 × 5, 200 × 20 and 1,000 × 20 tasks in mixed states. Targets: ≤ 10 ms for 10 streams,
 //! ≤ 60 ms for 20,000 tasks. Run: `cargo bench --bench status_scale`.
 
+#![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
 mod common;
 
 use std::time::{Duration, Instant};
