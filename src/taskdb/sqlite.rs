@@ -409,3 +409,70 @@ mod tests {
         assert_eq!(out, vec!["A", "B", "C", "A", "D", "7"]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn db_with(metadata: &[Option<String>]) -> (tempfile::TempDir, SqliteTaskDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tasks (id TEXT PRIMARY KEY, title TEXT NOT NULL, status TEXT, blocked_reason TEXT,
+                                 metadata TEXT, archived INTEGER DEFAULT 0)",
+        )
+        .unwrap();
+        for (i, m) in metadata.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO tasks (id, title, status, metadata) VALUES (?1, 't', 'pending', ?2)",
+                rusqlite::params![format!("T{i}"), m],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let db = SqliteTaskDb::open(&path, "test").unwrap();
+        (dir, db)
+    }
+
+    fn metadata() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            any::<String>().prop_map(Some),
+            (
+                "[a-zA-Z0-9 :\\[\\]./-]{0,10}",
+                proptest::collection::vec(any::<String>(), 0..3)
+            )
+                .prop_map(|(id, deps)| {
+                    Some(serde_json::json!({"streamId": id, "dependencies": deps}).to_string())
+                }),
+            any::<String>().prop_map(|id| Some(
+                serde_json::json!({"streamId": id, "dependencies": id}).to_string()
+            )),
+            Just(Some(
+                r#"{"streamId": 5, "dependencies": [1, [2], {"a": 3}], "streamName": null}"#
+                    .to_string()
+            )),
+            Just(Some(r#"{"streamId": "S", "dependencies": "#.to_string())),
+            Just(Some("[]".to_string())),
+            Just(Some("\"just a string\"".to_string())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn snapshot_never_fails_on_any_metadata(rows in proptest::collection::vec(metadata(), 0..8)) {
+            let (_dir, mut db) = db_with(&rows);
+            let snapshot = db.snapshot().unwrap();
+            let total: u32 = snapshot.streams.iter().map(|s| s.counts.total).sum();
+            prop_assert!(total as usize + snapshot.warnings.len() <= rows.len());
+            for s in &snapshot.streams {
+                prop_assert!(!s.id.is_empty());
+                prop_assert!(!s.name.is_empty());
+            }
+        }
+    }
+}

@@ -3,5 +3,6 @@
 
 mod support;
 
+mod dbfaults;
 mod status;
 mod task;
