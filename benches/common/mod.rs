@@ -40,3 +40,41 @@ impl Stats {
 
 pub const TABLE_HEADER: &str =
     "| case | runs | min ms | median ms | p95 ms | max ms |\n|---|---|---|---|---|---|";
+
+/// The benchmarks' scripted worker (`benches/fixtures/bench-worker.sh`) as a worker command.
+pub fn worker_cmd() -> String {
+    format!(
+        "sh {}/benches/fixtures/bench-worker.sh",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Seconds since the epoch of an ISO-8601 UTC timestamp `YYYY-MM-DDTHH:MM:SS.sssZ`
+/// (checked against `date -d @1767962096 -u`: 2026-01-09T12:34:56Z).
+pub fn iso_to_epoch(ts: &str) -> f64 {
+    let n = |a: usize, b: usize| ts[a..b].parse::<i64>().expect("numeric timestamp field");
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs: f64 = ts[17..ts.len() - 1].parse().expect("seconds");
+    (days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60) as f64 + secs
+}
+
+/// A marker file's content as seconds since the epoch (`date +%s.%N`).
+pub fn read_mark(path: &std::path::Path) -> Option<f64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// CPU time (user + system) of every reaped descendant of this process so far.
+pub fn children_cpu() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(usage.user_time()) + tv(usage.system_time())
+}
