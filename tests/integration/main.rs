@@ -3,4 +3,7 @@
 
 mod support;
 
+mod clean;
+mod merge;
 mod status;
+mod worktrees;
