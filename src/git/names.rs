@@ -84,7 +84,7 @@ pub fn slug(id: &str) -> String {
         stem.truncate(MAX_STEM);
         stem = stem.trim_end_matches(['.', '-']).to_string();
     }
-    if stem == id && !looks_hashed(id) {
+    if stem == id && !stem.is_empty() && !looks_hashed(id) {
         return stem;
     }
     let hash = format!("{:016x}", fnv1a(id.as_bytes()));
