@@ -235,6 +235,8 @@ pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
             repo.delete_branch(b)?;
         }
     }
+    // Leave no empty `.claude/worktrees/` behind (fails harmlessly when something is kept).
+    let _ = std::fs::remove_dir(project.worktrees_dir());
     Ok(())
 }
 

@@ -130,7 +130,11 @@ fn prune_entry(repo: &Repo, name: &str, locked: bool) -> Result<()> {
 /// Makes sure `path` is a worktree with `names.branch()` checked out (the branch must exist).
 pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> {
     let branch_ref = names.branch_ref();
-    let mut repaired = !prune_stale(repo)?.is_empty() && !path.exists();
+    let before = list(repo)?;
+    let pruned = prune_stale(repo)?;
+    let mut repaired = before
+        .iter()
+        .any(|w| pruned.contains(&w.name) && same_path(&w.path, path));
     let mut existing = list(repo)?;
     if let Some(at_path) = existing.iter().find(|w| same_path(&w.path, path)) {
         if at_path.valid && at_path.branch.as_deref() == Some(branch_ref.as_str()) {

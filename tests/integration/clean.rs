@@ -26,6 +26,15 @@ fn worktree_list(env: &TestEnv) -> String {
     env.git(&["worktree", "list", "--porcelain"])
 }
 
+/// The worktree paths and branches (HEADs move with merges).
+fn worktrees(env: &TestEnv) -> Vec<String> {
+    worktree_list(env)
+        .lines()
+        .filter(|l| !l.starts_with("HEAD "))
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn keeps_dirty_and_unmerged_worktrees_and_removes_merged_clean_ones() {
     let env = three_worktrees();
@@ -120,4 +129,81 @@ fn stale_metadata_is_pruned_and_live_locks_are_respected() {
         env.root.join(".claude/worktrees/Stream-B").exists(),
         "only the named stream"
     );
+}
+
+/// The "done when", without the scheduler: the diamond on a repository with a few
+/// hundred files, each stream committing on its own branch, Z based on A+B+C, clean hints,
+/// `merge` bringing everything home, and `clean --branches` restoring worktrees and branches.
+#[test]
+fn full_round_trip_leaves_worktrees_and_branches_as_before() {
+    let mut env = TestEnv::new();
+    for i in 0..300 {
+        let dir = env.root.join(format!("src/m{}", i % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    env.git(&["add", "src"]);
+    env.git(&["commit", "-q", "-m", "a few hundred files"]);
+    env.diamond();
+    let worktrees_before = worktrees(&env);
+    let branches_before = env.git(&["branch", "--format=%(refname:short)"]);
+
+    let mut ws = workspaces(&env, Config::default());
+    for (id, file) in [
+        ("Stream-A", "a.txt"),
+        ("Stream-B", "b.txt"),
+        ("Stream-C", "c.txt"),
+        ("Stream-Z", "z.txt"),
+    ] {
+        let g = graph(&env);
+        let p = prepare(&mut ws, &g, id);
+        if id == "Stream-Z" {
+            for f in ["a.txt", "b.txt", "c.txt"] {
+                assert!(p.dir.join(f).exists(), "Z's base lacks {f}");
+            }
+        }
+        ws.worker_started(id, &p, std::process::id());
+        commit_file(&env, &p.dir, file, id);
+        // A worker that forgot to commit its last change.
+        std::fs::write(p.dir.join(format!("late-{file}")), "late\n").unwrap();
+        let done = ws.worker_finished(id, &p);
+        assert!(done.auto_committed, "{done:?}");
+        env.set_stream_status(id, "completed");
+    }
+
+    let g = graph(&env);
+    let project = orchestrate::project::Project {
+        root: env.root.clone(),
+    };
+    let plan = orchestrate::git::hints(&project, &g, None).unwrap();
+    assert_eq!(plan.target, "main");
+    assert!(
+        plan.streams
+            .iter()
+            .all(|s| s.preview == orchestrate::git::MergePreview::Clean),
+        "{plan:?}"
+    );
+    let text =
+        orchestrate::ui::mergeback::render_plan(&plan, &orchestrate::ui::Palette::new(false));
+    assert_eq!(text.matches("merges cleanly").count(), 4, "{text}");
+
+    env.run(&["merge"]).success();
+    for f in [
+        "a.txt",
+        "b.txt",
+        "c.txt",
+        "z.txt",
+        "late-z.txt",
+        "src/m3/f3.txt",
+    ] {
+        assert!(env.root.join(f).exists(), "{f} not merged");
+    }
+    let out = env.run(&["clean", "--branches"]).success().stdout();
+    assert!(!out.contains("kept"), "{out}");
+    assert_eq!(worktrees(&env), worktrees_before);
+    assert_eq!(
+        env.git(&["branch", "--format=%(refname:short)"]),
+        branches_before
+    );
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
 }
