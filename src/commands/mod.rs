@@ -5,6 +5,7 @@ mod clean;
 mod context;
 mod merge;
 mod status;
+mod task;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Logs(_) => not_implemented("logs"),
         Command::Clean(args) => clean::run(&global, &args, ui),
         Command::Merge(args) => merge::run(&global, &args, ui),
-        Command::Task(_) => not_implemented("task"),
+        Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(_) => not_implemented("doctor"),
         Command::Init(_) => not_implemented("init"),
         Command::Supervise(_) => not_implemented("__supervise"),

@@ -4,6 +4,8 @@
 mod support;
 
 mod clean;
+mod dbfaults;
 mod merge;
 mod status;
+mod task;
 mod worktrees;
