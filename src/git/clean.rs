@@ -81,7 +81,7 @@ pub fn plan(
     let all = worktree::list(&repo)?;
     let stale = all
         .iter()
-        .filter(|w| !w.valid && !w.path.exists() && w.live_lock_pid().is_none())
+        .filter(|w| w.is_stale())
         .map(|w| w.name.clone())
         .collect();
     let ids = stream_ids(project, graph)?;
@@ -157,14 +157,18 @@ pub fn plan(
             if let Some(pid) = running.get(&stream) {
                 reasons.push(format!("stream {stream} is running (worker pid {pid})"));
             }
-            let dirty = Repo::open(&w.path)?.dirty_files()?;
-            if !dirty.is_empty() {
-                let paths: Vec<String> = dirty.into_iter().map(|f| f.path).collect();
-                reasons.push(format!(
-                    "{} uncommitted or untracked file(s): {}",
-                    paths.len(),
-                    summarize(&paths)
-                ));
+            match Repo::open(&w.path).and_then(|r| r.dirty_files()) {
+                Ok(dirty) if dirty.is_empty() => {}
+                Ok(dirty) => {
+                    let paths: Vec<String> = dirty.into_iter().map(|f| f.path).collect();
+                    reasons.push(format!(
+                        "{} uncommitted or untracked file(s): {}",
+                        paths.len(),
+                        summarize(&paths)
+                    ));
+                }
+                // Unknown is not clean: keep it.
+                Err(e) => reasons.push(format!("its status cannot be read ({e})")),
             }
             if unmerged > 0 || target_tip.is_none() {
                 reasons.push(unmerged_reason());

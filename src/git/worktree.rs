@@ -31,6 +31,17 @@ pub struct WorktreeInfo {
 }
 
 impl WorktreeInfo {
+    /// Its folder is gone and no one holds it: the metadata can be pruned without loss. A lock
+    /// not written by us (e.g. a worktree on unmounted media) is the user's call, and one held
+    /// by a live worker is respected.
+    pub fn is_stale(&self) -> bool {
+        let held = self
+            .lock
+            .as_deref()
+            .is_some_and(|r| lock_pid(r).is_none_or(pid_alive));
+        !self.valid && !self.path.exists() && !held
+    }
+
     /// The pid named in our lock reason, if that process is alive (not a zombie).
     pub fn live_lock_pid(&self) -> Option<u32> {
         self.lock
@@ -101,12 +112,7 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
 pub fn prune_stale(repo: &Repo) -> Result<Vec<String>> {
     let mut pruned = Vec::new();
     for info in list(repo)? {
-        // A lock not written by us (e.g. a worktree on unmounted media) is the user's call.
-        let foreign_or_live_lock = info
-            .lock
-            .as_deref()
-            .is_some_and(|r| lock_pid(r).is_none_or(pid_alive));
-        if info.valid || info.path.exists() || foreign_or_live_lock {
+        if !info.is_stale() {
             continue;
         }
         prune_entry(repo, &info.name, info.lock.is_some())?;

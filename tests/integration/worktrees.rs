@@ -312,19 +312,24 @@ fn worker_lifecycle_locks_then_unlocks_and_auto_commits_leftovers() {
 fn worktreeinclude_copies_only_really_ignored_files() {
     let mut env = TestEnv::new();
     env.diamond();
-    std::fs::write(env.root.join(".gitignore"), ".env\nsecrets/\n").unwrap();
-    std::fs::write(
-        env.root.join(".worktreeinclude"),
-        ".env\nsecrets/\nnotes.txt\n",
-    )
-    .unwrap();
-    env.git(&["add", ".gitignore", ".worktreeinclude"]);
+    let ignore = ".env\nsecrets/\ntarget/\nconfig/local.toml\nlink.env\n";
+    let include = ".env\nsecrets/\nnotes.txt\nconfig/local.toml\nlink.env\n";
+    std::fs::write(env.root.join(".gitignore"), ignore).unwrap();
+    std::fs::write(env.root.join(".worktreeinclude"), include).unwrap();
+    std::fs::create_dir_all(env.root.join("config")).unwrap();
+    std::fs::write(env.root.join("config/app.toml"), "tracked\n").unwrap();
+    env.git(&["add", ".gitignore", ".worktreeinclude", "config/app.toml"]);
     env.git(&["commit", "-q", "-m", "ignore rules"]);
     std::fs::write(env.root.join(".env"), "TOKEN=42\n").unwrap();
     std::fs::create_dir_all(env.root.join("secrets")).unwrap();
     std::fs::write(env.root.join("secrets/key.pem"), "KEY\n").unwrap();
     // Matches .worktreeinclude but is not ignored: user work, not copied.
     std::fs::write(env.root.join("notes.txt"), "draft\n").unwrap();
+    std::fs::write(env.root.join("config/local.toml"), "local\n").unwrap();
+    // A build folder is not walked for a name-only pattern like `.env`.
+    std::fs::create_dir_all(env.root.join("target/debug")).unwrap();
+    std::fs::write(env.root.join("target/debug/.env"), "build\n").unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", env.root.join("link.env")).unwrap();
     let g = graph(&env);
     let mut ws = workspaces(&env, Config::default());
     let a = prepare(&mut ws, &g, "Stream-A");
@@ -334,6 +339,16 @@ fn worktreeinclude_copies_only_really_ignored_files() {
     );
     assert!(a.dir.join("secrets/key.pem").exists());
     assert!(!a.dir.join("notes.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(a.dir.join("config/local.toml")).unwrap(),
+        "local\n"
+    );
+    assert!(!a.dir.join("target").exists());
+    assert_eq!(
+        std::fs::read_link(a.dir.join("link.env")).unwrap(),
+        PathBuf::from("/nonexistent/target"),
+        "a symlink is copied as a symlink"
+    );
     assert!(a.notes.iter().any(|n| n.contains(".env")), "{:?}", a.notes);
 }
 
@@ -418,5 +433,38 @@ fn the_main_stream_runs_in_the_project_root() {
     let p = prepare(&mut workspaces(&env, Config::default()), &g, "main");
     assert_eq!(p.dir, env.root);
     assert_eq!(p.branch, None);
-    let _: PathBuf = p.dir;
+}
+
+#[test]
+fn status_and_dry_run_helpers_report_bases_without_changing_anything() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let project = Project {
+        root: env.root.clone(),
+    };
+    let mut ws = workspaces(&env, Config::default());
+    let planned = orchestrate::git::plan_placement(&project, stream(&g, "Stream-A")).unwrap();
+    assert!(planned.base.starts_with("HEAD of main"), "{planned:?}");
+    assert_eq!(
+        orchestrate::git::branch_status(&project, "Stream-A").unwrap(),
+        None
+    );
+
+    for (id, file) in [("Stream-A", "a"), ("Stream-B", "b"), ("Stream-C", "c")] {
+        let p = prepare(&mut ws, &g, id);
+        commit_file(&env, &p.dir, file, file);
+    }
+    let status = orchestrate::git::branch_status(&project, "Stream-B")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.branch, "stream/Stream-B");
+    assert_eq!(status.commits_ahead_of_base, Some(1));
+
+    let objects = env.git(&["count-objects"]);
+    let z = orchestrate::git::plan_placement(&project, stream(&g, "Stream-Z")).unwrap();
+    assert_eq!(z.base, "merge of stream/Stream-B, stream/Stream-C");
+    assert!(!z.blocked);
+    assert_eq!(env.git(&["count-objects"]), objects, "planned in memory");
+    assert_eq!(env.git(&["branch", "--list", "stream/Stream-Z"]), "");
 }
