@@ -114,6 +114,8 @@ pub enum GitError {
     },
     #[error("{path} has uncommitted changes: {}", summarize(.files))]
     RootDirty { path: PathBuf, files: Vec<String> },
+    #[error("{path} is in the middle of a {operation}")]
+    Busy { path: PathBuf, operation: String },
     #[error("{path} is on `{current}`, not on the target branch `{target}`")]
     NotOnTarget {
         path: PathBuf,
@@ -147,6 +149,9 @@ impl Diagnostic for GitError {
             ),
             Self::RootDirty { .. } => {
                 "commit or stash them (`git stash -u`), then run `orchestrate merge` again".into()
+            }
+            Self::Busy { .. } => {
+                "finish it or abort it (`git merge --abort`, `git rebase --abort`, …) first".into()
             }
             Self::NotOnTarget { target, current, .. } => format!(
                 "`git switch {target}` first, or merge into the current branch with `--into {current}`"

@@ -32,6 +32,13 @@ pub fn merge_streams(
     streams: &[&Stream],
     is_complete: impl Fn(&Stream) -> bool,
 ) -> Result<MergeReport> {
+    let state = repo.inner.state();
+    if state != git2::RepositoryState::Clean {
+        return Err(GitError::Busy {
+            path: repo.path.clone(),
+            operation: format!("{state:?}").to_lowercase(),
+        });
+    }
     let current = repo
         .current_branch()
         .unwrap_or_else(|| "(detached HEAD)".into());

@@ -180,6 +180,25 @@ fn refuses_a_dirty_root_and_the_wrong_branch() {
     assert!(err.contains("not on the target branch"), "{err}");
     assert!(err.contains("git switch stream/Stream-A"), "{err}");
 
+    // A merge of the user's own in progress.
+    env.git(&["switch", "-q", "-c", "side", "main"]);
+    std::fs::write(env.root.join("README.md"), "side\n").unwrap();
+    env.git(&["commit", "-q", "-am", "side"]);
+    env.git(&["switch", "-q", "main"]);
+    std::fs::write(env.root.join("README.md"), "main\n").unwrap();
+    env.git(&["commit", "-q", "-am", "main"]);
+    let mut cmd = std::process::Command::new("git");
+    env.apply_env(&mut cmd);
+    let conflicted = cmd
+        .current_dir(&env.root)
+        .args(["merge", "-q", "side"])
+        .output()
+        .unwrap();
+    assert!(!conflicted.status.success());
+    let err = env.run(&["merge"]).expect_code(1).stderr();
+    assert!(err.contains("in the middle of a merge"), "{err}");
+    env.git(&["merge", "--abort"]);
+
     let err = env.run(&["merge", "Stream-Nope"]).expect_code(4).stderr();
     assert!(err.contains("Stream-Nope"), "{err}");
 }
