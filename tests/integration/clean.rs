@@ -207,3 +207,25 @@ fn full_round_trip_leaves_worktrees_and_branches_as_before() {
     );
     assert_eq!(env.git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+fn streams_are_selected_by_id_even_when_their_names_were_sanitised() {
+    let mut env = TestEnv::new();
+    env.add_stream("api/v2 auth", &[], 1, "completed");
+    env.add_stream("other", &[], 1, "completed");
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let p = prepare(&mut ws, &g, "api/v2 auth");
+    let other = prepare(&mut ws, &g, "other");
+    let out = env
+        .run(&["clean", "--branches", "api/v2 auth"])
+        .success()
+        .stdout();
+    assert!(out.contains("(stream api/v2 auth"), "{out}");
+    assert!(!p.dir.exists());
+    assert!(other.dir.exists());
+    assert_eq!(
+        env.git(&["branch", "--format=%(refname:short)"]),
+        "main\nstream/other\n"
+    );
+}
