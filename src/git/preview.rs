@@ -109,6 +109,9 @@ pub fn plan(
     streams: &[&Stream],
     is_complete: impl Fn(&Stream) -> bool,
 ) -> Result<MergeBackPlan> {
+    // A handle of our own whose object database writes to memory: the caller's `repo` must
+    // keep writing to disk (a merge made through it after a preview must persist).
+    let repo = &Repo::open(&repo.path)?;
     let start = repo.require_tip(target)?;
     // Keep the mempack alive for the whole preview: every object written goes to memory.
     let odb = repo.inner.odb().map_err(|source| GitError::Open {

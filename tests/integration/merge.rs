@@ -214,3 +214,18 @@ fn incomplete_streams_are_not_merged() {
     );
     assert!(!env.root.join("z.txt").exists());
 }
+
+#[test]
+fn a_merge_after_a_preview_on_the_same_handle_is_written_to_disk() {
+    let env = diamond_branches(false);
+    let g = crate::worktrees::graph(&env);
+    let repo = orchestrate::git::repo::Repo::open(&env.root).unwrap();
+    let streams: Vec<_> = g.streams().iter().collect();
+    let complete = |s: &orchestrate::graph::Stream| s.record.counts.is_complete();
+    let plan = orchestrate::git::preview::plan(&repo, "main", &streams, complete).unwrap();
+    assert_eq!(plan.to_merge().count(), 4);
+    let report = orchestrate::git::merge::merge_streams(&repo, "main", &streams, complete).unwrap();
+    assert_eq!(report.merged.len(), 4);
+    env.git(&["fsck", "--no-progress", "--connectivity-only"]);
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+}
