@@ -1,7 +1,9 @@
 //! One file per subcommand. Each turns parsed arguments into calls on the engine modules and
 //! hands what it learned to `ui` for display. Only `main` exits; commands return an exit code.
 
+mod clean;
 mod context;
+mod merge;
 mod status;
 mod task;
 
@@ -18,8 +20,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Start(_) => not_implemented("start"),
         Command::Stop(_) => not_implemented("stop"),
         Command::Logs(_) => not_implemented("logs"),
-        Command::Clean(_) => not_implemented("clean"),
-        Command::Merge(_) => not_implemented("merge"),
+        Command::Clean(args) => clean::run(&global, &args, ui),
+        Command::Merge(args) => merge::run(&global, &args, ui),
         Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(_) => not_implemented("doctor"),
         Command::Init(_) => not_implemented("init"),

@@ -3,6 +3,9 @@
 
 mod support;
 
+mod clean;
 mod dbfaults;
+mod merge;
 mod status;
 mod task;
+mod worktrees;
