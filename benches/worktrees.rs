@@ -54,8 +54,10 @@ fn graph(env: &TestEnv) -> StreamGraph {
     StreamGraph::build(&db.snapshot().unwrap()).unwrap()
 }
 
-fn remove_all(env: &TestEnv, prefix: &str) {
-    let _ = std::fs::remove_dir_all(env.root.join(prefix));
+fn remove_all(env: &TestEnv) {
+    for dir in [".claude/worktrees", ".claude/cli-worktrees"] {
+        let _ = std::fs::remove_dir_all(env.root.join(dir));
+    }
     env.git(&["worktree", "prune"]);
     let branches = env.git(&["branch", "--format=%(refname:short)"]);
     for b in branches
@@ -122,8 +124,7 @@ fn main() {
             ws.prepare(s, &g).unwrap();
             reuse.push(started.elapsed());
         }
-        remove_all(&env, ".claude/worktrees");
-        remove_all(&env, ".claude/cli-worktrees");
+        remove_all(&env);
     }
     let total = |v: &[Duration]| v.iter().sum::<Duration>().as_secs_f64();
     println!(
