@@ -1,8 +1,10 @@
 //! One file per subcommand. Each turns parsed arguments into calls on the engine modules and
 //! hands what it learned to `ui` for display. Only `main` exits; commands return an exit code.
 
+mod clean;
 mod context;
 mod logs;
+mod merge;
 mod start;
 mod status;
 mod stop;
@@ -22,8 +24,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Start(args) => start::run(&global, &args, ui),
         Command::Stop(args) => stop::run(&global, &args, ui),
         Command::Logs(args) => logs::run(&global, &args, ui),
-        Command::Clean(_) => not_implemented("clean"),
-        Command::Merge(_) => not_implemented("merge"),
+        Command::Clean(args) => clean::run(&global, &args, ui),
+        Command::Merge(args) => merge::run(&global, &args, ui),
         Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(_) => not_implemented("doctor"),
         Command::Init(_) => not_implemented("init"),

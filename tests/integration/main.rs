@@ -3,8 +3,12 @@
 
 mod support;
 
+mod clean;
+mod dbfaults;
 mod logs;
+mod merge;
 mod start;
 mod status;
 mod stop;
 mod task;
+mod worktrees;
