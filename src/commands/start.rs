@@ -9,6 +9,7 @@ use crate::cli::{GlobalArgs, StartArgs};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit_codes;
+use crate::git::WorktreeWorkspaces;
 use crate::graph::StreamGraph;
 use crate::project::Project;
 use crate::scheduler::{RunEnd, Scheduler, Settings};
@@ -37,7 +38,10 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         db_path: ctx.db.path.clone(),
         exe: std::env::current_exe()
             .map_err(|e| Error::msg(format!("cannot find this program's own path: {e}")))?,
-        worker_cmd: args.worker_cmd.clone().unwrap_or(config.worker_cmd),
+        worker_cmd: args
+            .worker_cmd
+            .clone()
+            .unwrap_or_else(|| config.worker_cmd.clone()),
         prompt_template: prompt::load_template(
             &ctx.project.orchestrator_dir().join("worker-prompt.md"),
         ),
@@ -51,7 +55,7 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         ui.print(&plan(&graph, &settings));
         return Ok(exit_codes::OK);
     }
-    let workspaces = make_workspaces(&ctx.project, worktrees)?;
+    let workspaces = make_workspaces(&ctx.project, &config, worktrees)?;
     let store = StateStore::open(&ctx.project.state_db())?;
     match &settings.selection {
         // Naming a stream is the way to run it again after `stop` or a failure.
@@ -77,12 +81,17 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     report(end?, ui)
 }
 
-/// Where streams run: the one place to swap in the worktree implementation.
-fn make_workspaces(project: &Project, worktrees: bool) -> Result<Box<dyn Workspaces>> {
+/// Where streams run: the one place that chooses the [`Workspaces`] implementation.
+fn make_workspaces(
+    project: &Project,
+    config: &Config,
+    worktrees: bool,
+) -> Result<Box<dyn Workspaces>> {
     if worktrees {
-        return Err(Error::msg("worktree mode is not available in this build")
-            .with_hint("run without --worktrees (every stream then runs in the project root)")
-            .with_code(exit_codes::USAGE));
+        return Ok(Box::new(WorktreeWorkspaces::new(
+            project.clone(),
+            config.clone(),
+        )?));
     }
     Ok(Box::new(SharedCheckout {
         root: project.root.clone(),
@@ -158,12 +167,18 @@ fn plan(graph: &StreamGraph, s: &Settings) -> String {
                 "not selected".to_string()
             } else {
                 order += 1;
-                let place = if s.worktree_mode && st.id() != "main" {
-                    format!(
-                        "in worktree .claude/worktrees/{} on branch stream/{}",
-                        st.id(),
-                        st.id()
-                    )
+                let place = if s.worktree_mode {
+                    match crate::git::plan_placement(&s.project, st) {
+                        Ok(p) => format!(
+                            "in {}{}, base: {}",
+                            p.dir.display(),
+                            p.branch
+                                .map(|b| format!(" on branch {b}"))
+                                .unwrap_or_default(),
+                            p.base
+                        ),
+                        Err(e) => format!("in a worktree (cannot plan it: {e})"),
+                    }
                 } else {
                     format!("in {}", s.project.root.display())
                 };

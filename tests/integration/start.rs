@@ -401,3 +401,40 @@ fn an_exit_is_recorded_while_no_start_runs() {
     });
     assert_eq!(code, Some(5));
 }
+
+#[test]
+fn worktree_mode_runs_each_stream_on_its_dependencies_work() {
+    let mut fake = diamond();
+    fake.set("COMMIT", None, "1");
+    let run = fake
+        .run(&["start", "--worktrees", "--stagger", "0"])
+        .success();
+    assert!(
+        run.stdout().contains("every stream is complete"),
+        "{}",
+        run.stderr()
+    );
+    let z = fake.env.root.join(".claude/worktrees/Stream-Z");
+    for s in ["Stream-A", "Stream-B", "Stream-C", "Stream-Z"] {
+        assert!(
+            z.join(format!("{s}.txt")).is_file(),
+            "Z's worktree lacks {s}'s work"
+        );
+    }
+    // Dependents started only after their dependency's worker had exited.
+    assert!(fake.time("Stream-A", "ended") <= fake.time("Stream-B", "started"));
+    let doc = fake.env.run(&["status", "--json"]).success().json();
+    assert_eq!(doc["streams"][3]["branch"], "stream/Stream-Z");
+}
+
+#[test]
+fn worktree_mode_dry_run_names_branches_and_bases() {
+    let fake = diamond();
+    let out = fake
+        .run(&["start", "--worktrees", "--dry-run"])
+        .success()
+        .stdout();
+    assert!(out.contains("on branch stream/Stream-B"), "{out}");
+    assert!(out.contains("base:"), "{out}");
+    assert!(!fake.env.root.join(".claude/worktrees").exists(), "{out}");
+}
