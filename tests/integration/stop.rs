@@ -68,6 +68,21 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(doc["streams"][0]["state"], "stopped");
     assert_eq!(doc["streams"][0]["worker"]["state"], "stopped");
+
+    // A plain start leaves the stopped stream alone; naming it starts it again.
+    fake.set("SLEEP", None, "0")
+        .set("GRANDCHILD", None, "0")
+        .set("IGNORE_TERM", None, "0");
+    let run = fake.run(&["start", "--stagger", "0"]).expect_code(6);
+    assert!(
+        run.stdout()
+            .contains("`orchestrate start Stream-A` starts it again"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(fake.lines("Stream-A", "started").len(), 1);
+    fake.run(&["start", "--stagger", "0", "Stream-A"]).success();
+    assert_eq!(fake.lines("Stream-A", "started").len(), 2);
 }
 
 #[test]
