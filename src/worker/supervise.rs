@@ -34,6 +34,9 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     ] {
         let _ = signal_hook::flag::register(sig, std::sync::Arc::default());
     }
+    // Orphans of the worker become our children, so "did it leave anything running?" is one
+    // cheap `waitpid` instead of a scan of /proc, and their zombies get reaped.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let store = match StateStore::open(state) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -92,6 +95,9 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
 
 /// Ends what the worker left running in our group (background jobs, stuck grandchildren).
 fn clear_leftovers() {
+    if !has_descendants() {
+        return;
+    }
     let me = std::process::id() as i32;
     let others = || -> Vec<i32> { group_members(me).into_iter().filter(|&p| p != me).collect() };
     let left = others();
@@ -109,6 +115,20 @@ fn clear_leftovers() {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     wait_alone(me);
+    has_descendants();
+}
+
+/// Reaps exited descendants; true if some are still alive.
+fn has_descendants() -> bool {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return true,
+            Ok(_) => continue,
+            // ECHILD: no children at all.
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Waits (briefly) until the group holds only us, so our exit means the group is gone.
