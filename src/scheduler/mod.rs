@@ -1,5 +1,6 @@
 //! The scheduler: the only async code. One dispatcher loop owns all run state and `select!`s
-//! over supervisor exits, a cheap task-database change probe, the launch stagger timer and
+//! over supervisor exits, task-database changes (inotify wake-ups, checked with a cheap
+//! `PRAGMA data_version` probe, and a periodic probe), the launch stagger timer and
 //! Ctrl-C / SIGTERM. See `DESIGN.md` beside this file for the stream and worker state machines.
 //!
 //! Invariants: never a second worker for a stream (the state store's claim decides); a worker's
@@ -30,12 +31,16 @@ use crate::worker::proc::{Identity, identity_of};
 use crate::worker::{self, prompt, render};
 use crate::workspace::{Placement, PrepareFailure, Workspaces};
 
-/// How often the task database is probed for changes (`PRAGMA data_version`).
+/// How often the task database is probed for changes (`PRAGMA data_version`) when no file
+/// watch could be set up.
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
-/// How often adopted workers (not our children) are checked in `/proc`, in probe ticks.
-const ADOPTED_POLL_TICKS: u32 = 5;
-/// How often running workers' logs are read for the live view, in probe ticks.
-const ACTIVITY_TICKS: u32 = 25;
+/// The tick when a file watch on the database's folder wakes us on every write: a safety net
+/// probe, adopted workers' liveness, activity. Idle CPU stays low on hours-long runs.
+const WATCHED_TICK: Duration = Duration::from_millis(100);
+/// How often adopted workers (not our children) are checked in `/proc`.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
+/// How often running workers' logs are read for the live view.
+const ACTIVITY_POLL: Duration = Duration::from_millis(500);
 /// Log lines quoted in a failure reason.
 const REASON_LINES: usize = 5;
 
@@ -145,8 +150,16 @@ impl<'a> Scheduler<'a> {
             }
         }
         self.reporter.event(Event::Snapshot(&self.snapshot));
-        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        let (db_tx, mut db_events) = mpsc::unbounded_channel();
+        let tick = if watch_db_dir(&self.settings.db_path, db_tx) {
+            WATCHED_TICK
+        } else {
+            PROBE_INTERVAL
+        };
+        let mut probe = tokio::time::interval(tick);
         probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let every = |period: Duration| (period.as_millis() / tick.as_millis()).max(1) as u32;
+        let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
         loop {
             let waiting_for_stagger = self.dispatch()?;
@@ -156,9 +169,19 @@ impl<'a> Scheduler<'a> {
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
             tokio::select! {
                 Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
+                Some(()) = db_events.recv() => {
+                    while db_events.try_recv().is_ok() {}
+                    self.probe_db();
+                }
                 _ = probe.tick() => {
                     ticks = ticks.wrapping_add(1);
-                    self.on_tick(ticks)?;
+                    self.probe_db();
+                    if ticks.is_multiple_of(adopted_every) {
+                        self.poll_adopted()?;
+                    }
+                    if ticks.is_multiple_of(activity_every) && self.reporter.wants_activity() {
+                        self.read_activity();
+                    }
                 }
                 _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => {}
                 _ = sigint.recv() => return Ok(self.interrupted()),
@@ -296,7 +319,7 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn on_tick(&mut self, ticks: u32) -> Result<()> {
+    fn probe_db(&mut self) {
         match self.db.has_changed() {
             Ok(true) => self.refresh(),
             Ok(false) => {}
@@ -305,20 +328,19 @@ impl<'a> Scheduler<'a> {
                 text: format!("cannot probe the task database: {e}"),
             }),
         }
-        if ticks.is_multiple_of(ADOPTED_POLL_TICKS) {
-            self.learn_supervisors()?;
-            let gone: Vec<i64> = self
-                .running
-                .values()
-                .filter(|r| r.adopted && !r.identity.is_alive())
-                .map(|r| r.record)
-                .collect();
-            for record in gone {
-                self.on_exit(record)?;
-            }
-        }
-        if ticks.is_multiple_of(ACTIVITY_TICKS) && self.reporter.wants_activity() {
-            self.read_activity();
+    }
+
+    /// Notices the end of workers that are not our children.
+    fn poll_adopted(&mut self) -> Result<()> {
+        self.learn_supervisors()?;
+        let gone: Vec<i64> = self
+            .running
+            .values()
+            .filter(|r| r.adopted && !r.identity.is_alive())
+            .map(|r| r.record)
+            .collect();
+        for record in gone {
+            self.on_exit(record)?;
         }
         Ok(())
     }
@@ -687,6 +709,42 @@ impl<'a> Scheduler<'a> {
             RunEnd::Incomplete(out)
         }
     }
+}
+
+/// Watches the task database's folder with inotify from a helper thread, sending a wake-up for
+/// every write to the database or its `-wal`/`-shm` files. False if no watch could be set up.
+fn watch_db_dir(db: &Path, tx: mpsc::UnboundedSender<()>) -> bool {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
+        return false;
+    };
+    let name = name.to_os_string();
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
+        return false;
+    };
+    let mask = AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_CLOSE_WRITE;
+    if inotify.add_watch(dir, mask).is_err() {
+        return false;
+    }
+    std::thread::Builder::new()
+        .name("taskdb-watch".into())
+        .spawn(move || {
+            // Blocks in read; ends with the process (or when `start` stops listening).
+            while let Ok(events) = inotify.read_events() {
+                let ours = events.iter().any(|e| {
+                    e.name
+                        .as_ref()
+                        .is_some_and(|n| n.as_encoded_bytes().starts_with(name.as_encoded_bytes()))
+                });
+                if ours && tx.send(()).is_err() {
+                    break;
+                }
+            }
+        })
+        .is_ok()
 }
 
 /// Why a worker's run did not complete its stream: the agent's error result, the start-up
