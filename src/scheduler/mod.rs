@@ -799,3 +799,83 @@ fn tail(path: &Path, max: u64) -> Option<String> {
         text
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(exit_code: Option<i32>, signal: Option<i32>, error: Option<&str>) -> WorkerRecord {
+        WorkerRecord {
+            id: 1,
+            stream: "A".into(),
+            attempt: 1,
+            claimer: None,
+            identity: None,
+            worker_pid: None,
+            log_path: PathBuf::from("/nonexistent"),
+            command: None,
+            dir: None,
+            branch: None,
+            base: None,
+            started_at: String::new(),
+            ended_at: Some(String::new()),
+            exit_code,
+            signal,
+            outcome: Some("exited".into()),
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn exit_reasons_quote_the_log_and_prefer_the_agents_own_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("a.log");
+        std::fs::write(
+            &log,
+            "==== header\n--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n==== orchestrate: worker exited with code 1\n",
+        )
+        .unwrap();
+        let why = exit_reason(Some(&record(Some(1), None, None)), &log);
+        assert!(
+            why.starts_with("its worker exited with code 1; last lines of its log:"),
+            "{why}"
+        );
+        assert!(why.contains("cannot be used with root/sudo"), "{why}");
+        assert!(!why.contains("===="), "{why}");
+
+        std::fs::write(
+            &log,
+            "{\"type\":\"result\",\"is_error\":true,\"result\":\"Not logged in\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            exit_reason(Some(&record(Some(1), None, None)), &log),
+            "the agent reported an error: Not logged in"
+        );
+        assert_eq!(
+            exit_reason(
+                Some(&record(
+                    Some(127),
+                    None,
+                    Some("cannot run worker program `x`")
+                )),
+                &log
+            ),
+            "cannot run worker program `x`"
+        );
+        let killed = exit_reason(
+            Some(&record(None, Some(9), None)),
+            Path::new("/nonexistent"),
+        );
+        assert_eq!(killed, "its worker was killed by signal 9");
+    }
+
+    #[test]
+    fn tail_drops_a_partial_first_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("a.log");
+        std::fs::write(&log, "first line\nsecond\nthird\n").unwrap();
+        assert_eq!(tail(&log, 13).unwrap(), "third\n");
+        assert_eq!(tail(&log, 1000).unwrap(), "first line\nsecond\nthird\n");
+    }
+}
