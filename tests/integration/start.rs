@@ -438,3 +438,40 @@ fn worktree_mode_dry_run_names_branches_and_bases() {
     assert!(out.contains("base:"), "{out}");
     assert!(!fake.env.root.join(".claude/worktrees").exists(), "{out}");
 }
+
+#[test]
+fn a_cycle_or_unknown_dependency_is_an_error_before_anything_starts() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &["Stream-B"], 1, "pending");
+    env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
+    let fake = Fake::new(env);
+    let run = fake.run(&["start"]).expect_code(5);
+    assert!(
+        run.stderr().contains("Stream-A → Stream-B → Stream-A"),
+        "{}",
+        run.stderr()
+    );
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &["Stream-Q"], 1, "pending");
+    let fake2 = Fake::new(env);
+    fake2.run(&["start"]).expect_code(5);
+    for f in [&fake, &fake2] {
+        assert!(std::fs::read_dir(&f.markers).unwrap().next().is_none());
+    }
+}
+
+#[test]
+fn dependents_of_an_all_cancelled_stream_are_skipped() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 2, "cancelled");
+    env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
+    let fake = Fake::new(env);
+    let run = fake.run(&["start"]).expect_code(6);
+    assert!(
+        run.stdout()
+            .contains("Stream-B (skipped): skipped because Stream-A was cancelled"),
+        "{}",
+        run.stdout()
+    );
+    assert!(fake.lines("Stream-B", "started").is_empty());
+}
