@@ -17,6 +17,11 @@ pub enum Event<'a> {
         stream: &'a str,
         pid: i32,
     },
+    /// A worker ended (its exit status, session, cost and turns).
+    Exited {
+        stream: &'a str,
+        summary: String,
+    },
     /// The stream's tasks are complete.
     Complete {
         stream: &'a str,

@@ -367,7 +367,7 @@ impl<'a> Scheduler<'a> {
     fn read_activity(&mut self) {
         let mut news = Vec::new();
         for (stream, run) in &mut self.running {
-            if let Some(text) = tail(&run.log, 16 * 1024)
+            if let Some(text) = worker::tail(&run.log, 16 * 1024)
                 .as_deref()
                 .and_then(render::latest_activity)
                 && run.last_activity.as_ref() != Some(&text)
@@ -425,6 +425,12 @@ impl<'a> Scheduler<'a> {
         if rec.as_ref().is_some_and(|r| r.ended_at.is_none()) {
             // Killed before it could record anything (SIGKILL of the supervisor).
             self.store.mark_lost(record)?;
+        }
+        if let Some(r) = &rec {
+            self.reporter.event(Event::Exited {
+                stream: &stream,
+                summary: exit_summary(r),
+            });
         }
         let finished = self.workspaces.worker_finished(&stream, &run.placement);
         for note in &finished.notes {
@@ -747,10 +753,34 @@ fn watch_db_dir(db: &Path, tx: mpsc::UnboundedSender<()>) -> bool {
         .is_ok()
 }
 
+/// "worker exited with code 0 (session …, cost $…, N turns)".
+fn exit_summary(r: &WorkerRecord) -> String {
+    let mut text = match (r.exit_code, r.signal, r.outcome.as_deref()) {
+        (_, _, Some("stopped")) => "worker stopped".to_string(),
+        (Some(c), _, _) => format!("worker exited with code {c}"),
+        (_, Some(s), _) => format!("worker killed by signal {s}"),
+        _ => "worker gone without a recorded exit".to_string(),
+    };
+    let mut extra = Vec::new();
+    if let Some(id) = &r.session_id {
+        extra.push(format!("session {id}"));
+    }
+    if let Some(cost) = r.cost_usd {
+        extra.push(format!("cost ${cost:.4}"));
+    }
+    if let Some(turns) = r.turns {
+        extra.push(format!("{turns} turns"));
+    }
+    if !extra.is_empty() {
+        text.push_str(&format!(" ({})", extra.join(", ")));
+    }
+    text
+}
+
 /// Why a worker's run did not complete its stream: the agent's error result, the start-up
 /// error, or the exit status with the last lines of its log.
 fn exit_reason(rec: Option<&WorkerRecord>, log: &Path) -> String {
-    let text = tail(log, 64 * 1024).unwrap_or_default();
+    let text = worker::tail(log, 64 * 1024).unwrap_or_default();
     if let Some(err) = rec.and_then(|r| r.error.clone()) {
         return err;
     }
@@ -780,26 +810,6 @@ fn exit_reason(rec: Option<&WorkerRecord>, log: &Path) -> String {
     }
 }
 
-/// The last `max` bytes of a file, as text.
-fn tail(path: &Path, max: u64) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    let start = len.saturating_sub(max);
-    f.seek(SeekFrom::Start(start)).ok()?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    // Drop a partial first line.
-    Some(if start > 0 {
-        text.split_once('\n')
-            .map(|(_, r)| r.to_string())
-            .unwrap_or_default()
-    } else {
-        text
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -823,6 +833,9 @@ mod tests {
             signal,
             outcome: Some("exited".into()),
             error: error.map(String::from),
+            session_id: None,
+            cost_usd: None,
+            turns: None,
         }
     }
 
@@ -875,7 +888,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let log = tmp.path().join("a.log");
         std::fs::write(&log, "first line\nsecond\nthird\n").unwrap();
-        assert_eq!(tail(&log, 13).unwrap(), "third\n");
-        assert_eq!(tail(&log, 1000).unwrap(), "first line\nsecond\nthird\n");
+        assert_eq!(worker::tail(&log, 13).unwrap(), "third\n");
+        assert_eq!(
+            worker::tail(&log, 1000).unwrap(),
+            "first line\nsecond\nthird\n"
+        );
     }
 }

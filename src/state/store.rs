@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS workers (
     ended_at TEXT,
     exit_code INTEGER, signal INTEGER,
     outcome TEXT,   -- exited | stopped | lost
-    error TEXT
+    error TEXT,
+    -- from the agent's stream-json output, when it prints one
+    session_id TEXT, cost_usd REAL, turns INTEGER
 );
 CREATE INDEX IF NOT EXISTS workers_stream ON workers(stream, id);
 CREATE TABLE IF NOT EXISTS streams (
@@ -44,7 +46,7 @@ CREATE TABLE IF NOT EXISTS streams (
 ";
 
 /// One worker row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRecord {
     pub id: i64,
     pub stream: String,
@@ -64,6 +66,9 @@ pub struct WorkerRecord {
     pub signal: Option<i32>,
     pub outcome: Option<String>,
     pub error: Option<String>,
+    pub session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u32>,
 }
 
 impl WorkerRecord {
@@ -114,7 +119,7 @@ pub struct StateStore {
 
 const COLUMNS: &str = "id, stream, attempt, claimer_pid, claimer_ticks, pid, start_ticks, boot_id,
     worker_pid, log_path, command, dir, branch, base, started_at, ended_at, exit_code, signal,
-    outcome, error";
+    outcome, error, session_id, cost_usd, turns";
 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     let boot: Option<String> = r.get(7)?;
@@ -152,6 +157,9 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
         signal: r.get(17)?,
         outcome: r.get(18)?,
         error: r.get(19)?,
+        session_id: r.get(20)?,
+        cost_usd: r.get(21)?,
+        turns: r.get(22)?,
     })
 }
 
@@ -313,6 +321,26 @@ impl StateStore {
                         outcome = 'exited'
                  WHERE id = ?1 AND ended_at IS NULL",
                 params![id, now_rfc3339(), exit_code, signal, error],
+            )
+            .map_err(self.q())?;
+        Ok(())
+    }
+
+    /// Records the agent's session id, cost and turns.
+    pub fn set_session(
+        &self,
+        id: i64,
+        info: &crate::worker::render::SessionInfo,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET session_id = ?2, cost_usd = ?3, turns = ?4 WHERE id = ?1",
+                params![
+                    id,
+                    info.session_id,
+                    info.cost_usd,
+                    info.turns.map(|t| t as i64)
+                ],
             )
             .map_err(self.q())?;
         Ok(())

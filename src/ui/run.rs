@@ -94,6 +94,7 @@ impl Reporter for RunView<'_> {
                 ));
                 self.set_state(stream, "running");
             }
+            Event::Exited { stream, summary } => self.line(&format!("{stream}: {summary}")),
             Event::Complete { stream } => {
                 self.line(&format!("{stream} complete"));
                 self.set_state(stream, "complete");

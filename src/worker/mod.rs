@@ -148,6 +148,25 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
     Ok(file)
 }
 
+/// The last `max` bytes of a file as text, without a partial first line.
+pub fn tail(path: &Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Some(if start > 0 {
+        text.split_once('\n')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default()
+    } else {
+        text
+    })
+}
+
 /// The log file of a stream.
 pub fn log_path(logs_dir: &Path, stream: &str) -> PathBuf {
     // Stream ids are free text; keep the file name a single safe component.

@@ -177,6 +177,29 @@ pub fn error_result(text: &str) -> Option<String> {
     }
 }
 
+/// What the agent's structured output says about its session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionInfo {
+    pub session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u64>,
+}
+
+/// The session id (from `init` or `result`), cost and turns (from the last `result`).
+pub fn session_info(text: &str) -> SessionInfo {
+    let mut info = SessionInfo::default();
+    for v in text.lines().filter_map(parse_event) {
+        if let Some(id) = v.get("session_id").and_then(Value::as_str) {
+            info.session_id = Some(id.to_string());
+        }
+        if v.get("type").and_then(Value::as_str) == Some("result") {
+            info.cost_usd = v.get("total_cost_usd").and_then(Value::as_f64);
+            info.turns = v.get("num_turns").and_then(Value::as_u64);
+        }
+    }
+    info
+}
+
 /// The last `n` lines of a log worth showing: rendered, without `orchestrate`'s own lines.
 pub fn last_lines(text: &str, n: usize) -> Vec<String> {
     let mut out: Vec<String> = text
@@ -237,6 +260,20 @@ mod tests {
             Some("Reached maximum number of turns (2)")
         );
         assert_eq!(error_result("no json here"), None);
+    }
+
+    #[test]
+    fn session_info_comes_from_init_and_the_last_result() {
+        let log = "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s-1\"}\n{\"type\":\"result\",\"is_error\":false,\"session_id\":\"s-1\",\"total_cost_usd\":0.5,\"num_turns\":7}\n";
+        assert_eq!(
+            session_info(log),
+            SessionInfo {
+                session_id: Some("s-1".into()),
+                cost_usd: Some(0.5),
+                turns: Some(7)
+            }
+        );
+        assert_eq!(session_info("plain"), SessionInfo::default());
     }
 
     #[test]

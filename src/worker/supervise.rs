@@ -83,6 +83,14 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     };
     if let Some(store) = &store {
         let _ = store.record_exit(record, code, signal, None);
+        if let Ok(Some(rec)) = store.worker(record) {
+            let info = super::render::session_info(
+                &super::tail(&rec.log_path, 256 * 1024).unwrap_or_default(),
+            );
+            if info != super::render::SessionInfo::default() {
+                let _ = store.set_session(record, &info);
+            }
+        }
     }
     let _ = writeln!(
         log,

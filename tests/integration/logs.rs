@@ -15,7 +15,14 @@ fn one_stream() -> Fake {
 #[test]
 fn logs_render_stream_json_and_raw_prints_it_as_written() {
     let fake = one_stream();
-    fake.run(&["start"]).success();
+    let run = fake.run(&["start"]).success();
+    assert!(
+        run.stderr().contains(
+            "Stream-A: worker exited with code 0 (session fake-session, cost $0.0123, 3 turns)"
+        ),
+        "{}",
+        run.stderr()
+    );
     let out = fake.run(&["logs", "Stream-A"]).success().stdout();
     assert!(out.contains("==== orchestrate worker: Stream-A"), "{out}");
     assert!(out.contains("==== dependencies: none"), "{out}");
