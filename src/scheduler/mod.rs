@@ -17,6 +17,7 @@ pub use readiness::{Class, Verdict};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -80,7 +81,9 @@ pub struct Scheduler<'a> {
     settings: Settings,
     db: SqliteTaskDb,
     store: StateStore,
-    workspaces: Box<dyn Workspaces + 'a>,
+    /// Shared with the blocking thread that runs `prepare` (git work, `post_create`), so that
+    /// Ctrl-C is answered while it runs.
+    workspaces: Arc<Mutex<Box<dyn Workspaces>>>,
     reporter: &'a mut dyn Reporter,
     me: Identity,
     snapshot: Snapshot,
@@ -101,7 +104,7 @@ impl<'a> Scheduler<'a> {
         settings: Settings,
         mut db: SqliteTaskDb,
         store: StateStore,
-        workspaces: Box<dyn Workspaces + 'a>,
+        workspaces: Box<dyn Workspaces>,
         reporter: &'a mut dyn Reporter,
     ) -> Result<Self> {
         let snapshot = db.snapshot()?;
@@ -113,7 +116,7 @@ impl<'a> Scheduler<'a> {
             settings,
             db,
             store,
-            workspaces,
+            workspaces: Arc::new(Mutex::new(workspaces)),
             reporter,
             me,
             snapshot,
@@ -131,10 +134,7 @@ impl<'a> Scheduler<'a> {
 
     /// Runs until every stream is complete, nothing more can run, or a signal arrives.
     pub async fn run(mut self) -> Result<RunEnd> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let sig_err = |e| Error::msg(format!("cannot listen for signals: {e}"));
-        let mut sigint = signal(SignalKind::interrupt()).map_err(sig_err)?;
-        let mut sigterm = signal(SignalKind::terminate()).map_err(sig_err)?;
+        let mut signals = Signals::new()?;
         self.adopt()?;
         for (stream, outcome) in self.store.outcomes()? {
             let verdict = match outcome {
@@ -162,7 +162,11 @@ impl<'a> Scheduler<'a> {
         let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
         loop {
-            let waiting_for_stagger = self.dispatch()?;
+            let waiting_for_stagger = match self.dispatch(&mut signals).await? {
+                Turn::Idle => false,
+                Turn::Stagger => true,
+                Turn::Interrupted => return Ok(self.interrupted()),
+            };
             if self.running.is_empty() && !waiting_for_stagger {
                 return Ok(self.summary());
             }
@@ -184,8 +188,7 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => {}
-                _ = sigint.recv() => return Ok(self.interrupted()),
-                _ = sigterm.recv() => return Ok(self.interrupted()),
+                _ = signals.recv() => return Ok(self.interrupted()),
             }
         }
     }
@@ -270,8 +273,8 @@ impl<'a> Scheduler<'a> {
         )
     }
 
-    /// Reports news and launches what is ready; returns true if a launch waits for the stagger.
-    fn dispatch(&mut self) -> Result<bool> {
+    /// Reports news and launches what is ready.
+    async fn dispatch(&mut self, signals: &mut Signals) -> Result<Turn> {
         loop {
             let classes = self.classify();
             self.report_news(&classes);
@@ -281,15 +284,17 @@ impl<'a> Scheduler<'a> {
                 .map(|(s, _)| s)
                 .collect();
             let Some(stream) = ready.into_iter().next() else {
-                return Ok(false);
+                return Ok(Turn::Idle);
             };
             if self.running.len() >= self.settings.max_parallel {
-                return Ok(false);
+                return Ok(Turn::Idle);
             }
             if self.next_launch.is_some_and(|t| t > Instant::now()) {
-                return Ok(true);
+                return Ok(Turn::Stagger);
             }
-            self.launch(&stream)?;
+            if !self.launch(&stream, signals).await? {
+                return Ok(Turn::Interrupted);
+            }
         }
     }
 
@@ -432,7 +437,11 @@ impl<'a> Scheduler<'a> {
                 summary: exit_summary(r),
             });
         }
-        let finished = self.workspaces.worker_finished(&stream, &run.placement);
+        let finished = self
+            .workspaces
+            .lock()
+            .expect("no panics while holding the workspaces")
+            .worker_finished(&stream, &run.placement);
         for note in &finished.notes {
             self.reporter.event(Event::Note {
                 stream: Some(&stream),
@@ -490,8 +499,8 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    /// Prepares, claims and spawns one worker.
-    fn launch(&mut self, stream_id: &str) -> Result<()> {
+    /// Prepares, claims and spawns one worker; false if a signal arrived meanwhile.
+    async fn launch(&mut self, stream_id: &str, signals: &mut Signals) -> Result<bool> {
         let stream = self
             .graph
             .get(stream_id)
@@ -500,15 +509,44 @@ impl<'a> Scheduler<'a> {
         let attempt = self.attempts.get(stream_id).copied().unwrap_or(0) + 1;
         self.attempts.insert(stream_id.to_string(), attempt);
         self.next_launch = Some(Instant::now() + self.settings.stagger);
-        let placement = match self.workspaces.prepare(&stream, &self.graph) {
+        let prepared = {
+            let workspaces = self.workspaces.clone();
+            let (stream, graph) = (stream.clone(), self.graph.clone());
+            let job = tokio::task::spawn_blocking(move || {
+                workspaces
+                    .lock()
+                    .expect("no panics while holding the workspaces")
+                    .prepare(&stream, &graph)
+            });
+            tokio::select! {
+                r = job => r.map_err(|e| Error::msg(format!("preparing {stream_id} failed: {e}")))?,
+                _ = signals.recv() => return Ok(false),
+            }
+        };
+        let placement = match prepared {
             Ok(p) => p,
             Err(PrepareFailure::Blocked { reason }) => {
                 self.verdicts
                     .insert(stream_id.to_string(), Verdict::Blocked(reason));
-                return Ok(());
+                return Ok(true);
             }
-            Err(PrepareFailure::Failed { reason }) => return self.fail(stream_id, reason),
+            Err(PrepareFailure::Failed { reason }) => {
+                self.fail(stream_id, reason)?;
+                return Ok(true);
+            }
         };
+        self.start_prepared(&stream, attempt, placement)?;
+        Ok(true)
+    }
+
+    /// Renders the prompt, claims the stream in the state store and spawns its supervisor.
+    fn start_prepared(
+        &mut self,
+        stream: &crate::graph::Stream,
+        attempt: u32,
+        placement: Placement,
+    ) -> Result<()> {
+        let stream_id = stream.id();
         for note in &placement.notes {
             self.reporter.event(Event::Note {
                 stream: Some(stream_id),
@@ -558,9 +596,11 @@ impl<'a> Scheduler<'a> {
                 return Ok(());
             }
         };
-        match self.spawn(&stream, attempt, &placement, &argv, &log, record) {
+        match self.spawn(stream, attempt, &placement, &argv, &log, record) {
             Ok(identity) => {
                 self.workspaces
+                    .lock()
+                    .expect("no panics while holding the workspaces")
                     .worker_started(stream_id, &placement, identity.pid as u32);
                 self.reporter.event(Event::Started {
                     stream: stream_id,
@@ -751,6 +791,40 @@ fn watch_db_dir(db: &Path, tx: mpsc::UnboundedSender<()>) -> bool {
             }
         })
         .is_ok()
+}
+
+/// What one dispatch turn ended with.
+enum Turn {
+    /// Nothing more to launch now.
+    Idle,
+    /// A ready stream waits for the stagger timer.
+    Stagger,
+    /// Ctrl-C / SIGTERM arrived during a launch.
+    Interrupted,
+}
+
+/// SIGINT and SIGTERM, as one stream of "stop now".
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e| Error::msg(format!("cannot listen for signals: {e}"));
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            term: signal(SignalKind::terminate()).map_err(err)?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }
 
 /// "worker exited with code 0 (session …, cost $…, N turns)".
