@@ -11,6 +11,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod graph;
 pub mod project;
+pub mod setup;
 pub mod state;
 pub mod taskdb;
 pub mod ui;

@@ -2,6 +2,8 @@
 //! hands what it learned to `ui` for display. Only `main` exits; commands return an exit code.
 
 mod context;
+mod doctor;
+mod init;
 mod status;
 
 use crate::cli::{Cli, Command};
@@ -20,8 +22,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Clean(_) => not_implemented("clean"),
         Command::Merge(_) => not_implemented("merge"),
         Command::Task(_) => not_implemented("task"),
-        Command::Doctor(_) => not_implemented("doctor"),
-        Command::Init(_) => not_implemented("init"),
+        Command::Doctor(args) => doctor::run(&global, &args, ui),
+        Command::Init(args) => init::run(&global, &args, ui),
         Command::Supervise(_) => not_implemented("__supervise"),
     }
 }

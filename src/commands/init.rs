@@ -1,0 +1,69 @@
+//! `orchestrate init`: set up `.claude/orchestrator/` and the installed files, or repair them.
+//!
+//! The first `start` does the same through [`crate::setup::ensure`]; `init` exists so a user can
+//! set up (and read and edit the files) before running anything, and to repair on demand.
+
+use crate::cli::{GlobalArgs, InitArgs};
+use crate::config::Config;
+use crate::error::Result;
+use crate::exit_codes;
+use crate::project::{Project, ProjectError};
+use crate::setup::{self, Notice, Report};
+use crate::ui::Ui;
+
+pub fn run(global: &GlobalArgs, _args: &InitArgs, ui: &Ui) -> Result<i32> {
+    let project = match Project::from_env(global.project.as_deref()) {
+        Ok(project) => project,
+        // Set-up must work outside git too: with no `.git` or `.claude` above, set up here.
+        Err(ProjectError::NoRoot { start }) => {
+            ui.info(&format!(
+                "no `.git` or `.claude` folder above {}: setting up there",
+                start.display()
+            ));
+            Project { root: start }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let report = setup::ensure(&project)?;
+    ui.print(&render(&project, &report, ui));
+    for notice in &report.notices {
+        if matches!(notice, Notice::NoGit) {
+            ui.warn(&notice.to_string());
+        }
+    }
+    if let Err(e) = Config::load(&project) {
+        ui.warn(&format!("{e} (run `orchestrate doctor`)"));
+    }
+    Ok(exit_codes::OK)
+}
+
+/// The result, on stdout: what was set up or repaired, then what was kept.
+fn render(project: &Project, report: &Report, ui: &Ui) -> String {
+    let p = &ui.out;
+    let root = project.root.display();
+    let mut out = if report.fresh {
+        format!("Set up orchestrate in {root}:\n")
+    } else if report.changes.is_empty() {
+        format!("The set-up in {root} is complete: nothing to repair.\n")
+    } else {
+        format!("Updated the set-up in {root}:\n")
+    };
+    for change in &report.changes {
+        out.push_str(&format!("  {} {change}\n", p.good("✓")));
+    }
+    for notice in &report.notices {
+        if !matches!(notice, Notice::NoGit) {
+            out.push_str(&format!("  {} {notice}\n", p.dim("·")));
+        }
+    }
+    if report.fresh {
+        out.push_str(&format!(
+            "\nNext: `orchestrate doctor` checks everything a run needs; \
+             `orchestrate start --worktrees` runs the streams.\n\
+             Read {} to give tasks stream metadata; edit {} to change the settings.\n",
+            p.bold(".claude/orchestrator/ORCHESTRATION_GUIDE.md"),
+            p.bold(".claude/orchestrator/config.toml"),
+        ));
+    }
+    out
+}
