@@ -419,7 +419,7 @@ fn check_installed(project: &Project) -> Check {
                 setup::Change::Updated { .. } | setup::Change::Excluded { .. }
             )
         })
-        .map(|c| format!("would have {c}"))
+        .map(setup::Change::problem)
         .collect();
     problems.extend(other);
     warn(

@@ -45,6 +45,8 @@ fn render(project: &Project, report: &Report, ui: &Ui) -> String {
         format!("Set up orchestrate in {root}:\n")
     } else if report.changes.is_empty() {
         format!("The set-up in {root} is complete: nothing to repair.\n")
+    } else if report.changes.iter().any(|c| c.is_repair()) {
+        format!("Repaired the set-up in {root}:\n")
     } else {
         format!("Updated the set-up in {root}:\n")
     };

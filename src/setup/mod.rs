@@ -94,6 +94,33 @@ impl Change {
     }
 }
 
+impl Change {
+    /// What is wrong, for `doctor`, which reports a change not yet made.
+    pub fn problem(&self) -> String {
+        match self {
+            Self::DirCreated { path } => format!("{path}/ is missing"),
+            Self::Created { path } | Self::Restored { path } => format!("{path} is missing"),
+            Self::Updated { path } => format!("{path} is from an older version"),
+            Self::RunBitSet { path } => format!("{path} is not executable"),
+            Self::LinkCreated => {
+                format!("the {WATCH_STATUS_LINK} link at the project root is missing")
+            }
+            Self::LinkFixed { was, dangling } => format!(
+                "the {WATCH_STATUS_LINK} link at the project root points to {}{}",
+                was.display(),
+                if *dangling {
+                    ", which does not exist"
+                } else {
+                    ", not the installed script"
+                }
+            ),
+            Self::Excluded { file, lines } => {
+                format!("{} lacks {}", file.display(), lines.join(" "))
+            }
+        }
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -3,4 +3,7 @@
 
 mod support;
 
+mod config;
+mod doctor;
+mod setup;
 mod status;
