@@ -30,11 +30,27 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The Task Copilot database file [default: <TASK_DB_PATH>/<WORKSPACE_ID>/tasks.db].
-    #[arg(long, global = true, value_name = "FILE")]
+    ///
+    /// Inside a worker, ORCHESTRATE_DB supplies it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "ORCHESTRATE_DB",
+        hide_env = true
+    )]
     pub db: Option<PathBuf>,
 
     /// The project root [default: the nearest folder above the current one holding `.git`].
-    #[arg(long, global = true, value_name = "DIR")]
+    ///
+    /// Inside a worker, ORCHESTRATE_PROJECT_ROOT supplies it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "ORCHESTRATE_PROJECT_ROOT",
+        hide_env = true
+    )]
     pub project: Option<PathBuf>,
 
     /// When to use colour (`NO_COLOR` is honoured by `auto`).

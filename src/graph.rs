@@ -452,3 +452,66 @@ mod tests {
         assert_eq!(resolve_dependency("Stream-B", &known), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::taskdb::TaskCounts;
+
+    /// Hostile-looking ids: path tricks, quotes, shell syntax, newlines, non-ASCII, colons.
+    fn id() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9 _./:\\-\\[\\]]{0,12}",
+            Just("../etc".to_string()),
+            Just("$(rm -rf ~)".to_string()),
+            Just("a\nb".to_string()),
+            Just("Ström ☃".to_string()),
+            Just("[x] y: z".to_string()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn build_never_panics_and_orders_dependencies_first(
+            streams in proptest::collection::vec((id(), proptest::collection::vec(id(), 0..4)), 0..12)
+        ) {
+            let snapshot = Snapshot {
+                streams: streams
+                    .into_iter()
+                    .map(|(id, deps)| StreamRecord {
+                        name: id.clone(),
+                        id,
+                        raw_dependencies: deps,
+                        counts: TaskCounts::default(),
+                        blocked: vec![],
+                        phase: None,
+                        worktree_path: None,
+                        branch_name: None,
+                    })
+                    .collect(),
+                warnings: vec![],
+            };
+            if let Ok(graph) = StreamGraph::build(&snapshot) {
+                let position: HashMap<&str, usize> =
+                    graph.streams().iter().enumerate().map(|(i, s)| (s.id(), i)).collect();
+                for s in graph.streams() {
+                    for d in &s.dependencies {
+                        prop_assert!(position[d.as_str()] < position[s.id()]);
+                        prop_assert!(graph.get(d).unwrap().depth < s.depth);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn resolve_dependency_never_panics(raw in any::<String>(), known in proptest::collection::vec(id(), 0..6)) {
+            let known: BTreeSet<&str> = known.iter().map(String::as_str).collect();
+            if let Some(id) = resolve_dependency(&raw, &known) {
+                prop_assert!(known.contains(id));
+            }
+        }
+    }
+}

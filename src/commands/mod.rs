@@ -5,6 +5,7 @@ mod context;
 mod doctor;
 mod init;
 mod status;
+mod task;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Logs(_) => not_implemented("logs"),
         Command::Clean(_) => not_implemented("clean"),
         Command::Merge(_) => not_implemented("merge"),
-        Command::Task(_) => not_implemented("task"),
+        Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(args) => doctor::run(&global, &args, ui),
         Command::Init(args) => init::run(&global, &args, ui),
         Command::Supervise(_) => not_implemented("__supervise"),

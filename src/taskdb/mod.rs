@@ -7,12 +7,14 @@
 
 mod model;
 mod sqlite;
+mod writer;
 
 pub use model::{
     BlockedTask, Progress, Snapshot, SourceWarning, StreamRecord, Task, TaskCounts, TaskStatus,
     UnknownStatus,
 };
 pub use sqlite::SqliteTaskDb;
+pub use writer::{TaskChange, TaskUpdate, set_task};
 
 use std::path::PathBuf;
 

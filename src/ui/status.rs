@@ -179,7 +179,7 @@ pub fn render_plain(d: &Dashboard, palette: &Palette) -> String {
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("  {prefix} {bar:20.cyan/blue} {pos:>3}/{len:3} {msg}")
         .expect("the template is valid")
-        .progress_chars("█▉▊▋▌▍▎▏ ")
+        .progress_chars("█▉▊▋▌▍▎▏░")
 }
 
 fn header_style() -> ProgressStyle {
@@ -220,7 +220,11 @@ impl Bars {
             .unwrap_or(6);
         let mut bars = self.bars.iter();
         let mut next = || bars.next().expect("one bar per line of the layout");
-        next().set_message(p.bold(&overall_line(d)));
+        let source = match &d.workspace {
+            Some(ws) => format!("workspace {ws} · {}", d.db.display()),
+            None => format!("database {}", d.db.display()),
+        };
+        next().set_message(format!("{}\n{}", p.dim(&source), p.bold(&overall_line(d))));
         let mut depth = None;
         for s in &d.streams {
             if depth != Some(s.depth) {

@@ -4,6 +4,8 @@
 mod support;
 
 mod config;
+mod dbfaults;
 mod doctor;
 mod setup;
 mod status;
+mod task;

@@ -299,3 +299,71 @@ fn bad_flag_exits_2() {
     let env = TestEnv::new();
     env.run(&["status", "--bogus"]).expect_code(2);
 }
+
+#[test]
+fn watch_redraws_when_the_database_changes_and_exits_on_ctrl_c() {
+    use std::time::Duration;
+
+    use crate::support::Watched;
+
+    let mut env = TestEnv::new();
+    let ids = env.add_stream("S", &[], 2, "pending");
+    // A 60 s period: a redraw within the deadline below can only come from change detection.
+    let mut watch = Watched::spawn(env.cmd(&["status", "--watch", "60"]));
+    watch.wait_stdout("the first dashboard", Duration::from_secs(10), |out| {
+        out.contains("0/2")
+    });
+    env.set_status(&ids[0], "completed");
+    watch.wait_stdout(
+        "a redraw after the change",
+        Duration::from_secs(10),
+        |out| out.contains("1/2"),
+    );
+    watch.signal("INT");
+    assert_eq!(watch.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn watch_waits_for_a_missing_database_to_appear() {
+    use std::time::Duration;
+
+    use crate::support::Watched;
+
+    let mut env = TestEnv::without_db();
+    let watch = Watched::spawn(env.cmd(&["status", "--watch", "0.2"]));
+    wait_for_stderr(&watch, "does not exist");
+    env.create_db();
+    env.add_stream("Late", &[], 1, "pending");
+    watch.wait_stdout(
+        "the dashboard once the database exists",
+        Duration::from_secs(10),
+        |out| out.contains("Late"),
+    );
+}
+
+fn wait_for_stderr(watch: &crate::support::Watched, needle: &str) {
+    crate::support::wait_for(
+        &format!("stderr to say `{needle}`"),
+        std::time::Duration::from_secs(10),
+        || watch.stderr().contains(needle),
+    );
+}
+
+#[test]
+fn older_schema_without_archived_column_is_read() {
+    let mut env = TestEnv::without_db();
+    let path = env.db_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let schema = crate::support::TASK_COPILOT_SCHEMA.replace(
+        "archived INTEGER DEFAULT 0,\n    archived_at TEXT,\n    archived_by_initiative_id TEXT\n",
+        "extra TEXT\n",
+    );
+    assert!(!schema.contains("archived INTEGER"), "schema edit applied");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&schema)
+        .unwrap();
+    env.add_stream("S", &[], 2, "completed");
+    let doc = env.run(&["status", "--json"]).success().json();
+    assert_eq!(doc["streams"][0]["state"], "complete");
+}
