@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod dbfaults;
+mod demo;
 mod doctor;
 mod setup;
 mod status;
