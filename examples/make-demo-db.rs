@@ -40,7 +40,15 @@ CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at TEXT);
 ";
 
 /// (stream id, name, phase, dependencies, task titles)
-const STREAMS: [(&str, &str, &str, &[&str], &[&str]); 4] = [
+type StreamSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const STREAMS: [StreamSpec; 4] = [
     (
         "Stream-A",
         "Foundation",
