@@ -37,6 +37,29 @@ pub fn run(global: &GlobalArgs, _args: &InitArgs, ui: &Ui) -> Result<i32> {
     Ok(exit_codes::OK)
 }
 
+/// For `start` (and any command that runs workers): install or repair the set-up before a run,
+/// and say on stderr what was installed or repaired (nothing when all is in place). Files the
+/// user edited are kept silently; a project that is not a git repository is warned about once.
+pub fn set_up_for_run(project: &Project, ui: &Ui) -> Result<Report> {
+    let report = setup::ensure(project)?;
+    if report.fresh {
+        ui.info(&format!(
+            "set up .claude/orchestrator/ in {} (see ORCHESTRATION_GUIDE.md there)",
+            project.root.display()
+        ));
+    } else {
+        for change in report.changes.iter().filter(|c| c.is_repair()) {
+            ui.info(&format!("set-up: {change}"));
+        }
+    }
+    for notice in &report.notices {
+        if matches!(notice, Notice::Tracked { .. } | Notice::LinkNotOurs) {
+            ui.warn(&notice.to_string());
+        }
+    }
+    Ok(report)
+}
+
 /// The result, on stdout: what was set up or repaired, then what was kept.
 fn render(project: &Project, report: &Report, ui: &Ui) -> String {
     let p = &ui.out;

@@ -3,7 +3,7 @@
 
 mod context;
 mod doctor;
-mod init;
+pub mod init;
 mod status;
 mod task;
 

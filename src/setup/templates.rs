@@ -10,8 +10,8 @@ pub struct Template {
     pub executable: bool,
 }
 
-/// The worker prompt; `start` fills its placeholders `{stream_id}`, `{stream_name}`,
-/// `{dependencies}`, `{tasks}`, `{worktree}`, `{branch}`.
+/// The worker prompt (owned by the worker code, `worker/prompt.rs`, which fills its `{{…}}`
+/// placeholders); installed so users can read and edit it.
 pub const WORKER_PROMPT: &str = include_str!("../../templates/worker-prompt.md");
 /// The documented default config (every key commented out).
 pub const CONFIG: &str = include_str!("../../templates/config.toml");
@@ -79,16 +79,18 @@ mod tests {
     }
 
     #[test]
-    fn the_worker_prompt_has_every_placeholder() {
-        for p in [
-            "{stream_id}",
-            "{stream_name}",
-            "{dependencies}",
-            "{tasks}",
-            "{worktree}",
-            "{branch}",
+    fn the_worker_prompt_has_the_stream_and_the_protocol() {
+        for needle in [
+            "{{stream_id}}",
+            "{{tasks}}",
+            "in_progress",
+            "completed",
+            "blocked",
         ] {
-            assert!(WORKER_PROMPT.contains(p), "worker-prompt.md lacks {p}");
+            assert!(
+                WORKER_PROMPT.contains(needle),
+                "worker-prompt.md lacks {needle}"
+            );
         }
     }
 
