@@ -86,8 +86,12 @@ impl Diagnostic for ConfigError {
         Some(match self {
             Self::Env { key, .. } => format!("fix or unset {key}"),
             Self::Flag { .. } => "see `orchestrate help start`".into(),
-            _ => "every key is documented in the installed config.toml; `orchestrate doctor` checks it"
-                .into(),
+            Self::Invalid { path, line, .. } => format!(
+                "edit line {line} of {}; every key is documented, with its default, in the \
+                 config.toml `orchestrate init` installs",
+                path.display()
+            ),
+            Self::Read { path, .. } => format!("check the permissions of {}", path.display()),
         })
     }
 
@@ -404,7 +408,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Turns a TOML error into `file:line: message`, naming the key on that line when there is one.
 fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
     let line = err.span().map_or(1, |s| line_of(text, s.start));
-    let message = err.message().trim().replace('\n', "; ");
+    let message = err
+        .message()
+        .trim()
+        .replace('\n', "; ")
+        .replace("expected f64", "expected a number of seconds")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected a boolean", "expected true or false");
     let key = text
         .lines()
         .nth(line - 1)
