@@ -65,7 +65,8 @@ unset WORKSPACE_ID ORCHESTRATE_WORKER_CMD ORCHESTRATE_WORKTREES
 step "Creating a project in $project"
 mkdir -p "$project/src"
 cd "$project"
-git init -q -b main
+git init -q
+git symbolic-ref HEAD refs/heads/main  # `git init -b` needs git 2.28
 printf '# shop\n\nA demo project for orchestrate.\n' > README.md
 printf 'the app\n' > src/app.txt
 printf 'target/\n' > .gitignore

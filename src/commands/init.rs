@@ -92,3 +92,30 @@ fn render(project: &Project, report: &Report, ui: &Ui) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_up_for_run_installs_then_repairs_only_what_is_damaged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = Project {
+            root: tmp.path().canonicalize().unwrap(),
+        };
+        let ui = Ui::plain();
+        let first = set_up_for_run(&project, &ui).unwrap();
+        assert!(first.fresh);
+        assert!(first.notices.contains(&Notice::NoGit));
+        let guide = project.orchestrator_dir().join("ORCHESTRATION_GUIDE.md");
+        std::fs::remove_file(&guide).unwrap();
+        let second = set_up_for_run(&project, &ui).unwrap();
+        assert!(!second.fresh);
+        let repairs: Vec<String> = second.repairs().map(ToString::to_string).collect();
+        assert_eq!(
+            repairs,
+            ["restored .claude/orchestrator/ORCHESTRATION_GUIDE.md (it was missing)"]
+        );
+        assert!(guide.is_file());
+    }
+}
