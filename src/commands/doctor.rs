@@ -100,6 +100,14 @@ fn check_project(project: &Project, global: &GlobalArgs) -> Vec<Check> {
                 },
             ));
             checks.extend(check_worker(&config.worker_cmd, &project.root));
+            checks.extend(check_post_create(
+                config.post_create.as_deref(),
+                &project.root,
+            ));
+            checks.extend(check_target_branch(
+                config.target_branch.as_deref(),
+                &project.root,
+            ));
         }
         Err(e) => checks.push(from_error("config", e.into())),
     }
@@ -303,6 +311,17 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
              worker_cmd in .claude/orchestrator/config.toml / ORCHESTRATE_WORKER_CMD",
         ),
     });
+    let unknown = unknown_placeholders(worker_cmd);
+    if !unknown.is_empty() {
+        checks.push(warn(
+            "worker placeholders",
+            format!(
+                "{} in `{worker_cmd}` will be passed as written",
+                unknown.join(", ")
+            ),
+            "the placeholders are {prompt}, {stream} and {worktree}",
+        ));
+    }
     let is_root = nix::unistd::geteuid().is_root();
     let sandbox = std::env::var("IS_SANDBOX").ok();
     if root_refusal(is_root, worker_cmd, sandbox.as_deref()) {
@@ -316,6 +335,57 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
         ));
     }
     checks
+}
+
+/// `{word}`s in the worker command that the worker code does not fill in.
+fn unknown_placeholders(cmd: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = cmd;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        let is_word =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_word && !["prompt", "stream", "worktree"].contains(&name) {
+            found.push(format!("{{{name}}}"));
+        }
+        rest = &after[end + 1..];
+    }
+    found
+}
+
+/// The `post_create` program, if one is configured, must exist.
+fn check_post_create(post_create: Option<&str>, root: &Path) -> Option<Check> {
+    let program = first_word(post_create?)?;
+    Some(match find_program(&program, root) {
+        Some(path) => ok("post_create", format!("`{program}` is {}", path.display())),
+        None => fail(
+            "post_create",
+            format!("`{program}` (post_create) is not found on PATH"),
+            "install it, or change post_create in .claude/orchestrator/config.toml",
+        ),
+    })
+}
+
+/// A configured target branch must exist, or `merge` has nowhere to go.
+fn check_target_branch(branch: Option<&str>, root: &Path) -> Option<Check> {
+    let branch = branch?;
+    let repo = git2::Repository::open(root).ok()?;
+    Some(
+        if repo.find_branch(branch, git2::BranchType::Local).is_ok() {
+            ok("target branch", format!("`{branch}` exists"))
+        } else {
+            fail(
+                "target branch",
+                format!("target_branch `{branch}` (config) is not a local branch"),
+                format!(
+                    "create it (`git branch {branch}`), or change target_branch in \
+                     .claude/orchestrator/config.toml"
+                ),
+            )
+        },
+    )
 }
 
 /// Whether the Claude CLI would refuse `worker_cmd` at start-up: as root, skipping
@@ -510,6 +580,13 @@ mod tests {
             "claude -p --permission-mode bypassPermissions {prompt}",
             None
         ));
+    }
+
+    #[test]
+    fn unknown_placeholders_are_found() {
+        assert!(unknown_placeholders(crate::config::DEFAULT_WORKER_CMD).is_empty());
+        assert!(unknown_placeholders("run {stream} {worktree} '{}' {a b}").is_empty());
+        assert_eq!(unknown_placeholders("run {promt} {x"), ["{promt}"]);
     }
 
     #[test]

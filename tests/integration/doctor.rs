@@ -214,3 +214,41 @@ fn outside_any_project_the_root_check_fails() {
         run.stdout()
     );
 }
+
+#[test]
+fn configured_target_branch_and_post_create_must_exist() {
+    let env = healthy();
+    let config = env.root.join(".claude/orchestrator/config.toml");
+    std::fs::write(
+        &config,
+        "target_branch = \"release\"\npost_create = \"no-such-setup-tool --deps\"\n",
+    )
+    .unwrap();
+    let out = doctor(&env).expect_code(1).stdout();
+    assert!(line(&out, "target branch").starts_with('✗'), "{out}");
+    assert!(out.contains("git branch release"), "{out}");
+    assert!(
+        line(&out, "post_create").contains("`no-such-setup-tool`"),
+        "{out}"
+    );
+
+    env.git(&["branch", "release"]);
+    std::fs::write(
+        &config,
+        "target_branch = \"release\"\npost_create = \"sh -c true\"\n",
+    )
+    .unwrap();
+    let out = doctor(&env).success().stdout();
+    assert!(line(&out, "target branch").starts_with('✓'), "{out}");
+    assert!(line(&out, "post_create").starts_with('✓'), "{out}");
+}
+
+#[test]
+fn an_unknown_worker_placeholder_is_a_note() {
+    let env = healthy();
+    let mut cmd = env.cmd(&["doctor"]);
+    cmd.env("ORCHESTRATE_WORKER_CMD", "sh -c 'exit 0' {promt}");
+    let out = Run(cmd.output().unwrap()).success().stdout();
+    assert!(line(&out, "worker placeholders").starts_with('!'), "{out}");
+    assert!(out.contains("{promt}"), "{out}");
+}
