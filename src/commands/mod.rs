@@ -1,9 +1,11 @@
 //! One file per subcommand. Each turns parsed arguments into calls on the engine modules and
 //! hands what it learned to `ui` for display. Only `main` exits; commands return an exit code.
 
+mod clean;
 mod context;
 mod doctor;
 pub mod init;
+mod merge;
 mod status;
 mod task;
 
@@ -20,8 +22,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Start(_) => not_implemented("start"),
         Command::Stop(_) => not_implemented("stop"),
         Command::Logs(_) => not_implemented("logs"),
-        Command::Clean(_) => not_implemented("clean"),
-        Command::Merge(_) => not_implemented("merge"),
+        Command::Clean(args) => clean::run(&global, &args, ui),
+        Command::Merge(args) => merge::run(&global, &args, ui),
         Command::Task(command) => task::run(&global, &command, ui),
         Command::Doctor(args) => doctor::run(&global, &args, ui),
         Command::Init(args) => init::run(&global, &args, ui),

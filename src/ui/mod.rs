@@ -3,6 +3,8 @@
 //! The `ui` decides *how* things look, never *what* happens. The output mode is resolved once
 //! from the terminal, `CI`, `TERM` and the flags ([`OutputMode::resolve`]), so it can be tested.
 
+pub mod clean;
+pub mod mergeback;
 pub mod progress;
 pub mod status;
 pub mod style;

@@ -1,0 +1,64 @@
+//! `orchestrate merge`: merge complete stream branches into the target branch, in dependency
+//! order (`--dry-run`: the in-memory preview only).
+
+use super::context::Context;
+use crate::cli::{GlobalArgs, MergeArgs};
+use crate::error::{Error, Result};
+use crate::exit_codes;
+use crate::git::error::summarize;
+use crate::git::repo::Repo;
+use crate::git::{MergePreview, merge, preview};
+use crate::graph::{Stream, StreamGraph};
+use crate::ui::{self, Ui};
+
+pub fn run(global: &GlobalArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
+    let ctx = Context::new(global)?;
+    let mut db = ctx.open_db()?;
+    let (_, graph) = ctx.load_graph(&mut db)?;
+    let selected = select(&graph, &args.streams)?;
+    let repo = Repo::open(&ctx.project.root)?;
+    let target = preview::target_branch(&ctx.project, &repo, args.into.as_deref())?;
+    let complete = |s: &Stream| s.record.counts.is_complete();
+    if args.dry_run {
+        let plan = preview::plan(&repo, &target, &selected, complete)?;
+        ui.print(&ui::mergeback::render_plan(&plan, &ui.out));
+        return Ok(exit_codes::OK);
+    }
+    let report = merge::merge_streams(&repo, &target, &selected, complete)?;
+    ui.print(&ui::mergeback::render_report(&report, &ui.out));
+    if let Some(c) = &report.conflict {
+        let paths = match &c.preview {
+            MergePreview::Conflicts { paths } => paths.clone(),
+            _ => Vec::new(),
+        };
+        return Err(Error::msg(format!(
+            "merging stream {} ({}) into {target} conflicts in: {}; stopped there, the work tree \
+             and index are as they were before this merge",
+            c.stream,
+            c.branch,
+            summarize(&paths)
+        ))
+        .with_hint(format!(
+            "merge it by hand (`git merge --no-ff {}`), resolve the conflicts and commit, then run \
+             `orchestrate merge` again for the rest",
+            c.branch
+        ))
+        .with_code(exit_codes::REFUSED));
+    }
+    Ok(exit_codes::OK)
+}
+
+/// The named streams (all when none are named), in dependency order; an unknown name is an
+/// error naming it.
+pub fn select<'g>(graph: &'g StreamGraph, names: &[String]) -> Result<Vec<&'g Stream>> {
+    if let Some(unknown) = names.iter().find(|n| graph.get(n).is_none()) {
+        return Err(Error::msg(format!("there is no stream `{unknown}`"))
+            .with_hint("`orchestrate status` lists the streams")
+            .with_code(exit_codes::NO_STREAMS));
+    }
+    Ok(graph
+        .streams()
+        .iter()
+        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.id()))
+        .collect())
+}

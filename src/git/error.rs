@@ -1,0 +1,188 @@
+//! `GitError`: every git operation `orchestrate` performs, named, with the path, branch or
+//! stream it concerned and the libgit2 error as its source.
+
+use std::path::PathBuf;
+
+use crate::error::Diagnostic;
+use crate::exit_codes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot open the git repository at {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot read HEAD of {path}")]
+    Head {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("{path} has no branch checked out (detached HEAD or unborn branch)")]
+    NoBranch { path: PathBuf },
+    #[error("cannot read branch `{branch}`")]
+    ReadBranch {
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("branch `{branch}` does not exist")]
+    MissingBranch { branch: String },
+    #[error("cannot create branch `{branch}`")]
+    CreateBranch {
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot delete branch `{branch}`")]
+    DeleteBranch {
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot compare `{from}` with `{to}`")]
+    Compare {
+        from: String,
+        to: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot merge `{theirs}` into `{ours}`")]
+    Merge {
+        ours: String,
+        theirs: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot commit on `{branch}`")]
+    Commit {
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot check out the merge result in {path}")]
+    Checkout {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot read the status of {path}")]
+    Status {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot list the worktrees of {path}")]
+    ListWorktrees {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot add worktree `{name}` at {path} for branch `{branch}`")]
+    AddWorktree {
+        name: String,
+        path: PathBuf,
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("{path} exists but is not the worktree of branch `{branch}`")]
+    WorktreeInTheWay { path: PathBuf, branch: String },
+    #[error("branch `{branch}` is already checked out at {path}")]
+    CheckedOutElsewhere { branch: String, path: PathBuf },
+    #[error("cannot {action} worktree `{name}`")]
+    Worktree {
+        action: &'static str,
+        name: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use the orchestrator state store {path}")]
+    Records {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path} has uncommitted changes: {}", summarize(.files))]
+    RootDirty { path: PathBuf, files: Vec<String> },
+    #[error("{path} is in the middle of a {operation}")]
+    Busy { path: PathBuf, operation: String },
+    #[error("{path} is on `{current}`, not on the target branch `{target}`")]
+    NotOnTarget {
+        path: PathBuf,
+        current: String,
+        target: String,
+    },
+    #[error("`{command}` for stream {stream} failed: {reason}")]
+    PostCreate {
+        stream: String,
+        command: String,
+        reason: String,
+    },
+}
+
+impl Diagnostic for GitError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::Open { .. } => "run inside a git repository, or pass `--project DIR`".into(),
+            Self::NoBranch { .. } => {
+                "check out the branch to merge into (`git switch <branch>`), or pass `--into BRANCH`"
+                    .into()
+            }
+            Self::MissingBranch { .. } => "`git branch --list 'stream/*'` lists stream branches".into(),
+            Self::WorktreeInTheWay { path, .. } => format!(
+                "move {} away (or remove it if it holds nothing you need), then run again",
+                path.display()
+            ),
+            Self::CheckedOutElsewhere { path, .. } => format!(
+                "switch {} to another branch, or remove that worktree (`git worktree remove`)",
+                path.display()
+            ),
+            Self::RootDirty { .. } => {
+                "commit or stash them (`git stash -u`), then run `orchestrate merge` again".into()
+            }
+            Self::Busy { .. } => {
+                "finish it or abort it (`git merge --abort`, `git rebase --abort`, …) first".into()
+            }
+            Self::NotOnTarget { target, current, .. } => format!(
+                "`git switch {target}` first, or merge into the current branch with `--into {current}`"
+            ),
+            Self::Records { .. } => "`orchestrate doctor` checks the state store".into(),
+            Self::PostCreate { .. } => {
+                "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
+                    .into()
+            }
+            _ => return None,
+        })
+    }
+
+    fn exit_code(&self) -> i32 {
+        exit_codes::FAILURE
+    }
+}
+
+pub type Result<T, E = GitError> = std::result::Result<T, E>;
+
+/// The first few paths of a list, then "and N more".
+pub fn summarize(files: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = files
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        text.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    text
+}

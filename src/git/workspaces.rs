@@ -1,0 +1,393 @@
+//! [`WorktreeWorkspaces`]: the worktree implementation of the scheduler's [`Workspaces`] seam.
+//!
+//! `prepare` gives a stream its branch (created on its dependencies' work, or reused as it is)
+//! and worktree (created, reused or repaired), copies `.worktreeinclude` files and runs
+//! `post_create` into the stream's log; `worker_started` locks the worktree naming the stream
+//! and pid; `worker_finished` unlocks it and commits what the worker left uncommitted
+//! (`auto_commit`) or reports it dirty. The `main` stream always runs in the project root.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::base::{self, Base};
+use super::error::GitError;
+use super::names::StreamNames;
+use super::records::{Records, StreamRecord};
+use super::repo::{Repo, short};
+use super::worktree::{self, Ensured};
+use super::{exclude, include};
+use crate::config::Config;
+use crate::graph::{Stream, StreamGraph};
+use crate::project::Project;
+use crate::workspace::{Finished, Placement, PrepareFailure, Workspaces};
+
+/// The stream that always works in the project root.
+pub const MAIN_STREAM: &str = "main";
+
+pub struct WorktreeWorkspaces {
+    project: Project,
+    config: Config,
+}
+
+impl WorktreeWorkspaces {
+    /// Records the merge-back target (`Config::target_branch`, else the branch the project
+    /// root has checked out now) and makes sure `.git/info/exclude` hides our folders.
+    pub fn new(project: Project, config: Config) -> Result<Self, GitError> {
+        let repo = Repo::open(&project.root)?;
+        exclude::ensure(&repo.inner)?;
+        let target = config
+            .target_branch
+            .clone()
+            .or_else(|| repo.current_branch());
+        if let Some(target) = target {
+            Records::open(&project)?.set_target(&target)?;
+        }
+        Ok(Self { project, config })
+    }
+
+    fn root_placement(&self, notes: Vec<String>) -> Placement {
+        Placement {
+            dir: self.project.root.clone(),
+            branch: None,
+            base: None,
+            notes,
+        }
+    }
+
+    fn try_prepare(&self, stream: &Stream) -> Result<Placement, PrepareFailure> {
+        let failed = |e: GitError| PrepareFailure::Failed {
+            reason: describe(&e),
+        };
+        let repo = Repo::open(&self.project.root).map_err(failed)?;
+        exclude::ensure(&repo.inner).map_err(failed)?;
+        let names = StreamNames::new(stream.id());
+        let branch = names.branch();
+        let path = self.project.root.join(names.worktree_rel());
+        let records = Records::open(&self.project).map_err(failed)?;
+        let mut notes = Vec::new();
+        if names.sanitised() {
+            notes.push(format!(
+                "stream `{}` uses branch {branch} and folder {}",
+                stream.id(),
+                names.worktree_rel().display()
+            ));
+        }
+
+        let base = match repo.branch_tip(&branch).map_err(failed)? {
+            Some(tip) => {
+                let missing = base::missing_dependency_tips(&repo, stream, tip).map_err(failed)?;
+                if !missing.is_empty() {
+                    notes.push(format!(
+                        "branch {branch} from an earlier run is reused as it is; it does not contain \
+                         the current tip of {}",
+                        missing.join(", ")
+                    ));
+                }
+                let recorded = records.stream(stream.id()).map_err(failed)?;
+                recorded
+                    .and_then(|r| r.base)
+                    .unwrap_or_else(|| tip.to_string())
+            }
+            None => match base::resolve(&repo, stream).map_err(failed)? {
+                Base::Commit { oid, how } => {
+                    repo.create_branch(&branch, oid).map_err(failed)?;
+                    notes.push(format!("branch {branch} created on {} ({how})", short(oid)));
+                    oid.to_string()
+                }
+                Base::Conflict { branches, paths } => {
+                    return Err(PrepareFailure::Blocked {
+                        reason: format!(
+                            "merging its dependencies {} conflicts in: {}; merge them by hand into \
+                             a branch {branch}, then start it again",
+                            branches.join(" and "),
+                            paths.join(", ")
+                        ),
+                    });
+                }
+            },
+        };
+
+        let ensured = worktree::ensure(&repo, &names, &path).map_err(|e| match e {
+            GitError::WorktreeInTheWay { .. } | GitError::CheckedOutElsewhere { .. } => {
+                PrepareFailure::Blocked {
+                    reason: describe(&e),
+                }
+            }
+            other => failed(other),
+        })?;
+        match ensured {
+            Ensured::Reused => notes.push(format!("worktree {} reused", path.display())),
+            Ensured::Repaired => notes.push(format!(
+                "worktree {} was stale (folder deleted); pruned and added again",
+                path.display()
+            )),
+            Ensured::Created => {}
+        }
+        records
+            .upsert_stream(&StreamRecord {
+                stream: stream.id().into(),
+                slug: names.slug.clone(),
+                branch: branch.clone(),
+                worktree: path.clone(),
+                base: Some(base.clone()),
+                created_at: String::new(),
+            })
+            .map_err(failed)?;
+        if ensured != Ensured::Reused {
+            let copied = include::copy_included(&repo, &path).map_err(failed)?;
+            if !copied.is_empty() {
+                notes.push(format!(
+                    "copied from {}: {}",
+                    include::FILE,
+                    copied
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if let Some(cmd) = &self.config.post_create {
+                run_post_create(
+                    &self.project,
+                    stream.id(),
+                    cmd,
+                    &path,
+                    &branch,
+                    self.config.post_create_timeout,
+                )
+                .map_err(failed)?;
+            }
+        }
+        Ok(Placement {
+            dir: path,
+            branch: Some(branch),
+            base: Some(base),
+            notes,
+        })
+    }
+}
+
+impl Workspaces for WorktreeWorkspaces {
+    fn prepare(
+        &mut self,
+        stream: &Stream,
+        _graph: &StreamGraph,
+    ) -> Result<Placement, PrepareFailure> {
+        if stream.id() == MAIN_STREAM {
+            return Ok(
+                self.root_placement(vec!["the `main` stream runs in the project root".into()])
+            );
+        }
+        self.try_prepare(stream)
+    }
+
+    fn worker_started(&mut self, stream: &str, placement: &Placement, pid: u32) {
+        if placement.branch.is_none() {
+            return;
+        }
+        let result = Repo::open(&self.project.root).and_then(|repo| {
+            worktree::lock(&repo, &placement.dir, &worktree::lock_reason(stream, pid))
+        });
+        if let Err(e) = result {
+            tracing::warn!("stream {stream}: {}", describe(&e));
+        }
+    }
+
+    fn worker_finished(&mut self, stream: &str, placement: &Placement) -> Finished {
+        let mut finished = Finished::default();
+        let Some(branch) = &placement.branch else {
+            return finished;
+        };
+        let unlocked =
+            Repo::open(&self.project.root).and_then(|repo| worktree::unlock(&repo, &placement.dir));
+        if let Err(e) = unlocked {
+            finished.notes.push(describe(&e));
+        }
+        match leftovers(&placement.dir, stream, branch, self.config.auto_commit) {
+            Ok(Leftovers::None) => {}
+            Ok(Leftovers::Committed { files, commit }) => {
+                finished.auto_committed = true;
+                finished.notes.push(format!(
+                    "committed {files} file(s) the worker left uncommitted on {branch} ({})",
+                    short(commit)
+                ));
+            }
+            Ok(Leftovers::Dirty { files }) => {
+                finished.dirty = true;
+                finished.notes.push(format!(
+                    "finished with uncommitted changes in {} ({files} file(s)); auto_commit is off",
+                    placement.dir.display()
+                ));
+            }
+            Err(e) => {
+                finished.dirty = true;
+                finished.notes.push(describe(&e));
+            }
+        }
+        finished
+    }
+}
+
+enum Leftovers {
+    None,
+    Committed { files: usize, commit: git2::Oid },
+    Dirty { files: usize },
+}
+
+/// Commits everything uncommitted (respecting ignores) in the worktree at `dir`, if allowed.
+fn leftovers(
+    dir: &Path,
+    stream: &str,
+    branch: &str,
+    auto_commit: bool,
+) -> Result<Leftovers, GitError> {
+    let repo = Repo::open(dir)?;
+    let dirty = repo.dirty_files()?;
+    if dirty.is_empty() {
+        return Ok(Leftovers::None);
+    }
+    if !auto_commit {
+        return Ok(Leftovers::Dirty { files: dirty.len() });
+    }
+    let err = |source| GitError::Commit {
+        branch: branch.into(),
+        source,
+    };
+    let mut index = repo.inner.index().map_err(err)?;
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .map_err(err)?;
+    index.update_all(["*"], None).map_err(err)?;
+    index.write().map_err(err)?;
+    let tree = repo
+        .inner
+        .find_tree(index.write_tree().map_err(err)?)
+        .map_err(err)?;
+    let parent = repo.head_commit()?;
+    let sig = repo.signature();
+    let message = format!(
+        "orchestrate: commit work left uncommitted by stream {stream}'s worker\n\n\
+         Made automatically by orchestrate (auto_commit) when the worker exited.\n"
+    );
+    let commit = repo
+        .inner
+        .commit(Some("HEAD"), &sig, &sig, &message, &tree, &[&parent])
+        .map_err(err)?;
+    Ok(Leftovers::Committed {
+        files: dirty.len(),
+        commit,
+    })
+}
+
+/// The stream's log file, `logs/<stream>.log` (the slug when the id is not a safe file name).
+pub fn log_file(project: &Project, stream: &str) -> PathBuf {
+    let safe =
+        !stream.is_empty() && !stream.contains(['/', '\0']) && stream != "." && stream != "..";
+    let name = if safe {
+        stream.to_string()
+    } else {
+        StreamNames::new(stream).slug
+    };
+    project.logs_dir().join(format!("{name}.log"))
+}
+
+/// Runs `cmd` (shell words, no shell) in the new worktree with a time limit, its output
+/// appended to the stream's log.
+fn run_post_create(
+    project: &Project,
+    stream: &str,
+    cmd: &str,
+    dir: &Path,
+    branch: &str,
+    limit: Duration,
+) -> Result<(), GitError> {
+    let fail = |reason: String| GitError::PostCreate {
+        stream: stream.into(),
+        command: cmd.into(),
+        reason,
+    };
+    let argv = shlex::split(cmd)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| fail("it is not valid shell words (unbalanced quotes?)".into()))?;
+    let log_path = log_file(project, stream);
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| GitError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(project.logs_dir()).map_err(io("create", &project.logs_dir()))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io("open", &log_path))?;
+    let _ = writeln!(log, "=== post_create: {cmd} (in {}) ===", dir.display());
+    let err_log = log.try_clone().map_err(io("open", &log_path))?;
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .env("ORCHESTRATE_STREAM", stream)
+        .env("ORCHESTRATE_WORKTREE", dir)
+        .env("ORCHESTRATE_BRANCH", branch)
+        .env("ORCHESTRATE_PROJECT_ROOT", &project.root)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io("open", &log_path))?)
+        .stderr(err_log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start `{}`: {e}", argv[0])))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                // Its own process group: kill whatever it started too.
+                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                let _ = writeln!(
+                    log,
+                    "=== post_create killed after {}s ===",
+                    limit.as_secs_f64()
+                );
+                return Err(fail(format!(
+                    "it did not finish within {}s (post_create_timeout); output in {}",
+                    limit.as_secs_f64(),
+                    log_path.display()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+        }
+    };
+    let _ = writeln!(log, "=== post_create ended: {status} ===");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "it exited with {status}; output in {}",
+            log_path.display()
+        )))
+    }
+}
+
+/// An error and its hint as one line, for reasons shown in `status`.
+fn describe(e: &GitError) -> String {
+    use crate::error::Diagnostic;
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if let Some(hint) = e.hint() {
+        text.push_str(&format!(" (hint: {hint})"));
+    }
+    text
+}

@@ -1,0 +1,470 @@
+//! Worktree mode through the `Workspaces` seam, against real repositories: bases from
+//! dependencies (diamond, conflicts), reuse, repair, awkward names, failed adds, locks,
+//! auto-commit, `.worktreeinclude`, `post_create` and `.git/info/exclude`.
+
+use std::path::{Path, PathBuf};
+
+use orchestrate::config::Config;
+use orchestrate::git::WorktreeWorkspaces;
+use orchestrate::graph::{Stream, StreamGraph};
+use orchestrate::project::Project;
+use orchestrate::taskdb::{SqliteTaskDb, TaskSource};
+use orchestrate::workspace::{Placement, PrepareFailure, Workspaces};
+
+use crate::support::TestEnv;
+
+pub fn graph(env: &TestEnv) -> StreamGraph {
+    let mut db = SqliteTaskDb::open(&env.db_path(), "test").unwrap();
+    StreamGraph::build(&db.snapshot().unwrap()).unwrap()
+}
+
+pub fn workspaces(env: &TestEnv, config: Config) -> WorktreeWorkspaces {
+    let project = Project {
+        root: env.root.clone(),
+    };
+    WorktreeWorkspaces::new(project, config).unwrap()
+}
+
+pub fn stream<'g>(g: &'g StreamGraph, id: &str) -> &'g Stream {
+    g.get(id).unwrap()
+}
+
+pub fn prepare(ws: &mut WorktreeWorkspaces, g: &StreamGraph, id: &str) -> Placement {
+    ws.prepare(stream(g, id), g)
+        .unwrap_or_else(|e| panic!("prepare {id}: {e:?}"))
+}
+
+/// Commits `file` with `content` in `dir`, as a worker would.
+pub fn commit_file(env: &TestEnv, dir: &Path, file: &str, content: &str) {
+    std::fs::write(dir.join(file), content).unwrap();
+    env.git_in(dir, &["add", file]);
+    env.git_in(dir, &["commit", "-q", "-m", &format!("add {file}")]);
+}
+
+fn admin_names(env: &TestEnv) -> Vec<String> {
+    let dir = env.root.join(".git/worktrees");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn diamond_bases_hold_every_dependency_s_work() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    assert_eq!(a.dir, env.root.join(".claude/worktrees/Stream-A"));
+    assert_eq!(a.branch.as_deref(), Some("stream/Stream-A"));
+    let head = env.git(&["rev-parse", "HEAD"]);
+    assert_eq!(a.base.as_deref(), Some(head.trim()));
+    commit_file(&env, &a.dir, "a.txt", "from A\n");
+
+    let b = prepare(&mut ws, &g, "Stream-B");
+    assert!(b.dir.join("a.txt").exists(), "B starts from A's tip");
+    commit_file(&env, &b.dir, "b.txt", "from B\n");
+    let c = prepare(&mut ws, &g, "Stream-C");
+    commit_file(&env, &c.dir, "c.txt", "from C\n");
+
+    let z = prepare(&mut ws, &g, "Stream-Z");
+    for f in ["a.txt", "b.txt", "c.txt", "README.md"] {
+        assert!(z.dir.join(f).exists(), "{f} missing from Z's worktree");
+    }
+    // The base is a merge commit of B's and C's tips, committed on Z's branch.
+    let parents = env.git(&["rev-list", "--parents", "-n1", "stream/Stream-Z"]);
+    let b_tip = env.git(&["rev-parse", "stream/Stream-B"]);
+    let c_tip = env.git(&["rev-parse", "stream/Stream-C"]);
+    assert!(
+        parents.contains(b_tip.trim()) && parents.contains(c_tip.trim()),
+        "{parents}"
+    );
+    assert_eq!(
+        z.base.as_deref(),
+        Some(env.git(&["rev-parse", "stream/Stream-Z"]).trim())
+    );
+    // The project root stays on main and clean (worktrees and state are excluded).
+    assert_eq!(env.git(&["branch", "--show-current"]).trim(), "main");
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn conflicting_dependencies_block_the_stream_and_name_the_path() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    commit_file(&env, &a.dir, "shared.txt", "base\n");
+    let b = prepare(&mut ws, &g, "Stream-B");
+    commit_file(&env, &b.dir, "shared.txt", "B's version\n");
+    let c = prepare(&mut ws, &g, "Stream-C");
+    commit_file(&env, &c.dir, "shared.txt", "C's version\n");
+
+    let err = ws.prepare(stream(&g, "Stream-Z"), &g).unwrap_err();
+    let PrepareFailure::Blocked { reason } = err else {
+        panic!("expected blocked, got {err:?}");
+    };
+    assert!(reason.contains("shared.txt"), "{reason}");
+    assert!(reason.contains("stream/Stream-B") && reason.contains("stream/Stream-C"));
+    // Nothing was started on it.
+    assert!(!env.root.join(".claude/worktrees/Stream-Z").exists());
+    assert_eq!(env.git(&["branch", "--list", "stream/Stream-Z"]), "");
+}
+
+#[test]
+fn rerun_reuses_the_worktree_and_never_resets_the_branch() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    commit_file(&env, &a.dir, "a.txt", "work\n");
+    let tip = env.git(&["rev-parse", "stream/Stream-A"]);
+
+    let mut again = workspaces(&env, Config::default());
+    let a2 = prepare(&mut again, &g, "Stream-A");
+    assert_eq!(a2.dir, a.dir);
+    assert_eq!(a2.base, a.base, "the recorded base is kept");
+    assert!(
+        a2.notes.iter().any(|n| n.contains("reused")),
+        "{:?}",
+        a2.notes
+    );
+    assert_eq!(env.git(&["rev-parse", "stream/Stream-A"]), tip);
+    assert!(a2.dir.join("a.txt").exists());
+
+    // B's branch from an earlier run lacks A's new work: reused as is, with a note.
+    let b = prepare(&mut again, &g, "Stream-B");
+    commit_file(&env, &a.dir, "a2.txt", "more\n");
+    let b2 = prepare(&mut again, &g, "Stream-B");
+    assert_eq!(b2.base, b.base);
+    assert!(
+        b2.notes
+            .iter()
+            .any(|n| n.contains("does not contain") && n.contains("stream/Stream-A")),
+        "{:?}",
+        b2.notes
+    );
+}
+
+#[test]
+fn a_worktree_folder_deleted_by_hand_is_repaired() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    commit_file(&env, &a.dir, "a.txt", "committed work\n");
+    std::fs::remove_dir_all(&a.dir).unwrap();
+
+    let a2 = prepare(&mut ws, &g, "Stream-A");
+    assert!(
+        a2.notes.iter().any(|n| n.contains("stale")),
+        "{:?}",
+        a2.notes
+    );
+    assert!(a2.dir.join("a.txt").exists(), "committed work is back");
+    let list = env.git(&["worktree", "list", "--porcelain"]);
+    assert!(!list.contains("prunable"), "{list}");
+    assert_eq!(list.matches("stream/Stream-A").count(), 1, "{list}");
+    env.git_in(&a2.dir, &["status"]);
+}
+
+#[test]
+fn names_with_spaces_and_slashes_get_valid_branches_and_folders() {
+    let mut env = TestEnv::new();
+    env.add_stream("api/v2 auth", &[], 1, "pending");
+    env.add_stream("Ström..lock", &["api/v2 auth"], 1, "pending");
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let p = prepare(&mut ws, &g, "api/v2 auth");
+    let branch = p.branch.clone().unwrap();
+    assert!(branch.starts_with("stream/api-v2-auth-"), "{branch}");
+    env.git(&["check-ref-format", &format!("refs/heads/{branch}")]);
+    assert_eq!(
+        p.dir.parent().unwrap(),
+        env.root.join(".claude/worktrees"),
+        "one folder level, no slash in it"
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("api/v2 auth") && n.contains(&branch))
+    );
+    commit_file(&env, &p.dir, "auth.txt", "x\n");
+
+    let q = prepare(&mut ws, &g, "Ström..lock");
+    let qb = q.branch.unwrap();
+    env.git(&["check-ref-format", &format!("refs/heads/{qb}")]);
+    assert!(
+        q.dir.join("auth.txt").exists(),
+        "based on the dependency's branch"
+    );
+    // The same id maps to the same names in another process / run.
+    let again = prepare(&mut workspaces(&env, Config::default()), &g, "api/v2 auth");
+    assert_eq!(again.branch.unwrap(), branch);
+}
+
+#[test]
+fn a_folder_in_the_way_is_refused_and_a_failed_add_leaves_nothing_behind() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let in_the_way = env.root.join(".claude/worktrees/Stream-A");
+    std::fs::create_dir_all(&in_the_way).unwrap();
+    std::fs::write(in_the_way.join("mine.txt"), "user data\n").unwrap();
+    let err = ws.prepare(stream(&g, "Stream-A"), &g).unwrap_err();
+    assert!(
+        matches!(&err, PrepareFailure::Blocked { reason } if reason.contains("is not the worktree")),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(in_the_way.join("mine.txt")).unwrap(),
+        "user data\n"
+    );
+    assert!(admin_names(&env).is_empty(), "{:?}", admin_names(&env));
+
+    // libgit2 itself fails (the worktrees folder is a file): no half-made admin dir.
+    std::fs::remove_dir_all(env.root.join(".claude/worktrees")).unwrap();
+    std::fs::write(env.root.join(".claude/worktrees"), "not a folder").unwrap();
+    let err = ws.prepare(stream(&g, "Stream-A"), &g).unwrap_err();
+    assert!(matches!(err, PrepareFailure::Failed { .. }), "{err:?}");
+    assert!(admin_names(&env).is_empty(), "{:?}", admin_names(&env));
+    std::fs::remove_file(env.root.join(".claude/worktrees")).unwrap();
+    // What a failed libgit2 add leaves: an admin dir without `gitdir`, invisible to
+    // `git worktree list`, that would make the next add fail with "directory exists".
+    std::fs::create_dir_all(env.root.join(".git/worktrees/Stream-A")).unwrap();
+    let a = prepare(&mut ws, &g, "Stream-A");
+    assert!(a.dir.join("README.md").exists());
+}
+
+#[test]
+fn a_branch_checked_out_elsewhere_is_refused() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    env.git(&["branch", "stream/Stream-A"]);
+    let elsewhere = env.tmp.path().join("elsewhere");
+    env.git(&[
+        "worktree",
+        "add",
+        "-q",
+        elsewhere.to_str().unwrap(),
+        "stream/Stream-A",
+    ]);
+    let mut ws = workspaces(&env, Config::default());
+    let err = ws.prepare(stream(&g, "Stream-A"), &g).unwrap_err();
+    let PrepareFailure::Blocked { reason } = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("already checked out") && reason.contains("elsewhere"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn worker_lifecycle_locks_then_unlocks_and_auto_commits_leftovers() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    ws.worker_started("Stream-A", &a, 4242);
+    let list = env.git(&["worktree", "list", "--porcelain"]);
+    assert!(
+        list.contains("locked orchestrate: stream Stream-A worker pid 4242"),
+        "{list}"
+    );
+    std::fs::write(a.dir.join("left.txt"), "uncommitted\n").unwrap();
+    let done = ws.worker_finished("Stream-A", &a);
+    assert!(done.auto_committed && !done.dirty, "{done:?}");
+    assert!(
+        !env.git(&["worktree", "list", "--porcelain"])
+            .contains("locked")
+    );
+    let msg = env.git(&["log", "-1", "--format=%B", "stream/Stream-A"]);
+    assert!(msg.contains("orchestrate"), "{msg}");
+    assert_eq!(env.git_in(&a.dir, &["status", "--porcelain"]), "");
+
+    let mut manual = workspaces(
+        &env,
+        Config {
+            auto_commit: false,
+            ..Config::default()
+        },
+    );
+    std::fs::write(a.dir.join("more.txt"), "uncommitted\n").unwrap();
+    let done = manual.worker_finished("Stream-A", &a);
+    assert!(done.dirty && !done.auto_committed, "{done:?}");
+    assert!(a.dir.join("more.txt").exists());
+}
+
+#[test]
+fn worktreeinclude_copies_only_really_ignored_files() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let ignore = ".env\nsecrets/\ntarget/\nconfig/local.toml\nlink.env\n";
+    let include = ".env\nsecrets/\nnotes.txt\nconfig/local.toml\nlink.env\n";
+    std::fs::write(env.root.join(".gitignore"), ignore).unwrap();
+    std::fs::write(env.root.join(".worktreeinclude"), include).unwrap();
+    std::fs::create_dir_all(env.root.join("config")).unwrap();
+    std::fs::write(env.root.join("config/app.toml"), "tracked\n").unwrap();
+    env.git(&["add", ".gitignore", ".worktreeinclude", "config/app.toml"]);
+    env.git(&["commit", "-q", "-m", "ignore rules"]);
+    std::fs::write(env.root.join(".env"), "TOKEN=42\n").unwrap();
+    std::fs::create_dir_all(env.root.join("secrets")).unwrap();
+    std::fs::write(env.root.join("secrets/key.pem"), "KEY\n").unwrap();
+    // Matches .worktreeinclude but is not ignored: user work, not copied.
+    std::fs::write(env.root.join("notes.txt"), "draft\n").unwrap();
+    std::fs::write(env.root.join("config/local.toml"), "local\n").unwrap();
+    // A build folder is not walked for a name-only pattern like `.env`.
+    std::fs::create_dir_all(env.root.join("target/debug")).unwrap();
+    std::fs::write(env.root.join("target/debug/.env"), "build\n").unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", env.root.join("link.env")).unwrap();
+    let g = graph(&env);
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    assert_eq!(
+        std::fs::read_to_string(a.dir.join(".env")).unwrap(),
+        "TOKEN=42\n"
+    );
+    assert!(a.dir.join("secrets/key.pem").exists());
+    assert!(!a.dir.join("notes.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(a.dir.join("config/local.toml")).unwrap(),
+        "local\n"
+    );
+    assert!(!a.dir.join("target").exists());
+    assert_eq!(
+        std::fs::read_link(a.dir.join("link.env")).unwrap(),
+        PathBuf::from("/nonexistent/target"),
+        "a symlink is copied as a symlink"
+    );
+    assert!(a.notes.iter().any(|n| n.contains(".env")), "{:?}", a.notes);
+}
+
+#[test]
+fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let ok = Config {
+        post_create: Some("sh -c 'echo setup-output; touch .post-created'".into()),
+        ..Config::default()
+    };
+    let a = prepare(&mut workspaces(&env, ok), &g, "Stream-A");
+    assert!(a.dir.join(".post-created").exists());
+    let log = env.root.join(".claude/orchestrator/logs/Stream-A.log");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("setup-output")
+    );
+
+    let failing = Config {
+        post_create: Some("sh -c 'echo broken-setup >&2; exit 3'".into()),
+        ..Config::default()
+    };
+    let err = workspaces(&env, failing)
+        .prepare(stream(&g, "Stream-B"), &g)
+        .unwrap_err();
+    let PrepareFailure::Failed { reason } = err else {
+        panic!("{err:?}")
+    };
+    assert!(reason.contains("exit status: 3"), "{reason}");
+    let log = env.root.join(".claude/orchestrator/logs/Stream-B.log");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("broken-setup")
+    );
+
+    let slow = Config {
+        post_create: Some("sleep 30".into()),
+        post_create_timeout: std::time::Duration::from_millis(200),
+        ..Config::default()
+    };
+    let err = workspaces(&env, slow)
+        .prepare(stream(&g, "Stream-C"), &g)
+        .unwrap_err();
+    assert!(
+        matches!(&err, PrepareFailure::Failed { reason } if reason.contains("did not finish")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn exclude_entries_are_added_once() {
+    let env = TestEnv::new();
+    let exclude = env.root.join(".git/info/exclude");
+    workspaces(&env, Config::default());
+    workspaces(&env, Config::default());
+    let text = std::fs::read_to_string(&exclude).unwrap();
+    for entry in [
+        ".claude/worktrees/",
+        ".claude/orchestrator/logs/",
+        ".claude/orchestrator/state/",
+    ] {
+        assert_eq!(text.lines().filter(|l| *l == entry).count(), 1, "{text}");
+    }
+    // The state store lives under an excluded folder: the checkout stays clean.
+    assert!(
+        env.root
+            .join(".claude/orchestrator/state/state.db")
+            .exists()
+    );
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn the_main_stream_runs_in_the_project_root() {
+    let mut env = TestEnv::new();
+    env.add_stream("main", &[], 1, "pending");
+    let g = graph(&env);
+    let p = prepare(&mut workspaces(&env, Config::default()), &g, "main");
+    assert_eq!(p.dir, env.root);
+    assert_eq!(p.branch, None);
+}
+
+#[test]
+fn status_and_dry_run_helpers_report_bases_without_changing_anything() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let g = graph(&env);
+    let project = Project {
+        root: env.root.clone(),
+    };
+    let mut ws = workspaces(&env, Config::default());
+    let planned = orchestrate::git::plan_placement(&project, stream(&g, "Stream-A")).unwrap();
+    assert!(planned.base.starts_with("HEAD of main"), "{planned:?}");
+    assert_eq!(
+        orchestrate::git::branch_status(&project, "Stream-A").unwrap(),
+        None
+    );
+
+    for (id, file) in [("Stream-A", "a"), ("Stream-B", "b"), ("Stream-C", "c")] {
+        let p = prepare(&mut ws, &g, id);
+        commit_file(&env, &p.dir, file, file);
+    }
+    let status = orchestrate::git::branch_status(&project, "Stream-B")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.branch, "stream/Stream-B");
+    assert_eq!(status.commits_ahead_of_base, Some(1));
+
+    let objects = env.git(&["count-objects"]);
+    let z = orchestrate::git::plan_placement(&project, stream(&g, "Stream-Z")).unwrap();
+    assert_eq!(z.base, "merge of stream/Stream-B, stream/Stream-C");
+    assert!(!z.blocked);
+    assert_eq!(env.git(&["count-objects"]), objects, "planned in memory");
+    assert_eq!(env.git(&["branch", "--list", "stream/Stream-Z"]), "");
+}
