@@ -5,19 +5,27 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Appends each of `lines` not already present (compared trimmed) to the file at `path`,
-/// creating it and its folder if needed. Returns the lines added.
+/// The lines of `lines` that `existing` lacks. `/x/` and `x/` count as the same entry: both
+/// spellings are written by `orchestrate` (here and in `git/exclude.rs`) for the same folders.
+pub fn missing_lines(existing: &str, lines: &[&str]) -> Vec<String> {
+    let norm = |l: &str| l.trim().trim_start_matches('/').to_string();
+    let present: Vec<String> = existing.lines().map(norm).collect();
+    lines
+        .iter()
+        .filter(|want| !present.contains(&norm(want)))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Appends each of `lines` not already present to the file at `path`, creating it and its
+/// folder if needed. Returns the lines added.
 pub fn ensure_lines(path: &Path, lines: &[&str]) -> std::io::Result<Vec<String>> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let missing: Vec<String> = lines
-        .iter()
-        .filter(|want| !existing.lines().any(|have| have.trim() == want.trim()))
-        .map(|l| l.to_string())
-        .collect();
+    let missing = missing_lines(&existing, lines);
     if missing.is_empty() {
         return Ok(missing);
     }
@@ -57,6 +65,13 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# git's sample\n/a/\n"), "{text}");
         assert_eq!(text.matches("/b/").count(), 1);
+    }
+
+    #[test]
+    fn a_leading_slash_does_not_make_a_new_entry() {
+        assert!(missing_lines(".claude/worktrees/\n", &["/.claude/worktrees/"]).is_empty());
+        assert!(missing_lines("/a/\n", &["a/"]).is_empty());
+        assert_eq!(missing_lines("/a/\n", &["/ab/"]), ["/ab/"]);
     }
 
     #[test]

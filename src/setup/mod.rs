@@ -248,11 +248,7 @@ pub fn plan(project: &Project) -> Plan {
     match &repo {
         Some(repo) => {
             let existing = std::fs::read_to_string(&repo.exclude_file).unwrap_or_default();
-            let lines: Vec<String> = EXCLUDE_LINES
-                .iter()
-                .filter(|want| !existing.lines().any(|have| have.trim() == **want))
-                .map(|l| l.to_string())
-                .collect();
+            let lines = exclude::missing_lines(&existing, &EXCLUDE_LINES);
             if !lines.is_empty() {
                 plan.changes.push(Change::Excluded {
                     file: repo.exclude_file.clone(),
