@@ -22,6 +22,9 @@ slug=$(printf '%s' "$stream" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '-')
 open=$(task list --stream "$stream" | awk '$1 ~ /^TASK-/ && !/completed|cancelled/ { print $1 }')
 echo "$stream: $(printf '%s\n' "$open" | grep -c . || true) open task(s) in $(pwd)"
 
+# What this stream's worktree holds before it starts: its dependencies' work.
+built_on=$(ls src 2>/dev/null | tr '\n' ' ')
+
 n=0
 for id in $open; do
     n=$((n + 1))
@@ -30,8 +33,7 @@ for id in $open; do
     mkdir -p "src/$slug"
     {
         echo "$stream, task $id"
-        # What this stream's worktree already holds: its dependencies' work.
-        echo "built on: $(ls src | tr '\n' ' ')"
+        echo "built on: $built_on"
     } > "src/$slug/part-$n.txt"
     git add "src/$slug"
     git commit -q -m "$stream: task $n ($id)"

@@ -1,14 +1,14 @@
 //! `scripts/demo.sh` end to end, on the test build of the binary: the README's "run the main
 //! job" command must keep working.
 //!
-//! Ignored until `start`, `merge` and `clean` exist on main; enable it by removing the
+//! Ignored until `start` exists on main (`merge` and `clean` have landed); enable it by removing the
 //! `#[ignore]` (or run it now with `cargo test --test integration demo -- --ignored`).
 
 use std::path::Path;
 use std::process::Command;
 
 #[test]
-#[ignore = "needs `start`, `merge` and `clean`; remove this line once they land on main"]
+#[ignore = "needs `orchestrate start`; remove this line once it lands on main"]
 fn the_demo_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let sandbox = tmp.path().join("sandbox");
@@ -54,4 +54,51 @@ fn the_demo_runs_end_to_end() {
         stdout.contains(&format!("The sandbox is {}", sandbox.display())),
         "{stdout}"
     );
+}
+
+/// The demo's scripted worker on its own: one commit per task, every task completed, in the
+/// worktree it is given (what `start` will run it as).
+#[test]
+fn the_demo_worker_completes_its_stream_with_a_commit_per_task() {
+    use crate::support::TestEnv;
+    let mut env = TestEnv::new();
+    let ids = env.add_stream("Stream-A", &[], 3, "pending");
+    env.add_stream("Stream-B", &["Stream-A"], 2, "pending");
+    let worktree = env.tmp.path().join("wt-a");
+    env.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "stream/Stream-A",
+        worktree.to_str().unwrap(),
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-worker.sh");
+    let mut cmd = Command::new("sh");
+    env.apply_env(&mut cmd);
+    let out = cmd
+        .arg(&script)
+        .current_dir(&env.root)
+        .env("ORCHESTRATE_BIN", env!("CARGO_BIN_EXE_orchestrate"))
+        .env("ORCHESTRATE_STREAM", "Stream-A")
+        .env("ORCHESTRATE_DB", env.db_path())
+        .env("ORCHESTRATE_WORKTREE", &worktree)
+        .env("DEMO_TASK_SECONDS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in &ids {
+        assert_eq!(env.status_of(id), "completed");
+    }
+    let log = env.git_in(&worktree, &["log", "--format=%s", "main..HEAD"]);
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(worktree.join("src/stream-a/part-3.txt").is_file());
+    // Stream-B's tasks are not this worker's business.
+    let b = env.run(&["task", "list", "--stream", "Stream-B"]).success();
+    assert!(!b.stdout().contains("completed"), "{}", b.stdout());
 }
