@@ -50,9 +50,11 @@ impl Manifest {
             std::fs::create_dir_all(dir)?;
         }
         // Write then rename, so a crash never leaves half a manifest.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, path)
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, (text + "\n").as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 }
 

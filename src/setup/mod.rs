@@ -216,7 +216,16 @@ pub struct Report {
 }
 
 /// Installs or repairs the set-up of `project`; reports what it changed.
+///
+/// Two processes may set up at once (two `start`s, or `start` and `init`): they take turns on a
+/// lock of the project folder itself (no lock file left behind), and the second finds nothing
+/// to do.
 pub fn ensure(project: &Project) -> Result<Report, SetupError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let root = &project.root;
+    let dir = std::fs::File::open(root).map_err(io_err("open", root))?;
+    let _lock = Flock::lock(dir, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io_err("lock", root)(errno.into()))?;
     plan(project).apply()
 }
 
@@ -398,15 +407,21 @@ impl Report {
     }
 }
 
+/// Writes a template through a temporary file and a rename, so a reader (a `start` loading the
+/// worker prompt) never sees half a file.
 fn write_template(root: &Path, template: &Template) -> Result<(), SetupError> {
+    use std::io::Write;
     let path = root.join(template.path);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    }
-    std::fs::write(&path, template.content).map_err(io_err("write", &path))?;
-    if template.executable {
-        set_executable(&path)?;
-    }
+    let dir = path.parent().unwrap_or(root);
+    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("write in", dir))?;
+    tmp.write_all(template.content.as_bytes())
+        .map_err(io_err("write", tmp.path()))?;
+    let mode = if template.executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+        .map_err(io_err("write", tmp.path()))?;
+    tmp.persist(&path)
+        .map_err(|e| io_err("write", &path)(e.error))?;
     Ok(())
 }
 

@@ -289,3 +289,36 @@ fn works_in_a_folder_that_is_not_a_git_repository() {
     );
     assert!(bare.join(".claude/orchestrator/config.toml").is_file());
 }
+
+#[test]
+fn concurrent_set_ups_take_turns_and_all_succeed() {
+    let env = TestEnv::without_db();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            let mut cmd = env.cmd(&["init"]);
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let mut fresh = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fresh += usize::from(stdout.starts_with("Set up orchestrate"));
+    }
+    assert_eq!(fresh, 1, "exactly one process installs");
+    let exclude = std::fs::read_to_string(env.root.join(".git/info/exclude")).unwrap();
+    assert_eq!(
+        exclude.matches("/.claude/worktrees/").count(),
+        1,
+        "{exclude}"
+    );
+    let out = env.run(&["init"]).success().stdout();
+    assert!(out.contains("nothing to repair"), "{out}");
+}
