@@ -68,6 +68,10 @@ pub struct StreamStatus {
     pub blocked_tasks: Vec<BlockedTask>,
     pub worker: Option<WorkerInfo>,
     pub branch: Option<String>,
+    /// The commit the stream's branch was based on (worktree mode).
+    pub base: Option<String>,
+    /// Commits on the branch since its base (worktree mode).
+    pub commits_ahead: Option<usize>,
 }
 
 /// Totals over every stream.
@@ -139,6 +143,8 @@ impl Dashboard {
                     branch: rec
                         .and_then(|r| r.branch.clone())
                         .or_else(|| s.record.branch_name.clone()),
+                    base: None,
+                    commits_ahead: None,
                 }
             })
             .collect();
@@ -149,6 +155,19 @@ impl Dashboard {
             overall,
             streams,
             warnings,
+        }
+    }
+}
+
+impl Dashboard {
+    /// Adds each stream's branch, base and commits ahead (worktree mode), as `git` reports them.
+    pub fn attach_branches(&mut self, branches: &HashMap<String, crate::git::BranchStatus>) {
+        for s in &mut self.streams {
+            if let Some(b) = branches.get(&s.id) {
+                s.branch = Some(b.branch.clone());
+                s.base = b.base.clone();
+                s.commits_ahead = b.commits_ahead_of_base;
+            }
         }
     }
 }

@@ -4,9 +4,11 @@ use std::time::{Duration, Instant};
 
 use super::context::Context;
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::dashboard::Dashboard;
+use crate::dashboard::{Dashboard, StreamState};
 use crate::error::{Error, Result};
 use crate::exit_codes;
+use crate::git::{self, MergeBackPlan};
+use crate::graph::StreamGraph;
 use crate::state;
 use crate::taskdb::{SqliteTaskDb, TaskSource};
 use crate::ui::{self, OutputMode, Ui};
@@ -20,17 +22,21 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
         Some(secs) => watch(&ctx, secs, ui),
         None => {
             let mut db = ctx.open_db()?;
-            let dashboard = load(&ctx, &mut db)?;
+            let (mut dashboard, graph) = load_with_graph(&ctx, &mut db)?;
+            let plan = merge_back(&ctx, &graph, &mut dashboard);
             if args.json {
-                ui.print(&ui::status::render_json(&dashboard));
-            } else {
-                for w in &dashboard.warnings {
-                    ui.warn(w);
-                }
-                match ui.mode {
-                    OutputMode::Progress => ui::status::draw_bars_once(&dashboard, ui),
-                    OutputMode::Plain => ui.print(&ui::status::render_plain(&dashboard, &ui.out)),
-                }
+                ui.print(&ui::status::render_json(&dashboard, plan.as_ref()));
+                return Ok(exit_codes::OK);
+            }
+            for w in &dashboard.warnings {
+                ui.warn(w);
+            }
+            match ui.mode {
+                OutputMode::Progress => ui::status::draw_bars_once(&dashboard, ui),
+                OutputMode::Plain => ui.print(&ui::status::render_plain(&dashboard, &ui.out)),
+            }
+            if let Some(plan) = &plan {
+                ui.print(&format!("\n{}", ui::mergeback::render_plan(plan, &ui.out)));
             }
             Ok(exit_codes::OK)
         }
@@ -39,16 +45,52 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
 
 /// Reads everything the dashboard shows.
 pub fn load(ctx: &Context, db: &mut SqliteTaskDb) -> Result<Dashboard> {
+    load_with_graph(ctx, db).map(|(dashboard, _)| dashboard)
+}
+
+fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
     let recorded = state::read_streams(&ctx.project)?;
     let warnings = snapshot.warnings.iter().map(ToString::to_string).collect();
-    Ok(Dashboard::build(
+    let mut dashboard = Dashboard::build(
         &graph,
         &recorded,
         ctx.db.workspace.clone(),
         ctx.db.path.clone(),
         warnings,
-    ))
+    );
+    // Branch details are extra: a git problem is a warning on the dashboard, not a failure.
+    match git::branch_statuses(&ctx.project) {
+        Ok(branches) => dashboard.attach_branches(&branches),
+        Err(e) => dashboard
+            .warnings
+            .push(format!("cannot read stream branches: {e}")),
+    }
+    Ok((dashboard, graph))
+}
+
+/// Merge-back hints, once some stream with a branch is complete (worktree mode).
+fn merge_back(
+    ctx: &Context,
+    graph: &StreamGraph,
+    dashboard: &mut Dashboard,
+) -> Option<MergeBackPlan> {
+    let ready = dashboard
+        .streams
+        .iter()
+        .any(|s| s.state == StreamState::Complete && s.commits_ahead.is_some());
+    if !ready {
+        return None;
+    }
+    match git::hints(&ctx.project, graph, None) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            dashboard
+                .warnings
+                .push(format!("cannot preview the merge-back: {e}"));
+            None
+        }
+    }
 }
 
 /// Redraws at once when the database changes, and at least every `secs`, until Ctrl-C.

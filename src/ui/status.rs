@@ -13,7 +13,7 @@ use crate::error::Error;
 pub const JSON_VERSION: u32 = 1;
 
 /// The `--json` document.
-pub fn render_json(d: &Dashboard) -> String {
+pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>) -> String {
     let streams: Vec<Value> = d
         .streams
         .iter()
@@ -37,6 +37,8 @@ pub fn render_json(d: &Dashboard) -> String {
                     "exit_code": w.exit_code,
                 })),
                 "branch": s.branch,
+                "base": s.base,
+                "commits_ahead": s.commits_ahead,
             })
         })
         .collect();
@@ -47,6 +49,7 @@ pub fn render_json(d: &Dashboard) -> String {
         "overall": d.overall,
         "streams": streams,
         "warnings": d.warnings,
+        "merge_back": merge_back,
     });
     serde_json::to_string_pretty(&doc).expect("a JSON value always serialises")
 }
@@ -123,7 +126,10 @@ fn note(s: &StreamStatus) -> String {
         parts.push(format!("blocked: {} ({reason})", b.title));
     }
     if let Some(branch) = &s.branch {
-        parts.push(format!("branch {branch}"));
+        match s.commits_ahead {
+            Some(n) => parts.push(format!("{branch} +{n} since base")),
+            None => parts.push(format!("branch {branch}")),
+        }
     }
     parts.join("; ")
 }

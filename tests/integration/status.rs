@@ -367,3 +367,35 @@ fn older_schema_without_archived_column_is_read() {
     let doc = env.run(&["status", "--json"]).success().json();
     assert_eq!(doc["streams"][0]["state"], "complete");
 }
+
+#[test]
+fn worktree_streams_show_branch_commits_ahead_and_merge_back_hints() {
+    use crate::worktrees::{commit_file, graph, prepare, workspaces};
+
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
+    let g = graph(&env);
+    let mut ws = workspaces(&env, orchestrate::config::Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    commit_file(&env, &a.dir, "a.txt", "A\n");
+    commit_file(&env, &a.dir, "a2.txt", "A2\n");
+
+    // Not complete yet: branch and commits are shown, no merge-back hints.
+    let doc = env.run(&["status", "--json"]).success().json();
+    let sa = &doc["streams"][0];
+    assert_eq!(sa["branch"], "stream/Stream-A");
+    assert_eq!(sa["commits_ahead"], 2);
+    assert_eq!(sa["base"].as_str().unwrap().len(), 40);
+    assert_eq!(doc["merge_back"], serde_json::Value::Null);
+
+    env.set_stream_status("Stream-A", "completed");
+    let doc = env.run(&["status", "--json"]).success().json();
+    let plan = &doc["merge_back"];
+    assert_eq!(plan["target"], "main");
+    assert_eq!(plan["streams"][0]["stream"], "Stream-A");
+    let plain = env.run(&["status"]).success().stdout();
+    assert!(plain.contains("stream/Stream-A +2 since base"), "{plain}");
+    assert!(plain.contains("Merge-back into main"), "{plain}");
+    assert!(plain.contains("merges cleanly"), "{plain}");
+}
