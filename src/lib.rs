@@ -12,6 +12,7 @@ pub mod exit_codes;
 pub mod git;
 pub mod graph;
 pub mod project;
+pub mod setup;
 pub mod state;
 pub mod taskdb;
 pub mod ui;

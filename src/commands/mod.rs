@@ -3,6 +3,8 @@
 
 mod clean;
 mod context;
+mod doctor;
+pub mod init;
 mod merge;
 mod status;
 mod task;
@@ -23,8 +25,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Clean(args) => clean::run(&global, &args, ui),
         Command::Merge(args) => merge::run(&global, &args, ui),
         Command::Task(command) => task::run(&global, &command, ui),
-        Command::Doctor(_) => not_implemented("doctor"),
-        Command::Init(_) => not_implemented("init"),
+        Command::Doctor(args) => doctor::run(&global, &args, ui),
+        Command::Init(args) => init::run(&global, &args, ui),
         Command::Supervise(_) => not_implemented("__supervise"),
     }
 }

@@ -4,8 +4,12 @@
 mod support;
 
 mod clean;
+mod config;
 mod dbfaults;
+mod demo;
+mod doctor;
 mod merge;
+mod setup;
 mod status;
 mod task;
 mod worktrees;
