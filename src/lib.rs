@@ -13,6 +13,7 @@ pub mod git;
 pub mod graph;
 pub mod project;
 pub mod scheduler;
+pub mod setup;
 pub mod state;
 pub mod taskdb;
 pub mod ui;

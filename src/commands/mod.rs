@@ -3,6 +3,8 @@
 
 mod clean;
 mod context;
+mod doctor;
+pub mod init;
 mod logs;
 mod merge;
 mod start;
@@ -12,8 +14,7 @@ mod supervise;
 mod task;
 
 use crate::cli::{Cli, Command};
-use crate::error::{Error, Result};
-use crate::exit_codes;
+use crate::error::Result;
 use crate::ui::Ui;
 
 /// Runs one parsed command line; returns the exit code on success.
@@ -27,15 +28,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Clean(args) => clean::run(&global, &args, ui),
         Command::Merge(args) => merge::run(&global, &args, ui),
         Command::Task(command) => task::run(&global, &command, ui),
-        Command::Doctor(_) => not_implemented("doctor"),
-        Command::Init(_) => not_implemented("init"),
+        Command::Doctor(args) => doctor::run(&global, &args, ui),
+        Command::Init(args) => init::run(&global, &args, ui),
         Command::Supervise(args) => supervise::run(&args),
     }
-}
-
-fn not_implemented(command: &str) -> Result<i32> {
-    Err(
-        Error::msg(format!("`orchestrate {command}` is not implemented yet"))
-            .with_code(exit_codes::USAGE),
-    )
 }

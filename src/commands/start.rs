@@ -55,6 +55,8 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         ui.print(&plan(&graph, &settings));
         return Ok(exit_codes::OK);
     }
+    // First run: install `.claude/orchestrator/` and friends; later runs repair what is broken.
+    super::init::set_up_for_run(&ctx.project, ui)?;
     let workspaces = make_workspaces(&ctx.project, &config, worktrees)?;
     let store = StateStore::open(&ctx.project.state_db())?;
     match &settings.selection {

@@ -4,9 +4,13 @@
 mod support;
 
 mod clean;
+mod config;
 mod dbfaults;
+mod demo;
+mod doctor;
 mod logs;
 mod merge;
+mod setup;
 mod start;
 mod status;
 mod stop;
