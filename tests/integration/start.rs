@@ -475,3 +475,27 @@ fn dependents_of_an_all_cancelled_stream_are_skipped() {
     );
     assert!(fake.lines("Stream-B", "started").is_empty());
 }
+
+/// Writes the project's config file (before the first run, so set-up keeps it).
+pub fn write_config(env: &TestEnv, text: &str) {
+    let dir = env.root.join(".claude/orchestrator");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+#[test]
+fn worktree_mode_dependents_wait_for_a_worker_that_left_changes_uncommitted() {
+    let mut fake = diamond();
+    write_config(&fake.env, "auto_commit = false\n");
+    fake.set("DIRTY", Some("Stream-A"), "1");
+    let run = fake
+        .run(&["start", "--worktrees", "--stagger", "0"])
+        .expect_code(6);
+    let out = run.stdout();
+    assert!(
+        out.contains("Stream-B (waiting): waits for Stream-A: finished with uncommitted changes"),
+        "{out}\n{}",
+        run.stderr()
+    );
+    assert!(fake.lines("Stream-B", "started").is_empty());
+}

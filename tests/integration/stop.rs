@@ -159,3 +159,23 @@ fn a_stale_record_whose_pid_was_reused_is_never_signalled() {
     unrelated.kill().unwrap();
     unrelated.wait().unwrap();
 }
+
+#[test]
+fn sigterm_is_answered_while_a_worktree_is_being_prepared() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    let fake = Fake::new(env);
+    crate::start::write_config(&fake.env, "post_create = \"sleep 20\"\n");
+    let mut start = fake.spawn(&["start", "--worktrees"], "start");
+    let worktree = fake.env.root.join(".claude/worktrees/Stream-A");
+    wait_for("the worktree to be created", LONG, || worktree.exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(start.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // A deadline well under post_create's 20 s: the answer must not wait for it.
+    let code = wait_exit(&mut start, std::time::Duration::from_secs(10));
+    assert_eq!(code, 130, "{}", fake.output_of("start", "err"));
+    assert!(fake.lines("Stream-A", "started").is_empty());
+}
