@@ -39,6 +39,10 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
     let supervisors = supervisor_pids(&fake);
     assert_eq!(supervisors.len(), 1);
     assert!(alive(worker) && alive(grandchild) && alive(supervisors[0]));
+    let doc = fake.env.run(&["status", "--json"]).success().json();
+    assert_eq!(doc["streams"][0]["state"], "running");
+    assert_eq!(doc["streams"][0]["worker"]["state"], "running");
+    assert_eq!(doc["streams"][0]["worker"]["pid"], supervisors[0]);
 
     let run = fake.run(&["stop", "--grace", "0.3"]).success();
     assert!(
