@@ -80,7 +80,24 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     view.finish();
     // Do not wait for the per-worker wait tasks: the workers outlive us by design.
     runtime.shutdown_background();
-    report(end?, ui)
+    let end = end?;
+    let code = report(&end, ui)?;
+    if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
+        merge_back_hints(&ctx, ui);
+    }
+    Ok(code)
+}
+
+/// After a worktree run: how to merge the stream branches back, previewed in memory.
+fn merge_back_hints(ctx: &Context, ui: &Ui) {
+    let plan = ctx
+        .open_db()
+        .and_then(|mut db| ctx.load_graph(&mut db))
+        .and_then(|(_, graph)| Ok(crate::git::hints(&ctx.project, &graph, None)?));
+    match plan {
+        Ok(plan) => ui.print(&crate::ui::mergeback::render_plan(&plan, &ui.out)),
+        Err(e) => ui.warn(&format!("cannot preview the merge-back: {e}")),
+    }
 }
 
 /// Where streams run: the one place that chooses the [`Workspaces`] implementation.
@@ -203,7 +220,7 @@ fn plan(graph: &StreamGraph, s: &Settings) -> String {
     out
 }
 
-fn report(end: RunEnd, ui: &Ui) -> Result<i32> {
+fn report(end: &RunEnd, ui: &Ui) -> Result<i32> {
     match end {
         RunEnd::AllComplete => {
             ui.print("every stream is complete");
@@ -215,7 +232,7 @@ fn report(end: RunEnd, ui: &Ui) -> Result<i32> {
                 list.len(),
                 if list.len() == 1 { " is" } else { "s are" }
             );
-            for u in &list {
+            for u in list {
                 text.push_str(&format!("  {} ({}): {}\n", u.stream, u.state, u.why));
             }
             text.push_str("`orchestrate logs STREAM` shows a worker's log; `orchestrate status` the dashboard");
