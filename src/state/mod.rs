@@ -1,8 +1,13 @@
 //! The orchestrator's own durable state: workers (identity, attempts, outcomes), streams'
 //! outcomes (failed / stopped), worktrees and runs.
 //!
-//! The store itself is built by the scheduler issue; until then [`read_workers`] reports no
-//! workers, which is exactly right for a project where `start` never ran.
+//! [`StateStore`] is the SQLite file; [`read_streams`] is the summary `status` shows. A project
+//! where `start` never ran has no store, which reads as "no workers".
+
+mod store;
+pub mod time;
+
+pub use store::{Claim, NewWorker, StateStore, WorkerRecord};
 
 use serde::Serialize;
 
@@ -52,6 +57,10 @@ pub struct StreamState {
     pub worker: Option<WorkerInfo>,
     pub outcome: Option<StreamOutcome>,
     pub branch: Option<String>,
+    /// The commit the stream's branch was based on (worktree mode).
+    pub base: Option<String>,
+    /// Where the latest worker ran.
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +70,18 @@ pub enum StateError {
         path: std::path::PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("cannot open the orchestrator state {path}")]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create folder {path}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -74,6 +95,40 @@ impl Diagnostic for StateError {
 pub fn read_streams(
     project: &Project,
 ) -> Result<std::collections::HashMap<String, StreamState>, StateError> {
-    let _ = project.state_db();
-    Ok(Default::default())
+    let Some(store) = StateStore::open_existing(&project.state_db())? else {
+        return Ok(Default::default());
+    };
+    let mut out: std::collections::HashMap<String, StreamState> = Default::default();
+    for rec in store.latest_workers()? {
+        let entry = out.entry(rec.stream.clone()).or_default();
+        entry.branch = rec.branch.clone();
+        entry.base = rec.base.clone();
+        entry.dir = rec.dir.clone();
+        entry.worker = Some(worker_info(&rec));
+    }
+    for (stream, outcome) in store.outcomes()? {
+        out.entry(stream).or_default().outcome = Some(outcome);
+    }
+    Ok(out)
+}
+
+/// A worker row as `status` shows it; liveness is checked against `/proc` now.
+pub fn worker_info(rec: &WorkerRecord) -> WorkerInfo {
+    let state = match rec.outcome.as_deref() {
+        Some("stopped") => WorkerState::Stopped,
+        Some("lost") => WorkerState::Lost,
+        Some(_) => WorkerState::Exited,
+        None if rec.is_live() => WorkerState::Running,
+        None => WorkerState::Lost,
+    };
+    WorkerInfo {
+        stream: rec.stream.clone(),
+        // The supervisor's pid: it is also the process-group id (`kill -- -PID`).
+        pid: rec.identity.as_ref().map(|i| i.pid).unwrap_or(0),
+        state,
+        started_at: rec.started_at.clone(),
+        ended_at: rec.ended_at.clone(),
+        attempt: rec.attempt,
+        exit_code: rec.exit_code,
+    }
 }

@@ -6,6 +6,7 @@
 pub mod clean;
 pub mod mergeback;
 pub mod progress;
+pub mod run;
 pub mod status;
 pub mod style;
 

@@ -1,0 +1,15 @@
+//! `orchestrate __supervise` (hidden): runs one worker as its process-group leader and records
+//! how it ended. Spawned by `start`; its stdout/stderr are the stream's log.
+
+use crate::cli::SuperviseArgs;
+use crate::error::Result;
+use crate::worker::supervise;
+
+pub fn run(args: &SuperviseArgs) -> Result<i32> {
+    Ok(supervise::run(
+        args.record,
+        &args.state,
+        &args.argv,
+        &mut std::io::stderr(),
+    ))
+}

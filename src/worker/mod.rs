@@ -1,0 +1,235 @@
+//! Worker processes: building the command, spawning it under a supervisor in its own process
+//! group, proving its identity, stopping its whole group, and reading its log.
+//!
+//! Shape of a running worker: `start` spawns `orchestrate __supervise --record ID --state DB --
+//! <argv…>` as a new process group (`process_group(0)`), stdin `/dev/null`, stdout and stderr
+//! appended to the stream's log after a header. The supervisor is the group leader; it runs the
+//! real worker in the same group, survives SIGTERM, and writes the worker's exit status into the
+//! state store — so an exit is recorded even when no `start` is running. The recorded identity is
+//! the supervisor's (pid + start time + boot id); see [`proc`].
+
+pub mod proc;
+pub mod prompt;
+pub mod render;
+pub mod stop;
+pub mod supervise;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::Diagnostic;
+use crate::state::time::now_rfc3339;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("the worker command `{command}` cannot be split into words: {message}")]
+    BadCommand { command: String, message: String },
+    #[error("the worker command is empty")]
+    EmptyCommand,
+    #[error("cannot write log file {path}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the supervisor for stream {stream}")]
+    Spawn {
+        stream: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Diagnostic for WorkerError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::BadCommand { .. } | Self::EmptyCommand => Some(
+                "set `worker_cmd` in .claude/orchestrator/config.toml, ORCHESTRATE_WORKER_CMD or \
+                 --worker-cmd to a command such as `claude -p {prompt}`"
+                    .into(),
+            ),
+            Self::Log { .. } => Some("check that .claude/orchestrator/logs is writable".into()),
+            Self::Spawn { .. } => None,
+        }
+    }
+}
+
+/// Splits the worker command into words (no shell involved) and fills the placeholders in each.
+pub fn build_argv(
+    template: &str,
+    prompt: &str,
+    stream: &str,
+    worktree: &Path,
+) -> Result<Vec<String>, WorkerError> {
+    let words = shell_words::split(template).map_err(|e| WorkerError::BadCommand {
+        command: template.to_string(),
+        message: e.to_string(),
+    })?;
+    if words.is_empty() {
+        return Err(WorkerError::EmptyCommand);
+    }
+    let worktree = worktree.display().to_string();
+    Ok(words
+        .into_iter()
+        .map(|w| {
+            w.replace("{prompt}", prompt)
+                .replace("{stream}", stream)
+                .replace("{worktree}", &worktree)
+        })
+        .collect())
+}
+
+/// Finds the program a worker command names, as `execvp` would from `dir`.
+pub fn find_program(program: &str, dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = dir.join(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| dir.join(d).join(program))
+        .find(|p| executable(p))
+}
+
+/// What the log header says about a launch.
+pub struct Header<'a> {
+    pub stream: &'a str,
+    pub name: &'a str,
+    pub dependencies: &'a [String],
+    pub attempt: u32,
+    /// The command as configured (placeholders unfilled, so the prompt does not flood the log).
+    pub command: &'a str,
+    pub dir: &'a Path,
+    pub branch: Option<&'a str>,
+}
+
+/// Opens `path` for appending (creating its folder) and writes the launch header.
+pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
+    let err = |source| WorkerError::Log {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    let deps = if h.dependencies.is_empty() {
+        "none".to_string()
+    } else {
+        h.dependencies.join(", ")
+    };
+    let header = format!(
+        "{m} orchestrate worker: {} ({}), attempt {}\n{m} time: {}\n{m} dependencies: {deps}\n\
+         {m} dir: {}{}\n{m} command: {}\n",
+        h.stream,
+        h.name,
+        h.attempt,
+        now_rfc3339(),
+        h.dir.display(),
+        h.branch
+            .map(|b| format!(" (branch {b})"))
+            .unwrap_or_default(),
+        h.command,
+        m = render::MARK,
+    );
+    file.write_all(header.as_bytes()).map_err(err)?;
+    Ok(file)
+}
+
+/// The last `max` bytes of a file as text, without a partial first line.
+pub fn tail(path: &Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Some(if start > 0 {
+        text.split_once('\n')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default()
+    } else {
+        text
+    })
+}
+
+/// The log file of a stream.
+pub fn log_path(logs_dir: &Path, stream: &str) -> PathBuf {
+    // Stream ids are free text; keep the file name a single safe component.
+    let safe: String = stream
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    logs_dir.join(format!("{safe}.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_words_and_fills_placeholders_per_word() {
+        let argv = build_argv(
+            "claude -p --x 'a b' {prompt} --name={stream} {worktree}",
+            "do it; rm -rf /",
+            "Stream-A",
+            Path::new("/w"),
+        )
+        .unwrap();
+        assert_eq!(
+            argv,
+            [
+                "claude",
+                "-p",
+                "--x",
+                "a b",
+                "do it; rm -rf /",
+                "--name=Stream-A",
+                "/w"
+            ]
+        );
+        assert!(matches!(
+            build_argv("claude 'open", "", "", Path::new("/")),
+            Err(WorkerError::BadCommand { .. })
+        ));
+        assert!(matches!(
+            build_argv("  ", "", "", Path::new("/")),
+            Err(WorkerError::EmptyCommand)
+        ));
+    }
+
+    #[test]
+    fn finds_programs_on_path_and_relative_ones() {
+        assert!(find_program("sh", Path::new("/")).is_some());
+        assert!(find_program("no-such-program-here", Path::new("/")).is_none());
+        assert!(find_program("./nope", Path::new("/")).is_none());
+    }
+
+    #[test]
+    fn log_names_are_one_safe_component() {
+        assert_eq!(
+            log_path(Path::new("/l"), "a/b c"),
+            PathBuf::from("/l/a_b_c.log")
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading `/proc`: a process's identity (pid + start time + boot id), whether it is alive, and
+//! which processes are in a process group.
+//!
+//! Invariant: a pid alone never proves anything. A zombie (state `Z`/`X`) is not alive — PID 1
+//! in some sandboxes never reaps, and `kill(pid, 0)` succeeds on zombies — and a pid whose start
+//! time or boot id differs from the record is another process that reused the number.
+
+use std::path::Path;
+
+/// Enough to tell a recorded process apart from any later process with the same pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat`: clock ticks after boot.
+    pub start_ticks: u64,
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+}
+
+/// The fields of `/proc/<pid>/stat` we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: i32,
+    pub state: char,
+    pub pgrp: i32,
+    pub start_ticks: u64,
+}
+
+impl Stat {
+    /// Running, sleeping, stopped…: anything but a zombie or a dead task.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parses one `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and
+/// parentheses, so the fields after it are found from the *last* `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    // Fields from 3 (state) on.
+    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    let field = |n: usize| rest.get(n - 3).copied();
+    Some(Stat {
+        pid,
+        state: field(3)?.chars().next()?,
+        pgrp: field(5)?.parse().ok()?,
+        start_ticks: field(22)?.parse().ok()?,
+    })
+}
+
+/// `/proc/<pid>/stat` of a process, if it exists (zombies included).
+pub fn stat(pid: i32) -> Option<Stat> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// This boot's id; empty if the kernel does not say (then identities never match across boots
+/// because every recorded id was empty too — acceptable on such systems).
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The identity of a process now, if it exists.
+pub fn identity_of(pid: i32) -> Option<Identity> {
+    stat(pid).map(|s| Identity {
+        pid,
+        start_ticks: s.start_ticks,
+        boot_id: boot_id(),
+    })
+}
+
+impl Identity {
+    /// This process.
+    pub fn current() -> Option<Self> {
+        identity_of(std::process::id() as i32)
+    }
+
+    /// True only if the pid is alive, not a zombie, and is the very process recorded.
+    pub fn is_alive(&self) -> bool {
+        if self.boot_id != boot_id() {
+            return false;
+        }
+        stat(self.pid).is_some_and(|s| s.is_live() && s.start_ticks == self.start_ticks)
+    }
+}
+
+/// Live (non-zombie) members of process group `pgid`, by scanning `/proc`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    group_members_in(Path::new("/proc"), pgid)
+}
+
+fn group_members_in(proc_dir: &Path, pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(proc_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat)
+        .filter(|s| s.pgrp == pgid && s.is_live())
+        .map(|s| s.pid)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command_names() {
+        let line = "4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1234 56 rest";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.pid, 4242);
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.pgrp, 4242);
+        assert_eq!(s.start_ticks, 987654);
+    }
+
+    #[test]
+    fn zombies_are_not_live() {
+        let line = "7 (sh) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
+        assert!(!parse_stat(line).unwrap().is_live());
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = Identity::current().unwrap();
+        assert!(me.is_alive());
+        let other = Identity {
+            start_ticks: me.start_ticks + 1,
+            ..me.clone()
+        };
+        assert!(!other.is_alive());
+        let other_boot = Identity {
+            boot_id: "another-boot".into(),
+            ..me
+        };
+        assert!(!other_boot.is_alive());
+    }
+}

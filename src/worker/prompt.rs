@@ -1,0 +1,103 @@
+//! The worker prompt: the installed template (or the embedded default) filled with the stream's
+//! id, name, dependencies, tasks, worktree, branch and database.
+
+use std::path::Path;
+
+use crate::taskdb::Task;
+
+/// The default template, as installed by set-up.
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/worker-prompt.md");
+
+/// What the template's `{{…}}` placeholders are filled with.
+pub struct PromptVars<'a> {
+    pub stream_id: &'a str,
+    pub stream_name: &'a str,
+    pub dependencies: &'a [String],
+    pub tasks: &'a [Task],
+    pub worktree: &'a Path,
+    pub branch: Option<&'a str>,
+    pub db: &'a Path,
+}
+
+/// The project's installed template if readable, else the embedded default.
+pub fn load_template(installed: &Path) -> String {
+    std::fs::read_to_string(installed).unwrap_or_else(|_| DEFAULT_TEMPLATE.to_string())
+}
+
+/// Fills `template`. Unknown `{{…}}` stay as written, so a typo shows in the prompt.
+pub fn render(template: &str, v: &PromptVars<'_>) -> String {
+    let deps = if v.dependencies.is_empty() {
+        "none".to_string()
+    } else {
+        v.dependencies.join(", ")
+    };
+    let tasks = if v.tasks.is_empty() {
+        "(no tasks found)".to_string()
+    } else {
+        v.tasks
+            .iter()
+            .map(|t| {
+                let mut line = format!("- `{}` [{}] {}", t.id, t.status, t.title.trim());
+                if let Some(reason) = t.blocked_reason.as_deref().filter(|r| !r.is_empty()) {
+                    line.push_str(&format!(" (blocked: {reason})"));
+                }
+                line
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let branch = match v.branch {
+        Some(b) => format!("`{b}`"),
+        None => "the project's current branch (shared checkout)".to_string(),
+    };
+    template
+        .replace("{{stream_id}}", v.stream_id)
+        .replace("{{stream_name}}", v.stream_name)
+        .replace("{{dependencies}}", &deps)
+        .replace("{{tasks}}", &tasks)
+        .replace("{{worktree}}", &v.worktree.display().to_string())
+        .replace("{{branch}}", &branch)
+        .replace("{{db}}", &v.db.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::taskdb::TaskStatus;
+
+    #[test]
+    fn fills_every_placeholder_of_the_default_template() {
+        let task = Task {
+            id: "TASK-1".into(),
+            title: "Build the thing".into(),
+            description: None,
+            status: TaskStatus::Pending,
+            stream_id: Some("Stream-B".into()),
+            assigned_agent: None,
+            blocked_reason: None,
+            notes: None,
+            created_at: None,
+            updated_at: None,
+            archived: false,
+            metadata: serde_json::Value::Null,
+        };
+        let deps = vec!["Stream-A".to_string()];
+        let text = render(
+            DEFAULT_TEMPLATE,
+            &PromptVars {
+                stream_id: "Stream-B",
+                stream_name: "API",
+                dependencies: &deps,
+                tasks: &[task],
+                worktree: Path::new("/p/.claude/worktrees/Stream-B"),
+                branch: Some("stream/Stream-B"),
+                db: Path::new("/t/tasks.db"),
+            },
+        );
+        assert!(!text.contains("{{"), "{text}");
+        assert!(text.contains("- `TASK-1` [pending] Build the thing"));
+        assert!(text.contains("Stream-A"));
+        assert!(text.contains("`stream/Stream-B`"));
+        assert!(text.contains("in_progress"));
+    }
+}
