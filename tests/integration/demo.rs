@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
-#[ignore = "needs `orchestrate start`; remove this line once it lands on main"]
 fn the_demo_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let sandbox = tmp.path().join("sandbox");
