@@ -423,7 +423,11 @@ fn worktree_mode_runs_each_stream_on_its_dependencies_work() {
     }
     // Dependents started only after their dependency's worker had exited.
     assert!(fake.time("Stream-A", "ended") <= fake.time("Stream-B", "started"));
-    assert!(run.stdout().contains("Merge-back into main"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("Merge-back into main"),
+        "{}",
+        run.stdout()
+    );
     assert!(run.stdout().contains("stream/Stream-A"), "{}", run.stdout());
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(doc["streams"][3]["branch"], "stream/Stream-Z");
