@@ -154,6 +154,33 @@ pub fn plan_placement(
             blocked: false,
         });
     }
+    // Dependencies that have not run yet have no branch: the base is decided when they
+    // complete, so say that instead of describing today's HEAD.
+    let pending: Vec<String> = stream
+        .dependencies
+        .iter()
+        .filter(|d| d.as_str() != workspaces::MAIN_STREAM)
+        .map(|d| StreamNames::new(d).branch())
+        .filter(|b| matches!(repo.branch_tip(b), Ok(None)))
+        .collect();
+    if !pending.is_empty() {
+        let base = match stream.dependencies.as_slice() {
+            [_] => format!("the tip of {} once it completes", pending[0]),
+            deps => format!(
+                "a merge of {} once they complete",
+                deps.iter()
+                    .map(|d| StreamNames::new(d).branch())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return Ok(PlannedPlacement {
+            dir,
+            branch: Some(branch),
+            base,
+            blocked: false,
+        });
+    }
     let odb = repo.inner.odb().map_err(|source| GitError::Open {
         path: repo.path.clone(),
         source,

@@ -446,6 +446,13 @@ fn status_and_dry_run_helpers_report_bases_without_changing_anything() {
     let mut ws = workspaces(&env, Config::default());
     let planned = orchestrate::git::plan_placement(&project, stream(&g, "Stream-A")).unwrap();
     assert!(planned.base.starts_with("HEAD of main"), "{planned:?}");
+    let z = orchestrate::git::plan_placement(&project, stream(&g, "Stream-Z")).unwrap();
+    assert_eq!(
+        z.base, "a merge of stream/Stream-B, stream/Stream-C once they complete",
+        "dependencies that have not run yet are named, not today's HEAD"
+    );
+    let b = orchestrate::git::plan_placement(&project, stream(&g, "Stream-B")).unwrap();
+    assert_eq!(b.base, "the tip of stream/Stream-A once it completes");
     assert_eq!(
         orchestrate::git::branch_status(&project, "Stream-A").unwrap(),
         None
