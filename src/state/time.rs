@@ -25,6 +25,38 @@ pub fn format_unix_millis(millis: i64) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch of a timestamp written by [`format_unix_millis`]
+/// (`YYYY-MM-DDTHH:MM:SS[.mmm]Z`); `None` for anything else.
+pub fn parse_unix_millis(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !text.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let ms = match text.get(19..text.len() - 1)? {
+        "" => 0,
+        frac => {
+            let digits = frac.strip_prefix('.')?;
+            let padded = format!("{digits:0<3}");
+            padded.get(..3)?.parse::<i64>().ok()?
+        }
+    };
+    let days = days_from_civil(y, m, d);
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
+}
+
+/// Howard Hinnant's `days_from_civil`: (year, month, day) → days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -42,6 +74,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_what_it_formats() {
+        for millis in [0, 951_782_400_000, 1_795_970_064_123, 4_102_444_799_999] {
+            assert_eq!(parse_unix_millis(&format_unix_millis(millis)), Some(millis));
+        }
+        assert_eq!(
+            parse_unix_millis("2026-01-09T12:34:56Z"),
+            Some(1_767_962_096_000)
+        );
+        assert_eq!(
+            parse_unix_millis("2026-01-09T12:34:56.5Z"),
+            Some(1_767_962_096_500)
+        );
+        assert_eq!(parse_unix_millis("yesterday"), None);
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -98,20 +98,53 @@ fn ascii_bar(done: u32, total: u32, width: usize) -> String {
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
 
+/// "pid 123 running 4m 10s", "pid 123 exited 0 after 12s", … with the attempt when retried.
+fn worker_note(w: &crate::state::WorkerInfo) -> String {
+    use crate::state::{WorkerState, time};
+    let started = time::parse_unix_millis(&w.started_at);
+    let ended = match w.state {
+        WorkerState::Running => time::parse_unix_millis(&time::now_rfc3339()),
+        _ => w.ended_at.as_deref().and_then(time::parse_unix_millis),
+    };
+    let ran = match (started, ended) {
+        (Some(s), Some(e)) if e >= s => Some(human_duration(((e - s) / 1000) as u64)),
+        _ => None,
+    };
+    let mut note = format!("pid {} ", w.pid);
+    note.push_str(&match (w.state, ran) {
+        (WorkerState::Running, Some(ran)) => format!("running {ran}"),
+        (WorkerState::Running, None) => "running".into(),
+        (WorkerState::Exited, ran) => {
+            let code = w.exit_code.map(|c| format!(" {c}")).unwrap_or_default();
+            ran.map_or(format!("exited{code}"), |ran| {
+                format!("exited{code} after {ran}")
+            })
+        }
+        (WorkerState::Stopped, ran) => {
+            ran.map_or("stopped".into(), |ran| format!("stopped after {ran}"))
+        }
+        (WorkerState::Lost, _) => "lost (ended without a record)".into(),
+    });
+    if w.attempt > 1 {
+        note.push_str(&format!(" (attempt {})", w.attempt));
+    }
+    note
+}
+
+/// `42s`, `3m 05s`, `2h 07m`.
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// What a stream's last column says: worker, waits, blocked reasons, failure reason.
 fn note(s: &StreamStatus) -> String {
     let mut parts = Vec::new();
     if let Some(w) = &s.worker {
-        let state = match w.state {
-            crate::state::WorkerState::Running => "running",
-            crate::state::WorkerState::Exited => "exited",
-            crate::state::WorkerState::Stopped => "stopped",
-            crate::state::WorkerState::Lost => "lost",
-        };
-        parts.push(format!(
-            "pid {} {state} since {} (attempt {})",
-            w.pid, w.started_at, w.attempt
-        ));
+        parts.push(worker_note(w));
     }
     if !s.waiting_for.is_empty()
         && !matches!(s.state, StreamState::Complete | StreamState::Cancelled)
@@ -334,5 +367,41 @@ impl<'a> LiveView<'a> {
                 b.abandon();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{WorkerInfo, WorkerState};
+
+    fn worker(state: WorkerState, exit_code: Option<i32>, attempt: u32) -> WorkerInfo {
+        WorkerInfo {
+            stream: "S".into(),
+            pid: 42,
+            state,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            ended_at: Some("2026-01-01T00:03:05.000Z".into()),
+            attempt,
+            exit_code,
+        }
+    }
+
+    #[test]
+    fn worker_notes_say_what_happened_and_for_how_long() {
+        assert_eq!(
+            worker_note(&worker(WorkerState::Exited, Some(0), 1)),
+            "pid 42 exited 0 after 3m 05s"
+        );
+        assert_eq!(
+            worker_note(&worker(WorkerState::Stopped, None, 2)),
+            "pid 42 stopped after 3m 05s (attempt 2)"
+        );
+        assert_eq!(
+            worker_note(&worker(WorkerState::Lost, None, 1)),
+            "pid 42 lost (ended without a record)"
+        );
+        assert!(worker_note(&worker(WorkerState::Running, None, 1)).starts_with("pid 42 running "));
+        assert_eq!(human_duration(7325), "2h 02m");
     }
 }
