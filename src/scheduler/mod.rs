@@ -92,7 +92,8 @@ pub struct Scheduler<'a> {
     attempts: HashMap<String, u32>,
     verdicts: HashMap<String, Verdict>,
     finished_clean: HashSet<String>,
-    /// Events already reported once (complete / skipped / blocked), so they are said once.
+    /// Events already reported once (complete / skipped / blocked, and the source's warnings
+    /// keyed by their text), so they are said once.
     said: HashSet<(String, &'static str)>,
     next_launch: Option<Instant>,
     exits_tx: mpsc::UnboundedSender<i64>,
@@ -112,6 +113,12 @@ impl<'a> Scheduler<'a> {
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        // `start` printed these before the run; later refreshes report only new ones.
+        let said = snapshot
+            .warnings
+            .iter()
+            .map(|w| (w.to_string(), WARNING))
+            .collect();
         Ok(Self {
             settings,
             db,
@@ -125,7 +132,7 @@ impl<'a> Scheduler<'a> {
             attempts: HashMap::new(),
             verdicts: HashMap::new(),
             finished_clean: HashSet::new(),
-            said: HashSet::new(),
+            said,
             next_launch: None,
             exits_tx,
             exits_rx,
@@ -402,6 +409,13 @@ impl<'a> Scheduler<'a> {
                 return;
             }
         };
+        // A malformed row that appears mid-run is ignored like at start, and said once.
+        for w in &snapshot.warnings {
+            let text = w.to_string();
+            if self.said.insert((text.clone(), WARNING)) {
+                self.reporter.event(Event::Note { stream: None, text });
+            }
+        }
         match StreamGraph::build(&snapshot) {
             Ok(graph) => {
                 self.graph = graph;
@@ -756,6 +770,9 @@ impl<'a> Scheduler<'a> {
         }
     }
 }
+
+/// The `said` key of a task-database warning.
+const WARNING: &str = "source warning";
 
 /// Watches the task database's folder with inotify from a helper thread, sending a wake-up for
 /// every write to the database or its `-wal`/`-shm` files. False if no watch could be set up.

@@ -142,6 +142,9 @@ const SNAPSHOT_SQL: &str = "SELECT id, status, metadata,
 
 impl TaskSource for SqliteTaskDb {
     fn snapshot(&mut self) -> Result<Snapshot, TaskDbError> {
+        // Callers may read without probing first (the scheduler does right after a worker
+        // exits): a file replaced since the last probe must not yield the old file's rows.
+        self.reopen_if_replaced()?;
         let sql = SNAPSHOT_SQL.replace("{not_archived}", self.not_archived());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
         let mut rows = stmt.query([]).map_err(self.query_err())?;

@@ -10,6 +10,7 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod reliability_data;
 mod setup;
 mod start;
 mod status;
