@@ -715,3 +715,560 @@ fn cksum(s: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Nothing lost by `clean` and `merge` (property tests over real repositories)
+// ---------------------------------------------------------------------------------------------
+
+mod nothing_lost {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    use orchestrate::config::Config;
+    use proptest::prelude::*;
+
+    use crate::support::TestEnv;
+    use crate::worktrees::{commit_file, graph, prepare, workspaces};
+
+    /// Relative path → bytes.
+    type Files = BTreeMap<String, Vec<u8>>;
+
+    /// Streams per case: enough for every state to meet the others, few enough for CI.
+    const STREAMS: usize = 3;
+    /// Cases per property: each builds real repositories and runs the binary several times,
+    /// so 12 in CI; `RELIABILITY_CASES` for the long run.
+    fn cases() -> u32 {
+        std::env::var("RELIABILITY_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(12)
+    }
+
+    /// One stream worktree's state before `clean`.
+    #[derive(Debug, Clone)]
+    struct WtState {
+        /// 0 none, 1 committed and merged, 2 committed not merged, 3 merged then one more.
+        commits: u8,
+        dirty_tracked: bool,
+        untracked: bool,
+        staged: bool,
+        /// 0 none, 1 someone else's reason, 2 a live pid, 3 a dead pid.
+        lock: u8,
+        /// The folder was deleted by hand.
+        stale: bool,
+    }
+
+    impl WtState {
+        /// Whether everything in it is committed and reachable from the target, and nobody
+        /// holds it: what `clean` without `--force` may remove.
+        fn removable(&self) -> bool {
+            matches!(self.commits, 0 | 1)
+                && !self.dirty_tracked
+                && !self.untracked
+                && !self.staged
+                && matches!(self.lock, 0 | 3)
+        }
+    }
+
+    fn wt_state() -> impl Strategy<Value = WtState> {
+        (
+            0..4u8,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            0..4u8,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(commits, dirty_tracked, untracked, staged, lock, stale)| WtState {
+                    commits,
+                    dirty_tracked,
+                    untracked,
+                    staged,
+                    lock,
+                    // Rarely: a stale entry is mostly about pruning.
+                    stale: stale && commits == 2,
+                },
+            )
+    }
+
+    /// Every file under `dir` with its bytes, skipping `skip` (relative prefixes).
+    fn files(dir: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
+        let mut all = Vec::new();
+        super::walk(dir, &mut all);
+        all.into_iter()
+            .filter(|p| p.is_file() || p.is_symlink())
+            .filter_map(|p| {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                (!skip
+                    .iter()
+                    .any(|s| rel == *s || rel.starts_with(&format!("{s}/"))))
+                .then(|| (rel, std::fs::read(&p).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    fn reachable(env: &TestEnv) -> BTreeSet<String> {
+        env.git(&["rev-list", "--all"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn check_clean(states: &[WtState], branches: bool) {
+        let mut env = TestEnv::new();
+        let ids: Vec<String> = (0..states.len()).map(|i| format!("S{i}")).collect();
+        for id in &ids {
+            env.add_stream(id, &[], 1, "completed");
+        }
+        let g = graph(&env);
+        let mut ws = workspaces(&env, Config::default());
+        let mut dirs = Vec::new();
+        for (id, st) in ids.iter().zip(states) {
+            let p = prepare(&mut ws, &g, id);
+            let dir = p.dir.clone();
+            if st.commits > 0 {
+                commit_file(&env, &dir, &format!("{id}.txt"), &format!("work of {id}\n"));
+            }
+            if matches!(st.commits, 1 | 3) {
+                env.git(&[
+                    "merge",
+                    "-q",
+                    "--no-ff",
+                    "-m",
+                    &format!("merge {id}"),
+                    &format!("stream/{id}"),
+                ]);
+            }
+            if st.commits == 3 {
+                commit_file(&env, &dir, &format!("{id}-more.txt"), "more\n");
+            }
+            if st.dirty_tracked {
+                std::fs::write(dir.join("README.md"), format!("edited in {id}\n")).unwrap();
+            }
+            if st.untracked {
+                std::fs::write(dir.join("untracked.txt"), "precious\n").unwrap();
+            }
+            if st.staged {
+                std::fs::write(dir.join("staged.txt"), "staged\n").unwrap();
+                env.git_in(&dir, &["add", "staged.txt"]);
+            }
+            match st.lock {
+                1 => {
+                    env.git(&[
+                        "worktree",
+                        "lock",
+                        "--reason",
+                        "on a USB disk",
+                        dir.to_str().unwrap(),
+                    ]);
+                }
+                2 => {
+                    let reason = format!("orchestrate worker pid {}", std::process::id());
+                    env.git(&[
+                        "worktree",
+                        "lock",
+                        "--reason",
+                        &reason,
+                        dir.to_str().unwrap(),
+                    ]);
+                }
+                3 => {
+                    let reason = format!("orchestrate worker pid {}", dead_pid());
+                    env.git(&[
+                        "worktree",
+                        "lock",
+                        "--reason",
+                        &reason,
+                        dir.to_str().unwrap(),
+                    ]);
+                }
+                _ => {}
+            }
+            dirs.push(dir);
+        }
+        // What exists before: commits, and each worktree's files and HEAD.
+        let before_commits = reachable(&env);
+        let mut before: Vec<Option<(String, Files)>> = Vec::new();
+        for (dir, st) in dirs.iter().zip(states) {
+            let head = env.git_in(dir, &["rev-parse", "HEAD"]).trim().to_string();
+            let content = files(dir, &[".git"]);
+            if st.stale {
+                std::fs::remove_dir_all(dir).unwrap();
+                before.push(None);
+            } else {
+                before.push(Some((head, content)));
+            }
+        }
+
+        let mut args = vec!["clean"];
+        if branches {
+            args.push("--branches");
+        }
+        let run = env.run(&args);
+        assert!(
+            matches!(run.code(), 0 | 7),
+            "clean failed ({})\n{}\n{}",
+            run.code(),
+            run.stdout(),
+            run.stderr()
+        );
+
+        // No commit became unreachable.
+        let after_commits = reachable(&env);
+        let lost: Vec<&String> = before_commits.difference(&after_commits).collect();
+        assert!(lost.is_empty(), "commits lost: {lost:?}\n{}", run.stdout());
+        for ((dir, st), prior) in dirs.iter().zip(states).zip(&before) {
+            let Some((head, content)) = prior else {
+                continue;
+            };
+            if dir.exists() {
+                // Kept: every file exactly as it was.
+                assert_eq!(
+                    &files(dir, &[".git"]),
+                    content,
+                    "{dir:?} changed\n{}",
+                    run.stdout()
+                );
+                assert!(
+                    !st.removable(),
+                    "{dir:?} ({st:?}) holds nothing of value and was kept\n{}",
+                    run.stdout()
+                );
+            } else {
+                // Removed: everything in it was committed, and that commit is in main.
+                assert!(
+                    st.removable(),
+                    "{dir:?} ({st:?}) was removed\n{}",
+                    run.stdout()
+                );
+                let status = std::process::Command::new("git")
+                    .current_dir(&env.root)
+                    .args(["merge-base", "--is-ancestor", head, "main"])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "{dir:?}'s HEAD is not in main");
+                for (path, bytes) in content {
+                    let blob = std::process::Command::new("git")
+                        .current_dir(&env.root)
+                        .args(["cat-file", "blob", &format!("{head}:{path}")])
+                        .output()
+                        .unwrap();
+                    assert_eq!(&blob.stdout, bytes, "{path} of {dir:?} was not committed");
+                }
+            }
+        }
+        // Stale entries are pruned; git's view is consistent.
+        let list = env.git(&["worktree", "list", "--porcelain"]);
+        assert!(!list.contains("prunable"), "{list}");
+    }
+
+    /// The project root with everything but `.git/objects` (unreferenced objects from an
+    /// in-memory merge are harmless): work tree, index, refs, HEAD, reflogs, config.
+    fn root_state(env: &TestEnv) -> BTreeMap<String, Vec<u8>> {
+        files(&env.root, &[".git/objects"])
+    }
+
+    /// One stream branch for `merge`.
+    #[derive(Debug, Clone)]
+    struct BranchState {
+        /// Writes `shared.txt` (conflicts with main and with other streams that do).
+        clash: bool,
+        /// Deletes `README.md` (conflicts when main edits it).
+        delete_readme: bool,
+        /// Adds `<id>.txt`; the root may hold an untracked file at that path.
+        own_file: bool,
+    }
+
+    fn branch_state() -> impl Strategy<Value = BranchState> {
+        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(clash, delete_readme, own_file)| BranchState {
+                clash,
+                delete_readme,
+                own_file: own_file || !(clash || delete_readme),
+            },
+        )
+    }
+
+    /// The root's state before merging.
+    #[derive(Debug, Clone)]
+    struct RootState {
+        main_writes_shared: bool,
+        main_edits_readme: bool,
+        /// An untracked file where stream i's own file would go.
+        untracked_in_the_way: Option<usize>,
+        /// An unrelated untracked file.
+        untracked_elsewhere: bool,
+        /// A staged, uncommitted change (merge must refuse).
+        staged: bool,
+    }
+
+    fn root_state_strategy() -> impl Strategy<Value = RootState> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(0..STREAMS),
+            any::<bool>(),
+            prop::bool::weighted(0.2),
+        )
+            .prop_map(|(s, r, u, e, staged)| RootState {
+                main_writes_shared: s,
+                main_edits_readme: r,
+                untracked_in_the_way: u,
+                untracked_elsewhere: e,
+                staged,
+            })
+    }
+
+    /// Merges each stream by name, in order; returns what happened to each, with stderr.
+    fn check_merge(branches: &[BranchState], root: &RootState) -> Vec<(&'static str, String)> {
+        let mut env = TestEnv::new();
+        let ids: Vec<String> = (0..branches.len()).map(|i| format!("S{i}")).collect();
+        for id in &ids {
+            env.add_stream(id, &[], 1, "completed");
+        }
+        let commit = |env: &TestEnv, msg: &str| {
+            env.git(&["add", "-A"]);
+            env.git(&["commit", "-q", "-m", msg]);
+        };
+        for (id, b) in ids.iter().zip(branches) {
+            env.git(&["switch", "-q", "-c", &format!("stream/{id}"), "main"]);
+            if b.clash {
+                std::fs::write(env.root.join("shared.txt"), format!("{id}'s version\n")).unwrap();
+            }
+            if b.delete_readme {
+                std::fs::remove_file(env.root.join("README.md")).unwrap();
+            }
+            if b.own_file {
+                std::fs::write(env.root.join(format!("{id}.txt")), format!("{id}\n")).unwrap();
+            }
+            commit(&env, &format!("work of {id}"));
+            env.git(&["switch", "-q", "main"]);
+        }
+        if root.main_writes_shared {
+            std::fs::write(env.root.join("shared.txt"), "main's version\n").unwrap();
+            commit(&env, "main writes shared");
+        }
+        if root.main_edits_readme {
+            std::fs::write(env.root.join("README.md"), "# edited on main\n").unwrap();
+            commit(&env, "main edits README");
+        }
+        if let Some(i) = root.untracked_in_the_way {
+            std::fs::write(env.root.join(format!("S{i}.txt")), "untracked, precious\n").unwrap();
+        }
+        if root.untracked_elsewhere {
+            std::fs::write(env.root.join("notes.txt"), "my notes\n").unwrap();
+        }
+        if root.staged {
+            std::fs::write(env.root.join("staged.txt"), "staged\n").unwrap();
+            env.git(&["add", "staged.txt"]);
+        }
+        let untracked: BTreeMap<String, Vec<u8>> = files(&env.root, &[".git"])
+            .into_iter()
+            .filter(|(p, _)| {
+                p == "notes.txt" || (p.starts_with('S') && p.ends_with(".txt") && !p.contains('/'))
+            })
+            .collect();
+
+        let mut outcomes = Vec::new();
+        for id in &ids {
+            let before = root_state(&env);
+            let run = env.run(&["merge", id]);
+            let err = run.stderr();
+            assert!(!err.contains("panicked"), "{err}");
+            if run.code() == 0 {
+                // Merged: the stream's work is in main, untracked files untouched.
+                let tip = env.git(&["rev-parse", &format!("stream/{id}")]);
+                let status = std::process::Command::new("git")
+                    .current_dir(&env.root)
+                    .args(["merge-base", "--is-ancestor", tip.trim(), "main"])
+                    .status()
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "{id} reported merged but is not in main\n{}",
+                    run.stdout()
+                );
+                outcomes.push(("merged", err));
+            } else {
+                // Stopped (conflict or refusal): byte-identical, and said why.
+                assert!(
+                    matches!(run.code(), 1 | 7),
+                    "{id}: code {}\n{err}",
+                    run.code()
+                );
+                assert!(err.contains("error"), "{id}: no clear message\n{err}");
+                let after = root_state(&env);
+                let changed: Vec<&String> = before
+                    .keys()
+                    .chain(after.keys())
+                    .filter(|k| before.get(*k) != after.get(*k))
+                    .collect();
+                assert!(
+                    changed.is_empty(),
+                    "merge of {id} stopped but changed {changed:?}\n{}\n{err}",
+                    run.stdout()
+                );
+                outcomes.push(("stopped", err));
+            }
+            for (path, bytes) in &untracked {
+                let now = std::fs::read(env.root.join(path)).ok();
+                assert_eq!(
+                    now.as_ref(),
+                    Some(bytes),
+                    "untracked {path} lost by merging {id}"
+                );
+            }
+        }
+        if root.staged {
+            assert!(
+                outcomes.iter().all(|o| o.0 == "stopped"),
+                "a staged change must refuse"
+            );
+        }
+        outcomes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: cases(),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn clean_without_force_removes_only_what_is_reachable_and_committed(
+            states in prop::collection::vec(wt_state(), STREAMS),
+            branches in any::<bool>(),
+        ) {
+            check_clean(&states, branches);
+        }
+
+        #[test]
+        fn merge_stopping_leaves_the_root_byte_identical(
+            branches in prop::collection::vec(branch_state(), STREAMS),
+            root in root_state_strategy(),
+        ) {
+            check_merge(&branches, &root);
+        }
+    }
+
+    /// The states the properties must cover at least once, whatever proptest draws.
+    #[test]
+    fn clean_every_state_once() {
+        let base = WtState {
+            commits: 0,
+            dirty_tracked: false,
+            untracked: false,
+            staged: false,
+            lock: 0,
+            stale: false,
+        };
+        let states = vec![
+            WtState {
+                commits: 1,
+                ..base.clone()
+            },
+            WtState {
+                commits: 2,
+                ..base.clone()
+            },
+            WtState {
+                commits: 3,
+                ..base.clone()
+            },
+            WtState {
+                dirty_tracked: true,
+                ..base.clone()
+            },
+            WtState {
+                untracked: true,
+                ..base.clone()
+            },
+            WtState {
+                staged: true,
+                ..base.clone()
+            },
+            WtState {
+                lock: 1,
+                ..base.clone()
+            },
+            WtState {
+                lock: 2,
+                ..base.clone()
+            },
+            WtState {
+                lock: 3,
+                ..base.clone()
+            },
+            WtState {
+                commits: 2,
+                stale: true,
+                ..base.clone()
+            },
+            base,
+        ];
+        check_clean(&states, true);
+    }
+
+    #[test]
+    fn merge_untracked_file_in_the_way_and_conflicts() {
+        let branches = vec![
+            BranchState {
+                clash: false,
+                delete_readme: false,
+                own_file: true,
+            },
+            BranchState {
+                clash: true,
+                delete_readme: false,
+                own_file: true,
+            },
+            BranchState {
+                clash: false,
+                delete_readme: true,
+                own_file: false,
+            },
+            BranchState {
+                clash: false,
+                delete_readme: false,
+                own_file: true,
+            },
+        ];
+        let root = RootState {
+            main_writes_shared: true,
+            main_edits_readme: true,
+            untracked_in_the_way: Some(0),
+            untracked_elsewhere: true,
+            staged: false,
+        };
+        // S0: an untracked file where its file goes; S1: conflicts with main on shared.txt;
+        // S2: deletes the README main edited; S3: merges.
+        let outcomes = check_merge(&branches, &root);
+        let what: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
+        assert_eq!(what, ["stopped", "stopped", "stopped", "merged"]);
+        assert!(
+            outcomes[0].1.contains("would overwrite files")
+                && outcomes[0].1.contains(": S0.txt; nothing was changed"),
+            "{}",
+            outcomes[0].1
+        );
+        assert!(
+            outcomes[1].1.contains("conflicts in: shared.txt"),
+            "{}",
+            outcomes[1].1
+        );
+        assert!(
+            outcomes[2].1.contains("conflicts in: README.md"),
+            "{}",
+            outcomes[2].1
+        );
+    }
+}
