@@ -169,19 +169,9 @@ impl TaskSource for SqliteTaskDb {
     }
 
     fn tasks(&mut self, stream: Option<&str>) -> Result<Vec<Task>, TaskDbError> {
-        let archived = if self.has_archived {
-            "COALESCE(archived, 0)"
-        } else {
-            "0"
-        };
         let sql = format!(
-            "SELECT id, title, description, status, assigned_agent, blocked_reason, notes,
-                    created_at, updated_at, {archived},
-                    CASE WHEN json_valid(metadata) THEN metadata END,
-                    CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, '$.streamId') AS TEXT) END AS sid
-             FROM tasks
-             WHERE {} AND sid IS NOT NULL AND (?1 IS NULL OR sid = ?1)
-             ORDER BY created_at, id",
+            "{} WHERE {} AND sid IS NOT NULL AND (?1 IS NULL OR sid = ?1) ORDER BY created_at, id",
+            self.select_tasks(),
             self.not_archived()
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
@@ -195,23 +185,31 @@ impl TaskSource for SqliteTaskDb {
 impl SqliteTaskDb {
     /// One task by id, archived or not, stream task or not.
     pub fn task(&self, id: &str) -> Result<Option<Task>, TaskDbError> {
-        let archived = if self.has_archived {
-            "COALESCE(archived, 0)"
-        } else {
-            "0"
-        };
-        let sql = format!(
-            "SELECT id, title, description, status, assigned_agent, blocked_reason, notes,
-                    created_at, updated_at, {archived},
-                    CASE WHEN json_valid(metadata) THEN metadata END,
-                    CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, '$.streamId') AS TEXT) END
-             FROM tasks WHERE id = ?1"
-        );
+        let sql = format!("{} WHERE id = ?1", self.select_tasks());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
         let mut rows = stmt
             .query_map([id], task_from_row)
             .map_err(self.query_err())?;
         rows.next().transpose().map_err(self.query_err())
+    }
+}
+
+impl SqliteTaskDb {
+    /// `SELECT … FROM tasks` with the columns [`task_from_row`] reads (`sid` is the stream id).
+    fn select_tasks(&self) -> String {
+        let archived = if self.has_archived {
+            "COALESCE(archived, 0)"
+        } else {
+            "0"
+        };
+        format!(
+            "SELECT id, title, description, status, assigned_agent, blocked_reason, notes,
+                    created_at, updated_at, {archived},
+                    CASE WHEN json_valid(metadata) THEN metadata END,
+                    CASE WHEN json_valid(metadata)
+                         THEN CAST(json_extract(metadata, '$.streamId') AS TEXT) END AS sid
+             FROM tasks"
+        )
     }
 }
 
