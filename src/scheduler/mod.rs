@@ -337,7 +337,7 @@ impl<'a> Scheduler<'a> {
             Ok(false) => {}
             Err(e) => self.reporter.event(Event::Note {
                 stream: None,
-                text: format!("cannot probe the task database: {e}"),
+                text: db_note("cannot probe the task database", e),
             }),
         }
     }
@@ -404,7 +404,7 @@ impl<'a> Scheduler<'a> {
             Err(e) => {
                 self.reporter.event(Event::Note {
                     stream: None,
-                    text: format!("cannot read the task database: {e}"),
+                    text: db_note("cannot read the task database", e),
                 });
                 return;
             }
@@ -769,6 +769,17 @@ impl<'a> Scheduler<'a> {
             RunEnd::Incomplete(out)
         }
     }
+}
+
+/// A transient task-database error as a note: with its causes and hint (a lock held past the
+/// busy timeout read as a bare "cannot read task database FILE").
+fn db_note(what: &str, e: crate::taskdb::TaskDbError) -> String {
+    let e = Error::from(e);
+    let mut text = format!("{what}: {}", e.chain().join(": "));
+    if let Some(hint) = e.hint() {
+        text.push_str(&format!("; {hint}"));
+    }
+    text
 }
 
 /// The `said` key of a task-database warning.
