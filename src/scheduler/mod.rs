@@ -592,6 +592,25 @@ impl<'a> Scheduler<'a> {
                 ),
             );
         }
+        // Arguments and environment are C strings: a NUL byte (task data is free text) made
+        // the spawn fail with a bare "nul byte found in provided data", once per retry.
+        let with_nul = if stream_id.contains('\0') {
+            Some("its stream id")
+        } else if stream.record.name.contains('\0') {
+            Some("its stream name")
+        } else if argv.iter().any(|a| a.contains('\0')) {
+            Some("its worker command or prompt (task titles, descriptions)")
+        } else {
+            None
+        };
+        if let Some(what) = with_nul {
+            return self.fail(
+                stream_id,
+                format!(
+                    "{what} contains a NUL byte, which cannot be passed to a worker; remove it from the task database"
+                ),
+            );
+        }
         let log = worker::log_path(&self.settings.project.logs_dir(), stream_id);
         let new = NewWorker {
             stream: stream_id,

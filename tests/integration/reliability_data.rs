@@ -578,6 +578,8 @@ fn hostile_ids() -> Vec<String> {
         "-rf".into(),
         ".".into(),
         "..".into(),
+        "nul\u{0}byte".into(),
+        "\u{1b}[31mred\u{1b}[0m\ttab\r".into(),
     ]
 }
 
@@ -697,11 +699,28 @@ fn hostile_stream_ids_end_to_end() {
     );
     no_crash(&run, "start");
     let env = &rig.fake.env;
-    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    // Every stream completes but the one whose id holds a NUL byte: no process can be given
+    // it, so it fails at once with a message saying so.
+    assert_eq!(run.code(), 6, "{}\n{}", run.stdout(), run.stderr());
+    let out = run.stdout();
+    assert!(
+        out.contains("1 stream is not complete")
+            && out.contains(
+                "nul\u{0}byte (failed): its stream id contains a NUL byte, which cannot be passed to a worker"
+            ),
+        "{out}"
+    );
+    assert_eq!(
+        run.stderr().matches("started nul\u{0}byte").count(),
+        0,
+        "not retried"
+    );
     assert_no_shell_ran(env.tmp.path());
     assert_refs_valid(env);
     assert_worktrees_contained(env);
 
+    // The NUL stream's task is completed by hand: everything else below applies to all.
+    env.set_stream_status("nul\u{0}byte", "completed");
     let doc = env.run(&["status", "--json"]).success().json();
     let streams = doc["streams"].as_array().unwrap();
     assert_eq!(streams.len(), ids.len(), "{doc}");
@@ -711,7 +730,15 @@ fn hostile_stream_ids_end_to_end() {
     assert_eq!(status.code(), 0, "{}", status.stderr());
 
     let wts = env.root.join(".claude/worktrees");
-    for id in &ids {
+    // A NUL byte cannot be typed on a command line (nor passed by `Command`), and that stream
+    // never ran a worker: the per-stream checks are for the others.
+    // Ids are used as orchestrate shows them: trimmed, like every reader of the database.
+    let typable: Vec<String> = ids
+        .iter()
+        .filter(|i| !i.contains('\0'))
+        .map(|i| i.trim().to_string())
+        .collect();
+    for id in &typable {
         // Each worker ran in its own worktree, a direct child of .claude/worktrees.
         let logs = env.run(&["logs", "--", id]);
         no_crash(&logs, "logs");
@@ -731,11 +758,16 @@ fn hostile_stream_ids_end_to_end() {
             assert_eq!(r.code(), 0, "{args:?}: {}\n{}", r.stdout(), r.stderr());
         }
     }
+    // The printed merge-back commands are for pasting into a shell: run them through `sh`
+    // with a `git` that records its arguments, and check each id arrives verbatim.
+    let plan = env.run(&["merge", "--dry-run"]).success().stdout();
+    check_hint_commands(env, &plan, &typable);
+
     // Merge everything back, then clean every worktree and branch: all were merged and clean.
     let merge = env.run(&["merge"]);
     no_crash(&merge, "merge");
     assert_eq!(merge.code(), 0, "{}\n{}", merge.stdout(), merge.stderr());
-    for id in &ids {
+    for id in &typable {
         let k = cksum(id);
         assert!(
             env.root.join(format!("work-{k}.txt")).exists(),
@@ -756,6 +788,63 @@ fn hostile_stream_ids_end_to_end() {
     assert!(env.git(&["branch", "--list", "stream/*"]).trim().is_empty());
     assert_no_shell_ran(env.tmp.path());
     assert_refs_valid(env);
+}
+
+/// Runs the "To merge, run:" block of `plan` with `sh`, `git` being a recorder; every id must
+/// reach git as part of one `-m` argument, byte for byte, and nothing else may run.
+fn check_hint_commands(env: &TestEnv, plan: &str, ids: &[String]) {
+    let block = plan
+        .split_once("To merge, run:\n")
+        .and_then(|(_, rest)| rest.split_once("\nor: "))
+        .map(|(cmds, _)| cmds)
+        .unwrap_or_else(|| panic!("no commands in the plan:\n{plan}"));
+    let bin = env.tmp.path().join("recorder-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.tmp.path().join("git-args");
+    let fake_git = bin.join("git");
+    std::fs::write(
+        &fake_git,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\" >>'{}'; done\nprintf '\\1\\0' >>'{}'\n",
+            record.display(),
+            record.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&fake_git);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-c", block])
+        .current_dir(&env.root)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the printed commands failed in sh:\n{block}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = String::from_utf8(std::fs::read(&record).unwrap()).unwrap();
+    let calls: Vec<Vec<&str>> = recorded
+        .split("\u{1}\0")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split('\0').filter(|a| !a.is_empty()).collect())
+        .collect();
+    assert_eq!(calls[0], ["switch", "main"], "{calls:?}");
+    for id in ids {
+        let prefix = format!("Merge stream {id}: ");
+        assert!(
+            calls.iter().any(|c| c.len() == 5
+                && c[..3] == ["merge", "--no-ff", "-m"]
+                && c[3].starts_with(&prefix)),
+            "{id:?} did not reach git verbatim: {calls:?}"
+        );
+    }
+    assert_no_shell_ran(env.tmp.path());
 }
 
 /// POSIX `cksum` of `s`, as the worker script names its file.
