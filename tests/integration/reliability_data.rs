@@ -543,6 +543,11 @@ fn concurrent_writers_during_start_and_status_watch() {
     });
     let werr = watch.stderr();
     assert!(werr.trim().is_empty(), "status --watch reported: {werr}");
+    let wout = watch.stdout();
+    assert!(
+        !wout.contains("cannot") && !wout.contains("error"),
+        "status --watch showed an error"
+    );
     let doc = rig.fake.env.run(&["status", "--json"]).success().json();
     let streams = doc["streams"].as_array().unwrap();
     assert!(streams.iter().all(|s| s["state"] == "complete"), "{doc}");
@@ -636,6 +641,16 @@ fn assert_worktrees_contained(env: &TestEnv) {
                 "worktree outside .claude/worktrees/: {p:?}"
             );
         }
+    }
+    // Logs are files directly in the logs folder, whatever the id.
+    let logs = env.root.join(".claude/orchestrator/logs");
+    let mut in_logs = Vec::new();
+    walk(&logs, &mut in_logs);
+    for p in &in_logs {
+        assert!(
+            p.parent() == Some(logs.as_path()) && p.is_file(),
+            "{p:?} is not a log file directly in {logs:?}"
+        );
     }
     // Nothing named after an escaping id landed outside the worktree folder and git's own
     // bookkeeping (where the slugs live).
