@@ -19,6 +19,10 @@ RELIABILITY_SECS=$SECS cargo test --test integration \
     grep -E "concurrent writers:|^test |test result"
 echo "== clean/merge properties, ${CASES} cases each"
 start=$(date +%s)
-RELIABILITY_CASES=$CASES cargo test --test integration reliability_data::nothing_lost 2>&1 |
-    grep -E "^test |test result"
-echo "properties: $((2 * CASES)) generated cases in $(($(date +%s) - start))s"
+TALLY=$(mktemp)
+RELIABILITY_TALLY=$TALLY RELIABILITY_CASES=$CASES cargo test --test integration \
+    reliability_data::nothing_lost 2>&1 | grep -E "^test |test result"
+echo "properties: $((2 * CASES)) generated cases in $(($(date +%s) - start))s (with shrinking runs, if any)"
+echo "outcomes (one line per worktree cleaned / stream merged):"
+sort "$TALLY" | uniq -c
+rm -f "$TALLY"

@@ -931,25 +931,21 @@ mod nothing_lost {
     }
 
     fn wt_state() -> impl Strategy<Value = WtState> {
-        (
-            0..4u8,
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            0..4u8,
-            any::<bool>(),
+        // Each fault is drawn sparingly, so that a fair share of worktrees is removable and
+        // the "removed only if nothing is lost" side is exercised too.
+        let flag = || prop::bool::weighted(0.2);
+        let lock = prop_oneof![3 => Just(0u8), 1 => 1..4u8];
+        (0..4u8, flag(), flag(), flag(), lock, flag()).prop_map(
+            |(commits, dirty_tracked, untracked, staged, lock, stale)| WtState {
+                commits,
+                dirty_tracked,
+                untracked,
+                staged,
+                lock,
+                // A stale entry is about pruning and keeping the branch's commits.
+                stale: stale && commits == 2,
+            },
         )
-            .prop_map(
-                |(commits, dirty_tracked, untracked, staged, lock, stale)| WtState {
-                    commits,
-                    dirty_tracked,
-                    untracked,
-                    staged,
-                    lock,
-                    // Rarely: a stale entry is mostly about pruning.
-                    stale: stale && commits == 2,
-                },
-            )
     }
 
     /// Every file under `dir` with its bytes, skipping `skip` (relative prefixes).
@@ -973,6 +969,19 @@ mod nothing_lost {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// Appends a line to `RELIABILITY_TALLY` (the long run sums them for RELIABILITY.md).
+    fn tally(line: &str) {
+        if let Ok(path) = std::env::var("RELIABILITY_TALLY") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            writeln!(f, "{line}").unwrap();
+        }
     }
 
     fn dead_pid() -> u32 {
@@ -1089,6 +1098,11 @@ mod nothing_lost {
             let Some((head, content)) = prior else {
                 continue;
             };
+            tally(if dir.exists() {
+                "clean kept"
+            } else {
+                "clean removed"
+            });
             if dir.exists() {
                 // Kept: every file exactly as it was.
                 assert_eq!(
@@ -1286,6 +1300,9 @@ mod nothing_lost {
                     "untracked {path} lost by merging {id}"
                 );
             }
+        }
+        for (what, _) in &outcomes {
+            tally(&format!("merge {what}"));
         }
         if root.staged {
             assert!(
