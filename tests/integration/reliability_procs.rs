@@ -367,6 +367,8 @@ struct CrashTrial {
     duplicates: Vec<String>,
     /// Workers launched per stream (more than one means a retry, not a duplicate).
     launches: Vec<usize>,
+    /// Supervisors that came up after their launch was declared lost and gave up.
+    abandoned: usize,
 }
 
 /// One crash trial: the diamond with workers of random length (each holding its stream's
@@ -388,11 +390,24 @@ fn crash_trial(rng: &mut Rng, max_kills: u64, max_sleep_ms: u64) -> CrashTrial {
         let name = format!("start-{starts}");
         let mut start = fake.spawn(&["start", "--stagger", "0"], &name);
         if u64::from(kills) < kills_wanted {
-            // The fault schedule, not synchronisation: SIGKILL at a random moment of the run
-            // (right away, during set-up, mid-launch, while workers run, or never if the run
-            // ends first).
-            let at = Instant::now() + Duration::from_millis(rng.below(max_sleep_ms * 3 + 400));
-            while Instant::now() < at && start.try_wait().unwrap().is_none() {
+            // The fault schedule, not synchronisation. A third of the kills land right after
+            // `start` writes a new worker's log header (the launch: claim, spawn, record), the
+            // rest at a random moment (at once, during set-up, while workers run, or never if
+            // the run ends first).
+            let logs = fake.env.root.join(".claude/orchestrator/logs");
+            let headers = || launch_headers(&logs);
+            let on_launch = rng.below(3) == 0;
+            let before = headers();
+            let at = Instant::now()
+                + if on_launch {
+                    LONG
+                } else {
+                    Duration::from_millis(rng.below(max_sleep_ms * 2 + 300))
+                };
+            while Instant::now() < at
+                && start.try_wait().unwrap().is_none()
+                && !(on_launch && headers() > before)
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             if start.try_wait().unwrap().is_none() {
@@ -428,7 +443,80 @@ fn crash_trial(rng: &mut Rng, max_kills: u64, max_sleep_ms: u64) -> CrashTrial {
             .iter()
             .map(|s| fake.lines(s, "started").len())
             .collect(),
+        abandoned: log_matches(
+            &fake.env.root.join(".claude/orchestrator/logs"),
+            "this launch was abandoned",
+        ),
     }
+}
+
+/// The race the crash trials found (2 duplicates in 30 trials before the fix), made
+/// deterministic: `start` claimed a row and spawned a supervisor, then was SIGKILLed before
+/// anything recorded the supervisor; the next `start` declared the row lost and ran the stream.
+/// When the first supervisor finally records itself it must give up, not run a second worker.
+#[test]
+fn a_supervisor_whose_launch_was_declared_lost_does_not_run_its_worker() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "completed");
+    let mut fake = Fake::new(env);
+    fake.run(&["start"]).success();
+    fake.env.set_stream_status("Stream-A", "pending");
+    fake.set("LOCK", None, "1");
+    let db = state_db(&fake.env.root);
+    let conn = Connection::open(&db).unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    // Claimed by a `start` that is gone (our pid with another start time), no supervisor yet.
+    conn.execute(
+        "INSERT INTO workers (stream, attempt, claimer_pid, claimer_ticks, boot_id, log_path, started_at)
+         VALUES ('Stream-A', 1, ?1, 1, ?2, '/dev/null', '2026-01-01T00:00:00.000Z')",
+        params![std::process::id(), boot.trim()],
+    )
+    .unwrap();
+    let record = conn.last_insert_rowid();
+    fake.run(&["start", "--stagger", "0"]).success();
+    assert_eq!(fake.lines("Stream-A", "started").len(), 1);
+
+    let late = fake
+        .cmd(&["__supervise", "--record", &record.to_string(), "--state"])
+        .arg(&db)
+        .arg("--")
+        .arg(crate::start::FAKE_WORKER)
+        .env("ORCHESTRATE_STREAM", "Stream-A")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&late.stderr);
+    assert_eq!(late.status.code(), Some(125), "{log}");
+    assert!(log.contains("abandoned"), "{log}");
+    assert_eq!(
+        fake.lines("Stream-A", "started").len(),
+        1,
+        "no second worker"
+    );
+    let (pid, outcome): (Option<i32>, String) = conn
+        .query_row(
+            "SELECT pid, outcome FROM workers WHERE id = ?1",
+            [record],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((pid, outcome.as_str()), (None, "lost"));
+}
+
+/// How many worker launches the logs record (one header each).
+fn launch_headers(logs: &Path) -> usize {
+    log_matches(logs, "orchestrate worker: ")
+}
+
+/// Occurrences of `what` in every stream log.
+fn log_matches(logs: &Path, what: &str) -> usize {
+    std::fs::read_dir(logs)
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .map(|text| text.matches(what).count())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 #[test]
@@ -451,7 +539,7 @@ fn start_killed_at_random_moments_never_runs_a_stream_twice_at_once() {
 fn long_crash_restart_trials() {
     let trials = trials(20);
     let started = Instant::now();
-    let (mut kills, mut starts, mut relaunches) = (0, 0, 0);
+    let (mut kills, mut starts, mut relaunches, mut abandoned) = (0, 0, 0, 0);
     let mut duplicates = Vec::new();
     for trial in 0..trials {
         let mut rng = Rng::seeded(trial);
@@ -460,13 +548,15 @@ fn long_crash_restart_trials() {
         kills += t.kills;
         starts += t.starts;
         relaunches += t.launches.iter().map(|n| n - 1).sum::<usize>();
+        abandoned += t.abandoned;
         if !t.duplicates.is_empty() {
             duplicates.push(format!("trial {trial} (seed {seed}): {:?}", t.duplicates));
         }
     }
     report(&format!(
         "crash/restart trials: {trials}, start SIGKILLed {kills} times, {starts} starts, {:.1} s, \
-         workers relaunched after a lost launch: {relaunches}, duplicates: {}",
+         launches abandoned by a late supervisor: {abandoned}, streams whose worker ran twice \
+         (one after the other): {relaunches}, duplicates: {}",
         started.elapsed().as_secs_f64(),
         duplicates.len()
     ));
