@@ -7,6 +7,7 @@
 #
 #   scripts/reliability/crash-restart.sh [TRIALS]        (default 20)
 #   RELIABILITY_SEED=N replays a schedule printed by a failing trial.
+#   RELIABILITY_WORKTREES=1 runs every start with --worktrees (workers commit their work).
 set -eu
 cd "$(dirname "$0")/../.."
 TRIALS=${1:-20}

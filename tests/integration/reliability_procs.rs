@@ -377,11 +377,15 @@ struct CrashTrial {
 /// One crash trial: the diamond with workers of random length (each holding its stream's
 /// exclusive marker), `start` SIGKILLed at random moments and run again until one run ends
 /// by itself; that run must succeed with every stream complete.
-fn crash_trial(rng: &mut Rng, max_kills: u64, max_sleep_ms: u64) -> CrashTrial {
+fn crash_trial(rng: &mut Rng, max_kills: u64, max_sleep_ms: u64, worktrees: bool) -> CrashTrial {
     let mut env = TestEnv::new();
     env.diamond();
     let mut fake = Fake::new(env);
     fake.set("LOCK", None, "1");
+    if worktrees {
+        // Dependents need their dependencies' work committed on their branches.
+        fake.set("COMMIT", None, "1");
+    }
     for s in DIAMOND {
         let ms = rng.below(max_sleep_ms + 1);
         fake.set("SLEEP", Some(s), &format!("{}.{:03}", ms / 1000, ms % 1000));
@@ -391,7 +395,11 @@ fn crash_trial(rng: &mut Rng, max_kills: u64, max_sleep_ms: u64) -> CrashTrial {
     loop {
         starts += 1;
         let name = format!("start-{starts}");
-        let mut start = fake.spawn(&["start", "--stagger", "0"], &name);
+        let mut args = vec!["start", "--stagger", "0"];
+        if worktrees {
+            args.push("--worktrees");
+        }
+        let mut start = fake.spawn(&args, &name);
         if u64::from(kills) < kills_wanted {
             // The fault schedule, not synchronisation. A third of the kills land right after
             // `start` writes a new worker's log header (the launch: claim, spawn, record), the
@@ -527,7 +535,7 @@ fn start_killed_at_random_moments_never_runs_a_stream_twice_at_once() {
     for trial in 0..3 {
         let mut rng = Rng::seeded(trial);
         let seed = rng.0;
-        let t = crash_trial(&mut rng, 3, 150);
+        let t = crash_trial(&mut rng, 3, 150, false);
         assert!(
             t.duplicates.is_empty(),
             "seed {seed}: duplicates {:?}",
@@ -541,13 +549,14 @@ fn start_killed_at_random_moments_never_runs_a_stream_twice_at_once() {
 #[ignore = "long run: scripts/reliability/crash-restart.sh"]
 fn long_crash_restart_trials() {
     let trials = trials(20);
+    let worktrees = std::env::var_os("RELIABILITY_WORKTREES").is_some_and(|v| v == "1");
     let started = Instant::now();
     let (mut kills, mut starts, mut relaunches, mut abandoned) = (0, 0, 0, 0);
     let mut duplicates = Vec::new();
     for trial in 0..trials {
         let mut rng = Rng::seeded(trial);
         let seed = rng.0;
-        let t = crash_trial(&mut rng, 6, 800);
+        let t = crash_trial(&mut rng, 6, 800, worktrees);
         kills += t.kills;
         starts += t.starts;
         relaunches += t.launches.iter().map(|n| n - 1).sum::<usize>();
@@ -557,9 +566,10 @@ fn long_crash_restart_trials() {
         }
     }
     report(&format!(
-        "crash/restart trials: {trials}, start SIGKILLed {kills} times, {starts} starts, {:.1} s, \
+        "crash/restart trials{}: {trials}, start SIGKILLed {kills} times, {starts} starts, {:.1} s, \
          launches abandoned by a late supervisor: {abandoned}, streams whose worker ran twice \
          (one after the other): {relaunches}, duplicates: {}",
+        if worktrees { " (--worktrees)" } else { "" },
         started.elapsed().as_secs_f64(),
         duplicates.len()
     ));
