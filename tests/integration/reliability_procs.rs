@@ -182,6 +182,8 @@ fn stop_trial(kill_start_first: bool) -> Vec<(i32, String)> {
         }
     }
     kill_all(&survivors);
+    // Reaped already either way (Child caches the status).
+    start.wait().unwrap();
     run.success();
     survivors
 }
