@@ -57,13 +57,15 @@ fn run_once(topology: &Topology, linger_secs: u32) -> Vec<Duration> {
     }
     let marks = env.tmp.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
+    // 16 slots: a worker whose stream is complete but which lingers keeps its slot, and a chain
+    // of 10 lingering workers must not wait for a slot (that is not handoff latency).
     let out = env
         .cmd(&[
             "start",
             "--stagger",
             "0",
             "--max-parallel",
-            "8",
+            "16",
             "--retries",
             "0",
             "--worker-cmd",

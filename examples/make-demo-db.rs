@@ -1,43 +1,15 @@
 //! Creates the demo's Task Copilot database: `cargo run --example make-demo-db -- FILE`.
 //!
 //! Used by `scripts/demo.sh`, so the demo needs nothing beyond a Rust toolchain and git (no
-//! `sqlite3` or Python). The schema is Task Copilot's `tasks` table and neighbours, the same as
-//! `TASK_COPILOT_SCHEMA` in `tests/integration/support/mod.rs` (copied: an example cannot
-//! import from the test harness). The streams form a diamond:
+//! `sqlite3` or Python). The schema is Task Copilot's `tasks` table and neighbours,
+//! `orchestrate::taskdb::TASK_COPILOT_SCHEMA`, the one the tests use. The streams form a diamond:
 //! `Stream-A` → {`Stream-B`, `Stream-C`} → `Stream-Z`.
 
 use std::path::PathBuf;
 
+use orchestrate::taskdb::TASK_COPILOT_SCHEMA;
 use rusqlite::{Connection, params};
 use serde_json::json;
-
-const TASK_COPILOT_SCHEMA: &str = "
-CREATE TABLE initiatives (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT, updated_at TEXT);
-CREATE TABLE prds (id TEXT PRIMARY KEY, initiative_id TEXT, title TEXT NOT NULL, content TEXT,
-                   metadata TEXT DEFAULT '{}', created_at TEXT, updated_at TEXT);
-CREATE TABLE tasks (
-    id TEXT PRIMARY KEY,
-    prd_id TEXT,
-    parent_id TEXT,
-    title TEXT NOT NULL,
-    description TEXT,
-    assigned_agent TEXT,
-    status TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'in_progress', 'blocked', 'completed', 'cancelled')),
-    blocked_reason TEXT,
-    notes TEXT,
-    metadata TEXT DEFAULT '{}',
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    archived INTEGER DEFAULT 0,
-    archived_at TEXT,
-    archived_by_initiative_id TEXT
-);
-CREATE INDEX idx_tasks_status ON tasks(status);
-CREATE TABLE work_products (id TEXT PRIMARY KEY, task_id TEXT, type TEXT, title TEXT, content TEXT, created_at TEXT);
-CREATE TABLE activity_log (id INTEGER PRIMARY KEY AUTOINCREMENT, entity_type TEXT, entity_id TEXT, action TEXT, created_at TEXT);
-CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at TEXT);
-";
 
 /// (stream id, name, phase, dependencies, task titles)
 type StreamSpec = (

@@ -1,64 +1,74 @@
 //! Keeps the main checkout's `git status` clean: adds `.claude/worktrees/` and the
 //! orchestrator's runtime folders to `.git/info/exclude` (never to a tracked `.gitignore`).
 //!
-//! Idempotent: an entry already present (with or without a leading `/`) is not added again, and
-//! the rest of the file is left exactly as it was.
+//! The one writer of that file, used by set-up (which also works where git2 cannot open the
+//! repository) and by worktree mode. Idempotent: only missing lines are appended, everything
+//! else is kept byte for byte, and `/x/` and `x/` count as the same entry.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use super::error::{GitError, Result};
 
-/// The entries `orchestrate` needs, in gitignore syntax.
+/// The entries `orchestrate` needs, in gitignore syntax, anchored at the repository root. The
+/// installed files themselves stay visible: a team may want to commit them.
 pub const ENTRIES: [&str; 3] = [
-    ".claude/worktrees/",
-    ".claude/orchestrator/logs/",
-    ".claude/orchestrator/state/",
+    "/.claude/orchestrator/logs/",
+    "/.claude/orchestrator/state/",
+    "/.claude/worktrees/",
 ];
 
 /// Appends the missing [`ENTRIES`] to `<common git dir>/info/exclude`; returns those added.
-pub fn ensure(repo: &git2::Repository) -> Result<Vec<&'static str>> {
+pub fn ensure(repo: &git2::Repository) -> Result<Vec<String>> {
     let file = repo.commondir().join("info").join("exclude");
-    ensure_in(&file)
+    ensure_lines(&file, &ENTRIES).map_err(|source| GitError::Io {
+        action: "update",
+        path: file,
+        source,
+    })
 }
 
-fn ensure_in(file: &Path) -> Result<Vec<&'static str>> {
-    let io = |action, path: &PathBuf| {
-        let path = path.clone();
-        move |source| GitError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let existing = match std::fs::read_to_string(file) {
+/// The lines of `lines` that `existing` lacks.
+pub fn missing_lines(existing: &str, lines: &[&str]) -> Vec<String> {
+    let norm = |l: &str| l.trim().trim_start_matches('/').to_string();
+    let present: Vec<String> = existing.lines().map(norm).collect();
+    lines
+        .iter()
+        .filter(|want| !present.contains(&norm(want)))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Appends each of `lines` not already present to the file at `path`, creating it and its
+/// folder if needed. Returns the lines added.
+pub fn ensure_lines(path: &Path, lines: &[&str]) -> std::io::Result<Vec<String>> {
+    let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(io("read", &file.to_path_buf())(e)),
+        Err(e) => return Err(e),
     };
-    let present: Vec<&str> = existing
-        .lines()
-        .map(|l| l.trim().trim_start_matches('/'))
-        .collect();
-    let missing: Vec<&'static str> = ENTRIES
-        .into_iter()
-        .filter(|e| !present.contains(e))
-        .collect();
+    let missing = missing_lines(&existing, lines);
     if missing.is_empty() {
         return Ok(missing);
     }
-    let mut text = existing;
-    if !text.is_empty() && !text.ends_with('\n') {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
         text.push('\n');
     }
     text.push_str("# added by orchestrate: stream worktrees and runtime folders\n");
-    for entry in &missing {
-        text.push_str(entry);
+    for line in &missing {
+        text.push_str(line);
         text.push('\n');
     }
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(io("create", &dir.to_path_buf()))?;
-    }
-    std::fs::write(file, text).map_err(io("write", &file.to_path_buf()))?;
+    // Append rather than rewrite: a concurrent writer's lines are never lost.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
     Ok(missing)
 }
 
@@ -67,30 +77,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn adds_missing_entries_once_and_keeps_the_rest() {
+    fn appends_only_missing_lines_and_keeps_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("info/exclude");
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, "# user stuff\n*.swp\n/.claude/worktrees/").unwrap();
-        let added = ensure_in(&file).unwrap();
+        let path = tmp.path().join("info/exclude");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "# user stuff\n*.swp\n.claude/worktrees/").unwrap();
+        let added = ensure_lines(&path, &ENTRIES).unwrap();
         assert_eq!(
             added,
-            [".claude/orchestrator/logs/", ".claude/orchestrator/state/"]
+            [
+                "/.claude/orchestrator/logs/",
+                "/.claude/orchestrator/state/"
+            ]
         );
-        let once = std::fs::read_to_string(&file).unwrap();
-        assert!(once.starts_with("# user stuff\n*.swp\n/.claude/worktrees/\n"));
-        assert!(ensure_in(&file).unwrap().is_empty());
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), once);
+        assert!(ensure_lines(&path, &ENTRIES).unwrap().is_empty());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# user stuff\n*.swp\n.claude/worktrees/\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("logs/").count(), 1);
     }
 
     #[test]
-    fn creates_the_file_when_missing() {
+    fn a_leading_slash_does_not_make_a_new_entry() {
+        assert!(missing_lines(".claude/worktrees/\n", &["/.claude/worktrees/"]).is_empty());
+        assert!(missing_lines("/a/\n", &["a/"]).is_empty());
+        assert_eq!(missing_lines("/a/\n", &["/ab/"]), ["/ab/"]);
+    }
+
+    #[test]
+    fn creates_the_file_and_folder() {
         let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("info/exclude");
-        assert_eq!(ensure_in(&file).unwrap().len(), 3);
-        let text = std::fs::read_to_string(&file).unwrap();
-        for e in ENTRIES {
-            assert!(text.lines().any(|l| l == e), "{text}");
-        }
+        let path = tmp.path().join("info/exclude");
+        assert_eq!(ensure_lines(&path, &["/x/"]).unwrap(), vec!["/x/"]);
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("/x/\n"));
     }
 }

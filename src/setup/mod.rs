@@ -8,7 +8,6 @@
 //! `state/installed.json`) is the user's and is kept; a file tracked by git is never written,
 //! chmod-ed or replaced; every change made is reported.
 
-mod exclude;
 mod manifest;
 mod repo;
 pub mod templates;
@@ -17,7 +16,8 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use exclude::ensure_lines;
+use crate::git::exclude;
+pub use crate::git::exclude::ensure_lines;
 use manifest::{Manifest, hash};
 use repo::RepoInfo;
 use templates::{TEMPLATES, Template, WATCH_STATUS_LINK, WATCH_STATUS_LINK_TARGET};
@@ -26,13 +26,8 @@ use crate::error::Diagnostic;
 use crate::project::Project;
 
 /// What set-up adds to `.git/info/exclude`: the runtime folders, so the main checkout stays
-/// clean. The installed files themselves are left visible: a team may want to commit them.
-pub const EXCLUDE_LINES: [&str; 3] = [
-    "/.claude/orchestrator/logs/",
-    "/.claude/orchestrator/state/",
-    "/.claude/worktrees/",
-];
-
+/// clean (the same entries worktree mode ensures).
+pub use crate::git::exclude::ENTRIES as EXCLUDE_LINES;
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("cannot {action} {path}")]

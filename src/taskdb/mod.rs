@@ -21,6 +21,10 @@ use std::path::PathBuf;
 use crate::error::Diagnostic;
 use crate::exit_codes;
 
+/// Task Copilot's schema (`schema.sql`), for making databases in the demo and the tests;
+/// `orchestrate` itself only ever opens an existing one.
+pub const TASK_COPILOT_SCHEMA: &str = include_str!("schema.sql");
+
 /// Where tasks come from.
 pub trait TaskSource {
     /// Every stream with its task counts and dependencies, in one consistent read.

@@ -410,9 +410,9 @@ fn exclude_entries_are_added_once() {
     workspaces(&env, Config::default());
     let text = std::fs::read_to_string(&exclude).unwrap();
     for entry in [
-        ".claude/worktrees/",
-        ".claude/orchestrator/logs/",
-        ".claude/orchestrator/state/",
+        "/.claude/worktrees/",
+        "/.claude/orchestrator/logs/",
+        "/.claude/orchestrator/state/",
     ] {
         assert_eq!(text.lines().filter(|l| *l == entry).count(), 1, "{text}");
     }
