@@ -106,6 +106,19 @@ fn worker_note(w: &crate::state::WorkerInfo) -> String {
     if w.attempt > 1 {
         note.push_str(&format!(" (attempt {})", w.attempt));
     }
+    let mut agent = Vec::new();
+    if let Some(cost) = w.cost_usd {
+        agent.push(format!("${cost:.4}"));
+    }
+    if let Some(turns) = w.turns {
+        agent.push(format!("{turns} turns"));
+    }
+    if let Some(session) = &w.session_id {
+        agent.push(format!("session {session}"));
+    }
+    if !agent.is_empty() {
+        note.push_str(&format!(", {}", agent.join(", ")));
+    }
     note
 }
 
@@ -362,6 +375,9 @@ mod tests {
             ended_at: Some("2026-01-01T00:03:05.000Z".into()),
             attempt,
             exit_code,
+            session_id: None,
+            cost_usd: None,
+            turns: None,
         }
     }
 
@@ -381,5 +397,15 @@ mod tests {
         );
         assert!(worker_note(&worker(WorkerState::Running, None, 1)).starts_with("pid 42 running "));
         assert_eq!(human_duration(7325), "2h 02m");
+        let agent = WorkerInfo {
+            session_id: Some("9f1c".into()),
+            cost_usd: Some(0.4216),
+            turns: Some(12),
+            ..worker(WorkerState::Exited, Some(0), 1)
+        };
+        assert_eq!(
+            worker_note(&agent),
+            "pid 42 exited 0 after 3m 05s, $0.4216, 12 turns, session 9f1c"
+        );
     }
 }
