@@ -157,7 +157,7 @@ fn stop_trial(kill_start_first: bool) -> Vec<(i32, String)> {
         .all(|(s, m)| !fake.lines(s, m).is_empty())
     });
     let escapee: i32 = fake.lines("Stream-C", "setsid")[0].parse().unwrap();
-    let worker_c: i32 = fake.lines("Stream-C", "pid")[0].parse().unwrap();
+    let worker_c: i32 = fake.pid("Stream-C");
     assert_ne!(
         pgrp_of(escapee),
         pgrp_of(worker_c),
