@@ -10,7 +10,7 @@ use crate::exit_codes;
 use crate::project::Project;
 use crate::state::{StateStore, StreamOutcome};
 use crate::ui::Ui;
-use crate::worker::stop::{StopResult, stop_groups};
+use crate::worker::stop::{StopResult, end_marked, stop_groups};
 
 pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
     let project = Project::from_env(global.project.as_deref())?;
@@ -42,6 +42,18 @@ pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
                     "{}: stale record ({pid} is gone or is another process now); cleaned, nothing signalled",
                     rec.stream
                 ));
+                // Its supervisor is gone, but descendants carrying its marker may not be
+                // (the supervisor was SIGKILLed before it could clear them).
+                if let Some(identity) = &rec.identity {
+                    let ended = end_marked(identity, grace);
+                    if ended > 0 {
+                        ui.print(&format!(
+                            "{}: ended {ended} leftover process{} of that worker (found by its marker)",
+                            rec.stream,
+                            if ended == 1 { "" } else { "es" }
+                        ));
+                    }
+                }
             }
             None => ui.warn(&format!(
                 "{}: its worker is being launched right now; run `orchestrate stop {}` again",

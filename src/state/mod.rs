@@ -39,7 +39,7 @@ pub enum StreamOutcome {
 }
 
 /// The latest worker of one stream, as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerInfo {
     pub stream: String,
     pub pid: i32,
@@ -49,10 +49,15 @@ pub struct WorkerInfo {
     pub ended_at: Option<String>,
     pub attempt: u32,
     pub exit_code: Option<i32>,
+    /// The agent's session (Claude Code `session_id`), for `claude --resume`.
+    pub session_id: Option<String>,
+    /// What the agent reported it spent, in US dollars.
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u32>,
 }
 
 /// What the state store knows about one stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamState {
     pub worker: Option<WorkerInfo>,
     pub outcome: Option<StreamOutcome>,
@@ -130,5 +135,8 @@ pub fn worker_info(rec: &WorkerRecord) -> WorkerInfo {
         ended_at: rec.ended_at.clone(),
         attempt: rec.attempt,
         exit_code: rec.exit_code,
+        session_id: rec.session_id.clone(),
+        cost_usd: rec.cost_usd,
+        turns: rec.turns,
     }
 }

@@ -296,6 +296,22 @@ impl StateStore {
         Ok(())
     }
 
+    /// The supervisor's own [`StateStore::set_spawned`], done only while the row is unfinished;
+    /// false if it was already ended (declared lost by a later `start`): the launch must be
+    /// given up. This update and `claim`'s check are both write transactions, so exactly one
+    /// of "the supervisor is recorded" and "the row is lost" happens first.
+    pub fn confirm_spawned(&self, id: i64, who: &Identity) -> Result<bool, StateError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE workers SET pid = ?2, pgid = ?2, start_ticks = ?3, boot_id = ?4
+                 WHERE id = ?1 AND ended_at IS NULL",
+                params![id, who.pid, who.start_ticks as i64, who.boot_id],
+            )
+            .map_err(self.q())?;
+        Ok(changed == 1)
+    }
+
     /// Records the real worker's pid (the supervisor's child), for display.
     pub fn set_worker_pid(&self, id: i64, pid: i32) -> Result<(), StateError> {
         self.conn
@@ -520,6 +536,29 @@ mod tests {
             store.worker(first).unwrap().unwrap().outcome.as_deref(),
             Some("lost")
         );
+    }
+
+    #[test]
+    fn a_supervisor_whose_row_was_declared_lost_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        let me = Identity::current().unwrap();
+        let log = tmp.path().join("a.log");
+        // Claimed by a `start` that died before anything recorded the supervisor.
+        let dead = Identity {
+            start_ticks: me.start_ticks + 7,
+            ..me.clone()
+        };
+        let Claim::Granted(first) = store.claim(&new_worker("A", &log), &dead).unwrap() else {
+            panic!("first claim must be granted");
+        };
+        let Claim::Granted(second) = store.claim(&new_worker("A", &log), &me).unwrap() else {
+            panic!("a dead claimer's row is lost");
+        };
+        // The first launch's supervisor comes up late: it must not run.
+        assert!(!store.confirm_spawned(first, &me).unwrap());
+        assert!(store.worker(first).unwrap().unwrap().identity.is_none());
+        assert!(store.confirm_spawned(second, &me).unwrap());
     }
 
     #[test]

@@ -267,10 +267,10 @@ struct StreamMeta<'a> {
     worktree_path: Option<Cow<'a, str>>,
     #[serde(rename = "branchName", borrow, default)]
     branch_name: Option<Cow<'a, str>>,
-    #[serde(default)]
-    dependencies: Option<Value>,
-    #[serde(rename = "streamDependencies", default)]
-    stream_dependencies: Option<Value>,
+    #[serde(borrow, default)]
+    dependencies: Deps<'a>,
+    #[serde(rename = "streamDependencies", borrow, default)]
+    stream_dependencies: Deps<'a>,
 }
 
 /// `streamId` as written: usually a string, sometimes a number.
@@ -344,11 +344,16 @@ impl StreamAccumulator {
         keep(&mut record.phase, meta.stream_phase);
         keep(&mut record.worktree_path, meta.worktree_path);
         keep(&mut record.branch_name, meta.branch_name);
-        for deps in [meta.dependencies, meta.stream_dependencies]
+        for dep in meta
+            .dependencies
+            .0
             .into_iter()
-            .flatten()
+            .chain(meta.stream_dependencies.0)
         {
-            push_dependencies(deps, &mut record.raw_dependencies);
+            // Tasks of a stream usually repeat the same list: allocate only what is new.
+            if !record.raw_dependencies.iter().any(|d| *d == dep) {
+                record.raw_dependencies.push(dep.into_owned());
+            }
         }
         let c = &mut record.counts;
         c.total += 1;
@@ -395,22 +400,104 @@ impl StreamAccumulator {
     }
 }
 
-/// Adds the ids in one task's `dependencies` value: an array of strings, a single string, or a
-/// string holding a JSON array.
-fn push_dependencies(value: Value, out: &mut Vec<String>) {
-    match value {
-        Value::Array(items) => {
-            for item in items {
-                push_dependencies(item, out);
-            }
+/// One task's `dependencies` value, read without building a `serde_json::Value`: the ids in a
+/// string, a number, or (nested) arrays of them; a string holding a JSON array is unpacked;
+/// objects, booleans and nulls contribute nothing.
+#[derive(Default)]
+struct Deps<'a>(Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Deps<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut ids = Vec::new();
+        d.deserialize_any(DepsVisitor(&mut ids))?;
+        Ok(Deps(ids))
+    }
+}
+
+struct DepsVisitor<'o, 'a>(&'o mut Vec<Cow<'a, str>>);
+
+impl<'o, 'a> DepsVisitor<'o, 'a> {
+    fn push(self, id: Cow<'a, str>) {
+        let trimmed = id.trim();
+        if trimmed.starts_with('[')
+            && let Ok(Deps(inner)) = serde_json::from_str::<Deps<'_>>(trimmed)
+        {
+            self.0
+                .extend(inner.into_iter().map(|d| Cow::Owned(d.into_owned())));
+            return;
         }
-        Value::String(s) if s.trim_start().starts_with('[') => match serde_json::from_str(&s) {
-            Ok(inner @ Value::Array(_)) => push_dependencies(inner, out),
-            _ => out.push(s.trim().to_string()),
-        },
-        Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_string()),
-        Value::Number(n) => out.push(n.to_string()),
-        _ => {}
+        if trimmed.is_empty() {
+            return;
+        }
+        self.0.push(match id {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        });
+    }
+}
+
+impl<'de: 'a, 'a, 'o> serde::de::Visitor<'de> for DepsVisitor<'o, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stream ids")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.push(Cow::Borrowed(v));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(DepsSeed(self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+struct DepsSeed<'o, 'a>(&'o mut Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a, 'o> serde::de::DeserializeSeed<'de> for DepsSeed<'o, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(DepsVisitor(self.0))
     }
 }
 
@@ -420,12 +507,12 @@ mod tests {
 
     #[test]
     fn dependencies_accept_arrays_strings_and_nested_json() {
-        let mut out = Vec::new();
-        let value: Value =
-            serde_json::from_str(r#"[["A","B"], null, "C", ["A"], "[\"D\"]", 7, "", {"x": 1}]"#)
-                .unwrap();
-        push_dependencies(value, &mut out);
-        assert_eq!(out, vec!["A", "B", "C", "A", "D", "7"]);
+        let text =
+            r#"[["A","B"], null, " C ", ["A"], "[\"D\"]", 7, -1, 2.5, "", {"x": "no"}, true]"#;
+        let Deps(ids) = serde_json::from_str(text).unwrap();
+        assert_eq!(ids, vec!["A", "B", "C", "A", "D", "7", "-1", "2.5"]);
+        let Deps(one) = serde_json::from_str(r#""Stream-A: Foundation""#).unwrap();
+        assert_eq!(one, vec!["Stream-A: Foundation"]);
     }
 }
 

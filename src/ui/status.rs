@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
 
 use super::{Palette, Ui, progress};
 use crate::dashboard::{Dashboard, StreamState, StreamStatus};
@@ -12,51 +11,30 @@ use crate::error::Error;
 /// The `--json` format version; bump on any incompatible change (see docs/status-json.md).
 pub const JSON_VERSION: u32 = 1;
 
-/// The `--json` document.
+/// The `--json` document: the dashboard's own types serialised directly (no intermediate
+/// `serde_json::Value`, which cost a third of the run on 20,000 tasks).
 pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>) -> String {
-    let streams: Vec<Value> = d
-        .streams
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "name": s.name,
-                "depth": s.depth,
-                "state": state_key(s.state),
-                "reason": s.reason,
-                "dependencies": s.dependencies,
-                "waiting_for": s.waiting_for,
-                "tasks": s.tasks,
-                "blocked_tasks": s.blocked_tasks,
-                "worker": s.worker.as_ref().map(|w| json!({
-                    "pid": w.pid,
-                    "state": w.state,
-                    "started_at": w.started_at,
-                    "ended_at": w.ended_at,
-                    "attempt": w.attempt,
-                    "exit_code": w.exit_code,
-                })),
-                "branch": s.branch,
-                "base": s.base,
-                "commits_ahead": s.commits_ahead,
-            })
-        })
-        .collect();
-    let doc = json!({
-        "version": JSON_VERSION,
-        "workspace": d.workspace,
-        "db": d.db.display().to_string(),
-        "overall": d.overall,
-        "streams": streams,
-        "warnings": d.warnings,
-        "merge_back": merge_back,
-    });
-    serde_json::to_string_pretty(&doc).expect("a JSON value always serialises")
-}
-
-/// The machine-readable spelling of a state (`in_progress`, not `in progress`).
-fn state_key(state: StreamState) -> String {
-    state.as_str().replace(' ', "_")
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        version: u32,
+        workspace: &'a Option<String>,
+        /// Lossy: a path that is not UTF-8 must not make the document fail.
+        db: std::borrow::Cow<'a, str>,
+        overall: &'a crate::dashboard::Overall,
+        streams: &'a [StreamStatus],
+        warnings: &'a [String],
+        merge_back: Option<&'a crate::git::MergeBackPlan>,
+    }
+    let doc = Document {
+        version: JSON_VERSION,
+        workspace: &d.workspace,
+        db: d.db.to_string_lossy(),
+        overall: &d.overall,
+        streams: &d.streams,
+        warnings: &d.warnings,
+        merge_back,
+    };
+    serde_json::to_string_pretty(&doc).expect("the dashboard always serialises")
 }
 
 fn state_colour(p: &Palette, state: StreamState, text: &str) -> String {
@@ -127,6 +105,19 @@ fn worker_note(w: &crate::state::WorkerInfo) -> String {
     });
     if w.attempt > 1 {
         note.push_str(&format!(" (attempt {})", w.attempt));
+    }
+    let mut agent = Vec::new();
+    if let Some(cost) = w.cost_usd {
+        agent.push(format!("${cost:.4}"));
+    }
+    if let Some(turns) = w.turns {
+        agent.push(format!("{turns} turns"));
+    }
+    if let Some(session) = &w.session_id {
+        agent.push(format!("session {session}"));
+    }
+    if !agent.is_empty() {
+        note.push_str(&format!(", {}", agent.join(", ")));
     }
     note
 }
@@ -384,6 +375,9 @@ mod tests {
             ended_at: Some("2026-01-01T00:03:05.000Z".into()),
             attempt,
             exit_code,
+            session_id: None,
+            cost_usd: None,
+            turns: None,
         }
     }
 
@@ -403,5 +397,15 @@ mod tests {
         );
         assert!(worker_note(&worker(WorkerState::Running, None, 1)).starts_with("pid 42 running "));
         assert_eq!(human_duration(7325), "2h 02m");
+        let agent = WorkerInfo {
+            session_id: Some("9f1c".into()),
+            cost_usd: Some(0.4216),
+            turns: Some(12),
+            ..worker(WorkerState::Exited, Some(0), 1)
+        };
+        assert_eq!(
+            worker_note(&agent),
+            "pid 42 exited 0 after 3m 05s, $0.4216, 12 turns, session 9f1c"
+        );
     }
 }

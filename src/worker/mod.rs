@@ -6,7 +6,9 @@
 //! appended to the stream's log after a header. The supervisor is the group leader; it runs the
 //! real worker in the same group, survives SIGTERM, and writes the worker's exit status into the
 //! state store — so an exit is recorded even when no `start` is running. The recorded identity is
-//! the supervisor's (pid + start time + boot id); see [`proc`].
+//! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
+//! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
+//! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]).
 
 pub mod proc;
 pub mod prompt;

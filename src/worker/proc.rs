@@ -1,5 +1,6 @@
-//! Reading `/proc`: a process's identity (pid + start time + boot id), whether it is alive, and
-//! which processes are in a process group.
+//! Reading `/proc`: a process's identity (pid + start time + boot id), whether it is alive,
+//! which processes are in a process group, and which carry a worker's marker in their
+//! environment (descendants that left the group with `setsid` or a double fork).
 //!
 //! Invariant: a pid alone never proves anything. A zombie (state `Z`/`X`) is not alive — PID 1
 //! in some sandboxes never reaps, and `kill(pid, 0)` succeeds on zombies — and a pid whose start
@@ -76,7 +77,17 @@ pub fn identity_of(pid: i32) -> Option<Identity> {
     })
 }
 
+/// The variable the supervisor puts in its worker's environment. Every descendant inherits it
+/// unless it rebuilds its environment from scratch, so it finds processes that left the group.
+pub const WORKER_ID_VAR: &str = "ORCHESTRATE_WORKER_ID";
+
 impl Identity {
+    /// The value of [`WORKER_ID_VAR`] for the worker whose supervisor is this process: unique
+    /// on this boot (pid + start time), and derivable from the state record alone.
+    pub fn worker_marker(&self) -> String {
+        format!("{}-{}", self.pid, self.start_ticks)
+    }
+
     /// This process.
     pub fn current() -> Option<Self> {
         identity_of(std::process::id() as i32)
@@ -106,6 +117,40 @@ fn group_members_in(proc_dir: &Path, pgid: i32) -> Vec<i32> {
         .filter(|s| s.pgrp == pgid && s.is_live())
         .map(|s| s.pid)
         .collect()
+}
+
+/// Live processes of our own user whose environment holds `WORKER_ID_VAR=<marker>`.
+/// Other users' processes are skipped (their `environ` is unreadable anyway, and never ours to
+/// signal); a process that exits during the scan simply drops out.
+pub fn marked_processes(marker: &str) -> Vec<Stat> {
+    use std::os::unix::fs::MetadataExt;
+    let needle = format!("{WORKER_ID_VAR}={marker}");
+    let uid = nix::unistd::geteuid().as_raw();
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            (pid != me && e.metadata().ok()?.uid() == uid).then_some(pid)
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .filter_map(stat)
+        .filter(Stat::is_live)
+        .collect()
+}
+
+/// Sends `signal` to the process `s` describes only if that pid is still the same live process
+/// (same start time): a pid reused since the scan is never hit.
+pub fn signal_same(s: &Stat, signal: nix::sys::signal::Signal) {
+    if stat(s.pid).is_some_and(|now| now.is_live() && now.start_ticks == s.start_ticks) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), signal);
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +187,25 @@ mod tests {
             ..me
         };
         assert!(!other_boot.is_alive());
+    }
+
+    #[test]
+    fn finds_a_child_by_the_marker_in_its_environment() {
+        let marker = format!("test-{}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env(WORKER_ID_VAR, &marker)
+            .spawn()
+            .unwrap();
+        let found = marked_processes(&marker);
+        let other = marked_processes(&format!("{marker}0"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            found.iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [child.id() as i32]
+        );
+        assert!(other.is_empty(), "a marker is matched whole");
+        assert!(marked_processes(&marker).is_empty(), "reaped: gone");
     }
 }

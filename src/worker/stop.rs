@@ -1,15 +1,19 @@
-//! Stopping a worker: SIGTERM to its whole process group, a grace period, SIGKILL to the group,
-//! then waiting until no live process of the group remains.
+//! Stopping a worker: SIGTERM to its whole process group and to every process carrying its
+//! marker (descendants that left the group with `setsid` or a double fork), a grace period,
+//! SIGKILL to both, then waiting until none of them is alive.
 //!
-//! Invariant: nothing is signalled unless the recorded group leader is provably alive (same pid,
-//! start time and boot id); a stale record is reported, never acted on.
+//! Invariant: the group is signalled only if the recorded group leader is provably alive (same
+//! pid, start time and boot id); a stale record's pid or group is never acted on. Marked
+//! processes are signalled whatever the leader's state: the marker (the supervisor's pid and
+//! start time, in the environment the supervisor gave its worker) is itself the proof that
+//! they descend from that worker, and each is re-checked by start time right before a signal.
 
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::proc::{Identity, group_members};
+use super::proc::{Identity, group_members, marked_processes, signal_same};
 
 /// How often group membership is re-read while waiting.
 const POLL: Duration = Duration::from_millis(20);
@@ -29,22 +33,56 @@ pub enum StopResult {
     NotAlive,
 }
 
+/// One worker being stopped: its group (only if the leader was alive) and its marker.
+struct Target {
+    pgid: Option<i32>,
+    marker: String,
+}
+
+impl Target {
+    fn gone(&self) -> bool {
+        self.pgid.is_none_or(|g| group_members(g).is_empty())
+            && marked_processes(&self.marker).is_empty()
+    }
+
+    fn signal(&self, sig: Signal) {
+        // The group still has live members (or its leader was just proven alive), so its id
+        // cannot have been reused.
+        if let Some(g) = self.pgid
+            && !group_members(g).is_empty()
+        {
+            let _ = killpg(Pid::from_raw(g), sig);
+        }
+        for s in marked_processes(&self.marker) {
+            signal_same(&s, sig);
+        }
+    }
+}
+
 /// Stops the groups led by `leaders` together: SIGTERM to all, one shared grace period, then
-/// SIGKILL to those still alive. Results are in the order of `leaders`.
+/// SIGKILL to those still alive. Results are in the order of `leaders`. A leader that is not
+/// alive gets `NotAlive` unless processes carrying its marker were found and ended.
 pub fn stop_groups(leaders: &[Identity], grace: Duration) -> Vec<StopResult> {
-    let mut results: Vec<Option<StopResult>> = leaders
+    let targets: Vec<Target> = leaders
         .iter()
-        .map(|l| (!l.is_alive()).then_some(StopResult::NotAlive))
+        .map(|l| Target {
+            pgid: l.is_alive().then_some(l.pid),
+            marker: l.worker_marker(),
+        })
         .collect();
-    for (leader, result) in leaders.iter().zip(&results) {
+    let mut results: Vec<Option<StopResult>> = targets
+        .iter()
+        .map(|t| t.gone().then_some(StopResult::NotAlive))
+        .collect();
+    for (target, result) in targets.iter().zip(&results) {
         if result.is_none() {
-            let _ = killpg(Pid::from_raw(leader.pid), Signal::SIGTERM);
+            target.signal(Signal::SIGTERM);
         }
     }
     let deadline = Instant::now() + grace;
     loop {
-        for (leader, result) in leaders.iter().zip(results.iter_mut()) {
-            if result.is_none() && group_members(leader.pid).is_empty() {
+        for (target, result) in targets.iter().zip(results.iter_mut()) {
+            if result.is_none() && target.gone() {
                 *result = Some(StopResult::Terminated);
             }
         }
@@ -53,11 +91,18 @@ pub fn stop_groups(leaders: &[Identity], grace: Duration) -> Vec<StopResult> {
         }
         std::thread::sleep(POLL);
     }
-    for (leader, result) in leaders.iter().zip(results.iter_mut()) {
+    for (target, result) in targets.iter().zip(results.iter_mut()) {
         if result.is_none() {
-            // The group still has live members, so its id cannot have been reused.
-            let _ = killpg(Pid::from_raw(leader.pid), Signal::SIGKILL);
-            *result = Some(if wait_empty(leader.pid, AFTER_KILL) {
+            target.signal(Signal::SIGKILL);
+            let deadline = Instant::now() + AFTER_KILL;
+            let mut gone = target.gone();
+            while !gone && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+                // A marked process forked between the scan and the signal: catch it too.
+                target.signal(Signal::SIGKILL);
+                gone = target.gone();
+            }
+            *result = Some(if gone {
                 StopResult::Killed
             } else {
                 StopResult::Lingering
@@ -70,16 +115,29 @@ pub fn stop_groups(leaders: &[Identity], grace: Duration) -> Vec<StopResult> {
         .collect()
 }
 
-/// Waits until the group has no live member; true if it emptied within `limit`.
-pub fn wait_empty(pgid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if group_members(pgid).is_empty() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
+/// Ends processes still carrying the marker of a worker whose record is stale (its supervisor
+/// is gone): TERM, `grace`, KILL. Returns how many there were.
+pub fn end_marked(leader: &Identity, grace: Duration) -> usize {
+    let target = Target {
+        pgid: None,
+        marker: leader.worker_marker(),
+    };
+    let found = marked_processes(&target.marker).len();
+    if found > 0 {
+        end_target(&target, grace);
+    }
+    found
+}
+
+fn end_target(target: &Target, grace: Duration) {
+    target.signal(Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while !target.gone() && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
+    let deadline = Instant::now() + AFTER_KILL;
+    while !target.gone() && Instant::now() < deadline {
+        target.signal(Signal::SIGKILL);
         std::thread::sleep(POLL);
     }
 }

@@ -1,6 +1,7 @@
 //! The supervisor (`orchestrate __supervise`): the process-group leader of one worker. It runs
 //! the worker, outlives SIGTERM, records how the worker ended in the state store, and clears
-//! what the worker left running in its group.
+//! what the worker left running: in its group, and anywhere else if it carries the worker's
+//! marker ([`WORKER_ID_VAR`], so `setsid` escapees are found too).
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -8,10 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use super::proc::{Identity, group_members};
+use super::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use super::render::MARK;
 use crate::state::StateStore;
 use crate::state::time::now_rfc3339;
@@ -21,6 +21,10 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Exit code when the worker program could not be started (as a shell would say).
 pub const CANNOT_EXEC: i32 = 127;
+
+/// Exit code when the launch was given up before the worker ran: the `start` that claimed it
+/// died first and a later `start` already declared the row lost (and may run the stream).
+pub const ABANDONED: i32 = 125;
 
 /// Runs `argv` as the worker of `record`; returns the worker's exit code. `log` receives
 /// `orchestrate`'s own lines (it is the stream's log: our stderr).
@@ -44,17 +48,30 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
             None
         }
     };
-    if let (Some(store), Some(me)) = (&store, Identity::current()) {
-        let _ = store.set_spawned(record, &me);
+    let me = Identity::current();
+    if let (Some(store), Some(me)) = (&store, &me) {
+        // Only while the row is unfinished: if our `start` was SIGKILLed between spawning us
+        // and recording our identity, a later `start` saw a dead claimer, marked the row lost
+        // and may already run this stream. Running the worker now would be a duplicate.
+        if let Ok(false) = store.confirm_spawned(record, me) {
+            let _ = writeln!(
+                log,
+                "{MARK} orchestrate: this launch was abandoned (its `start` died before the worker \
+                 ran and a later `start` took the stream over); not running the worker"
+            );
+            return ABANDONED;
+        }
     }
     let Some((program, args)) = argv.split_first() else {
         return CANNOT_EXEC;
     };
-    let mut child = match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-    {
+    let marker = me.as_ref().map(Identity::worker_marker);
+    let mut worker = Command::new(program);
+    worker.args(args).stdin(Stdio::null());
+    if let Some(marker) = &marker {
+        worker.env(WORKER_ID_VAR, marker);
+    }
+    let mut child = match worker.spawn() {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("cannot run worker program `{program}`: {e}");
@@ -97,32 +114,56 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
         "{MARK} orchestrate: worker {text} at {}",
         now_rfc3339()
     );
-    clear_leftovers();
+    clear_leftovers(marker.as_deref());
     code.unwrap_or(128 + signal.unwrap_or(0))
 }
 
-/// Ends what the worker left running in our group (background jobs, stuck grandchildren).
-fn clear_leftovers() {
+/// Ends what the worker left running: in our group (background jobs, stuck grandchildren) and,
+/// by its marker, outside it (`setsid`, double forks).
+fn clear_leftovers(marker: Option<&str>) {
+    // Every descendant is our child or a descendant of one (we are a subreaper), so no
+    // children at all means nothing to scan for.
     if !has_descendants() {
         return;
     }
     let me = std::process::id() as i32;
-    let others = || -> Vec<i32> { group_members(me).into_iter().filter(|&p| p != me).collect() };
+    let others = || -> Vec<super::proc::Stat> {
+        let mut left: Vec<_> = group_members(me)
+            .into_iter()
+            .filter(|&p| p != me)
+            .filter_map(super::proc::stat)
+            .collect();
+        if let Some(m) = marker {
+            left.extend(marked_processes(m).into_iter().filter(|s| s.pgrp != me));
+        }
+        left
+    };
     let left = others();
     if left.is_empty() {
         return;
     }
-    for pid in &left {
-        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+    for s in &left {
+        signal_same(s, Signal::SIGTERM);
     }
     let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
     while !others().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
+        has_descendants();
     }
-    for pid in others() {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
+    loop {
+        let left = others();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        for s in &left {
+            signal_same(s, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        // Reap them, or they stay zombies (harmless, but not "gone" to a reader of /proc
+        // until we exit).
+        has_descendants();
     }
-    wait_alone(me);
     has_descendants();
 }
 
@@ -136,13 +177,5 @@ fn has_descendants() -> bool {
             // ECHILD: no children at all.
             Err(_) => return false,
         }
-    }
-}
-
-/// Waits (briefly) until the group holds only us, so our exit means the group is gone.
-fn wait_alone(me: i32) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while group_members(me).iter().any(|&p| p != me) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
     }
 }

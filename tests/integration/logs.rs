@@ -23,6 +23,11 @@ fn logs_render_stream_json_and_raw_prints_it_as_written() {
         "{}",
         run.stderr()
     );
+    let doc = fake.run(&["status", "--json"]).success().json();
+    let worker = &doc["streams"][0]["worker"];
+    assert_eq!(worker["session_id"], "fake-session", "{doc}");
+    assert_eq!(worker["cost_usd"], 0.0123);
+    assert_eq!(worker["turns"], 3);
     let out = fake.run(&["logs", "Stream-A"]).success().stdout();
     assert!(out.contains("==== orchestrate worker: Stream-A"), "{out}");
     assert!(out.contains("==== dependencies: none"), "{out}");

@@ -11,6 +11,7 @@ mod doctor;
 mod logs;
 mod merge;
 mod reliability_data;
+mod reliability_procs;
 mod setup;
 mod start;
 mod status;

@@ -55,6 +55,20 @@ impl Fake {
             .collect()
     }
 
+    /// The worker's pid from its `pid` marker, waiting for it: the fake worker writes `started`
+    /// before `pid`, so a test that saw `started` may be a moment early.
+    pub fn pid(&self, stream: &str) -> i32 {
+        let mut pid = None;
+        wait_for(&format!("{stream}'s pid marker"), LONG, || {
+            pid = self
+                .lines(stream, "pid")
+                .first()
+                .and_then(|l| l.trim().parse().ok());
+            pid.is_some()
+        });
+        pid.expect("set by the wait")
+    }
+
     /// The timestamp (ns) on the last line of a marker.
     pub fn time(&self, stream: &str, what: &str) -> u128 {
         let lines = self.lines(stream, what);
@@ -289,7 +303,7 @@ fn start_adopts_a_live_worker_after_being_killed_and_starts_no_duplicate() {
     });
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
-    let worker_pid: i32 = fake.lines("Stream-A", "pid")[0].parse().unwrap();
+    let worker_pid: i32 = fake.pid("Stream-A");
     assert!(alive(worker_pid), "the worker outlives a killed start");
 
     let mut second = fake.spawn(&["start", "--stagger", "0"], "second");

@@ -34,7 +34,7 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
     wait_for("the grandchild to exist", LONG, || {
         !fake.lines("Stream-A", "grandchild").is_empty()
     });
-    let worker: i32 = fake.lines("Stream-A", "pid")[0].parse().unwrap();
+    let worker: i32 = fake.pid("Stream-A");
     let grandchild: i32 = fake.lines("Stream-A", "grandchild")[0].parse().unwrap();
     let supervisors = supervisor_pids(&fake);
     assert_eq!(supervisors.len(), 1);
@@ -99,7 +99,7 @@ fn sigterm_to_start_returns_at_once_and_leaves_workers_running() {
     wait_for("Stream-A to start", LONG, || {
         fake.marker("Stream-A", "started").exists()
     });
-    let worker: i32 = fake.lines("Stream-A", "pid")[0].parse().unwrap();
+    let worker: i32 = fake.pid("Stream-A");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(start.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
