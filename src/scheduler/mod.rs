@@ -77,6 +77,14 @@ struct Running {
     last_activity: Option<String>,
 }
 
+/// A worker that exited while the task database could not be read: whether it finished its
+/// tasks is unknown, so the verdict (done, retry, fail) waits for a successful read.
+struct Unjudged {
+    attempt: u32,
+    rec: Option<WorkerRecord>,
+    log: PathBuf,
+}
+
 pub struct Scheduler<'a> {
     settings: Settings,
     db: SqliteTaskDb,
@@ -89,6 +97,8 @@ pub struct Scheduler<'a> {
     snapshot: Snapshot,
     graph: StreamGraph,
     running: HashMap<String, Running>,
+    /// Exited workers awaiting a readable database; counted as running until judged.
+    unjudged: HashMap<String, Unjudged>,
     attempts: HashMap<String, u32>,
     verdicts: HashMap<String, Verdict>,
     finished_clean: HashSet<String>,
@@ -129,6 +139,7 @@ impl<'a> Scheduler<'a> {
             snapshot,
             graph,
             running: HashMap::new(),
+            unjudged: HashMap::new(),
             attempts: HashMap::new(),
             verdicts: HashMap::new(),
             finished_clean: HashSet::new(),
@@ -174,7 +185,7 @@ impl<'a> Scheduler<'a> {
                 Turn::Stagger => true,
                 Turn::Interrupted => return Ok(self.interrupted()),
             };
-            if self.running.is_empty() && !waiting_for_stagger {
+            if self.running.is_empty() && self.unjudged.is_empty() && !waiting_for_stagger {
                 return Ok(self.summary());
             }
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
@@ -183,10 +194,12 @@ impl<'a> Scheduler<'a> {
                 Some(()) = db_events.recv() => {
                     while db_events.try_recv().is_ok() {}
                     self.probe_db();
+                    self.judge_unjudged()?;
                 }
                 _ = probe.tick() => {
                     ticks = ticks.wrapping_add(1);
                     self.probe_db();
+                    self.judge_unjudged()?;
                     if ticks.is_multiple_of(adopted_every) {
                         self.poll_adopted()?;
                     }
@@ -267,7 +280,12 @@ impl<'a> Scheduler<'a> {
     }
 
     fn classify(&self) -> Vec<(String, Class)> {
-        let running: HashSet<String> = self.running.keys().cloned().collect();
+        let running: HashSet<String> = self
+            .running
+            .keys()
+            .chain(self.unjudged.keys())
+            .cloned()
+            .collect();
         readiness::classify(
             &self.graph,
             &readiness::Inputs {
@@ -333,7 +351,9 @@ impl<'a> Scheduler<'a> {
 
     fn probe_db(&mut self) {
         match self.db.has_changed() {
-            Ok(true) => self.refresh(),
+            Ok(true) => {
+                self.refresh();
+            }
             Ok(false) => {}
             Err(e) => self.reporter.event(Event::Note {
                 stream: None,
@@ -397,8 +417,8 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
-    /// the previous view.
-    fn refresh(&mut self) {
+    /// the previous view. False when the database could not be read.
+    fn refresh(&mut self) -> bool {
         let snapshot = match self.db.snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -406,7 +426,7 @@ impl<'a> Scheduler<'a> {
                     stream: None,
                     text: db_note("cannot read the task database", e),
                 });
-                return;
+                return false;
             }
         };
         // A malformed row that appears mid-run is ignored like at start, and said once.
@@ -427,6 +447,7 @@ impl<'a> Scheduler<'a> {
                 text: format!("the stream graph became invalid, keeping the last valid one: {e}"),
             }),
         }
+        true
     }
 
     /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
@@ -467,37 +488,63 @@ impl<'a> Scheduler<'a> {
         } else {
             self.finished_clean.insert(stream.clone());
         }
-        self.refresh();
-        let Some(s) = self.graph.get(&stream) else {
+        self.unjudged.insert(
+            stream,
+            Unjudged {
+                attempt: run.attempt,
+                rec,
+                log: run.log,
+            },
+        );
+        self.judge_unjudged()
+    }
+
+    /// Judges exited workers on a fresh read of the database. Judging on the last snapshot
+    /// instead lost completions: a worker that finished its tasks while the database was
+    /// unreadable was retried, or failed (and its dependents skipped).
+    fn judge_unjudged(&mut self) -> Result<()> {
+        if self.unjudged.is_empty() || !self.refresh() {
+            return Ok(());
+        }
+        for (stream, exited) in std::mem::take(&mut self.unjudged) {
+            self.judge(&stream, exited)?;
+        }
+        Ok(())
+    }
+
+    /// Done, retried or failed: what an exited worker's stream comes to.
+    fn judge(&mut self, stream: &str, exited: Unjudged) -> Result<()> {
+        let Some(s) = self.graph.get(stream) else {
             return Ok(());
         };
         let counts = s.record.counts;
         if counts.is_complete() || counts.is_cancelled() {
             return Ok(());
         }
-        if self.store.outcomes()?.get(&stream) == Some(&StreamOutcome::Stopped) {
-            self.verdicts.insert(stream.clone(), Verdict::Stopped);
-            self.reporter.event(Event::Stopped { stream: &stream });
+        if self.store.outcomes()?.get(stream) == Some(&StreamOutcome::Stopped) {
+            self.verdicts.insert(stream.to_string(), Verdict::Stopped);
+            self.reporter.event(Event::Stopped { stream });
             return Ok(());
         }
-        let why = exit_reason(rec.as_ref(), &run.log);
-        let cannot_exec = rec.as_ref().is_some_and(|r| {
+        let rec = exited.rec.as_ref();
+        let why = exit_reason(rec, &exited.log);
+        let cannot_exec = rec.is_some_and(|r| {
             r.exit_code == Some(worker::supervise::CANNOT_EXEC) && r.error.is_some()
         });
-        if !cannot_exec && run.attempt <= self.settings.retries {
+        if !cannot_exec && exited.attempt <= self.settings.retries {
             self.reporter.event(Event::Retrying {
-                stream: &stream,
-                attempt: run.attempt + 1,
+                stream,
+                attempt: exited.attempt + 1,
                 why,
             });
             return Ok(());
         }
         let reason = format!(
             "failed after {} attempt{}: {why}",
-            run.attempt,
-            if run.attempt == 1 { "" } else { "s" }
+            exited.attempt,
+            if exited.attempt == 1 { "" } else { "s" }
         );
-        self.fail(&stream, reason)
+        self.fail(stream, reason)
     }
 
     fn fail(&mut self, stream: &str, reason: String) -> Result<()> {

@@ -253,6 +253,49 @@ fn a_worker_exit_read_under_a_long_lock_is_judged_on_fresh_data() {
     assert_eq!(rig.count("B", "started"), 1, "B ran after A\n{err}");
 }
 
+/// The database is unreadable (a restore in progress: garbage at its path) when a worker
+/// exits, and comes back with the worker's tasks complete. `start` must not judge the exit on
+/// its last snapshot (where A is unfinished: with `--retries 0` that failed A and skipped B).
+#[test]
+fn a_worker_exit_while_the_database_is_unreadable_is_judged_once_it_is_back() {
+    let mut env = TestEnv::new();
+    set_journal_mode(&env, "DELETE");
+    let a = env.add_stream("A", &[], 2, "pending");
+    env.add_stream("B", &["A"], 1, "pending");
+    let rig = Rig::new(env);
+    let run = rig.spawn(
+        &["start", "--stagger", "0", "--retries", "0"],
+        &[("RW_IDLE", "A")],
+    );
+    rig.wait_marker("A", "waiting");
+    let db = rig.fake.env.db_path();
+    // The restored copy, with A's work done.
+    let restored = db.with_extension("restored");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute("VACUUM INTO ?1", [restored.to_str().unwrap()])
+        .unwrap();
+    drop(conn);
+    let copy = Connection::open(&restored).unwrap();
+    for id in &a {
+        copy.execute("UPDATE tasks SET status = 'completed' WHERE id = ?1", [id])
+            .unwrap();
+    }
+    drop(copy);
+    let garbage = db.with_extension("garbage");
+    std::fs::write(&garbage, "not a database, the restore is still copying").unwrap();
+    std::fs::rename(&garbage, &db).unwrap();
+    rig.go();
+    // `start` has handled A's exit (it says so before reading the database).
+    wait_for("start to handle A's exit", LONG, || {
+        run.stderr().contains("A: worker exited")
+    });
+    std::fs::rename(&restored, &db).unwrap();
+    let (_, err) = expect_all_complete(run);
+    assert_eq!(rig.count("A", "started"), 1, "A ran once\n{err}");
+    assert_eq!(rig.count("B", "started"), 1, "B ran after A\n{err}");
+    assert!(err.contains("cannot read the task database"), "{err}");
+}
+
 #[test]
 fn start_rides_out_malformed_rows_appearing_mid_run() {
     let mut env = TestEnv::new();
