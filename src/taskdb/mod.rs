@@ -94,6 +94,15 @@ impl Diagnostic for TaskDbError {
                         .into(),
                 )
             }
+            Self::Open { source, .. } | Self::Query { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+            {
+                Some(
+                    "the file is not an SQLite database (still being copied or restored?); \
+                     `orchestrate doctor` checks the whole set-up"
+                        .into(),
+                )
+            }
             Self::Open { .. } | Self::Query { .. } | Self::Write { .. } => Some(
                 "check the file's permissions; `orchestrate doctor` checks the whole set-up".into(),
             ),
