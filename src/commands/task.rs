@@ -70,7 +70,9 @@ fn list(ctx: &Context, args: &TaskListArgs, ui: &Ui) -> Result<i32> {
         "ID", "STATUS", "STREAM"
     );
     for t in &tasks {
-        let stream = t.stream_id.as_deref().unwrap_or("");
+        // Stream ids are free text too: a newline in one must not split the row (agents
+        // parse this table by line).
+        let stream = one_line(t.stream_id.as_deref().unwrap_or(""));
         let line = format!(
             "{:id_w$}  {:11}  {stream:stream_w$}  {}",
             t.id,
@@ -84,7 +86,7 @@ fn list(ctx: &Context, args: &TaskListArgs, ui: &Ui) -> Result<i32> {
     Ok(exit_codes::OK)
 }
 
-/// Titles are free text; keep one task on one line.
+/// Titles and stream ids are free text; keep one task on one line.
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }

@@ -114,6 +114,15 @@ pub enum GitError {
     },
     #[error("{path} has uncommitted changes: {}", summarize(.files))]
     RootDirty { path: PathBuf, files: Vec<String> },
+    #[error(
+        "merging {branch} would overwrite files in {path} that are not committed: {}; nothing was changed",
+        summarize(.files)
+    )]
+    UntrackedInTheWay {
+        path: PathBuf,
+        branch: String,
+        files: Vec<String>,
+    },
     #[error("{path} is in the middle of a {operation}")]
     Busy { path: PathBuf, operation: String },
     #[error("{path} is on `{current}`, not on the target branch `{target}`")]
@@ -149,6 +158,9 @@ impl Diagnostic for GitError {
             ),
             Self::RootDirty { .. } => {
                 "commit or stash them (`git stash -u`), then run `orchestrate merge` again".into()
+            }
+            Self::UntrackedInTheWay { .. } => {
+                "move them away or commit them (`git stash -u` stashes untracked files too), then run `orchestrate merge` again".into()
             }
             Self::Busy { .. } => {
                 "finish it or abort it (`git merge --abort`, `git rebase --abort`, …) first".into()

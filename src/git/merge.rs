@@ -92,7 +92,7 @@ pub fn merge_streams(
         }
         match merge_in_memory(repo, head, tip, target, &branch, stream)? {
             Ok(commit) => {
-                apply(repo, target, commit)?;
+                apply(repo, target, &branch, commit)?;
                 report.merged.push((entry, commit));
             }
             Err(paths) => {
@@ -107,17 +107,37 @@ pub fn merge_streams(
 
 /// Checks out `commit`'s tree (safe mode: refuses to overwrite anything not committed) and then
 /// moves `target` to it.
-fn apply(repo: &Repo, target: &str, commit: Oid) -> Result<()> {
+fn apply(repo: &Repo, target: &str, branch: &str, commit: Oid) -> Result<()> {
     let checkout_err = |source| GitError::Checkout {
         path: repo.path.clone(),
         source,
     };
     let tree = repo.commit(commit)?.tree().map_err(checkout_err)?;
-    let mut opts = git2::build::CheckoutBuilder::new();
-    opts.safe();
-    repo.inner
-        .checkout_tree(tree.as_object(), Some(&mut opts))
-        .map_err(checkout_err)?;
+    // libgit2 checks every path before writing any, so a refusal changes nothing; collect the
+    // paths in the way (untracked files the merge would add) to name them.
+    let mut in_the_way = Vec::new();
+    let checked_out = {
+        let mut opts = git2::build::CheckoutBuilder::new();
+        opts.safe();
+        opts.notify_on(git2::CheckoutNotificationType::CONFLICT);
+        opts.notify(|_, path, _, _, _| {
+            if let Some(p) = path {
+                in_the_way.push(p.to_string_lossy().into_owned());
+            }
+            true
+        });
+        repo.inner.checkout_tree(tree.as_object(), Some(&mut opts))
+    };
+    match checked_out {
+        Err(e) if e.code() == git2::ErrorCode::Conflict && !in_the_way.is_empty() => {
+            return Err(GitError::UntrackedInTheWay {
+                path: repo.path.clone(),
+                branch: branch.into(),
+                files: in_the_way,
+            });
+        }
+        other => other.map_err(checkout_err)?,
+    }
     let refname = format!("refs/heads/{target}");
     repo.inner
         .find_reference(&refname)

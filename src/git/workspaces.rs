@@ -282,16 +282,9 @@ fn leftovers(
     })
 }
 
-/// The stream's log file, `logs/<stream>.log` (the slug when the id is not a safe file name).
+/// The stream's log file: the worker's own, so `post_create` output lands in the same file.
 pub fn log_file(project: &Project, stream: &str) -> PathBuf {
-    let safe =
-        !stream.is_empty() && !stream.contains(['/', '\0']) && stream != "." && stream != "..";
-    let name = if safe {
-        stream.to_string()
-    } else {
-        StreamNames::new(stream).slug
-    };
-    project.logs_dir().join(format!("{name}.log"))
+    crate::worker::log_path(&project.logs_dir(), stream)
 }
 
 /// Runs `cmd` (shell words, no shell) in the new worktree with a time limit, its output

@@ -77,6 +77,14 @@ struct Running {
     last_activity: Option<String>,
 }
 
+/// A worker that exited while the task database could not be read: whether it finished its
+/// tasks is unknown, so the verdict (done, retry, fail) waits for a successful read.
+struct Unjudged {
+    attempt: u32,
+    rec: Option<WorkerRecord>,
+    log: PathBuf,
+}
+
 pub struct Scheduler<'a> {
     settings: Settings,
     db: SqliteTaskDb,
@@ -89,10 +97,13 @@ pub struct Scheduler<'a> {
     snapshot: Snapshot,
     graph: StreamGraph,
     running: HashMap<String, Running>,
+    /// Exited workers awaiting a readable database; counted as running until judged.
+    unjudged: HashMap<String, Unjudged>,
     attempts: HashMap<String, u32>,
     verdicts: HashMap<String, Verdict>,
     finished_clean: HashSet<String>,
-    /// Events already reported once (complete / skipped / blocked), so they are said once.
+    /// Events already reported once (complete / skipped / blocked, and the source's warnings
+    /// keyed by their text), so they are said once.
     said: HashSet<(String, &'static str)>,
     next_launch: Option<Instant>,
     exits_tx: mpsc::UnboundedSender<i64>,
@@ -112,6 +123,12 @@ impl<'a> Scheduler<'a> {
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        // `start` printed these before the run; later refreshes report only new ones.
+        let said = snapshot
+            .warnings
+            .iter()
+            .map(|w| (w.to_string(), WARNING))
+            .collect();
         Ok(Self {
             settings,
             db,
@@ -122,10 +139,11 @@ impl<'a> Scheduler<'a> {
             snapshot,
             graph,
             running: HashMap::new(),
+            unjudged: HashMap::new(),
             attempts: HashMap::new(),
             verdicts: HashMap::new(),
             finished_clean: HashSet::new(),
-            said: HashSet::new(),
+            said,
             next_launch: None,
             exits_tx,
             exits_rx,
@@ -167,7 +185,7 @@ impl<'a> Scheduler<'a> {
                 Turn::Stagger => true,
                 Turn::Interrupted => return Ok(self.interrupted()),
             };
-            if self.running.is_empty() && !waiting_for_stagger {
+            if self.running.is_empty() && self.unjudged.is_empty() && !waiting_for_stagger {
                 return Ok(self.summary());
             }
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
@@ -176,10 +194,12 @@ impl<'a> Scheduler<'a> {
                 Some(()) = db_events.recv() => {
                     while db_events.try_recv().is_ok() {}
                     self.probe_db();
+                    self.judge_unjudged()?;
                 }
                 _ = probe.tick() => {
                     ticks = ticks.wrapping_add(1);
                     self.probe_db();
+                    self.judge_unjudged()?;
                     if ticks.is_multiple_of(adopted_every) {
                         self.poll_adopted()?;
                     }
@@ -260,7 +280,12 @@ impl<'a> Scheduler<'a> {
     }
 
     fn classify(&self) -> Vec<(String, Class)> {
-        let running: HashSet<String> = self.running.keys().cloned().collect();
+        let running: HashSet<String> = self
+            .running
+            .keys()
+            .chain(self.unjudged.keys())
+            .cloned()
+            .collect();
         readiness::classify(
             &self.graph,
             &readiness::Inputs {
@@ -326,11 +351,13 @@ impl<'a> Scheduler<'a> {
 
     fn probe_db(&mut self) {
         match self.db.has_changed() {
-            Ok(true) => self.refresh(),
+            Ok(true) => {
+                self.refresh();
+            }
             Ok(false) => {}
             Err(e) => self.reporter.event(Event::Note {
                 stream: None,
-                text: format!("cannot probe the task database: {e}"),
+                text: db_note("cannot probe the task database", e),
             }),
         }
     }
@@ -390,18 +417,25 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
-    /// the previous view.
-    fn refresh(&mut self) {
+    /// the previous view. False when the database could not be read.
+    fn refresh(&mut self) -> bool {
         let snapshot = match self.db.snapshot() {
             Ok(s) => s,
             Err(e) => {
                 self.reporter.event(Event::Note {
                     stream: None,
-                    text: format!("cannot read the task database: {e}"),
+                    text: db_note("cannot read the task database", e),
                 });
-                return;
+                return false;
             }
         };
+        // A malformed row that appears mid-run is ignored like at start, and said once.
+        for w in &snapshot.warnings {
+            let text = w.to_string();
+            if self.said.insert((text.clone(), WARNING)) {
+                self.reporter.event(Event::Note { stream: None, text });
+            }
+        }
         match StreamGraph::build(&snapshot) {
             Ok(graph) => {
                 self.graph = graph;
@@ -413,6 +447,7 @@ impl<'a> Scheduler<'a> {
                 text: format!("the stream graph became invalid, keeping the last valid one: {e}"),
             }),
         }
+        true
     }
 
     /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
@@ -453,37 +488,63 @@ impl<'a> Scheduler<'a> {
         } else {
             self.finished_clean.insert(stream.clone());
         }
-        self.refresh();
-        let Some(s) = self.graph.get(&stream) else {
+        self.unjudged.insert(
+            stream,
+            Unjudged {
+                attempt: run.attempt,
+                rec,
+                log: run.log,
+            },
+        );
+        self.judge_unjudged()
+    }
+
+    /// Judges exited workers on a fresh read of the database. Judging on the last snapshot
+    /// instead lost completions: a worker that finished its tasks while the database was
+    /// unreadable was retried, or failed (and its dependents skipped).
+    fn judge_unjudged(&mut self) -> Result<()> {
+        if self.unjudged.is_empty() || !self.refresh() {
+            return Ok(());
+        }
+        for (stream, exited) in std::mem::take(&mut self.unjudged) {
+            self.judge(&stream, exited)?;
+        }
+        Ok(())
+    }
+
+    /// Done, retried or failed: what an exited worker's stream comes to.
+    fn judge(&mut self, stream: &str, exited: Unjudged) -> Result<()> {
+        let Some(s) = self.graph.get(stream) else {
             return Ok(());
         };
         let counts = s.record.counts;
         if counts.is_complete() || counts.is_cancelled() {
             return Ok(());
         }
-        if self.store.outcomes()?.get(&stream) == Some(&StreamOutcome::Stopped) {
-            self.verdicts.insert(stream.clone(), Verdict::Stopped);
-            self.reporter.event(Event::Stopped { stream: &stream });
+        if self.store.outcomes()?.get(stream) == Some(&StreamOutcome::Stopped) {
+            self.verdicts.insert(stream.to_string(), Verdict::Stopped);
+            self.reporter.event(Event::Stopped { stream });
             return Ok(());
         }
-        let why = exit_reason(rec.as_ref(), &run.log);
-        let cannot_exec = rec.as_ref().is_some_and(|r| {
+        let rec = exited.rec.as_ref();
+        let why = exit_reason(rec, &exited.log);
+        let cannot_exec = rec.is_some_and(|r| {
             r.exit_code == Some(worker::supervise::CANNOT_EXEC) && r.error.is_some()
         });
-        if !cannot_exec && run.attempt <= self.settings.retries {
+        if !cannot_exec && exited.attempt <= self.settings.retries {
             self.reporter.event(Event::Retrying {
-                stream: &stream,
-                attempt: run.attempt + 1,
+                stream,
+                attempt: exited.attempt + 1,
                 why,
             });
             return Ok(());
         }
         let reason = format!(
             "failed after {} attempt{}: {why}",
-            run.attempt,
-            if run.attempt == 1 { "" } else { "s" }
+            exited.attempt,
+            if exited.attempt == 1 { "" } else { "s" }
         );
-        self.fail(&stream, reason)
+        self.fail(stream, reason)
     }
 
     fn fail(&mut self, stream: &str, reason: String) -> Result<()> {
@@ -575,6 +636,25 @@ impl<'a> Scheduler<'a> {
                     "the worker program `{}` was not found (PATH, or relative to {}); set the worker command with --worker-cmd, ORCHESTRATE_WORKER_CMD or worker_cmd in the config",
                     argv[0],
                     placement.dir.display()
+                ),
+            );
+        }
+        // Arguments and environment are C strings: a NUL byte (task data is free text) made
+        // the spawn fail with a bare "nul byte found in provided data", once per retry.
+        let with_nul = if stream_id.contains('\0') {
+            Some("its stream id")
+        } else if stream.record.name.contains('\0') {
+            Some("its stream name")
+        } else if argv.iter().any(|a| a.contains('\0')) {
+            Some("its worker command or prompt (task titles, descriptions)")
+        } else {
+            None
+        };
+        if let Some(what) = with_nul {
+            return self.fail(
+                stream_id,
+                format!(
+                    "{what} contains a NUL byte, which cannot be passed to a worker; remove it from the task database"
                 ),
             );
         }
@@ -756,6 +836,20 @@ impl<'a> Scheduler<'a> {
         }
     }
 }
+
+/// A transient task-database error as a note: with its causes and hint (a lock held past the
+/// busy timeout read as a bare "cannot read task database FILE").
+fn db_note(what: &str, e: crate::taskdb::TaskDbError) -> String {
+    let e = Error::from(e);
+    let mut text = format!("{what}: {}", e.chain().join(": "));
+    if let Some(hint) = e.hint() {
+        text.push_str(&format!("; {hint}"));
+    }
+    text
+}
+
+/// The `said` key of a task-database warning.
+const WARNING: &str = "source warning";
 
 /// Watches the task database's folder with inotify from a helper thread, sending a wake-up for
 /// every write to the database or its `-wal`/`-shm` files. False if no watch could be set up.

@@ -68,6 +68,14 @@ pub enum TaskDbError {
     Archived { id: String },
 }
 
+/// SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl Diagnostic for TaskDbError {
     fn hint(&self) -> Option<String> {
         match self {
@@ -76,6 +84,25 @@ impl Diagnostic for TaskDbError {
                  or create stream tasks with Task Copilot first"
                     .into(),
             ),
+            // A lock held longer than the busy timeout is not a permissions problem.
+            Self::Open { source, .. } | Self::Query { source, .. } | Self::Write { source, .. }
+                if is_busy(source) =>
+            {
+                Some(
+                    "another process held a lock on the database for too long; run the command \
+                     again (if it persists, find the process holding it: `fuser FILE`)"
+                        .into(),
+                )
+            }
+            Self::Open { source, .. } | Self::Query { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+            {
+                Some(
+                    "the file is not an SQLite database (still being copied or restored?); \
+                     `orchestrate doctor` checks the whole set-up"
+                        .into(),
+                )
+            }
             Self::Open { .. } | Self::Query { .. } | Self::Write { .. } => Some(
                 "check the file's permissions; `orchestrate doctor` checks the whole set-up".into(),
             ),

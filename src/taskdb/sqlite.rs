@@ -142,6 +142,9 @@ const SNAPSHOT_SQL: &str = "SELECT id, status, metadata,
 
 impl TaskSource for SqliteTaskDb {
     fn snapshot(&mut self) -> Result<Snapshot, TaskDbError> {
+        // Callers may read without probing first (the scheduler does right after a worker
+        // exits): a file replaced since the last probe must not yield the old file's rows.
+        self.reopen_if_replaced()?;
         let sql = SNAPSHOT_SQL.replace("{not_archived}", self.not_archived());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
         let mut rows = stmt.query([]).map_err(self.query_err())?;
@@ -167,15 +170,29 @@ impl TaskSource for SqliteTaskDb {
 
     fn tasks(&mut self, stream: Option<&str>) -> Result<Vec<Task>, TaskDbError> {
         let sql = format!(
-            "{} WHERE {} AND sid IS NOT NULL AND (?1 IS NULL OR sid = ?1) ORDER BY created_at, id",
+            "{} WHERE {} AND json_valid(metadata) ORDER BY created_at, id",
             self.select_tasks(),
             self.not_archived()
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
         let rows = stmt
-            .query_map([stream], task_from_row)
+            .query_map([], task_from_row)
             .map_err(self.query_err())?;
-        rows.collect::<Result<_, _>>().map_err(self.query_err())
+        // The stream is matched in Rust, on the id as the snapshot normalises it (trimmed):
+        // SQL compared the raw text, so a stream `A ` (or with a tab or CR around it) ran a
+        // worker whose `task list` found no tasks.
+        let mut out = Vec::new();
+        for task in rows {
+            let task = task.map_err(self.query_err())?;
+            if task
+                .stream_id
+                .as_deref()
+                .is_some_and(|id| stream.is_none_or(|s| s == id))
+            {
+                out.push(task);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -192,7 +209,7 @@ impl SqliteTaskDb {
 }
 
 impl SqliteTaskDb {
-    /// `SELECT … FROM tasks` with the columns [`task_from_row`] reads (`sid` is the stream id).
+    /// `SELECT … FROM tasks` with the columns [`task_from_row`] reads.
     fn select_tasks(&self) -> String {
         let archived = if self.has_archived {
             "COALESCE(archived, 0)"
@@ -202,9 +219,7 @@ impl SqliteTaskDb {
         format!(
             "SELECT id, title, description, status, assigned_agent, blocked_reason, notes,
                     created_at, updated_at, {archived},
-                    CASE WHEN json_valid(metadata) THEN metadata END,
-                    CASE WHEN json_valid(metadata)
-                         THEN CAST(json_extract(metadata, '$.streamId') AS TEXT) END AS sid
+                    CASE WHEN json_valid(metadata) THEN metadata END
              FROM tasks"
         )
     }
@@ -212,7 +227,15 @@ impl SqliteTaskDb {
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
     let status: String = r.get(3)?;
-    let metadata: Option<String> = r.get(10)?;
+    let metadata = r
+        .get::<_, Option<String>>(10)?
+        .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+        .unwrap_or(Value::Null);
+    let stream_id = metadata
+        .get("streamId")
+        .cloned()
+        .and_then(|v| IdValue::deserialize(v).ok())
+        .and_then(IdValue::into_id);
     Ok(Task {
         id: r.get(0)?,
         title: r.get(1)?,
@@ -226,10 +249,8 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         archived: r.get::<_, Option<i64>>(9)?.unwrap_or(0) != 0,
-        metadata: metadata
-            .and_then(|m| serde_json::from_str(&m).ok())
-            .unwrap_or(Value::Null),
-        stream_id: r.get(11)?,
+        metadata,
+        stream_id,
     })
 }
 

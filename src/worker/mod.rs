@@ -169,20 +169,13 @@ pub fn tail(path: &Path, max: u64) -> Option<String> {
     })
 }
 
-/// The log file of a stream.
+/// The log file of a stream: `<slug>.log`, the slug of its worktree and branch.
+///
+/// Stream ids are free text: the slug is one safe component of bounded length (a 300-character
+/// id made the file name too long for the file system), and collision-free (`a b` and `a_b`
+/// used to share one log).
 pub fn log_path(logs_dir: &Path, stream: &str) -> PathBuf {
-    // Stream ids are free text; keep the file name a single safe component.
-    let safe: String = stream
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    logs_dir.join(format!("{safe}.log"))
+    logs_dir.join(format!("{}.log", crate::git::names::slug(stream)))
 }
 
 #[cfg(test)]
@@ -230,8 +223,17 @@ mod tests {
     #[test]
     fn log_names_are_one_safe_component() {
         assert_eq!(
-            log_path(Path::new("/l"), "a/b c"),
-            PathBuf::from("/l/a_b_c.log")
+            log_path(Path::new("/l"), "Stream-A"),
+            PathBuf::from("/l/Stream-A.log")
+        );
+        for id in ["a/b c", "a_b_c", "..", "../x", &"L".repeat(300)] {
+            let path = log_path(Path::new("/l"), id);
+            assert_eq!(path.parent(), Some(Path::new("/l")), "{id}");
+            assert!(path.file_name().unwrap().len() < 80, "{id}");
+        }
+        assert_ne!(
+            log_path(Path::new("/l"), "a b"),
+            log_path(Path::new("/l"), "a_b")
         );
     }
 }
