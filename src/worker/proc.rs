@@ -197,7 +197,17 @@ mod tests {
             .env(WORKER_ID_VAR, &marker)
             .spawn()
             .unwrap();
-        let found = marked_processes(&marker);
+        // The kernel lets a vfork parent run on while the child is still inside exec, before
+        // its new environment block exists: right after spawn() the marker may not be readable
+        // yet (seen about once in 20 runs), so wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            let found = marked_processes(&marker);
+            if !found.is_empty() || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
         let other = marked_processes(&format!("{marker}0"));
         child.kill().unwrap();
         child.wait().unwrap();
