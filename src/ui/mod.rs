@@ -148,6 +148,26 @@ pub fn init_tracing(global: &GlobalArgs, ui: &Ui) {
         .try_init();
 }
 
+/// `text` with control characters shown as escapes (`\n`, `\u{1b}`), for stream ids, names
+/// and reasons, which are free text from the task database: a stream id holding an escape
+/// sequence must not be able to repaint the user's terminal. Plain text is borrowed as is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).
 pub fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -161,6 +181,12 @@ pub fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("Stream-A ☃"), "Stream-A ☃");
+        assert_eq!(printable("evil\u{1b}[2Jid\nx\t"), "evil\\u{1b}[2Jid\\nx\\t");
+    }
 
     #[test]
     fn bars_only_on_a_real_terminal_outside_ci() {

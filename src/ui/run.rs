@@ -51,14 +51,15 @@ impl<'a> RunView<'a> {
             (self.bars.get(stream), self.labels.get(stream))
         {
             bar.set_message(match activity {
-                Some(a) => format!("{state} · {a}"),
+                Some(a) => format!("{state} · {}", super::printable(a)),
                 None => state.clone(),
             });
         }
     }
 
+    /// Event lines carry stream ids and reasons from the task database: printed escaped.
     fn line(&self, text: &str) {
-        self.ui.info(text);
+        self.ui.info(&super::printable(text));
     }
 }
 
@@ -142,7 +143,7 @@ impl Reporter for RunView<'_> {
                     let bar = self.bars.entry(s.id.clone()).or_insert_with(|| {
                         let bar = progress::area().add(ProgressBar::new(0));
                         bar.set_style(bar_style());
-                        bar.set_prefix(s.id.clone());
+                        bar.set_prefix(super::printable(&s.id).into_owned());
                         bar
                     });
                     bar.set_length(u64::from(s.counts.total));

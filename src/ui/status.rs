@@ -133,6 +133,10 @@ fn human_duration(secs: u64) -> String {
 
 /// What a stream's last column says: worker, waits, blocked reasons, failure reason.
 fn note(s: &StreamStatus) -> String {
+    super::printable(&note_raw(s)).into_owned()
+}
+
+fn note_raw(s: &StreamStatus) -> String {
     let mut parts = Vec::new();
     if let Some(w) = &s.worker {
         parts.push(worker_note(w));
@@ -171,7 +175,7 @@ pub fn render_plain(d: &Dashboard, palette: &Palette) -> String {
     let id_w = d
         .streams
         .iter()
-        .map(|s| s.id.chars().count())
+        .map(|s| super::printable(&s.id).chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
@@ -192,7 +196,7 @@ pub fn render_plain(d: &Dashboard, palette: &Palette) -> String {
         let state = format!("{:state_w$}", s.state.as_str());
         let line = format!(
             "  {:id_w$}  {}  {}  {:>7}  {:>4}  {:>4}  {:>4}  {}",
-            s.id,
+            super::printable(&s.id),
             state_colour(palette, s.state, &state),
             ascii_bar(done, t.total, 10),
             format!("{done}/{}", t.total),
@@ -245,7 +249,7 @@ impl Bars {
         let id_w = d
             .streams
             .iter()
-            .map(|s| s.id.chars().count())
+            .map(|s| super::printable(&s.id).chars().count())
             .max()
             .unwrap_or(6);
         let mut bars = self.bars.iter();
@@ -267,7 +271,7 @@ impl Bars {
             bar.set_position(u64::from(t.completed + t.cancelled));
             bar.set_prefix(format!(
                 "{:id_w$} {}",
-                s.id,
+                super::printable(&s.id),
                 state_colour(p, s.state, &format!("{:11}", s.state.as_str()))
             ));
             bar.set_message(format!(

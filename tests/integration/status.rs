@@ -399,3 +399,15 @@ fn worktree_streams_show_branch_commits_ahead_and_merge_back_hints() {
     assert!(plain.contains("Merge-back into main"), "{plain}");
     assert!(plain.contains("merges cleanly"), "{plain}");
 }
+
+#[test]
+fn stream_ids_with_terminal_escapes_are_printed_escaped() {
+    let mut env = TestEnv::new();
+    env.add_task("evil\u{1b}[2J\u{1b}]0;pwned\u{7}", "t", "pending", &[]);
+    let out = env.run(&["status"]).success().stdout();
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains("evil\\u{1b}[2J"), "{out}");
+    // JSON keeps the id exactly (escaped by JSON itself).
+    let doc = env.run(&["status", "--json"]).success().json();
+    assert_eq!(doc["streams"][0]["id"], "evil\u{1b}[2J\u{1b}]0;pwned\u{7}");
+}
