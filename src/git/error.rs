@@ -139,6 +139,18 @@ pub enum GitError {
     },
 }
 
+impl GitError {
+    /// `map_err` adapter for a file-system step: `.map_err(GitError::io("write", &path))`.
+    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
 impl Diagnostic for GitError {
     fn hint(&self) -> Option<String> {
         Some(match self {

@@ -139,14 +139,7 @@ fn walk(
 fn copy_one(root: &Path, dest: &Path, file: &Path, copied: &mut Vec<PathBuf>) -> Result<()> {
     let rel = file.strip_prefix(root).unwrap_or(file).to_path_buf();
     let target = dest.join(&rel);
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| GitError::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = GitError::io;
     if target.symlink_metadata().is_ok() {
         return Ok(());
     }

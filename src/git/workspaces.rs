@@ -306,14 +306,7 @@ fn run_post_create(
         .filter(|a| !a.is_empty())
         .ok_or_else(|| fail("it is not valid shell words (unbalanced quotes?)".into()))?;
     let log_path = log_file(project, stream);
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| GitError::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = GitError::io;
     std::fs::create_dir_all(project.logs_dir()).map_err(io("create", &project.logs_dir()))?;
     let mut log = std::fs::OpenOptions::new()
         .create(true)

@@ -212,14 +212,7 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
 }
 
 fn add(repo: &Repo, name: &str, path: &Path, branch: &str) -> Result<()> {
-    let io = |action, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| GitError::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
+    let io = GitError::io;
     let parent = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io("create", parent))?;
     let admin = admin_dir(&repo.inner, name);
