@@ -6,7 +6,7 @@
 use git2::Oid;
 
 use super::error::{GitError, Result};
-use super::names::StreamNames;
+use crate::names::StreamNames;
 use super::repo::{Repo, conflict_paths};
 use crate::graph::Stream;
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{GitError, Result, summarize};
-use super::names::{BRANCH_PREFIX, StreamNames};
+use crate::names::{BRANCH_PREFIX, StreamNames};
 use super::preview::target_branch;
 use super::records::Records;
 use super::repo::Repo;

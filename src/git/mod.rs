@@ -8,7 +8,6 @@ pub mod error;
 pub mod exclude;
 pub mod include;
 pub mod merge;
-pub mod names;
 pub mod preview;
 pub mod records;
 pub mod repo;
@@ -16,7 +15,7 @@ pub mod workspaces;
 pub mod worktree;
 
 pub use error::GitError;
-pub use names::StreamNames;
+pub use crate::names::StreamNames;
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 

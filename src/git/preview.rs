@@ -9,7 +9,7 @@ use git2::Oid;
 use serde::Serialize;
 
 use super::error::{GitError, Result};
-use super::names::StreamNames;
+use crate::names::StreamNames;
 use super::records::Records;
 use super::repo::{Repo, conflict_paths};
 use super::workspaces::MAIN_STREAM;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::base::{self, Base};
 use super::error::GitError;
-use super::names::StreamNames;
+use crate::names::StreamNames;
 use super::records::{Records, StreamRecord};
 use super::repo::{Repo, short};
 use super::worktree::{self, Ensured};

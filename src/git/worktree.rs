@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use git2::{Repository, WorktreeAddOptions, WorktreeLockStatus, WorktreePruneOptions};
 
 use super::error::{GitError, Result};
-use super::names::StreamNames;
+use crate::names::StreamNames;
 use super::repo::Repo;
 
 /// One linked worktree of the repository.

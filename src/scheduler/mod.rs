@@ -28,7 +28,7 @@ use crate::graph::StreamGraph;
 use crate::project::Project;
 use crate::state::{Claim, NewWorker, StateStore, StreamOutcome, WorkerRecord};
 use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
-use crate::worker::proc::{Identity, identity_of};
+use crate::proc::{Identity, identity_of};
 use crate::worker::{self, prompt, render};
 use crate::workspace::{Placement, PrepareFailure, Workspaces};
 

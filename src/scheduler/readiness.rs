@@ -134,6 +134,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            paused: false,
         }
     }
 

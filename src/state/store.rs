@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::time::now_rfc3339;
 use super::{StateError, StreamOutcome};
-use crate::worker::proc::Identity;
+use crate::proc::Identity;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS workers (

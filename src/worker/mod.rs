@@ -8,9 +8,8 @@
 //! state store — so an exit is recorded even when no `start` is running. The recorded identity is
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
-//! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]).
+//! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
 
-pub mod proc;
 pub mod prompt;
 pub mod render;
 pub mod stop;
@@ -175,7 +174,7 @@ pub fn tail(path: &Path, max: u64) -> Option<String> {
 /// id made the file name too long for the file system), and collision-free (`a b` and `a_b`
 /// used to share one log).
 pub fn log_path(logs_dir: &Path, stream: &str) -> PathBuf {
-    logs_dir.join(format!("{}.log", crate::git::names::slug(stream)))
+    logs_dir.join(format!("{}.log", crate::names::slug(stream)))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::proc::{Identity, group_members, marked_processes, signal_same};
+use crate::proc::{Identity, group_members, marked_processes, signal_same};
 
 /// How often group membership is re-read while waiting.
 const POLL: Duration = Duration::from_millis(20);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
+use crate::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use super::render::MARK;
 use crate::state::StateStore;
 use crate::state::time::now_rfc3339;
@@ -127,11 +127,11 @@ fn clear_leftovers(marker: Option<&str>) {
         return;
     }
     let me = std::process::id() as i32;
-    let others = || -> Vec<super::proc::Stat> {
+    let others = || -> Vec<crate::proc::Stat> {
         let mut left: Vec<_> = group_members(me)
             .into_iter()
             .filter(|&p| p != me)
-            .filter_map(super::proc::stat)
+            .filter_map(crate::proc::stat)
             .collect();
         if let Some(m) = marker {
             left.extend(marked_processes(m).into_iter().filter(|s| s.pgrp != me));
