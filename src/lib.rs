@@ -9,6 +9,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod exit_codes;
+pub mod facts;
 pub mod git;
 pub mod graph;
 pub mod model;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use super::render::MARK;
+use crate::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use crate::state::StateStore;
 use crate::state::time::now_rfc3339;
 
@@ -76,8 +76,8 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
         Err(e) => {
             let msg = format!("cannot run worker program `{program}`: {e}");
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
-            if let Some(store) = &store {
-                let _ = store.record_exit(record, Some(CANNOT_EXEC), None, Some(&msg));
+            if let (Some(store), Some(me)) = (&store, &me) {
+                let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(&msg));
             }
             return CANNOT_EXEC;
         }
@@ -98,14 +98,19 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
         ),
         Err(e) => (None, None, format!("could not be waited for: {e}")),
     };
-    if let Some(store) = &store {
-        let _ = store.record_exit(record, code, signal, None);
+    if let (Some(store), Some(me)) = (&store, &me) {
+        let _ = store.record_exit(record, me, code, signal, None);
         if let Ok(Some(rec)) = store.worker(record) {
             let info = super::render::session_info(
                 &super::tail(&rec.log_path, 256 * 1024).unwrap_or_default(),
             );
             if info != super::render::SessionInfo::default() {
-                let _ = store.set_session(record, &info);
+                let _ = store.set_session(
+                    record,
+                    info.session_id.as_deref(),
+                    info.cost_usd,
+                    info.turns.and_then(|t| u32::try_from(t).ok()),
+                );
             }
         }
     }
