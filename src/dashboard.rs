@@ -36,7 +36,7 @@ pub struct StreamStatus {
 }
 
 /// Totals over every stream.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Overall {
     pub streams: usize,
     pub complete: usize,
@@ -96,7 +96,7 @@ impl Dashboard {
                 }
             })
             .collect();
-        let overall = overall(&streams);
+        let overall = Overall::tally(streams.iter().map(|s| (s.state, &s.tasks)));
         Self {
             workspace,
             db,
@@ -107,32 +107,34 @@ impl Dashboard {
     }
 }
 
-fn overall(streams: &[StreamStatus]) -> Overall {
-    let mut o = Overall {
-        streams: streams.len(),
-        ..Overall::default()
-    };
-    for s in streams {
-        let t = &mut o.tasks;
-        t.total += s.tasks.total;
-        t.completed += s.tasks.completed;
-        t.in_progress += s.tasks.in_progress;
-        t.pending += s.tasks.pending;
-        t.blocked += s.tasks.blocked;
-        t.cancelled += s.tasks.cancelled;
-        match s.state {
-            State::Complete => o.complete += 1,
-            State::Running | State::Preparing => o.running += 1,
-            State::Failed => o.failed += 1,
-            State::Blocked | State::NeedsAttention => o.need_a_person += 1,
-            _ => {}
+impl Overall {
+    /// The totals over streams given as (state, task counts): one function for `status` and
+    /// `start`'s live view, so an overall line always agrees with the rows it sits above.
+    pub fn tally<'a>(streams: impl IntoIterator<Item = (State, &'a TaskCounts)>) -> Self {
+        let mut o = Overall::default();
+        for (state, counts) in streams {
+            o.streams += 1;
+            let t = &mut o.tasks;
+            t.total += counts.total;
+            t.completed += counts.completed;
+            t.in_progress += counts.in_progress;
+            t.pending += counts.pending;
+            t.blocked += counts.blocked;
+            t.cancelled += counts.cancelled;
+            match state {
+                State::Complete => o.complete += 1,
+                State::Running | State::Preparing => o.running += 1,
+                State::Failed => o.failed += 1,
+                State::Blocked | State::NeedsAttention => o.need_a_person += 1,
+                _ => {}
+            }
         }
+        let done = u64::from(o.tasks.completed + o.tasks.cancelled);
+        o.percent = if o.tasks.total == 0 {
+            0
+        } else {
+            (done * 100 / u64::from(o.tasks.total)) as u32
+        };
+        o
     }
-    let done = u64::from(o.tasks.completed + o.tasks.cancelled);
-    o.percent = if o.tasks.total == 0 {
-        0
-    } else {
-        (done * 100 / u64::from(o.tasks.total)) as u32
-    };
-    o
 }

@@ -104,7 +104,8 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
-    let mut view = RunView::new(ui);
+    let source = crate::ui::board::source_line(ctx.db.workspace.as_deref(), &ctx.db.path);
+    let mut view = RunView::new(ui, source);
     let end = {
         let scheduler = Scheduler::new(settings, db, store, workspaces, &mut view)?;
         runtime.block_on(scheduler.run())

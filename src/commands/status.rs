@@ -1,6 +1,9 @@
 //! `orchestrate status`: the dashboard, once, as JSON, or live with `--watch`.
 
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::context::Context;
 use crate::cli::{GlobalArgs, StatusArgs};
@@ -11,11 +14,10 @@ use crate::facts;
 use crate::git::{self, MergeBackPlan};
 use crate::graph::StreamGraph;
 use crate::model::State;
+use crate::scheduler::watch;
+use crate::state::StateStore;
 use crate::taskdb::{SqliteTaskDb, TaskSource};
-use crate::ui::{self, OutputMode, Ui};
-
-/// How often `--watch` probes the database for changes between full redraws.
-const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+use crate::ui::{self, Ui};
 
 pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
@@ -32,10 +34,12 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
             for w in &dashboard.warnings {
                 ui.warn(w);
             }
-            match ui.mode {
-                OutputMode::Progress => ui::status::draw_bars_once(&dashboard, ui),
-                OutputMode::Plain => ui.print(&ui::status::render_plain(&dashboard, &ui.out)),
-            }
+            // Results go to stdout, in one write: fitted to the terminal when it is one.
+            ui.print(&if ui.stdout_is_terminal {
+                ui::status::render_for_terminal(&dashboard, ui)
+            } else {
+                ui::status::render_plain(&dashboard, &ui.out)
+            });
             if let Some(plan) = &plan {
                 ui.print(&format!("\n{}", ui::mergeback::render_plan(plan, &ui.out)));
             }
@@ -105,7 +109,18 @@ fn merge_back(
     }
 }
 
-/// Redraws at once when the database changes, and at least every `secs`, until Ctrl-C.
+/// What wakes `--watch`.
+enum Wake {
+    /// The task database's files were written (confirmed with its `data_version` probe).
+    TaskDb,
+    /// The state store's files were written (a worker started or ended, a verdict changed).
+    Store,
+    /// Ctrl-C or SIGTERM.
+    Interrupt,
+}
+
+/// Redraws when the task database or the state store changes (the same inotify watch `start`
+/// uses), and reloads at least every `secs` (a worker that died without a word), until Ctrl-C.
 /// A missing database or an empty one is shown as a message and waited out, not an exit.
 fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
     if !(secs.is_finite() && secs > 0.0) {
@@ -115,37 +130,141 @@ fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
         .with_code(exit_codes::USAGE));
     }
     let interval = Duration::from_secs_f64(secs);
-    let interrupted = ui::interrupt_flag();
+    let (tx, rx) = mpsc::channel();
+    let interrupted = {
+        let tx = tx.clone();
+        ui::interrupt_wake(move || {
+            let _ = tx.send(Wake::Interrupt);
+        })
+    };
+    let mut watches = Watches::new(ctx, tx);
     let mut view = ui::status::LiveView::new(ui);
     let mut db: Option<SqliteTaskDb> = None;
-    let mut last_draw: Option<Instant> = None;
-    while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+    let mut store = StoreProbe::new(ctx.project.state_db());
+    let mut reload = true;
+    let mut next_reload = Instant::now();
+    while !interrupted.load(Ordering::SeqCst) {
+        watches.ensure();
         if db.is_none() {
             db = ctx.open_db().map_err(|e| view.show_problem(&e)).ok();
+            reload |= db.is_some();
         }
-        let changed = match db.as_mut().map(|d| d.has_changed()) {
-            Some(Ok(changed)) => changed,
-            Some(Err(e)) => {
-                view.show_problem(&e.into());
-                db = None;
-                false
-            }
-            None => false,
-        };
-        let due = last_draw.is_none_or(|t| t.elapsed() >= interval);
         if let Some(d) = db.as_mut()
-            && (changed || due)
+            && (reload || Instant::now() >= next_reload)
         {
             match load(ctx, d) {
                 Ok(dashboard) => view.show(&dashboard),
                 Err(e) => view.show_problem(&e),
             }
-            last_draw = Some(Instant::now());
-        } else if due {
-            last_draw = Some(Instant::now());
+            // What this load wrote itself (a verdict cleared) is not news.
+            store.changed();
+            next_reload = Instant::now() + interval;
+        } else if Instant::now() >= next_reload {
+            next_reload = Instant::now() + interval;
         }
-        std::thread::sleep(PROBE_INTERVAL);
+        reload = false;
+        let timeout = next_reload.saturating_duration_since(Instant::now());
+        let wakes = match rx.recv_timeout(timeout) {
+            Ok(first) => std::iter::once(first).chain(rx.try_iter()).collect(),
+            Err(_) => Vec::new(),
+        };
+        for wake in wakes {
+            match wake {
+                Wake::Interrupt => break,
+                // A write to the folder is only a "maybe": confirm with the cheap probes, so
+                // that our own reads (which open and close files there) never loop.
+                Wake::TaskDb => match db.as_mut().map(|d| d.has_changed()) {
+                    Some(Ok(changed)) => reload |= changed,
+                    Some(Err(e)) => {
+                        view.show_problem(&e.into());
+                        db = None;
+                    }
+                    None => {}
+                },
+                Wake::Store => reload |= store.changed(),
+            }
+        }
     }
     view.finish();
     Ok(exit_codes::OK)
+}
+
+/// The inotify watches of `--watch`: the task database's folder and the state store's, each
+/// set up again while it could not be (the folder does not exist yet).
+struct Watches {
+    tx: mpsc::Sender<Wake>,
+    db: Option<PathBuf>,
+    store: Option<PathBuf>,
+}
+
+impl Watches {
+    fn new(ctx: &Context, tx: mpsc::Sender<Wake>) -> Self {
+        let mut w = Self {
+            tx,
+            db: Some(ctx.db.path.clone()),
+            store: Some(ctx.project.state_db()),
+        };
+        w.ensure();
+        w
+    }
+
+    /// Sets up the watches not set up yet.
+    fn ensure(&mut self) {
+        let watch = |path: &Path, wake: fn() -> Wake, tx: &mpsc::Sender<Wake>| {
+            let tx = tx.clone();
+            watch::watch_db(path, move || tx.send(wake()).is_ok())
+        };
+        if self
+            .db
+            .as_deref()
+            .is_some_and(|p| watch(p, || Wake::TaskDb, &self.tx))
+        {
+            self.db = None;
+        }
+        if self
+            .store
+            .as_deref()
+            .is_some_and(|p| watch(p, || Wake::Store, &self.tx))
+        {
+            self.store = None;
+        }
+    }
+}
+
+/// Whether the state store changed: the size and modification time of its files, and one
+/// connection held open so that ours closing never checkpoints or deletes its log (a change
+/// of our own making that would wake us again).
+struct StoreProbe {
+    path: PathBuf,
+    held: Option<StateStore>,
+    seen: Vec<Option<(u64, SystemTime)>>,
+}
+
+impl StoreProbe {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            held: None,
+            seen: Vec::new(),
+        }
+    }
+
+    fn changed(&mut self) -> bool {
+        if self.held.is_none() && self.path.exists() {
+            self.held = StateStore::open_existing(&self.path).ok().flatten();
+        }
+        let now: Vec<Option<(u64, SystemTime)>> = ["", "-wal"]
+            .iter()
+            .map(|suffix| {
+                let mut name = self.path.clone().into_os_string();
+                name.push(suffix);
+                std::fs::metadata(name)
+                    .ok()
+                    .and_then(|m| Some((m.len(), m.modified().ok()?)))
+            })
+            .collect();
+        let changed = now != self.seen;
+        self.seen = now;
+        changed
+    }
 }
