@@ -136,7 +136,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
     pub watch: Option<f64>,
 
-    /// Print one JSON document (format version 1, see docs/status-json.md).
+    /// Print one JSON document (format version 2, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
 }

@@ -18,6 +18,7 @@ pub mod proc;
 pub mod project;
 pub mod scheduler;
 pub mod setup;
+pub mod shell;
 pub mod state;
 pub mod taskdb;
 pub mod ui;

@@ -1,6 +1,6 @@
 //! `orchestrate status`: the dashboard, once, as JSON, or live with `--watch`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -109,6 +109,9 @@ fn merge_back(
     }
 }
 
+/// How often `--watch` tries again to watch a folder that does not exist yet.
+const RETRY_WATCH: Duration = Duration::from_secs(1);
+
 /// What wakes `--watch`.
 enum Wake {
     /// The task database's files were written (confirmed with its `data_version` probe).
@@ -138,13 +141,16 @@ fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
         })
     };
     let mut watches = Watches::new(ctx, tx);
+    watches.ensure();
     let mut view = ui::status::LiveView::new(ui);
     let mut db: Option<SqliteTaskDb> = None;
     let mut store = StoreProbe::new(ctx.project.state_db());
     let mut reload = true;
     let mut next_reload = Instant::now();
     while !interrupted.load(Ordering::SeqCst) {
-        watches.ensure();
+        // A folder that appeared (the first `start` made the state store's): watch it, and
+        // look at what is in it now.
+        reload |= watches.ensure();
         if db.is_none() {
             db = ctx.open_db().map_err(|e| view.show_problem(&e)).ok();
             reload |= db.is_some();
@@ -163,7 +169,10 @@ fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
             next_reload = Instant::now() + interval;
         }
         reload = false;
-        let timeout = next_reload.saturating_duration_since(Instant::now());
+        let mut timeout = next_reload.saturating_duration_since(Instant::now());
+        if watches.missing() {
+            timeout = timeout.min(RETRY_WATCH);
+        }
         let wakes = match rx.recv_timeout(timeout) {
             Ok(first) => std::iter::once(first).chain(rx.try_iter()).collect(),
             Err(_) => Vec::new(),
@@ -193,41 +202,35 @@ fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
 /// set up again while it could not be (the folder does not exist yet).
 struct Watches {
     tx: mpsc::Sender<Wake>,
-    db: Option<PathBuf>,
-    store: Option<PathBuf>,
+    /// The files whose folders are not watched yet, with what a change to them means.
+    pending: Vec<(PathBuf, fn() -> Wake)>,
 }
 
 impl Watches {
     fn new(ctx: &Context, tx: mpsc::Sender<Wake>) -> Self {
-        let mut w = Self {
+        Self {
             tx,
-            db: Some(ctx.db.path.clone()),
-            store: Some(ctx.project.state_db()),
-        };
-        w.ensure();
-        w
+            pending: vec![
+                (ctx.db.path.clone(), || Wake::TaskDb),
+                (ctx.project.state_db(), || Wake::Store),
+            ],
+        }
     }
 
-    /// Sets up the watches not set up yet.
-    fn ensure(&mut self) {
-        let watch = |path: &Path, wake: fn() -> Wake, tx: &mpsc::Sender<Wake>| {
-            let tx = tx.clone();
-            watch::watch_db(path, move || tx.send(wake()).is_ok())
-        };
-        if self
-            .db
-            .as_deref()
-            .is_some_and(|p| watch(p, || Wake::TaskDb, &self.tx))
-        {
-            self.db = None;
-        }
-        if self
-            .store
-            .as_deref()
-            .is_some_and(|p| watch(p, || Wake::Store, &self.tx))
-        {
-            self.store = None;
-        }
+    /// Sets up the watches not set up yet; true if one was.
+    fn ensure(&mut self) -> bool {
+        let before = self.pending.len();
+        let tx = &self.tx;
+        self.pending.retain(|(path, wake)| {
+            let (tx, wake) = (tx.clone(), *wake);
+            !watch::watch_db(path, move || tx.send(wake()).is_ok())
+        });
+        self.pending.len() < before
+    }
+
+    /// Some folder cannot be watched yet (it does not exist).
+    fn missing(&self) -> bool {
+        !self.pending.is_empty()
     }
 }
 

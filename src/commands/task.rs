@@ -56,7 +56,7 @@ fn list(ctx: &Context, args: &TaskListArgs, ui: &Ui) -> Result<i32> {
     }
     if args.json {
         let doc: Vec<Value> = tasks.iter().map(task_json).collect();
-        ui.print(&serde_json::to_string_pretty(&doc).expect("JSON values serialise"));
+        ui.print(&crate::ui::json(&doc));
         return Ok(exit_codes::OK);
     }
     // Every field is free text from the task database: escaped, which also keeps one task on
@@ -109,7 +109,7 @@ fn show(ctx: &Context, args: &TaskShowArgs, ui: &Ui) -> Result<i32> {
         .task(&args.id)?
         .ok_or_else(|| no_such_task(ctx, &args.id))?;
     if args.json {
-        ui.print(&serde_json::to_string_pretty(&task_json(&task)).expect("JSON values serialise"));
+        ui.print(&crate::ui::json(&task_json(&task)));
         return Ok(exit_codes::OK);
     }
     // Free text from the task database, escaped; a description and notes keep their lines.

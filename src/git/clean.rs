@@ -18,6 +18,7 @@ use super::worktree::{self, WorktreeInfo};
 use crate::graph::StreamGraph;
 use crate::names::{BRANCH_PREFIX, StreamNames};
 use crate::project::Project;
+use crate::shell::quote as shell;
 use crate::state::StateStore;
 
 #[derive(Debug, Clone, Default)]
@@ -311,12 +312,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn shell(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| s.to_string())
 }
 
 /// Bytes used by the files under `path` (symlinks not followed).

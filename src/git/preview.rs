@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::graph::{Stream, StreamGraph};
 use crate::names::StreamNames;
 use crate::project::Project;
+use crate::shell::quote;
 use crate::state::StateStore;
 
 /// What merging one stream's branch would do.
@@ -227,11 +228,4 @@ fn commands(plan: &MergeBackPlan) -> Vec<String> {
     let mut out = vec![format!("git switch {}", quote(&plan.target))];
     out.extend(merges);
     out
-}
-
-/// Quotes for a POSIX shell when needed.
-fn quote(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", s.replace('\'', r"'\''")))
 }

@@ -220,6 +220,26 @@ pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// `value` as pretty-printed JSON with every control character escaped. serde_json escapes
+/// U+0000–U+001F, as JSON requires, but leaves DEL and the C1 controls (U+007F–U+009F) raw, and
+/// a terminal takes U+009B for an escape sequence's start. They can only stand inside strings,
+/// where `\uXXXX` means the same character, so the document's meaning is unchanged.
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let text = serde_json::to_string_pretty(value).expect("our documents always serialise");
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Whether the locale's character set is UTF-8 (`LC_ALL`, else `LC_CTYPE`, else `LANG`, the
 /// first one set wins, as in C's `setlocale`): Unicode bar glyphs only then.
 pub fn unicode_locale(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
@@ -232,13 +252,11 @@ pub fn unicode_locale(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool 
         })
 }
 
-/// `word` quoted for a POSIX shell when it needs it, and escaped for the terminal: for the
-/// commands we print for the user to run.
+/// `word` quoted for a POSIX shell when it needs it, exact when pasted and with no control
+/// character but the line break ([`crate::shell::quote`]): for the commands we print for the
+/// user to run.
 pub fn shell_word(word: &str) -> String {
-    let quoted = shlex::try_quote(word)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", word.replace('\'', r"'\''")));
-    printable(&quoted).into_owned()
+    crate::shell::quote(word)
 }
 
 /// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).
@@ -282,6 +300,18 @@ mod tests {
     fn printable_escapes_control_characters_only() {
         assert_eq!(printable("Stream-A ☃"), "Stream-A ☃");
         assert_eq!(printable("evil\u{1b}[2Jid\nx\t"), "evil\\u{1b}[2Jid\\nx\\t");
+    }
+
+    #[test]
+    fn json_escapes_c1_controls_and_keeps_its_meaning() {
+        let value = serde_json::json!({"id": "a\u{9b}2J\u{7f}\u{1b}b"});
+        let text = json(&value);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! count is then one short and its first line stays behind as a stale copy. `EdgeSafeTerm`
 //! writes "clear to end of line" and a line break instead of that padding (and no break after
 //! the last line), so the cursor rests after the text, and lines are kept [`RIGHT_MARGIN`]
-//! columns short of the edge so the echo fits beside them.
+//! columns short of the edge so the echo fits beside them. It also buffers each frame into one
+//! write, so a terminal never shows half of one.
 
 use std::io::Write;
 use std::sync::LazyLock;
@@ -33,7 +34,9 @@ pub fn area() -> &'static MultiProgress {
 /// would stay undrawn until the next change.
 pub fn show() {
     AREA.set_draw_target(ProgressDrawTarget::term_like(Box::new(EdgeSafeTerm {
-        term: Term::stderr(),
+        // Buffered until indicatif's flush at the end of each draw: a frame reaches the
+        // terminal in one write, never half drawn.
+        term: Term::buffered_stderr(),
         padded: AtomicBool::new(false),
     })));
 }

@@ -35,7 +35,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         warnings: &d.warnings,
         merge_back,
     };
-    serde_json::to_string_pretty(&doc).expect("the dashboard always serialises")
+    super::json(&doc)
 }
 
 /// The dashboard as a [`Board`]: the one look every view draws.
@@ -252,6 +252,118 @@ mod tests {
             words(&agent),
             "pid 42 exited 0 after 3 minutes, $0.4216, 12 turns, session 9f1c\\u{1b}[2J"
         );
+    }
+
+    const DOC: &str = include_str!("../../docs/status-json.md");
+
+    fn serde_name<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// docs/status-json.md lists the states in the model's precedence order, twice (the
+    /// machine-read comment and the numbered list), and names every reason kind and cause.
+    #[test]
+    fn the_json_doc_matches_the_model() {
+        use crate::model::{Attention, Block, ExitStatus, Failure, Reason, State};
+        let all: Vec<String> = State::ALL.iter().map(serde_name).collect();
+        let listed = DOC
+            .lines()
+            .find_map(|l| l.strip_prefix("<!-- states: "))
+            .and_then(|l| l.strip_suffix(" -->"))
+            .expect("the states comment");
+        assert_eq!(listed.split(' ').collect::<Vec<_>>(), all);
+        let numbered: Vec<String> = DOC
+            .lines()
+            .filter_map(|l| {
+                let (n, rest) = l.split_once(". `")?;
+                n.parse::<usize>().ok()?;
+                Some(rest.split('`').next()?.to_string())
+            })
+            .collect();
+        assert_eq!(numbered, all);
+        assert!(DOC.contains(&format!("format version {JSON_VERSION}")));
+
+        let exited = Failure::Exited {
+            attempts: 1,
+            exit: ExitStatus::Lost,
+            agent_error: None,
+            log_lines: vec![],
+        };
+        let reasons = [
+            Reason::Waiting { on: vec![] },
+            Reason::BlockedTasks { tasks: vec![] },
+            Reason::Blocked(Block::BaseConflict {
+                branches: vec![],
+                paths: vec![],
+                tips: vec![],
+            }),
+            Reason::Blocked(Block::WorktreeInTheWay {
+                path: "/w".into(),
+                branch: "b".into(),
+            }),
+            Reason::Blocked(Block::CheckedOutElsewhere {
+                branch: "b".into(),
+                path: "/w".into(),
+            }),
+            Reason::NeedsAttention(Attention::DirtyFinish {
+                dir: "/w".into(),
+                files: vec![],
+            }),
+            Reason::NeedsAttention(Attention::LeftBranch {
+                dir: "/w".into(),
+                branch: "b".into(),
+                head_branch: None,
+                head: "0".into(),
+            }),
+            Reason::Failed(exited),
+            Reason::Failed(Failure::CannotRun {
+                program: "p".into(),
+                detail: "d".into(),
+            }),
+            Reason::Failed(Failure::Prepare { detail: "d".into() }),
+            Reason::Failed(Failure::BadTaskData { what: "w".into() }),
+            Reason::Failed(Failure::Legacy { text: "t".into() }),
+            Reason::Stopped,
+            Reason::Skipped {
+                dependency: "A".into(),
+                dependency_state: State::Failed,
+            },
+            Reason::Paused,
+        ];
+        for reason in &reasons {
+            let json = serde_json::to_value(reason).unwrap();
+            for key in json.as_object().unwrap().keys() {
+                assert!(
+                    DOC.contains(&format!("`{key}`")),
+                    "field {key} undocumented"
+                );
+            }
+            for tag in ["kind", "cause"] {
+                if let Some(value) = json.get(tag) {
+                    let value = value.as_str().unwrap();
+                    assert!(
+                        DOC.contains(&format!("`{value}`")),
+                        "{tag} {value} undocumented"
+                    );
+                }
+            }
+        }
+        for exit in [
+            ExitStatus::Code { code: 1 },
+            ExitStatus::Signal { signal: 9 },
+            ExitStatus::Lost,
+        ] {
+            let json = serde_json::to_string(&exit).unwrap();
+            let how = serde_json::to_value(exit).unwrap()["how"].clone();
+            assert!(
+                DOC.contains(&format!("\"how\": {how}")),
+                "{json} undocumented"
+            );
+        }
     }
 
     #[test]

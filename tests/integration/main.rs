@@ -17,4 +17,6 @@ mod start;
 mod status;
 mod stop;
 mod task;
+mod terminal;
+mod ui_views;
 mod worktrees;
