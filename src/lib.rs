@@ -11,6 +11,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod git;
 pub mod graph;
+pub mod private_files;
 pub mod project;
 pub mod scheduler;
 pub mod setup;

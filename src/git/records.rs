@@ -55,13 +55,8 @@ impl Records {
     /// Opens (creating the file and folder if needed) the project's state store.
     pub fn open(project: &Project) -> Result<Self> {
         let path = project.state_db();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| GitError::Io {
-                action: "create",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        // Private (0600 in 0700) before SQLite creates it 0644: it holds the worker command.
+        crate::private_files::prepare_db(&path).map_err(GitError::io("create", &path))?;
         let err = |path: &PathBuf| {
             let path = path.clone();
             move |source| GitError::Records { path, source }

@@ -82,7 +82,7 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("cannot create folder {path}")]
+    #[error("cannot create {path}")]
     CreateDir {
         path: std::path::PathBuf,
         #[source]

@@ -188,12 +188,11 @@ impl StateStore {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        // Private (0600 in 0700) before SQLite creates it 0644: it holds the worker command.
+        crate::private_files::prepare_db(path).map_err(|source| StateError::CreateDir {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         // Switching a new file to WAL takes an exclusive lock without calling the busy handler,

@@ -3,7 +3,7 @@
 //!
 //! Shape of a running worker: `start` spawns `orchestrate __supervise --record ID --state DB --
 //! <argv…>` as a new process group (`process_group(0)`), stdin `/dev/null`, stdout and stderr
-//! appended to the stream's log after a header. The supervisor is the group leader; it runs the
+//! appended to the stream's log (private: 0600) after a header. The supervisor is the group leader; it runs the
 //! real worker in the same group, survives SIGTERM, and writes the worker's exit status into the
 //! state store — so an exit is recorded even when no `start` is running. The recorded identity is
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
@@ -113,20 +113,13 @@ pub struct Header<'a> {
     pub branch: Option<&'a str>,
 }
 
-/// Opens `path` for appending (creating its folder) and writes the launch header.
+/// Opens `path` for appending (private, creating its folder) and writes the launch header.
 pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
     let err = |source| WorkerError::Log {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(err)?;
+    let mut file = crate::private_files::open_append(path).map_err(err)?;
     let deps = if h.dependencies.is_empty() {
         "none".to_string()
     } else {

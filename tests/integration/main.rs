@@ -10,6 +10,7 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod private_files;
 mod reliability_data;
 mod reliability_procs;
 mod setup;
