@@ -120,7 +120,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "SECS")]
     pub stagger: Option<f64>,
 
-    /// The worker command (shell words; placeholders {prompt}, {stream}, {worktree}).
+    /// The worker command (shell words, no shell; placeholders {prompt}, {stream},
+    /// {worktree}, {prompt_file}).
     #[arg(long, value_name = "CMD")]
     pub worker_cmd: Option<String>,
 
@@ -281,6 +282,10 @@ pub struct SuperviseArgs {
     /// The state store file.
     #[arg(long)]
     pub state: PathBuf,
+
+    /// A file to give the worker as its stdin (default: /dev/null).
+    #[arg(long)]
+    pub stdin: Option<PathBuf>,
 
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]

@@ -4,6 +4,7 @@
 //! clap or the terminal; `commands` wires them to the CLI and `ui` is the only place that prints.
 
 pub mod cli;
+pub mod cmdline;
 pub mod commands;
 pub mod config;
 pub mod dashboard;

@@ -16,7 +16,7 @@ use crate::scheduler::{RunEnd, Scheduler, Settings};
 use crate::state::StateStore;
 use crate::ui::Ui;
 use crate::ui::run::RunView;
-use crate::worker::prompt;
+use crate::worker::{WorkerCommand, prompt};
 use crate::workspace::{SharedCheckout, Workspaces};
 
 pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
@@ -51,6 +51,8 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         worktree_mode: worktrees,
         selection,
     };
+    // A command that cannot run safely is refused before anything runs, plan included.
+    WorkerCommand::parse(&settings.worker_cmd)?;
     if args.dry_run {
         ui.print(&plan(&graph, &settings));
         return Ok(exit_codes::OK);

@@ -302,7 +302,7 @@ fn run_post_create(
         command: cmd.into(),
         reason,
     };
-    let argv = shlex::split(cmd)
+    let argv = crate::cmdline::split(cmd)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| fail("it is not valid shell words (unbalanced quotes?)".into()))?;
     let log_path = log_file(project, stream);

@@ -23,13 +23,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::cmdline;
 use crate::error::{Error, Result};
 use crate::graph::StreamGraph;
 use crate::project::Project;
 use crate::state::{Claim, NewWorker, StateStore, StreamOutcome, WorkerRecord};
 use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
 use crate::worker::proc::{Identity, identity_of};
-use crate::worker::{self, prompt, render};
+use crate::worker::{self, WorkerCommand, prompt, render};
 use crate::workspace::{Placement, PrepareFailure, Workspaces};
 
 /// How often the task database is probed for changes (`PRAGMA data_version`) when no file
@@ -627,8 +628,20 @@ impl<'a> Scheduler<'a> {
                 db: &self.settings.db_path,
             },
         );
-        let argv = worker::build_argv(&self.settings.worker_cmd, &text, stream_id, &placement.dir)?;
-        if worker::find_program(&argv[0], &placement.dir).is_none() {
+        let prompt_file = worker::prompt_path(&self.settings.project.run_dir(), stream_id);
+        let filled = WorkerCommand::parse(&self.settings.worker_cmd)?.fill(&worker::Values {
+            prompt: &text,
+            stream: stream_id,
+            worktree: &placement.dir,
+            prompt_file: &prompt_file,
+        });
+        let filled = match filled {
+            Ok(f) => f,
+            // Retrying cannot help: the prompt stays as long.
+            Err(e) => return self.fail(stream_id, format!("{:?}", Error::from(e))),
+        };
+        let argv = &filled.argv;
+        if cmdline::find_program(&argv[0], &placement.dir).is_none() {
             // Retrying cannot help: fail at once, with the fix.
             return self.fail(
                 stream_id,
@@ -658,6 +671,9 @@ impl<'a> Scheduler<'a> {
                 ),
             );
         }
+        if let Err(e) = worker::write_prompt(&prompt_file, &text) {
+            return self.fail(stream_id, format!("{:?}", Error::from(e)));
+        }
         let log = worker::log_path(&self.settings.project.logs_dir(), stream_id);
         let new = NewWorker {
             stream: stream_id,
@@ -676,7 +692,7 @@ impl<'a> Scheduler<'a> {
                 return Ok(());
             }
         };
-        match self.spawn(stream, attempt, &placement, &argv, &log, record) {
+        match self.spawn(stream, attempt, &placement, &filled, &log, record) {
             Ok(identity) => {
                 self.workspaces
                     .lock()
@@ -715,7 +731,7 @@ impl<'a> Scheduler<'a> {
         stream: &crate::graph::Stream,
         attempt: u32,
         placement: &Placement,
-        argv: &[String],
+        filled: &worker::Filled,
         log: &Path,
         record: i64,
     ) -> Result<Identity> {
@@ -742,9 +758,12 @@ impl<'a> Scheduler<'a> {
             .arg("--record")
             .arg(record.to_string())
             .arg("--state")
-            .arg(self.store.path())
-            .arg("--")
-            .args(argv)
+            .arg(self.store.path());
+        if filled.prompt_on_stdin {
+            cmd.arg("--stdin").arg(&filled.prompt_file);
+        }
+        cmd.arg("--")
+            .args(&filled.argv)
             .current_dir(&placement.dir)
             .process_group(0)
             .stdin(Stdio::null())
@@ -760,7 +779,8 @@ impl<'a> Scheduler<'a> {
             .env("ORCHESTRATE_DB", &s.db_path)
             .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
             .env("ORCHESTRATE_BIN", &s.exe)
-            .env("ORCHESTRATE_ATTEMPT", attempt.to_string());
+            .env("ORCHESTRATE_ATTEMPT", attempt.to_string())
+            .env("ORCHESTRATE_PROMPT_FILE", &filled.prompt_file);
         let mut child = cmd.spawn().map_err(spawn_err)?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         // The child is not reaped until we wait, so its /proc entry is readable even if it

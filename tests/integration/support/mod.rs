@@ -376,3 +376,25 @@ impl Drop for Watched {
         let _ = self.child.wait();
     }
 }
+
+/// `cmd` run under an address-space limit of `kib` KiB (`ulimit -v`, inherited by everything it
+/// starts): a runaway allocation fails instead of taking the machine's memory.
+pub fn with_memory_limit(cmd: &Command, kib: u64) -> Command {
+    let mut limited = Command::new("sh");
+    limited
+        .env_clear()
+        .arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => limited.env(key, v),
+            None => limited.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        limited.current_dir(dir);
+    }
+    limited
+}
