@@ -4,6 +4,7 @@
 //! for the user. Nothing in this file decides behaviour; `commands/` does.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -117,8 +118,8 @@ pub struct StartArgs {
     pub retries: Option<u32>,
 
     /// Seconds between two worker launches [default: 1].
-    #[arg(long, value_name = "SECS")]
-    pub stagger: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = crate::config::parse_seconds)]
+    pub stagger: Option<Duration>,
 
     /// The worker command (shell words, no shell; placeholders {prompt}, {stream},
     /// {worktree}, {prompt_file}).
@@ -134,8 +135,14 @@ pub struct StartArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// Redraw live until Ctrl-C: at once when the database changes, and at least every SECS.
-    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
-    pub watch: Option<f64>,
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "2",
+        value_parser = positive_seconds
+    )]
+    pub watch: Option<Duration>,
 
     /// Print one JSON document (format version 1, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
@@ -152,8 +159,8 @@ pub struct StopArgs {
     pub streams: Vec<String>,
 
     /// Seconds to wait after SIGTERM before SIGKILL [default: 10].
-    #[arg(long, value_name = "SECS")]
-    pub grace: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = crate::config::parse_seconds)]
+    pub grace: Option<Duration>,
 }
 
 /// Show a stream's worker log, rendering the agent's structured output as readable lines.
@@ -290,6 +297,14 @@ pub struct SuperviseArgs {
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
+}
+
+/// A number of seconds > 0 (a redraw interval of 0 would never rest).
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    match crate::config::parse_seconds(text)? {
+        d if d.is_zero() => Err("must be more than 0 seconds".into()),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

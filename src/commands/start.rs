@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use super::context::Context;
-use super::stop::seconds;
 use crate::cli::{GlobalArgs, StartArgs};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -29,10 +28,6 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     let config = Config::load(&ctx.project)?;
     let worktrees = args.worktrees || (config.worktrees && !args.no_worktrees);
     let selection = select(&graph, &args.streams)?;
-    let stagger = match args.stagger {
-        Some(s) => seconds(s, "--stagger")?,
-        None => config.stagger,
-    };
     let settings = Settings {
         project: ctx.project.clone(),
         db_path: ctx.db.path.clone(),
@@ -46,7 +41,7 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
             &ctx.project.orchestrator_dir().join("worker-prompt.md"),
         ),
         max_parallel: args.max_parallel.unwrap_or(config.max_parallel).max(1) as usize,
-        stagger,
+        stagger: args.stagger.unwrap_or(config.stagger),
         retries: args.retries.unwrap_or(config.retries),
         worktree_mode: worktrees,
         selection,

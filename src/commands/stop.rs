@@ -1,8 +1,6 @@
 //! `orchestrate stop [STREAM…] [--grace SECS]`: stops live workers by process group, records
 //! the outcome, and cleans stale records without signalling anything.
 
-use std::time::Duration;
-
 use crate::cli::{GlobalArgs, StopArgs};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -15,7 +13,7 @@ use crate::worker::stop::{StopResult, end_marked, stop_groups};
 pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
     let project = Project::from_env(global.project.as_deref())?;
     let grace = match args.grace {
-        Some(secs) => seconds(secs, "--grace")?,
+        Some(grace) => grace,
         None => Config::load(&project)?.grace,
     };
     let Some(store) = StateStore::open_existing(&project.state_db())? else {
@@ -103,16 +101,4 @@ pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
             .with_hint("look for them with `ps -o pid,pgid,stat,cmd -g PGID`"));
     }
     Ok(exit_codes::OK)
-}
-
-/// A non-negative, finite number of seconds from a flag.
-pub(crate) fn seconds(secs: f64, flag: &str) -> Result<Duration> {
-    if secs.is_finite() && secs >= 0.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(
-            Error::msg(format!("{flag} takes a number of seconds ≥ 0, not {secs}"))
-                .with_code(exit_codes::USAGE),
-        )
-    }
 }
