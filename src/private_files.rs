@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The mode of a private file.
 pub const FILE_MODE: u32 = 0o600;
@@ -23,10 +23,8 @@ pub fn dir(dir: &Path) -> io::Result<()> {
     match std::fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {
-            let mode = std::fs::metadata(dir)?.permissions().mode();
-            tighten(dir, mode, DIR_MODE, |m| {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(m))
-            })
+            tighten(dir, DIR_MODE);
+            Ok(())
         }
         Err(e) => Err(e),
     }
@@ -34,7 +32,14 @@ pub fn dir(dir: &Path) -> io::Result<()> {
 
 /// Opens `path` for appending, creating it (and its folder) private, or tightening it.
 pub fn open_append(path: &Path) -> io::Result<File> {
-    open(path, OpenOptions::new().append(true))
+    dir(path.parent().unwrap_or(Path::new(".")))?;
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    tighten(path, FILE_MODE);
+    Ok(file)
 }
 
 /// Writes `bytes` to `path` whole: readers see the old file or the new one, never a part.
@@ -50,53 +55,48 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Prepares an SQLite database file to be private before SQLite opens it: SQLite creates a
 /// new file 0644 (less the umask) and gives its `-wal` and `-shm` the database file's mode, so
-/// the file is made here, 0600, and loose ones (with their `-wal`/`-shm`) are tightened.
+/// a missing file is made here, 0600, and loose ones (with their `-wal`/`-shm`) are tightened.
+/// An existing file is not opened: a store that is only readable to us still opens read-only.
 pub fn prepare_db(path: &Path) -> io::Result<()> {
-    // An empty file is an empty database to SQLite; an existing one is not truncated.
-    drop(open(path, OpenOptions::new().write(true))?);
-    for side in ["-wal", "-shm"] {
+    dir(path.parent().unwrap_or(Path::new(".")))?;
+    if !path.exists() {
+        // An empty file is an empty database to SQLite; one made meanwhile is not truncated.
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+    }
+    for side in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(side);
-        let side = PathBuf::from(name);
-        match std::fs::metadata(&side) {
-            Ok(meta) => tighten(&side, meta.permissions().mode(), FILE_MODE, |m| {
-                std::fs::set_permissions(&side, std::fs::Permissions::from_mode(m))
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        tighten(Path::new(&name), FILE_MODE);
     }
     Ok(())
 }
 
-/// Opens (creating) `path` with `options`, private.
-fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
-    dir(path.parent().unwrap_or(Path::new(".")))?;
-    let file = options.create(true).mode(FILE_MODE).open(path)?;
-    let mode = file.metadata()?.permissions().mode();
-    tighten(path, mode, FILE_MODE, |m| {
-        file.set_permissions(std::fs::Permissions::from_mode(m))
-    })?;
-    Ok(file)
-}
-
-/// Sets `wanted` on `path` if its `mode` lets others in, and says so.
-fn tighten(
-    path: &Path,
-    mode: u32,
-    wanted: u32,
-    set: impl FnOnce(u32) -> io::Result<()>,
-) -> io::Result<()> {
+/// Sets `wanted` on `path` if its mode lets others in, and says so. A file that is not ours
+/// to change (or is gone) is left as it is: it still works, and this is no reason to stop.
+fn tighten(path: &Path, wanted: u32) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
     if mode & 0o077 == 0 {
-        return Ok(());
+        return;
     }
-    set(wanted)?;
-    tracing::warn!(
-        "{} was readable by others (mode {:o}); only you can read it now ({wanted:o})",
-        path.display(),
-        mode & 0o777,
-    );
-    Ok(())
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)) {
+        Ok(()) => tracing::warn!(
+            "{} was readable by others (mode {:o}); only you can read it now ({wanted:o})",
+            path.display(),
+            mode & 0o777,
+        ),
+        Err(e) => tracing::warn!(
+            "{} is readable by others (mode {:o}) and cannot be made private: {e}",
+            path.display(),
+            mode & 0o777,
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -122,6 +122,18 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&prompt).unwrap(), "new");
         assert_eq!(mode(&prompt), 0o600);
         assert_eq!(mode(prompt.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn an_existing_store_is_not_opened_for_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("state/state.db");
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        std::fs::write(&db, b"data").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o400)).unwrap();
+        prepare_db(&db).unwrap();
+        assert_eq!(mode(&db), 0o400);
+        assert_eq!(std::fs::read(&db).unwrap(), b"data");
     }
 
     #[test]
