@@ -37,8 +37,8 @@ pub enum WorkerError {
     #[error("the worker command is empty")]
     EmptyCommand,
     #[error(
-        "the worker command `{command}` has {placeholder} inside a shell script run by \
-         `{runner}`: the script would run whatever a stream id or task holds"
+        "the worker command `{command}` has {placeholder} inside a script that `{runner}` runs \
+         as code: whatever a stream id or task holds would be run"
     )]
     PlaceholderInScript {
         command: String,

@@ -215,7 +215,7 @@ fn a_placeholder_inside_a_shell_script_is_refused_by_start_and_doctor() {
             cmd.env("ORCHESTRATE_WORKER_CMD", &script);
             let run = Run(cmd.output().unwrap()).expect_code(exit_codes::USAGE);
             let err = run.stderr();
-            assert!(err.contains("shell script"), "{script}: {err}");
+            assert!(err.contains("runs as code"), "{script}: {err}");
             assert!(err.contains("ORCHESTRATE_STREAM"), "{script}: {err}");
         }
         let mut cmd = fake.env.cmd(&["doctor"]);
