@@ -119,8 +119,9 @@ impl Scheduler<'_> {
             });
         }
         let abandon = |s: &mut Self, failure: Failure| -> Result<()> {
-            s.store
-                .record_spawn_failure(record, &crate::ui::reason::failure_summary(&failure))?;
+            // The row records why nothing ran; the verdict carries the typed failure.
+            let why = serde_json::to_string(&failure).expect("failures serialise");
+            s.store.record_spawn_failure(record, &why)?;
             s.run_of(stream_id).slot = Slot::Idle;
             s.fail(stream_id, failure)
         };
