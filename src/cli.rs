@@ -118,8 +118,8 @@ pub struct StartArgs {
     pub retries: Option<u32>,
 
     /// Seconds between two worker launches [default: 1].
-    #[arg(long, value_name = "SECS", value_parser = crate::config::parse_seconds)]
-    pub stagger: Option<Duration>,
+    #[arg(long, value_name = "SECS")]
+    pub stagger: Option<f64>,
 
     /// The worker command (shell words, no shell; placeholders {prompt}, {stream},
     /// {worktree}, {prompt_file}).
@@ -159,8 +159,8 @@ pub struct StopArgs {
     pub streams: Vec<String>,
 
     /// Seconds to wait after SIGTERM before SIGKILL [default: 10].
-    #[arg(long, value_name = "SECS", value_parser = crate::config::parse_seconds)]
-    pub grace: Option<Duration>,
+    #[arg(long, value_name = "SECS")]
+    pub grace: Option<f64>,
 }
 
 /// Show a stream's worker log, rendering the agent's structured output as readable lines.
@@ -299,7 +299,9 @@ pub struct SuperviseArgs {
     pub argv: Vec<String>,
 }
 
-/// A number of seconds > 0 (a redraw interval of 0 would never rest).
+/// `--watch`: a number of seconds, checked as every other (`config::seconds`), and > 0 (a
+/// redraw interval of 0 would never rest). `--stagger` and `--grace` are checked by
+/// `Config::apply`, with the settings they override.
 fn positive_seconds(text: &str) -> Result<Duration, String> {
     match crate::config::parse_seconds(text)? {
         d if d.is_zero() => Err("must be more than 0 seconds".into()),

@@ -131,25 +131,6 @@ pub struct Overrides {
     pub worktrees: Option<bool>,
 }
 
-impl Overrides {
-    /// The overrides `orchestrate start` accepts.
-    pub fn from_start(args: &crate::cli::StartArgs) -> Self {
-        let worktrees = match (args.worktrees, args.no_worktrees) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        };
-        Self {
-            worker_cmd: args.worker_cmd.clone(),
-            max_parallel: args.max_parallel,
-            stagger: args.stagger.map(|d| d.as_secs_f64()),
-            retries: args.retries,
-            worktrees,
-            ..Self::default()
-        }
-    }
-}
-
 /// Where a value came from, so a validation error can say so.
 enum Origin<'a> {
     File { path: &'a Path, text: &'a str },

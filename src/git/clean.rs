@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{GitError, Result, summarize};
-use super::names::{BRANCH_PREFIX, StreamNames};
 use super::preview::target_branch;
-use super::records::Records;
 use super::repo::Repo;
 use super::worktree::{self, WorktreeInfo};
 use crate::cmdline::quote;
 use crate::graph::StreamGraph;
+use crate::names::{BRANCH_PREFIX, StreamNames};
 use crate::project::Project;
+use crate::state::StateStore;
 
 #[derive(Debug, Clone, Default)]
 pub struct CleanOptions {
@@ -221,7 +221,7 @@ pub fn plan(
 pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
     let repo = Repo::open(&project.root)?;
     worktree::prune_stale(&repo)?;
-    let records = Records::open_existing(project)?;
+    let records = StateStore::open_existing(&project.state_db())?;
     let all = worktree::list(&repo)?;
     for item in &plan.items {
         if item.remove_worktree
@@ -231,7 +231,7 @@ pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
         {
             worktree::remove(&repo, info)?;
             if let Some(r) = &records {
-                r.forget_stream(&item.stream)?;
+                r.forget_worktree(&item.stream)?;
             }
         }
         if item.delete_branch
@@ -248,8 +248,8 @@ pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
 /// slug → stream id, from the state store's records and the task graph.
 fn stream_ids(project: &Project, graph: Option<&StreamGraph>) -> Result<BTreeMap<String, String>> {
     let mut ids = BTreeMap::new();
-    if let Some(rec) = Records::open_existing(project)? {
-        for r in rec.streams()? {
+    if let Some(store) = StateStore::open_existing(&project.state_db())? {
+        for r in store.worktrees()? {
             ids.insert(r.slug, r.stream);
         }
     }

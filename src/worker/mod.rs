@@ -10,10 +10,9 @@
 //! state store — so an exit is recorded even when no `start` is running. The recorded identity is
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
-//! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]).
+//! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
 
 pub mod command;
-pub mod proc;
 pub mod prompt;
 pub mod render;
 pub mod stop;
@@ -179,14 +178,12 @@ pub fn tail(path: &Path, max: u64) -> Option<String> {
 /// id made the file name too long for the file system), and collision-free (`a b` and `a_b`
 /// used to share one log).
 pub fn log_path(logs_dir: &Path, stream: &str) -> PathBuf {
-    logs_dir.join(format!("{}.log", crate::git::names::slug(stream)))
+    logs_dir.join(format!("{}.log", crate::names::slug(stream)))
 }
 
 /// The prompt file of a stream: `prompt.md` in its runtime folder (named like its log).
 pub fn prompt_path(run_dir: &Path, stream: &str) -> PathBuf {
-    run_dir
-        .join(crate::git::names::slug(stream))
-        .join("prompt.md")
+    run_dir.join(crate::names::slug(stream)).join("prompt.md")
 }
 
 /// Writes the prompt file (private, whole: a worker never reads half of it).

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use super::render::MARK;
+use crate::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use crate::state::StateStore;
 use crate::state::time::now_rfc3339;
 
@@ -92,8 +92,8 @@ pub fn run(
         Ok(c) => c,
         Err(msg) => {
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
-            if let Some(store) = &store {
-                let _ = store.record_exit(record, Some(CANNOT_EXEC), None, Some(&msg));
+            if let (Some(store), Some(me)) = (&store, &me) {
+                let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(&msg));
             }
             return CANNOT_EXEC;
         }
@@ -114,14 +114,19 @@ pub fn run(
         ),
         Err(e) => (None, None, format!("could not be waited for: {e}")),
     };
-    if let Some(store) = &store {
-        let _ = store.record_exit(record, code, signal, None);
+    if let (Some(store), Some(me)) = (&store, &me) {
+        let _ = store.record_exit(record, me, code, signal, None);
         if let Ok(Some(rec)) = store.worker(record) {
             let info = super::render::session_info(
                 &super::tail(&rec.log_path, 256 * 1024).unwrap_or_default(),
             );
             if info != super::render::SessionInfo::default() {
-                let _ = store.set_session(record, &info);
+                let _ = store.set_session(
+                    record,
+                    info.session_id.as_deref(),
+                    info.cost_usd,
+                    info.turns.and_then(|t| u32::try_from(t).ok()),
+                );
             }
         }
     }
@@ -152,11 +157,11 @@ fn clear_leftovers(marker: Option<&str>) {
         return;
     }
     let me = std::process::id() as i32;
-    let others = || -> Vec<super::proc::Stat> {
+    let others = || -> Vec<crate::proc::Stat> {
         let mut left: Vec<_> = group_members(me)
             .into_iter()
             .filter(|&p| p != me)
-            .filter_map(super::proc::stat)
+            .filter_map(crate::proc::stat)
             .collect();
         if let Some(m) = marker {
             left.extend(marked_processes(m).into_iter().filter(|s| s.pgrp != me));

@@ -103,7 +103,8 @@ fn init_warns_about_a_broken_config_and_keeps_it() {
 
 #[test]
 fn seconds_flags_are_checked_like_the_config_file() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
     // `--grace 1e30` used to panic converting to a duration (exit 101).
     for args in [
         &["stop", "--grace", "1e30"][..],

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agreement;
 mod clean;
 mod config;
 mod dbfaults;
