@@ -247,3 +247,31 @@ fn a_placeholder_after_the_script_reaches_the_worker_verbatim() {
     assert_eq!(read(&fake.marker(HOSTILE, "prompt")), HOSTILE);
     assert_eq!(pwned(&fake), Vec::<String>::new());
 }
+
+#[test]
+fn a_stream_name_too_long_for_the_environment_fails_with_a_hint() {
+    // The name is in ORCHESTRATE_STREAM_NAME, and Linux refuses one variable past 128 KiB.
+    let mut env = TestEnv::new();
+    let name = "n".repeat(200 * 1024);
+    env.add_task_meta(
+        "t",
+        "pending",
+        json!({"streamId": "Stream-N", "streamName": name, "dependencies": []}),
+    );
+    let fake = saving(env);
+    let run = fake
+        .run(&["start", "--retries", "0"])
+        .expect_code(exit_codes::INCOMPLETE);
+    let out = run.stdout();
+    assert!(
+        out.contains("Argument list too long"),
+        "{}",
+        &out[..out.len().min(2000)]
+    );
+    assert!(
+        out.contains("larger than the system allows"),
+        "{}",
+        &out[..out.len().min(2000)]
+    );
+    assert!(fake.lines("Stream-N", "started").is_empty());
+}
