@@ -105,7 +105,7 @@ fn merge_back(
     }
 }
 
-/// Redraws at once when the database changes, and at least every `secs`, until Ctrl-C.
+/// Redraws at once when the database changes, and at least every `interval`, until Ctrl-C.
 /// A missing database or an empty one is shown as a message and waited out, not an exit.
 fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let interrupted = ui::interrupt_flag();
