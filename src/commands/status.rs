@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::context::Context;
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::dashboard::Dashboard;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit_codes;
 use crate::facts;
 use crate::git::{self, MergeBackPlan};
@@ -22,7 +22,7 @@ use crate::ui::{self, Ui};
 pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
     match args.watch {
-        Some(secs) => watch(&ctx, secs, ui),
+        Some(interval) => watch(&ctx, interval, ui),
         None => {
             let mut db = ctx.open_db()?;
             let (mut dashboard, graph) = load_with_graph(&ctx, &mut db)?;
@@ -123,16 +123,9 @@ enum Wake {
 }
 
 /// Redraws when the task database or the state store changes (the same inotify watch `start`
-/// uses), and reloads at least every `secs` (a worker that died without a word), until Ctrl-C.
+/// uses), and reloads at least every `interval` (a worker that died without a word), until Ctrl-C.
 /// A missing database or an empty one is shown as a message and waited out, not an exit.
-fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(Error::msg(format!(
-            "--watch takes a positive number of seconds, not {secs}"
-        ))
-        .with_code(exit_codes::USAGE));
-    }
-    let interval = Duration::from_secs_f64(secs);
+fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let (tx, rx) = mpsc::channel();
     let interrupted = {
         let tx = tx.clone();

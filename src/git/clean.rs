@@ -15,10 +15,10 @@ use super::error::{GitError, Result, summarize};
 use super::preview::target_branch;
 use super::repo::Repo;
 use super::worktree::{self, WorktreeInfo};
+use crate::cmdline::quote;
 use crate::graph::StreamGraph;
 use crate::names::{BRANCH_PREFIX, StreamNames};
 use crate::project::Project;
-use crate::shell::quote as shell;
 use crate::state::StateStore;
 
 #[derive(Debug, Clone, Default)]
@@ -199,11 +199,11 @@ pub fn plan(
         item.refusals.dedup();
         if !item.refusals.is_empty() {
             let branches = if opts.branches { " --branches" } else { "" };
-            let mut cmd = format!("orchestrate clean --force{branches} {}", shell(&stream));
+            let mut cmd = format!("orchestrate clean --force{branches} {}", quote(&stream));
             if running.contains_key(&stream)
                 || wt.as_ref().and_then(|w| w.live_lock_pid()).is_some()
             {
-                cmd = format!("orchestrate stop {}, then {cmd}", shell(&stream));
+                cmd = format!("orchestrate stop {}, then {cmd}", quote(&stream));
             }
             item.override_command = Some(cmd);
         }

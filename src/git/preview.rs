@@ -11,11 +11,11 @@ use serde::Serialize;
 use super::error::{GitError, Result};
 use super::repo::{Repo, conflict_paths};
 use super::workspaces::MAIN_STREAM;
+use crate::cmdline::quote;
 use crate::config::Config;
 use crate::graph::{Stream, StreamGraph};
 use crate::names::StreamNames;
 use crate::project::Project;
-use crate::shell::quote;
 use crate::state::StateStore;
 
 /// What merging one stream's branch would do.

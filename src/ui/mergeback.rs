@@ -34,7 +34,7 @@ pub fn render_plan(plan: &MergeBackPlan, pal: &Palette) -> String {
         return out;
     }
     out.push_str(&format!("\n{}\n", pal.bold("To merge, run:")));
-    // Commands are quoted to be pasted exactly (`crate::shell::quote`): a line break inside
+    // Commands are quoted to be pasted exactly (`crate::cmdline::quote`): a line break inside
     // quotes stays one; anything else was written as a printf already.
     for cmd in &plan.commands {
         out.push_str(&format!("  {}\n", super::printable_lines(cmd)));

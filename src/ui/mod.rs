@@ -253,10 +253,10 @@ pub fn unicode_locale(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool 
 }
 
 /// `word` quoted for a POSIX shell when it needs it, exact when pasted and with no control
-/// character but the line break ([`crate::shell::quote`]): for the commands we print for the
+/// character but the line break ([`crate::cmdline::quote`]): for the commands we print for the
 /// user to run.
 pub fn shell_word(word: &str) -> String {
-    crate::shell::quote(word)
+    crate::cmdline::quote(word).into_owned()
 }
 
 /// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).

@@ -74,7 +74,7 @@ impl Tmux {
     /// `TERM`: tmux sets its own) plus `extra`. The program starts once [`Tmux::go`] is called,
     /// so that a recording can be set up first.
     fn open(&self, name: &str, cmd: &Command, extra: &[(&str, &str)], args: &[&str]) {
-        let q = orchestrate::shell::quote;
+        let q = orchestrate::cmdline::quote;
         let mut script = String::from("#!/bin/sh\n");
         for (key, value) in cmd.get_envs() {
             let (Some(value), Some(key)) = (value, key.to_str()) else {
