@@ -138,6 +138,9 @@ fn draw_loop(inbox: &(Mutex<Inbox>, Condvar), bar: &ProgressBar, palette: Palett
         match end {
             Some(true) => {
                 bar.abandon();
+                // The cursor rests after the last line's text (see `progress`): what follows
+                // (the shell's prompt) starts on a line of its own.
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), b"\n");
                 return;
             }
             Some(false) => {

@@ -301,6 +301,7 @@ fn start_and_status_watch_fit_80_columns_and_every_frame_agrees_with_itself() {
         &[UTF8],
         &["status", "--watch", "60"],
     );
+    let watch_bytes = tmux.record("watch");
     tmux.go("watch");
     tmux.wait_screen("watch", "the first frame", |s| {
         s.contains("0/4 streams complete")
@@ -356,6 +357,11 @@ fn start_and_status_watch_fit_80_columns_and_every_frame_agrees_with_itself() {
         last.contains("4/4 streams complete"),
         "the last frame stays: {last}"
     );
+    // …and ends with a line break: nothing printed after it lands on its last row. (The
+    // recording lags the screen a little.)
+    wait_for("the watch's output to end with a line break", LONG, || {
+        std::fs::read(&watch_bytes).unwrap().ends_with(b"\n")
+    });
 }
 
 #[test]
