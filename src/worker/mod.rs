@@ -10,6 +10,7 @@
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]).
 
+pub mod agent;
 pub mod proc;
 pub mod prompt;
 pub mod render;
