@@ -3,6 +3,7 @@
 
 mod support;
 
+mod claude;
 mod clean;
 mod config;
 mod dbfaults;
