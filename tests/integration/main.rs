@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agents;
 mod claude;
 mod clean;
 mod config;
