@@ -8,9 +8,11 @@
 //! state store — so an exit is recorded even when no `start` is running. The recorded identity is
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
-//! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]).
+//! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]). Its
+//! environment is the user's less a parent Claude Code session's variables ([`env`]).
 
 pub mod agent;
+pub mod env;
 pub mod proc;
 pub mod prompt;
 pub mod render;

@@ -68,6 +68,7 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     let marker = me.as_ref().map(Identity::worker_marker);
     let mut worker = Command::new(program);
     worker.args(args).stdin(Stdio::null());
+    super::env::prepare(&mut worker, |var| std::env::var_os(var));
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }

@@ -1,14 +1,18 @@
 //! Agents as they really fail, without the real CLI: the fake worker's `FAKE_OUTCOMES` say what
 //! the real Claude Code CLI says (checked against its recorded output in
-//! `tests/fixtures/claude/`, read by `worker::agent`).
+//! `tests/fixtures/claude/`, read by `worker::agent`), and workers started by `start` get the
+//! user's environment without a parent Claude Code session's variables.
 
+use std::collections::BTreeMap;
 use std::mem::discriminant;
 use std::path::Path;
 use std::process::Command;
 
 use orchestrate::worker::agent::{Outcome, Transcript};
+use orchestrate::worker::env::{MAX_RETRIES_VAR, PARENT_SESSION_VARS, WORKER_MAX_RETRIES};
 
-use crate::start::FAKE_WORKER;
+use crate::start::{FAKE_WORKER, Fake};
+use crate::support::TestEnv;
 
 fn transcript(bytes: &[u8]) -> Transcript {
     let mut t = Transcript::default();
@@ -150,4 +154,70 @@ fn the_fake_worker_resumes_the_session_it_is_given_and_takes_one_outcome_a_run()
     assert!(matches!(fourth.outcome(), Outcome::Success { .. }));
     let resumed = std::fs::read_to_string(markers.join("Stream-A.resumed")).unwrap();
     assert_eq!(resumed, "\ns-1\ns-9\n\n");
+}
+
+/// The environment the fake worker of `stream` dumped.
+fn dumped_env(fake: &Fake, stream: &str) -> BTreeMap<String, String> {
+    let raw = std::fs::read(fake.marker(stream, "env")).expect("the worker dumped its env");
+    raw.split(|&b| b == 0)
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn workers_get_the_users_environment_without_the_parent_sessions() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    let mut fake = Fake::new(env);
+    fake.set("DUMP_ENV", None, "1");
+    let users = [
+        ("ANTHROPIC_API_KEY", "sk-ant-users-key"),
+        ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+        ("CLAUDE_CODE_OAUTH_TOKEN", "users-token"),
+        ("IS_SANDBOX", "1"),
+        ("CLAUDE_CODE_USE_BEDROCK", "0"),
+        ("CLAUDE_CONFIG_DIR", "/users/claude"),
+    ];
+    let mut cmd = fake.cmd(&["start", "--stagger", "0"]);
+    for var in PARENT_SESSION_VARS {
+        cmd.env(var, format!("parent-{var}"));
+    }
+    cmd.envs(users);
+    crate::support::Run(cmd.output().unwrap()).success();
+    let seen = dumped_env(&fake, "Stream-A");
+    for var in PARENT_SESSION_VARS {
+        assert!(!seen.contains_key(var), "{var} reached the worker");
+    }
+    for (k, v) in users {
+        assert_eq!(seen.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(
+        seen.get(MAX_RETRIES_VAR),
+        Some(&WORKER_MAX_RETRIES.to_string())
+    );
+    assert_eq!(
+        seen.get("ORCHESTRATE_STREAM").map(String::as_str),
+        Some("Stream-A")
+    );
+
+    // The user's own retry budget is theirs.
+    fake.env.set_stream_status("Stream-A", "pending");
+    crate::support::Run(
+        fake.cmd(&["start", "--stagger", "0"])
+            .env(MAX_RETRIES_VAR, "10")
+            .output()
+            .unwrap(),
+    )
+    .success();
+    assert_eq!(
+        dumped_env(&fake, "Stream-A")
+            .get(MAX_RETRIES_VAR)
+            .map(String::as_str),
+        Some("10")
+    );
 }
