@@ -125,24 +125,19 @@ mod tests {
                 "worker-resume.md lacks {needle}"
             );
         }
-        // Only the placeholders above: an unknown one would reach the agent unfilled.
-        let placeholders: std::collections::BTreeSet<&str> = WORKER_RESUME
-            .split("{{")
-            .skip(1)
-            .filter_map(|rest| rest.split_once("}}").map(|(name, _)| name))
-            .collect();
-        assert_eq!(
-            placeholders.into_iter().collect::<Vec<_>>(),
-            [
-                "attempt",
-                "branch",
-                "stream_id",
-                "stream_name",
-                "tasks",
-                "what_happened",
-                "worktree"
-            ]
-        );
+        // Only those placeholders: an unknown one would reach the agent unfilled.
+        use crate::worker::template::{PROMPT, unknown, used};
+        let names = [
+            "stream_id",
+            "stream_name",
+            "attempt",
+            "what_happened",
+            "branch",
+            "worktree",
+            "tasks",
+        ];
+        assert_eq!(used(WORKER_RESUME, PROMPT, &names), names);
+        assert!(unknown(WORKER_RESUME, PROMPT, &names).is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod support;
 
 mod agents;
+mod agreement;
 mod claude;
 mod clean;
 mod config;
@@ -12,6 +13,8 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod private_files;
+mod prompts;
 mod reliability_data;
 mod reliability_procs;
 mod setup;
