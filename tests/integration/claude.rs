@@ -1,8 +1,8 @@
 //! The real Claude Code CLI (`ORCHESTRATE_TEST_CLAUDE`) against the API stand-in
-//! (`support::api`): a worker that completes its stream through `orchestrate start`, and the
-//! lines the CLI prints when the API refuses (usage limit, overload), a budget runs out or a
-//! session to resume is missing, each read back with `worker::agent`. Skipped, saying why, when
-//! the variable is unset.
+//! (`support::api`): a worker that completes its stream through `orchestrate start`; the lines
+//! the CLI prints when the API refuses (usage limit, overload), a budget runs out or a session to
+//! resume is missing, each read back with `worker::agent`; and a session refused by a usage
+//! limit, resumed with its history. Skipped, saying why, when the variable is unset.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -266,6 +266,67 @@ fn real_claude_budget_and_missing_session_are_told_apart() {
         show(&out)
     );
     assert_eq!(t.session_id(), Some(missing));
+}
+
+#[test]
+fn real_claude_resumes_a_limited_session_with_its_history() {
+    let Some(bin) = real_claude("real_claude_resumes_a_limited_session_with_its_history") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let reset = unix_in(3600);
+    let api = Api::start(api::worker_turns("echo resumed-work"));
+    api.push(Reply::usage_limit(reset, "five_hour"));
+    let sub = &[("CLAUDE_CODE_OAUTH_TOKEN", OAUTH_TOKEN)];
+
+    let first = claude(
+        &bin,
+        &env,
+        &api,
+        sub,
+        &headless("first prompt: build it", &[]),
+    );
+    assert_eq!(first.status.code(), Some(1), "{}", show(&first));
+    let limited = read(&first);
+    assert!(matches!(limited.outcome(), Outcome::UsageLimit { .. }));
+    let session = limited
+        .session_id()
+        .expect("init names the session")
+        .to_string();
+
+    // After the reset: the same session, from the same directory and HOME.
+    let second = claude(
+        &bin,
+        &env,
+        &api,
+        sub,
+        &headless(
+            "check the task list and git log, then continue",
+            &["--resume", &session],
+        ),
+    );
+    assert_eq!(second.status.code(), Some(0), "{}", show(&second));
+    let resumed = read(&second);
+    assert_eq!(resumed.session_id(), Some(session.as_str()));
+    assert!(matches!(resumed.outcome(), Outcome::Success { .. }));
+
+    let main = api.main_requests();
+    assert_eq!(
+        main.len(),
+        3,
+        "the refused turn, then a tool call and the final text"
+    );
+    for request in &main {
+        assert_eq!(request.session_id(), Some(session.as_str()));
+    }
+    // The resumed conversation still holds the prompt the limit refused.
+    let history = main[1].transcript();
+    assert!(history.contains("first prompt: build it"), "{history}");
+    assert!(
+        history.contains("check the task list and git log"),
+        "{history}"
+    );
+    assert!(main[2].transcript().contains("resumed-work"));
 }
 
 /// Records what the real CLI prints in each case into `tests/fixtures/claude/<version>/`, the
