@@ -34,6 +34,8 @@ pub enum StreamState {
     Stopped,
     /// A dependency failed or was cancelled, so it cannot run.
     Skipped,
+    /// Paused in tc (`streams.status`): shown, never launched.
+    Paused,
 }
 
 impl StreamState {
@@ -49,6 +51,7 @@ impl StreamState {
             Self::Failed => "failed",
             Self::Stopped => "stopped",
             Self::Skipped => "skipped",
+            Self::Paused => "paused",
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct Overall {
 pub struct Dashboard {
     pub workspace: Option<String>,
     pub db: PathBuf,
+    /// Which store was read and how it was found (set by the caller that opened it).
+    pub source: Option<crate::project::StoreSource>,
     pub overall: Overall,
     pub streams: Vec<StreamStatus>,
     pub warnings: Vec<String>,
@@ -111,6 +116,7 @@ impl Dashboard {
             let rec = recorded.get(stream.id());
             let decided = derive_state(
                 stream.record.counts.progress(),
+                stream.record.paused,
                 rec,
                 |dep| {
                     states
@@ -152,6 +158,7 @@ impl Dashboard {
         Self {
             workspace,
             db,
+            source: None,
             overall,
             streams,
             warnings,
@@ -175,6 +182,7 @@ impl Dashboard {
 /// The rules of `PRODUCT.md`, in order of precedence.
 fn derive_state(
     progress: Progress,
+    paused: bool,
     recorded: Option<&state::StreamState>,
     state_of: impl Fn(&str) -> StreamState,
     dependencies: &[String],
@@ -201,6 +209,12 @@ fn derive_state(
             }
             None => {}
         }
+    }
+    if paused {
+        return (
+            StreamState::Paused,
+            Some(crate::scheduler::readiness::PAUSED.into()),
+        );
     }
     for dep in dependencies {
         let why = match state_of(dep) {
@@ -268,6 +282,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            paused: false,
         }
     }
 
@@ -313,6 +328,28 @@ mod tests {
                 ("B".into(), InProgress),
                 ("C".into(), Ready),
                 ("Z".into(), Waiting)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_paused_stream_shows_as_paused_and_its_dependents_wait() {
+        let mut paused = rec("A", &[], c(0, 2, 0));
+        paused.paused = true;
+        let mut done = rec("D", &[], c(1, 0, 0));
+        done.paused = true;
+        let snap = Snapshot {
+            streams: vec![paused, rec("B", &["A"], c(0, 1, 0)), done],
+            warnings: vec![],
+        };
+        let got = states(snap, HashMap::new());
+        use StreamState::*;
+        assert_eq!(
+            got,
+            vec![
+                ("A".into(), Paused),
+                ("D".into(), Complete),
+                ("B".into(), Waiting)
             ]
         );
     }

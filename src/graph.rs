@@ -338,6 +338,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            paused: false,
         }
     }
 
@@ -490,6 +491,7 @@ mod properties {
                         phase: None,
                         worktree_path: None,
                         branch_name: None,
+                        paused: false,
                     })
                     .collect(),
                 warnings: vec![],

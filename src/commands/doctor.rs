@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::exit_codes;
 use crate::graph::StreamGraph;
-use crate::project::{DbLocation, Project};
+use crate::project::Project;
 use crate::setup::{self, Notice};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::taskdb::{Snapshot, StoreKind, TaskDb, TaskDbError, TaskSource};
 use crate::ui::Ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,32 +216,43 @@ fn git_cli_version() -> Option<String> {
 }
 
 fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
-    let location =
-        match DbLocation::resolve(global.db.as_deref(), project, |k| std::env::var(k).ok()) {
-            Ok(location) => location,
-            Err(e) => return vec![from_error("task database", e.into())],
-        };
+    let location = match super::context::locate(global, project) {
+        Ok(location) => location,
+        Err(e) => return vec![from_error("task database", e)],
+    };
     let path = location.path.display().to_string();
     let how = location.explain();
-    if !location.path.exists() {
-        return vec![fail(
-            "task database",
-            format!("{path} does not exist ({how})"),
-            "set WORKSPACE_ID to the workspace Task Copilot uses, or pass `--db FILE`",
-        )];
-    }
-    let mut checks = vec![ok("task database", format!("{path} ({how})"))];
-    let mut db = match SqliteTaskDb::open(&location.path, &how) {
+    // The same open as every other command, so doctor and `status` agree on what is wrong.
+    let mut db = match TaskDb::open(&location.path, &how) {
         Ok(db) => db,
+        Err(e @ TaskDbError::Missing { .. }) => return vec![from_error("task database", e.into())],
         Err(e) => {
-            checks.push(from_error("schema", e.into()));
-            return checks;
+            return vec![
+                ok("task database", format!("{path} ({how})")),
+                from_error("schema", e.into()),
+            ];
         }
     };
-    checks.push(ok(
-        "schema",
-        "table `tasks` has the columns orchestrate reads",
-    ));
+    let kind = db.kind();
+    let mut checks = vec![
+        ok(
+            "task database",
+            format!("{}: {path} ({how})", kind.describe()),
+        ),
+        ok(
+            "schema",
+            match kind {
+                StoreKind::Legacy => "table `tasks` has the columns orchestrate reads",
+                StoreKind::Tc => {
+                    "tables prds, streams, tasks, task_dependencies and agent_log have the \
+                     columns orchestrate reads and writes"
+                }
+            },
+        ),
+    ];
+    if kind == StoreKind::Tc {
+        checks.extend(check_tc_store(project, &location.path));
+    }
     let snapshot = match db.snapshot() {
         Ok(s) => s,
         Err(e) => {
@@ -251,6 +262,71 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
     };
     checks.extend(check_streams(&snapshot));
     checks
+}
+
+/// A tc store: the `tc` CLI on PATH, and no stale copy of `.copilot/` in each worktree.
+fn check_tc_store(project: &Project, db: &Path) -> Vec<Check> {
+    let mut checks = vec![match find_program("tc", &project.root) {
+        Some(path) => ok("tc CLI", format!("`tc` is {}", path.display())),
+        None => warn(
+            "tc CLI",
+            "`tc` is not on PATH: workers cannot run `tc task update`",
+            "install Task Copilot's CLI, or let workers use `orchestrate task set` (their \
+             prompt says so)",
+        ),
+    }];
+    let Some(holder) = db.parent().and_then(Path::parent) else {
+        return checks;
+    };
+    let mut copies = Vec::new();
+    if copilot_tracked(holder) {
+        copies.push("`.copilot/` is tracked by git".to_string());
+    }
+    if worktree_include_lists_copilot(holder) {
+        copies.push("`.worktreeinclude` lists `.copilot/`".to_string());
+    }
+    if !copies.is_empty() {
+        checks.push(warn(
+            "tc store copies",
+            format!(
+                "{}: every stream worktree gets its own stale copy of the task database, \
+                 and `tc` run by a worker there reads and writes that copy",
+                copies.join(" and ")
+            ),
+            "untrack it (`git rm -r --cached .copilot` and add `.copilot/` to .gitignore) and \
+             remove it from .worktreeinclude",
+        ));
+    }
+    checks
+}
+
+/// Whether git tracks anything under `<holder>/.copilot` (asked of the git CLI).
+fn copilot_tracked(holder: &Path) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(holder)
+        .args(["ls-files", "--", ".copilot"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+}
+
+/// Whether `<holder>/.worktreeinclude` (gitignore syntax) matches `.copilot/tasks.db`.
+fn worktree_include_lists_copilot(holder: &Path) -> bool {
+    let file = holder.join(".worktreeinclude");
+    if !file.exists() {
+        return false;
+    }
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(holder);
+    if builder.add(&file).is_some() {
+        return false;
+    }
+    builder.build().is_ok_and(|include| {
+        include
+            .matched_path_or_any_parents(crate::project::TC_DB, false)
+            .is_ignore()
+    })
 }
 
 fn check_streams(snapshot: &Snapshot) -> Vec<Check> {

@@ -10,7 +10,7 @@ use crate::exit_codes;
 use crate::git::{self, MergeBackPlan};
 use crate::graph::StreamGraph;
 use crate::state;
-use crate::taskdb::{SqliteTaskDb, TaskSource};
+use crate::taskdb::{TaskDb, TaskSource};
 use crate::ui::{self, OutputMode, Ui};
 
 /// How often `--watch` probes the database for changes between full redraws.
@@ -44,11 +44,11 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
 }
 
 /// Reads everything the dashboard shows.
-pub fn load(ctx: &Context, db: &mut SqliteTaskDb) -> Result<Dashboard> {
+pub fn load(ctx: &Context, db: &mut TaskDb) -> Result<Dashboard> {
     load_with_graph(ctx, db).map(|(dashboard, _)| dashboard)
 }
 
-fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, StreamGraph)> {
+fn load_with_graph(ctx: &Context, db: &mut TaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
     let recorded = state::read_streams(&ctx.project)?;
     let warnings = snapshot.warnings.iter().map(ToString::to_string).collect();
@@ -59,6 +59,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
         ctx.db.path.clone(),
         warnings,
     );
+    dashboard.source = Some(ctx.db.source(db.kind()));
     // Branch details are extra: a git problem is a warning on the dashboard, not a failure.
     match git::branch_statuses(&ctx.project) {
         Ok(branches) => dashboard.attach_branches(&branches),
@@ -105,7 +106,7 @@ fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
     let interval = Duration::from_secs_f64(secs);
     let interrupted = ui::interrupt_flag();
     let mut view = ui::status::LiveView::new(ui);
-    let mut db: Option<SqliteTaskDb> = None;
+    let mut db: Option<TaskDb> = None;
     let mut last_draw: Option<Instant> = None;
     while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         if db.is_none() {

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::graph::StreamGraph;
 use crate::project::Project;
 use crate::state::{Claim, NewWorker, StateStore, StreamOutcome, WorkerRecord};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::taskdb::{Snapshot, TaskDb, TaskSource};
 use crate::worker::proc::{Identity, identity_of};
 use crate::worker::{self, prompt, render};
 use crate::workspace::{Placement, PrepareFailure, Workspaces};
@@ -87,7 +87,7 @@ struct Unjudged {
 
 pub struct Scheduler<'a> {
     settings: Settings,
-    db: SqliteTaskDb,
+    db: TaskDb,
     store: StateStore,
     /// Shared with the blocking thread that runs `prepare` (git work, `post_create`), so that
     /// Ctrl-C is answered while it runs.
@@ -113,7 +113,7 @@ pub struct Scheduler<'a> {
 impl<'a> Scheduler<'a> {
     pub fn new(
         settings: Settings,
-        mut db: SqliteTaskDb,
+        mut db: TaskDb,
         store: StateStore,
         workspaces: Box<dyn Workspaces>,
         reporter: &'a mut dyn Reporter,

@@ -30,6 +30,10 @@ pub enum Class {
     NotSelected,
 }
 
+/// Why a paused stream does not run (shared with the dashboard).
+pub const PAUSED: &str =
+    "paused in tc (its `streams.status` is `paused`; set it back to `active` to run it)";
+
 /// What `classify` needs to know besides the graph.
 pub struct Inputs<'a> {
     pub running: &'a HashSet<String>,
@@ -63,6 +67,9 @@ pub fn classify(graph: &StreamGraph, inp: &Inputs<'_>) -> Vec<(String, Class)> {
                 Verdict::Stopped => Class::Stopped,
                 Verdict::Blocked(r) => Class::Blocked(r.clone()),
             }
+        } else if s.record.paused {
+            // tc's `streams.status = 'paused'`: a person paused it; shown, never launched.
+            Class::Blocked(PAUSED.into())
         } else if let Some(reason) = s.dependencies.iter().find_map(|d| {
             let why = match classes.get(d.as_str())? {
                 Class::Failed(_) => "failed",
@@ -134,6 +141,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            paused: false,
         }
     }
 
@@ -220,6 +228,29 @@ mod tests {
         assert_eq!(got[1].1, Class::Failed("exit 1".into()));
         assert_eq!(got[2].1, Class::Ready);
         assert_eq!(got[3].1, Class::Skipped("B failed".into()));
+    }
+
+    #[test]
+    fn a_paused_stream_is_never_ready_and_its_dependents_wait() {
+        let mut g = diamond(true);
+        let mut snapshot = Snapshot::default();
+        for s in g.streams() {
+            let mut r = s.record.clone();
+            r.paused = r.id == "B";
+            snapshot.streams.push(r);
+        }
+        g = StreamGraph::build(&snapshot).unwrap();
+        let got = run(&g, &[], &[], false, &[]);
+        let class = |id: &str| got.iter().find(|(s, _)| s == id).unwrap().1.clone();
+        assert_eq!(class("B"), Class::Blocked(PAUSED.into()));
+        assert_eq!(class("C"), Class::Ready);
+        assert_eq!(class("Z"), Class::Waiting(vec!["B".into(), "C".into()]));
+        // A worker already running (adopted) keeps running.
+        let got = run(&g, &["B"], &[], false, &[]);
+        assert_eq!(
+            got.iter().find(|(s, _)| s == "B").unwrap().1,
+            Class::Running
+        );
     }
 
     #[test]
