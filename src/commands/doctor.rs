@@ -266,14 +266,27 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
 
 /// A tc store: the `tc` CLI on PATH, and no stale copy of `.copilot/` in each worktree.
 fn check_tc_store(project: &Project, db: &Path) -> Vec<Check> {
+    let fix = "install Task Copilot's CLI (`tc`), or let workers use `orchestrate task set` \
+               (their prompt says so)";
     let mut checks = vec![match find_program("tc", &project.root) {
-        Some(path) => ok("tc CLI", format!("`tc` is {}", path.display())),
         None => warn(
             "tc CLI",
             "`tc` is not on PATH: workers cannot run `tc task update`",
-            "install Task Copilot's CLI, or let workers use `orchestrate task set` (their \
-             prompt says so)",
+            fix,
         ),
+        Some(path) => match tc_version(&path) {
+            Some(version) => ok("tc CLI", format!("{version} at {}", path.display())),
+            // Linux's iproute2 ships a `tc` (traffic control) too.
+            None => warn(
+                "tc CLI",
+                format!(
+                    "the `tc` on PATH, {}, is not Task Copilot's CLI (`tc version` does not \
+                     say `tc version …`; iproute2's traffic-control tool has that name too)",
+                    path.display()
+                ),
+                fix,
+            ),
+        },
     }];
     let Some(holder) = db.parent().and_then(Path::parent) else {
         return checks;
@@ -298,6 +311,30 @@ fn check_tc_store(project: &Project, db: &Path) -> Vec<Check> {
         ));
     }
     checks
+}
+
+/// `tc version 1.3.0` if `program` is Task Copilot's CLI; `None` for another program of that
+/// name, or one that does not answer within a few seconds.
+fn tc_version(program: &Path) -> Option<String> {
+    let mut child = std::process::Command::new(program)
+        .arg("version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && text.starts_with("tc version ")).then_some(text)
 }
 
 /// Whether git tracks anything under `<holder>/.copilot` (asked of the git CLI).

@@ -625,6 +625,7 @@ impl<'a> Scheduler<'a> {
                 worktree: &placement.dir,
                 branch: placement.branch.as_deref(),
                 db: &self.settings.db_path,
+                task_commands: self.db.kind().task_commands(),
             },
         );
         let argv = worker::build_argv(&self.settings.worker_cmd, &text, stream_id, &placement.dir)?;

@@ -248,15 +248,16 @@ impl StoreKind {
     pub fn task_commands(self) -> &'static str {
         match self {
             Self::Legacy => {
-                "`orchestrate task set TASK-ID in_progress`, `orchestrate task set TASK-ID completed \
-                 --notes \"what you did\"` and `orchestrate task set TASK-ID blocked --reason \"…\"` \
-                 (or Task Copilot's MCP tool `task_update`)"
+                "Task Copilot's MCP tool `task_update` if you have it, otherwise \
+                 `orchestrate task set ID in_progress`, `orchestrate task set ID completed --notes \
+                 \"what you did\"` and `orchestrate task set ID blocked --reason \"…\"`"
             }
             Self::Tc => {
                 "`orchestrate task set ID in_progress`, `orchestrate task set ID completed --notes \
-                 \"what you did\"` and `orchestrate task set ID blocked --reason \"…\"` (task ids are \
-                 numbers; `tc task update ID --status completed` works too, but only `orchestrate \
-                 task set` records notes and a blocked reason)"
+                 \"what you did\"` and `orchestrate task set ID blocked --reason \"…\"` (ids are \
+                 the numbers listed above). This project keeps its tasks with the `tc` CLI, so \
+                 `tc task update ID --status in_progress` and `tc task update ID --status completed` \
+                 work too; only `orchestrate task set` records your notes and a blocked reason"
             }
         }
     }

@@ -17,6 +17,8 @@ pub struct PromptVars<'a> {
     pub worktree: &'a Path,
     pub branch: Option<&'a str>,
     pub db: &'a Path,
+    /// How to mark a task in the store in use (`StoreKind::task_commands`).
+    pub task_commands: &'a str,
 }
 
 /// The project's installed template if readable, else the embedded default.
@@ -58,6 +60,7 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         .replace("{{worktree}}", &v.worktree.display().to_string())
         .replace("{{branch}}", &branch)
         .replace("{{db}}", &v.db.display().to_string())
+        .replace("{{task_commands}}", v.task_commands)
 }
 
 #[cfg(test)]
@@ -92,6 +95,7 @@ mod tests {
                 worktree: Path::new("/p/.claude/worktrees/Stream-B"),
                 branch: Some("stream/Stream-B"),
                 db: Path::new("/t/tasks.db"),
+                task_commands: crate::taskdb::StoreKind::Tc.task_commands(),
             },
         );
         assert!(!text.contains("{{"), "{text}");
@@ -99,5 +103,9 @@ mod tests {
         assert!(text.contains("Stream-A"));
         assert!(text.contains("`stream/Stream-B`"));
         assert!(text.contains("in_progress"));
+        assert!(
+            text.contains("tc task update ID --status completed"),
+            "{text}"
+        );
     }
 }
