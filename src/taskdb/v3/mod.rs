@@ -16,7 +16,7 @@ mod writer;
 
 pub use writer::{ActivityLog, set_task};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, Row};
@@ -38,11 +38,17 @@ const JOINS: &str = "FROM tasks t
 const IN_SCOPE: &str = "(t.prd_id IS NULL OR p.status = 'active')
     AND (s.id IS NULL OR s.status IS NOT 'archived')";
 
-/// Like the legacy store's, one statement reads every task in scope and Rust does the grouping
-/// (a typed parse of a few metadata keys is much cheaper than SQLite's JSON functions).
-const SNAPSHOT_SQL: &str = "SELECT t.id, t.status, t.metadata,
-        CASE WHEN t.status = 'blocked' THEN t.title END,
-        t.stream_id, s.name, s.status = 'paused', s.worktree_path";
+/// Like the legacy store's, one statement reads every task and Rust does the grouping (a typed
+/// parse of a few metadata keys is much cheaper than SQLite's JSON functions). The scope is
+/// decided in Rust too, against the few `streams` and `prds` rows read first: measured on
+/// 20,000 tasks, joining them in SQL made the read 1.8× the legacy store's.
+const SNAPSHOT_SQL: &str = "SELECT id, status, metadata,
+        CASE WHEN status = 'blocked' THEN title END, stream_id, prd_id
+    FROM tasks";
+
+const STREAMS_SQL: &str = "SELECT id, name, status, worktree_path FROM streams";
+
+const PRDS_SQL: &str = "SELECT id, status = 'active' FROM prds";
 
 const EDGES_SQL: &str = "SELECT task_id, depends_on FROM task_dependencies";
 
@@ -66,13 +72,25 @@ enum Key {
     RowName(String),
 }
 
+/// A `streams` row, as the scan needs it.
+struct StreamRow {
+    /// Trimmed; `None` when blank.
+    name: Option<String>,
+    paused: bool,
+    archived: bool,
+    worktree_path: Option<String>,
+}
+
 /// One pass over the tasks in scope.
 struct Scan {
+    rows: HashMap<i64, StreamRow>,
+    /// PRD id → whether it is `active`.
+    prds: HashMap<i64, bool>,
     streams: StreamAccumulator,
     /// Tasks without `streamId`, by their stream row's name.
     by_row_name: StreamAccumulator,
-    /// The lowest `streams.id` among each key's tasks (for `agent_log.stream_id`).
-    row_ids: HashMap<String, i64>,
+    /// The lowest `streams.id` among each key's tasks (for `agent_log.stream_id`), when asked.
+    row_ids: Option<HashMap<(bool, String), i64>>,
     /// Keys of the tasks named by a `task_dependencies` edge.
     keys: HashMap<i64, Key>,
 }
@@ -92,7 +110,7 @@ impl V3Db {
     }
 
     pub(crate) fn snapshot(&self, conn: &Connection) -> Result<Snapshot, TaskDbError> {
-        Ok(self.read(conn)?.0)
+        Ok(self.read(conn, false)?.0)
     }
 
     /// Each stream's `streams.id` (the lowest among its tasks'), for `agent_log` rows.
@@ -100,15 +118,23 @@ impl V3Db {
         &self,
         conn: &Connection,
     ) -> Result<HashMap<String, i64>, TaskDbError> {
-        Ok(self.read(conn)?.1)
+        Ok(self.read(conn, true)?.1)
     }
 
-    fn read(&self, conn: &Connection) -> Result<(Snapshot, HashMap<String, i64>), TaskDbError> {
-        let edges = self.edges(conn)?;
+    /// One consistent read (a short read transaction over the four statements).
+    fn read(
+        &self,
+        conn: &Connection,
+        row_ids: bool,
+    ) -> Result<(Snapshot, HashMap<String, i64>), TaskDbError> {
+        let tx = conn.unchecked_transaction().map_err(self.query_err())?;
+        let edges = self.edges(&tx)?;
         let mut scan = Scan {
+            rows: self.stream_rows(&tx)?,
+            prds: self.query_map(&tx, PRDS_SQL, |r| Ok((r.get(0)?, r.get(1)?)))?,
             streams: StreamAccumulator::default(),
             by_row_name: StreamAccumulator::default(),
-            row_ids: HashMap::new(),
+            row_ids: row_ids.then(HashMap::new),
             // An empty id marks "named by an edge, not seen (yet)": out of scope until seen.
             keys: edges
                 .iter()
@@ -116,22 +142,49 @@ impl V3Db {
                 .map(|id| (id, Key::Stream(String::new())))
                 .collect(),
         };
-        let sql = format!("{SNAPSHOT_SQL} {JOINS} WHERE {IN_SCOPE}");
-        let mut stmt = conn.prepare_cached(&sql).map_err(self.query_err())?;
-        let mut rows = stmt.query([]).map_err(self.query_err())?;
-        while let Some(row) = rows.next().map_err(self.query_err())? {
-            scan.add(row).map_err(self.query_err())?;
+        {
+            let mut stmt = tx.prepare_cached(SNAPSHOT_SQL).map_err(self.query_err())?;
+            let mut rows = stmt.query([]).map_err(self.query_err())?;
+            while let Some(row) = rows.next().map_err(self.query_err())? {
+                scan.add(row).map_err(self.query_err())?;
+            }
         }
+        tx.finish().map_err(self.query_err())?;
         Ok(scan.finish(&edges))
+    }
+
+    fn stream_rows(&self, conn: &Connection) -> Result<HashMap<i64, StreamRow>, TaskDbError> {
+        self.query_map(conn, STREAMS_SQL, |r| {
+            let status = r.get_ref(2)?.as_str_or_null()?;
+            Ok((
+                r.get(0)?,
+                StreamRow {
+                    name: r
+                        .get::<_, Option<String>>(1)?
+                        .map(|n| n.trim().to_string())
+                        .filter(|n| !n.is_empty()),
+                    paused: status == Some("paused"),
+                    archived: status == Some("archived"),
+                    worktree_path: r.get::<_, Option<String>>(3)?.filter(|p| !p.is_empty()),
+                },
+            ))
+        })
+    }
+
+    fn query_map<T, C: FromIterator<T>>(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<C, TaskDbError> {
+        let mut stmt = conn.prepare_cached(sql).map_err(self.query_err())?;
+        let rows = stmt.query_map([], f).map_err(self.query_err())?;
+        rows.collect::<Result<_, _>>().map_err(self.query_err())
     }
 
     /// Every `task_dependencies` edge (task, depends on); usually few.
     fn edges(&self, conn: &Connection) -> Result<Vec<(i64, i64)>, TaskDbError> {
-        let mut stmt = conn.prepare_cached(EDGES_SQL).map_err(self.query_err())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.query_err())?;
-        rows.collect::<Result<_, _>>().map_err(self.query_err())
+        self.query_map(conn, EDGES_SQL, |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     /// The tasks of one stream (or of every stream), in tc's own order: priority, then id.
@@ -191,8 +244,15 @@ pub(crate) fn parse_id(id: &str) -> Result<i64, TaskDbError> {
 impl Scan {
     fn add(&mut self, row: &Row<'_>) -> rusqlite::Result<()> {
         let task_id: i64 = row.get(0)?;
+        let prd: Option<i64> = row.get(5)?;
+        if prd.is_some_and(|p| self.prds.get(&p) != Some(&true)) {
+            return Ok(()); // a PRD that is not active (or is gone): out of scope
+        }
         let row_id: Option<i64> = row.get(4)?;
-        let row_name = row.get_ref(5)?.as_str_or_null()?;
+        let stream_row = row_id.and_then(|id| self.rows.get(&id));
+        if stream_row.is_some_and(|r| r.archived) {
+            return Ok(());
+        }
         let mut meta = match row.get_ref(2)?.as_str_or_null()? {
             None => StreamMeta::default(),
             Some(text) => match StreamMeta::parse(text) {
@@ -204,16 +264,23 @@ impl Scan {
                 }
             },
         };
-        let (acc, key) = match (meta.stream_id(), row_name) {
-            (Some(id), _) => (&mut self.streams, Key::Stream(id)),
-            (None, Some(name)) if !name.trim().is_empty() => {
-                (&mut self.by_row_name, Key::RowName(name.trim().to_string()))
-            }
+        let row_name = stream_row.and_then(|r| r.name.as_deref());
+        let (by_row, label) = match (meta.stream_id(), row_name) {
+            (Some(id), _) => (false, id),
+            (None, Some(name)) => (true, name.to_string()),
             _ => return Ok(()), // neither a streamId nor a stream: not a stream task
         };
-        let label = match &key {
-            Key::Stream(s) | Key::RowName(s) => s.clone(),
-        };
+        if let Some(key) = self.keys.get_mut(&task_id) {
+            *key = if by_row {
+                Key::RowName(label.clone())
+            } else {
+                Key::Stream(label.clone())
+            };
+        }
+        if let (Some(ids), Some(row_id)) = (self.row_ids.as_mut(), row_id) {
+            let slot = ids.entry((by_row, label.clone())).or_insert(row_id);
+            *slot = (*slot).min(row_id);
+        }
         let id_text = || task_id.to_string();
         let task = TaskRow {
             id: &id_text,
@@ -221,24 +288,23 @@ impl Scan {
             title: row.get_ref(3)?.as_str_or_null()?,
             blocked_reason: None,
         };
-        let record = acc.add(label.clone(), meta, &task);
-        record.paused |= row.get::<_, Option<bool>>(6)?.unwrap_or(false);
-        if record.worktree_path.is_none() {
-            record.worktree_path = row.get::<_, Option<String>>(7)?.filter(|p| !p.is_empty());
-        }
-        if record.name.is_empty()
-            && let Some(name) = row_name.filter(|n| !n.trim().is_empty())
-        {
-            // tc's `streams.name` is the stream's display name (upstream writes `streamName`).
-            record.name = name.to_string();
-        }
-        let by_row = matches!(key, Key::RowName(_));
-        if let Some(row_id) = row_id {
-            let slot = self.row_ids.entry(keyed(by_row, &label)).or_insert(row_id);
-            *slot = (*slot).min(row_id);
-        }
-        if let Some(k) = self.keys.get_mut(&task_id) {
-            *k = key;
+        let acc = if by_row {
+            &mut self.by_row_name
+        } else {
+            &mut self.streams
+        };
+        let record = acc.add(label, meta, &task);
+        if let Some(r) = stream_row {
+            record.paused |= r.paused;
+            if record.worktree_path.is_none() {
+                record.worktree_path.clone_from(&r.worktree_path);
+            }
+            if record.name.is_empty()
+                && let Some(name) = &r.name
+            {
+                // tc's `streams.name` is the display name (upstream writes the `streamName`).
+                record.name.clone_from(name);
+            }
         }
         Ok(())
     }
@@ -246,13 +312,9 @@ impl Scan {
     fn finish(mut self, edges: &[(i64, i64)]) -> (Snapshot, HashMap<String, i64>) {
         // Tasks without `streamId` join the stream their row names.
         let rows = std::mem::take(&mut self.by_row_name.streams);
-        let mut resolved: BTreeMap<String, String> = BTreeMap::new();
+        let mut resolved: HashMap<String, String> = HashMap::new();
         for (name, record) in rows {
             let label = resolve_row_name(self.streams.streams.values(), &name);
-            if let Some(row_id) = self.row_ids.remove(&keyed(true, &name)) {
-                let slot = self.row_ids.entry(label.clone()).or_insert(row_id);
-                *slot = (*slot).min(row_id);
-            }
             self.streams.absorb(&label, record);
             resolved.insert(name, label);
         }
@@ -270,16 +332,17 @@ impl Scan {
                 record.raw_dependencies.push(to);
             }
         }
-        (self.streams.finish(), self.row_ids)
-    }
-}
-
-/// `row_ids` keys: a stream id, or a row name still to resolve (which may equal an id).
-fn keyed(by_row: bool, label: &str) -> String {
-    if by_row {
-        format!("\0row\0{label}")
-    } else {
-        label.to_string()
+        let mut row_ids: HashMap<String, i64> = HashMap::new();
+        for ((by_row, key), id) in self.row_ids.unwrap_or_default() {
+            let label = if by_row {
+                resolved.get(&key).cloned().unwrap_or(key)
+            } else {
+                key
+            };
+            let slot = row_ids.entry(label).or_insert(id);
+            *slot = (*slot).min(id);
+        }
+        (self.streams.finish(), row_ids)
     }
 }
 

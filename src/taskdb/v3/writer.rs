@@ -208,8 +208,9 @@ pub struct ActivityLog {
     path: PathBuf,
     conn: Connection,
     reader: V3Db,
-    /// Stream id → `streams.id`, refreshed when an unknown stream shows up.
-    row_ids: HashMap<String, i64>,
+    /// Stream id → `streams.id` (`None`: a stream with no row), re-read when an unknown
+    /// stream shows up.
+    row_ids: HashMap<String, Option<i64>>,
 }
 
 impl ActivityLog {
@@ -225,14 +226,17 @@ impl ActivityLog {
     /// Logs `action` (with `details`) for `stream`.
     pub fn record(&mut self, stream: &str, action: &str, details: &str) -> Result<(), TaskDbError> {
         if !self.row_ids.contains_key(stream) {
-            self.row_ids = self.reader.stream_row_ids(&self.conn)?;
+            let rows = self.reader.stream_row_ids(&self.conn)?;
+            let row = rows.get(stream).copied();
+            self.row_ids = rows.into_iter().map(|(s, id)| (s, Some(id))).collect();
+            self.row_ids.insert(stream.to_string(), row);
         }
         self.conn
             .execute(
                 "INSERT INTO agent_log (agent, stream_id, action, details) VALUES (?1, ?2, ?3, ?4)",
                 params![
                     ORCHESTRATE_AGENT,
-                    self.row_ids.get(stream),
+                    self.row_ids.get(stream).copied().flatten(),
                     action,
                     format!("{stream}: {details}")
                 ],
