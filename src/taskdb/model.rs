@@ -126,7 +126,7 @@ pub struct BlockedTask {
 }
 
 /// A stream as the task source reports it: the aggregate of its non-archived tasks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamRecord {
     pub id: String,
     /// `streamName`, falling back to the id.

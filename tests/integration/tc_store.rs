@@ -289,12 +289,7 @@ fn paused_streams_are_shown_never_launched_and_archived_ones_are_out() {
     let doc = env.run(&["status", "--json"]).success().json();
     assert_eq!(ids(&doc), ["Stream-A", "Stream-P", "Stream-Q"]);
     assert_eq!(stream(&doc, "Stream-P")["state"], "paused");
-    assert!(
-        stream(&doc, "Stream-P")["reason"]
-            .as_str()
-            .unwrap()
-            .contains("paused in tc")
-    );
+    assert_eq!(stream(&doc, "Stream-P")["reason"]["kind"], "paused");
     assert_eq!(stream(&doc, "Stream-Q")["state"], "waiting");
     let plain = env.run(&["status"]).success().stdout();
     assert!(
@@ -313,9 +308,12 @@ fn paused_streams_are_shown_never_launched_and_archived_ones_are_out() {
     assert!(fake.lines("Stream-Q", "started").is_empty());
     assert_eq!(fake.lines("Stream-A", "started").len(), 1);
     let out = run.stdout();
-    assert!(out.contains("Stream-P (blocked): paused in tc"), "{out}");
     assert!(
-        out.contains("Stream-Q (waiting): waits for Stream-P"),
+        out.contains("Stream-P (paused): paused in the task store"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Stream-Q (waiting): waits for Stream-P (paused)"),
         "{out}"
     );
     // Neither the archived stream nor the archived PRD's was touched.

@@ -1,7 +1,8 @@
 //! Orchestration activity in tc's own log: a [`Reporter`] that forwards every event to the
 //! reporter it wraps (the live view) and tees what the run does to a stream (worker started,
-//! adopted, exited, retried; stream complete, failed, skipped, blocked, stopped) into the tc
-//! store's `agent_log`, so `tc log` and `tc watch` show the run.
+//! adopted, exited, retried; the stream entering complete, failed, blocked, skipped, stopped,
+//! …) into the tc store's `agent_log`, so `tc log` and `tc watch` show the run. It words events
+//! as the live view does (`ui::reason`); the SQL is `taskdb::ActivityLog`'s.
 //!
 //! Invariants: the dispatcher never waits on the database for this (rows go to a writer thread,
 //! one short autocommitted `INSERT` each, with tc's busy timeout); a failed write becomes a
@@ -18,7 +19,7 @@ use crate::taskdb::ActivityLog;
 /// One `agent_log` row to write.
 struct Entry {
     stream: String,
-    action: &'static str,
+    action: String,
     details: String,
 }
 
@@ -88,7 +89,7 @@ impl<'a> TcActivity<'a> {
 fn write_entries(mut log: ActivityLog, rx: &mpsc::Receiver<Entry>, failures: &Mutex<Vec<String>>) {
     let mut last_failure = None;
     for entry in rx {
-        if let Err(e) = log.record(&entry.stream, entry.action, &entry.details) {
+        if let Err(e) = log.record(&entry.stream, &entry.action, &entry.details) {
             let text = format!(
                 "could not write to tc's agent_log ({} of {}): {}",
                 entry.action,
@@ -125,30 +126,44 @@ fn entry_of(event: &Event<'_>) -> Option<Entry> {
             attempt,
         } => (
             *stream,
-            "worker_started",
+            "worker_started".to_string(),
             format!("worker started (attempt {attempt}, pid {pid})"),
         ),
         Event::Adopted { stream, pid } => (
             *stream,
-            "worker_adopted",
+            "worker_adopted".to_string(),
             format!("worker pid {pid}, started by another `orchestrate start`, is watched"),
         ),
-        Event::Exited { stream, summary } => (*stream, "worker_exited", summary.clone()),
+        Event::Exited { stream, summary } => (
+            *stream,
+            "worker_exited".to_string(),
+            super::run::exit_words(summary),
+        ),
         Event::Retrying {
             stream,
             attempt,
             why,
         } => (
             *stream,
-            "worker_retry",
-            format!("starting attempt {attempt}: {why}"),
+            "worker_retry".to_string(),
+            format!(
+                "starting attempt {attempt}: {}",
+                super::reason::failure_summary(why)
+            ),
         ),
-        Event::Complete { stream } => (*stream, "stream_complete", "stream complete".into()),
-        Event::Failed { stream, reason } => (*stream, "stream_failed", reason.clone()),
-        Event::Skipped { stream, reason } => (*stream, "stream_skipped", reason.clone()),
-        Event::Blocked { stream, reason } => (*stream, "stream_blocked", reason.clone()),
-        Event::Stopped { stream } => (*stream, "stream_stopped", "stopped by the user".into()),
-        Event::Note { .. } | Event::Activity { .. } | Event::Snapshot(_) => return None,
+        Event::Entered {
+            stream,
+            state,
+            reason,
+        } => (
+            *stream,
+            format!("stream_{}", state.as_str().replace(' ', "_")),
+            match reason {
+                Some(reason) => super::reason::summary(reason),
+                None => format!("stream {}", state.as_str()),
+            },
+        ),
+        Event::Note { .. } | Event::Activity { .. } | Event::Snapshot { .. } => return None,
     };
     Some(Entry {
         stream: stream.to_string(),
@@ -185,7 +200,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (started.stream.as_str(), started.action),
+            (started.stream.as_str(), started.action.as_str()),
             ("Stream-A", "worker_started")
         );
         assert_eq!(started.details, "worker started (attempt 2, pid 42)");
