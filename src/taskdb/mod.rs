@@ -329,6 +329,27 @@ pub fn holds_stream_tasks(path: &Path) -> bool {
         .is_ok_and(|s| !s.streams.is_empty())
 }
 
+/// The stream tasks among `rows`, of `stream` only when given. The stream is matched on the id
+/// as the snapshot normalises it (trimmed): SQL compared the raw text, so a stream `A ` (or
+/// with a tab or CR around it) once ran a worker whose `task list` found no tasks.
+fn of_stream(
+    rows: impl Iterator<Item = rusqlite::Result<Task>>,
+    stream: Option<&str>,
+) -> rusqlite::Result<Vec<Task>> {
+    let mut out = Vec::new();
+    for task in rows {
+        let task = task?;
+        if task
+            .stream_id
+            .as_deref()
+            .is_some_and(|id| stream.is_none_or(|s| s == id))
+        {
+            out.push(task);
+        }
+    }
+    Ok(out)
+}
+
 /// `metadata.streamId` of a parsed task, trimmed (a number counts, as text).
 fn stream_id_of(metadata: &serde_json::Value) -> Option<String> {
     let id = match metadata.get("streamId")? {

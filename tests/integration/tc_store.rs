@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::agreement::stream;
 use crate::start::{Fake, LONG, wait_exit};
 use crate::support::{TestEnv, wait_for};
 
@@ -25,15 +26,6 @@ fn status_json_in(env: &TestEnv, dir: &Path) -> Value {
     let mut cmd = env.cmd(&["status", "--json"]);
     cmd.current_dir(dir);
     crate::support::Run(cmd.output().unwrap()).success().json()
-}
-
-fn stream<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no stream {id} in {doc:#}"))
 }
 
 fn ids(doc: &Value) -> Vec<String> {

@@ -90,21 +90,7 @@ impl LegacyDb {
         let rows = stmt
             .query_map([], task_from_row)
             .map_err(self.query_err())?;
-        // The stream is matched in Rust, on the id as the snapshot normalises it (trimmed):
-        // SQL compared the raw text, so a stream `A ` (or with a tab or CR around it) ran a
-        // worker whose `task list` found no tasks.
-        let mut out = Vec::new();
-        for task in rows {
-            let task = task.map_err(self.query_err())?;
-            if task
-                .stream_id
-                .as_deref()
-                .is_some_and(|id| stream.is_none_or(|s| s == id))
-            {
-                out.push(task);
-            }
-        }
-        Ok(out)
+        super::of_stream(rows, stream).map_err(self.query_err())
     }
 
     /// One task by id, archived or not, stream task or not.

@@ -199,18 +199,7 @@ impl V3Db {
         let rows = stmt
             .query_map([], |r| task_from_row(r, &names))
             .map_err(self.query_err())?;
-        let mut out = Vec::new();
-        for task in rows {
-            let task = task.map_err(self.query_err())?;
-            if task
-                .stream_id
-                .as_deref()
-                .is_some_and(|id| stream.is_none_or(|s| s == id))
-            {
-                out.push(task);
-            }
-        }
-        Ok(out)
+        super::of_stream(rows, stream).map_err(self.query_err())
     }
 
     /// One task by id (an integer, `#12` accepted), in scope or not.
