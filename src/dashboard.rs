@@ -54,6 +54,8 @@ pub struct Overall {
 pub struct Dashboard {
     pub workspace: Option<String>,
     pub db: PathBuf,
+    /// Which store was read and how it was found (set by the caller that opened it).
+    pub source: Option<crate::project::StoreSource>,
     pub overall: Overall,
     pub streams: Vec<StreamStatus>,
     pub warnings: Vec<String>,
@@ -100,6 +102,7 @@ impl Dashboard {
         Self {
             workspace,
             db,
+            source: None,
             overall,
             streams,
             warnings,

@@ -531,7 +531,7 @@ mod properties {
                         phase: None,
                         worktree_path: None,
                         branch_name: None,
-            paused: false,
+                        paused: false,
                     })
                     .collect(),
                 warnings: vec![],

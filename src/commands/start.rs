@@ -16,8 +16,10 @@ use crate::model::{Mode, Model, Reason, State};
 use crate::project::Project;
 use crate::scheduler::{RunEnd, Scheduler, Settings};
 use crate::state::StateStore;
+use crate::taskdb::StoreKind;
 use crate::ui::Ui;
 use crate::ui::run::RunView;
+use crate::ui::tclog::TcActivity;
 use crate::worker::{WorkerCommand, prompt};
 use crate::workspace::{SharedCheckout, Workspaces};
 
@@ -106,9 +108,21 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
-    let source = crate::ui::board::source_line(ctx.db.workspace.as_deref(), &ctx.db.path);
+    // The board's first line names the store as `status` does.
+    let source = crate::ui::board::source_line(
+        ctx.db.workspace.as_deref(),
+        &ctx.db.path,
+        Some(&ctx.db.source(db.kind())),
+    );
     let mut view = RunView::new(ui, source);
-    let end = {
+    let end = if db.kind() == StoreKind::Tc {
+        // tc's own log shows the run too (`tc log`, `tc watch`).
+        let mut tee = TcActivity::new(&ctx.db.path, &mut view);
+        let end = Scheduler::new(settings, db, store, workspaces, &mut tee)
+            .map(|scheduler| runtime.block_on(scheduler.run()));
+        tee.finish();
+        end?
+    } else {
         let scheduler = Scheduler::new(settings, db, store, workspaces, &mut view)?;
         runtime.block_on(scheduler.run())
     };

@@ -16,7 +16,7 @@ use crate::graph::StreamGraph;
 use crate::model::State;
 use crate::scheduler::watch;
 use crate::state::StateStore;
-use crate::taskdb::{SqliteTaskDb, TaskSource};
+use crate::taskdb::{TaskDb, TaskSource};
 use crate::ui::{self, Ui};
 
 pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
@@ -49,11 +49,11 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
 }
 
 /// Reads everything the dashboard shows.
-pub fn load(ctx: &Context, db: &mut SqliteTaskDb) -> Result<Dashboard> {
+pub fn load(ctx: &Context, db: &mut TaskDb) -> Result<Dashboard> {
     load_with_graph(ctx, db).map(|(dashboard, _)| dashboard)
 }
 
-fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, StreamGraph)> {
+fn load_with_graph(ctx: &Context, db: &mut TaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
     let facts = facts::gather(&ctx.project, &graph, None)?;
     let model = facts.derive(&graph);
@@ -73,7 +73,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
             Default::default()
         }
     };
-    let dashboard = Dashboard::build(
+    let mut dashboard = Dashboard::build(
         &graph,
         &model,
         &facts,
@@ -82,6 +82,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
         ctx.db.path.clone(),
         warnings,
     );
+    dashboard.source = Some(ctx.db.source(db.kind()));
     Ok((dashboard, graph))
 }
 
@@ -136,7 +137,7 @@ fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let mut watches = Watches::new(ctx, tx);
     watches.ensure();
     let mut view = ui::status::LiveView::new(ui);
-    let mut db: Option<SqliteTaskDb> = None;
+    let mut db: Option<TaskDb> = None;
     let mut store = StoreProbe::new(ctx.project.state_db());
     let mut reload = true;
     let mut next_reload = Instant::now();

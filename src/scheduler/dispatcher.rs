@@ -19,7 +19,7 @@ use crate::graph::StreamGraph;
 use crate::model::{self, Failure, Mode, Model, Observed, State, Verdict, WorkerFact};
 use crate::proc::Identity;
 use crate::state::{StateStore, WorkerRecord};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::taskdb::{Snapshot, TaskDb, TaskSource};
 
 use crate::worker::{self, render};
 use crate::workspace::{Placement, Workspaces};
@@ -93,7 +93,7 @@ impl StreamRun {
 
 pub struct Scheduler<'a> {
     pub(super) settings: Settings,
-    pub(super) db: SqliteTaskDb,
+    pub(super) db: TaskDb,
     pub(super) store: StateStore,
     /// Shared with the blocking thread that runs `prepare` (git work, `post_create`), so that
     /// Ctrl-C is answered while it runs.
@@ -123,7 +123,7 @@ pub(super) enum Turn {
 impl<'a> Scheduler<'a> {
     pub fn new(
         settings: Settings,
-        mut db: SqliteTaskDb,
+        mut db: TaskDb,
         store: StateStore,
         workspaces: Box<dyn Workspaces>,
         reporter: &'a mut dyn Reporter,

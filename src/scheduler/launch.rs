@@ -137,6 +137,7 @@ impl Scheduler<'_> {
                 worktree: &placement.dir,
                 branch: placement.branch.as_deref(),
                 db: &self.settings.db_path,
+                task_commands: self.db.kind().task_commands(),
             },
         );
         let command = WorkerCommand::parse(&self.settings.worker_cmd)?;

@@ -40,13 +40,21 @@ impl Board {
     }
 }
 
-/// The board's first line: "workspace shop · /path/tasks.db" (or "database PATH" with
-/// `--db`), escaped.
-pub fn source_line(workspace: Option<&str>, db: &std::path::Path) -> String {
+/// The board's first line: which store, which file, how it was found ("legacy store ·
+/// workspace shop · /path/tasks.db (derived from …)"; "database PATH" with `--db`), escaped.
+pub fn source_line(
+    workspace: Option<&str>,
+    db: &std::path::Path,
+    source: Option<&crate::project::StoreSource>,
+) -> String {
     let db = db.display().to_string();
-    match workspace {
+    let db = match workspace {
         Some(ws) => format!("workspace {} · {}", p(ws), p(&db)),
         None => format!("database {}", p(&db)),
+    };
+    match source {
+        Some(src) => format!("{} · {db} ({})", src.kind.describe(), p(&src.how)),
+        None => db,
     }
 }
 

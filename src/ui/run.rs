@@ -123,7 +123,7 @@ impl<'a> RunView<'a> {
 }
 
 /// "worker exited with code 0 (session …, cost $…, N turns)".
-fn exit_words(summary: &ExitSummary) -> String {
+pub(super) fn exit_words(summary: &ExitSummary) -> String {
     let mut text = match summary.exit {
         None => "worker stopped".to_string(),
         Some(exit) => reason::exit_words(exit).replacen("its worker", "worker", 1),

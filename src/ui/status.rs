@@ -21,6 +21,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         workspace: &'a Option<String>,
         /// Lossy: a path that is not UTF-8 must not make the document fail.
         db: std::borrow::Cow<'a, str>,
+        source: &'a Option<crate::project::StoreSource>,
         overall: &'a crate::dashboard::Overall,
         streams: &'a [StreamStatus],
         warnings: &'a [String],
@@ -30,6 +31,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         version: JSON_VERSION,
         workspace: &d.workspace,
         db: d.db.to_string_lossy(),
+        source: &d.source,
         overall: &d.overall,
         streams: &d.streams,
         warnings: &d.warnings,
@@ -63,7 +65,10 @@ pub fn board(d: &Dashboard) -> Board {
             }
         })
         .collect();
-    Board::new(board::source_line(d.workspace.as_deref(), &d.db), rows)
+    Board::new(
+        board::source_line(d.workspace.as_deref(), &d.db, d.source.as_ref()),
+        rows,
+    )
 }
 
 /// "stream/A: 3 commits since its base" (the branch's own work; the merge-back section says

@@ -11,8 +11,11 @@
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
+//! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
 
+pub mod agent;
 pub mod command;
+pub mod env;
 pub mod prompt;
 pub mod render;
 pub mod stop;

@@ -19,6 +19,8 @@ pub struct PromptVars<'a> {
     pub worktree: &'a Path,
     pub branch: Option<&'a str>,
     pub db: &'a Path,
+    /// How to mark a task in the store in use (`StoreKind::task_commands`).
+    pub task_commands: &'a str,
 }
 
 /// The project's installed template if readable, else the embedded default.
@@ -64,6 +66,7 @@ pub fn render(text: &str, v: &PromptVars<'_>) -> String {
             ("worktree", &worktree),
             ("branch", &branch),
             ("db", &db),
+            ("task_commands", v.task_commands),
         ],
     )
 }
@@ -103,6 +106,7 @@ mod tests {
                 worktree: Path::new("/w"),
                 branch: None,
                 db: Path::new("/t.db"),
+                task_commands: "{{db}}",
             },
         );
         assert_eq!(
@@ -124,6 +128,7 @@ mod tests {
                 worktree: Path::new("/p/.claude/worktrees/Stream-B"),
                 branch: Some("stream/Stream-B"),
                 db: Path::new("/t/tasks.db"),
+                task_commands: crate::taskdb::StoreKind::Tc.task_commands(),
             },
         );
         assert!(!text.contains("{{"), "{text}");
@@ -131,5 +136,9 @@ mod tests {
         assert!(text.contains("Stream-A"));
         assert!(text.contains("`stream/Stream-B`"));
         assert!(text.contains("in_progress"));
+        assert!(
+            text.contains("tc task update ID --status completed"),
+            "{text}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 mod support;
 
+mod agents;
 mod agreement;
+mod claude;
 mod clean;
 mod config;
 mod dbfaults;
@@ -20,6 +22,7 @@ mod start;
 mod status;
 mod stop;
 mod task;
+mod tc_store;
 mod terminal;
 mod ui_views;
 mod worktrees;

@@ -6,10 +6,14 @@
     reason = "each test module uses a different part of the harness"
 )]
 
+pub mod api;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod tc;
 
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
