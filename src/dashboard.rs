@@ -117,13 +117,7 @@ impl Overall {
         let mut o = Overall::default();
         for (state, counts) in streams {
             o.streams += 1;
-            let t = &mut o.tasks;
-            t.total += counts.total;
-            t.completed += counts.completed;
-            t.in_progress += counts.in_progress;
-            t.pending += counts.pending;
-            t.blocked += counts.blocked;
-            t.cancelled += counts.cancelled;
+            o.tasks += *counts;
             match state {
                 State::Complete => o.complete += 1,
                 State::Running | State::Preparing => o.running += 1,

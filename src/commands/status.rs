@@ -112,6 +112,9 @@ fn merge_back(
 
 /// How often `--watch` tries again to watch a folder that does not exist yet.
 const RETRY_WATCH: Duration = Duration::from_secs(1);
+/// The shortest time between two reloads: changes within it are read together (a busy
+/// database wakes the watch for every write).
+const MIN_RELOAD: Duration = Duration::from_millis(100);
 
 /// What wakes `--watch`.
 enum Wake {
@@ -139,18 +142,22 @@ fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let mut view = ui::status::LiveView::new(ui);
     let mut db: Option<TaskDb> = None;
     let mut store = StoreProbe::new(ctx.project.state_db());
-    let mut reload = true;
-    let mut next_reload = Instant::now();
+    // A reload is wanted (something changed); `last_load` spaces reloads and dates the next
+    // periodic one.
+    let mut wanted = true;
+    let mut last_load: Option<Instant> = None;
     while !interrupted.load(Ordering::SeqCst) {
         // A folder that appeared (the first `start` made the state store's): watch it, and
         // look at what is in it now.
-        reload |= watches.ensure();
+        wanted |= watches.ensure();
         if db.is_none() {
             db = ctx.open_db().map_err(|e| view.show_problem(&e)).ok();
-            reload |= db.is_some();
+            wanted |= db.is_some();
         }
+        let since = last_load.map(|t| t.elapsed());
+        let due = since.is_none_or(|s| s >= interval);
         if let Some(d) = db.as_mut()
-            && (reload || Instant::now() >= next_reload)
+            && (due || (wanted && since.is_none_or(|s| s >= MIN_RELOAD)))
         {
             match load(ctx, d) {
                 Ok(dashboard) => view.show(&dashboard),
@@ -158,34 +165,36 @@ fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
             }
             // What this load wrote itself (a verdict cleared) is not news.
             store.changed();
-            next_reload = Instant::now() + interval;
-        } else if Instant::now() >= next_reload {
-            next_reload = Instant::now() + interval;
+            last_load = Some(Instant::now());
+            wanted = false;
         }
-        reload = false;
-        let mut timeout = next_reload.saturating_duration_since(Instant::now());
+        let since = last_load.map_or(Duration::ZERO, |t| t.elapsed());
+        let mut timeout = interval.saturating_sub(since);
+        if wanted {
+            timeout = timeout.min(MIN_RELOAD.saturating_sub(since));
+        }
         if watches.missing() {
             timeout = timeout.min(RETRY_WATCH);
         }
-        let wakes = match rx.recv_timeout(timeout) {
+        let wakes: Vec<Wake> = match rx.recv_timeout(timeout) {
             Ok(first) => std::iter::once(first).chain(rx.try_iter()).collect(),
             Err(_) => Vec::new(),
         };
-        for wake in wakes {
-            match wake {
-                Wake::Interrupt => break,
-                // A write to the folder is only a "maybe": confirm with the cheap probes, so
-                // that our own reads (which open and close files there) never loop.
-                Wake::TaskDb => match db.as_mut().map(|d| d.has_changed()) {
-                    Some(Ok(changed)) => reload |= changed,
-                    Some(Err(e)) => {
-                        view.show_problem(&e.into());
-                        db = None;
-                    }
-                    None => {}
-                },
-                Wake::Store => reload |= store.changed(),
+        // A write to a folder is only a "maybe": confirm with the cheap probes (once for a
+        // burst of wake-ups), so that our own reads, which open and close files there, never
+        // loop.
+        if wakes.iter().any(|w| matches!(w, Wake::TaskDb)) {
+            match db.as_mut().map(|d| d.has_changed()) {
+                Some(Ok(changed)) => wanted |= changed,
+                Some(Err(e)) => {
+                    view.show_problem(&e.into());
+                    db = None;
+                }
+                None => {}
             }
+        }
+        if wakes.iter().any(|w| matches!(w, Wake::Store)) {
+            wanted |= store.changed();
         }
     }
     view.finish();
