@@ -43,13 +43,15 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
 fn state_colour(p: &Palette, state: StreamState, text: &str) -> String {
     match state {
         StreamState::Complete => p.good(text),
-        StreamState::Running | StreamState::Preparing => p.busy(text),
+        StreamState::Running | StreamState::Preparing | StreamState::Verifying => p.busy(text),
         StreamState::Failed => p.bad(text),
         StreamState::Blocked
         | StreamState::NeedsAttention
         | StreamState::Stopped
         | StreamState::Skipped
-        | StreamState::Paused => p.caution(text),
+        | StreamState::Paused
+        | StreamState::Parked
+        | StreamState::BudgetReached => p.caution(text),
         StreamState::Cancelled | StreamState::Waiting => p.dim(text),
         StreamState::Ready => text.to_string(),
     }
