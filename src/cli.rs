@@ -129,6 +129,19 @@ pub struct StartArgs {
     /// Print the plan (levels, order, worktrees, branches, bases) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// A command each stream's work must pass (run by `sh -c` in its worktree after its tasks
+    /// are complete) before dependents start on it; a failure sends the worker back to work.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+
+    /// A spending cap in US dollars for each Claude worker (`claude --max-budget-usd`).
+    #[arg(long, value_name = "USD")]
+    pub max_budget_usd: Option<f64>,
+
+    /// A spending cap for the whole run: at 100 % nothing new starts.
+    #[arg(long, value_name = "USD")]
+    pub run_budget_usd: Option<f64>,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.

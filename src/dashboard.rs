@@ -33,10 +33,12 @@ pub struct StreamStatus {
     pub base: Option<String>,
     /// Commits on the branch since its base (worktree mode).
     pub commits_since_base: Option<usize>,
+    /// What its workers reported spending over all their attempts.
+    pub spending: Option<crate::facts::Spending>,
 }
 
 /// Totals over every stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Overall {
     pub streams: usize,
     pub complete: usize,
@@ -47,6 +49,17 @@ pub struct Overall {
     pub tasks: TaskCounts,
     /// Completed or cancelled tasks over all tasks, 0–100.
     pub percent: u32,
+    /// What every stream's workers reported spending.
+    pub cost_usd: f64,
+    /// The run's spending since its `start` against `--run-budget-usd`, when one is set.
+    pub budget: Option<Budget>,
+}
+
+/// The run's spending against its budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Budget {
+    pub spent_usd: f64,
+    pub limit_usd: f64,
 }
 
 /// Everything `status` shows, from one snapshot: the overall line and the rows always agree.
@@ -95,10 +108,19 @@ impl Dashboard {
                         .or_else(|| s.record.branch_name.clone()),
                     base: branch.and_then(|b| b.base.clone()),
                     commits_since_base: branch.and_then(|b| b.commits_since_base),
+                    spending: facts.spending.get(s.id()).copied(),
                 }
             })
             .collect();
-        let overall = Overall::tally(streams.iter().map(|s| (s.state, &s.tasks)));
+        let mut overall = Overall::tally(streams.iter().map(|s| (s.state, &s.tasks)));
+        overall.cost_usd = streams
+            .iter()
+            .filter_map(|s| s.spending.map(|sp| sp.cost_usd))
+            .sum();
+        overall.budget = facts.budget.map(|(spent_usd, limit_usd)| Budget {
+            spent_usd,
+            limit_usd,
+        });
         Self {
             workspace,
             db,

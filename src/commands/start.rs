@@ -34,7 +34,11 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     let mut config = Config::load(&ctx.project)?;
     config.apply(&overrides(args))?;
     let worktrees = config.worktrees;
-    let mode = Mode { worktrees };
+    let mode = Mode {
+        worktrees,
+        now: crate::state::time::now_unix(),
+        budget_reached: false,
+    };
     let selection = (!args.streams.is_empty()).then(|| {
         args.streams
             .iter()
@@ -55,6 +59,16 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         retries: config.retries,
         worktree_mode: worktrees,
         selection,
+        verify: config.verify.clone(),
+        verify_timeout: config.verify_timeout,
+        max_budget_usd: config.max_budget_usd,
+        run_budget_usd: config.run_budget_usd,
+        backoff_min: config.backoff_min,
+        resume: config.resume,
+        resume_template: prompt::load_template_or(
+            &ctx.project.orchestrator_dir().join("worker-resume.md"),
+            prompt::DEFAULT_RESUME_TEMPLATE,
+        ),
     };
     // A command that cannot run safely is refused before anything runs, plan included.
     WorkerCommand::parse(&settings.worker_cmd)?;
@@ -103,7 +117,11 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
             store.clear_verdict(&stream)?;
         }
     }
-    store.set_run_mode(worktrees)?;
+    store.set_run_mode(
+        worktrees,
+        settings.verify.as_deref(),
+        settings.run_budget_usd,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -129,11 +147,14 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     view.finish();
     // Do not wait for the per-worker wait tasks: the workers outlive us by design.
     runtime.shutdown_background();
-    let end = end?;
+    let (end, stats) = end?;
     match &end {
         // Diagnostics, not results: the workers keep running.
         RunEnd::Interrupted(_) => ui.info(&crate::ui::run::render_end(&end)),
         _ => ui.print(&crate::ui::run::render_end(&end)),
+    }
+    if let Some(line) = crate::ui::run::render_stats(&stats) {
+        ui.print(&line);
     }
     if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
         merge_back_hints(&ctx, ui);
@@ -158,6 +179,9 @@ fn overrides(args: &StartArgs) -> Overrides {
         stagger: args.stagger,
         retries: args.retries,
         worktrees,
+        verify: args.verify.clone(),
+        max_budget_usd: args.max_budget_usd,
+        run_budget_usd: args.run_budget_usd,
         ..Overrides::default()
     }
 }

@@ -153,6 +153,8 @@ pub struct StreamRecord {
     /// `worktreePath` / `branchName` set by Task Copilot's own worktree tools.
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
+    /// `metadata.verify`: the command this stream's work must pass (overrides the run's).
+    pub verify: Option<String>,
     /// tc's `streams.status` is `paused`: shown, never launched (the legacy store has no such
     /// state).
     pub paused: bool,

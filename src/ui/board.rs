@@ -308,13 +308,15 @@ pub fn bar(done: u32, total: u32, unicode: bool) -> String {
 fn state_colour(p: &Palette, state: State, text: &str) -> String {
     match state {
         State::Complete => p.good(text),
-        State::Running | State::Preparing => p.busy(text),
+        State::Running | State::Preparing | State::Verifying => p.busy(text),
         State::Failed => p.bad(text),
         State::Blocked
         | State::NeedsAttention
         | State::Stopped
         | State::Skipped
-        | State::Paused => p.caution(text),
+        | State::Paused
+        | State::Parked
+        | State::BudgetReached => p.caution(text),
         State::Cancelled | State::Waiting => p.dim(text),
         State::Ready => text.to_string(),
     }

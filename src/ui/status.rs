@@ -273,7 +273,21 @@ mod tests {
     /// machine-read comment and the numbered list), and names every reason kind and cause.
     #[test]
     fn the_json_doc_matches_the_model() {
-        use crate::model::{Attention, Block, ExitStatus, Failure, Reason, State};
+        use crate::model::{
+            Attention, Block, ExitStatus, Failure, Park, ParkCause, Reason, State, VerifyRun,
+        };
+        let park = |cause| Park {
+            until: 2,
+            since: 1,
+            cause,
+            session_id: None,
+        };
+        let verify = || VerifyRun {
+            command: "make test".into(),
+            exit: Some(ExitStatus::Code { code: 1 }),
+            output_lines: vec![],
+            attempts: 1,
+        };
         let all: Vec<String> = State::ALL.iter().map(serde_name).collect();
         let listed = DOC
             .lines()
@@ -338,24 +352,52 @@ mod tests {
                 dependency_state: State::Failed,
             },
             Reason::Paused,
+            Reason::Parked {
+                park: park(ParkCause::UsageLimit {
+                    limit_type: None,
+                    reset_known: false,
+                    message: "m".into(),
+                }),
+                hit_by: None,
+            },
+            Reason::Parked {
+                park: park(ParkCause::Overloaded {
+                    status: 529,
+                    tries: 1,
+                    message: "m".into(),
+                }),
+                hit_by: Some("A".into()),
+            },
+            Reason::VerifyFailed(verify()),
+            Reason::Failed(Failure::VerifyFailed { verify: verify() }),
+            Reason::Failed(Failure::BudgetExceeded {
+                message: "m".into(),
+            }),
+            Reason::Failed(Failure::Unavailable {
+                status: 500,
+                tries: 3,
+                message: "m".into(),
+            }),
+            Reason::BudgetReached,
         ];
-        for reason in &reasons {
-            let json = serde_json::to_value(reason).unwrap();
-            for key in json.as_object().unwrap().keys() {
-                assert!(
-                    DOC.contains(&format!("`{key}`")),
-                    "field {key} undocumented"
-                );
-            }
-            for tag in ["kind", "cause"] {
-                if let Some(value) = json.get(tag) {
-                    let value = value.as_str().unwrap();
-                    assert!(
-                        DOC.contains(&format!("`{value}`")),
-                        "{tag} {value} undocumented"
-                    );
+        // Every key and every tag value, nested ones too, is named in the doc.
+        fn documented(json: &serde_json::Value) {
+            let Some(object) = json.as_object() else {
+                return;
+            };
+            for (key, value) in object {
+                let named = |word: &str| {
+                    DOC.contains(&format!("`{word}`")) || DOC.contains(&format!("\"{word}\""))
+                };
+                assert!(named(key), "field {key} undocumented");
+                if let ("kind" | "cause" | "how", Some(tag)) = (key.as_str(), value.as_str()) {
+                    assert!(named(tag), "{key} {tag} undocumented");
                 }
+                documented(value);
             }
+        }
+        for reason in &reasons {
+            documented(&serde_json::to_value(reason).unwrap());
         }
         for exit in [
             ExitStatus::Code { code: 1 },

@@ -182,8 +182,9 @@ struct Frame {
     complete: usize,
 }
 
-const STATES: [&str; 12] = [
+const STATES: [&str; 15] = [
     "running",
+    "verifying",
     "preparing",
     "cancelled",
     "needs attention",
@@ -191,9 +192,11 @@ const STATES: [&str; 12] = [
     "failed",
     "stopped",
     "paused",
+    "parked",
     "skipped",
     "waiting",
     "blocked",
+    "budget reached",
     "ready",
 ];
 
