@@ -24,4 +24,6 @@ mod status;
 mod stop;
 mod task;
 mod tc_store;
+mod terminal;
+mod ui_views;
 mod worktrees;
