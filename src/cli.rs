@@ -3,6 +3,7 @@
 //! The doc comments here *are* the help text (`orchestrate help <command>`), so they are written
 //! for the user. Nothing in this file decides behaviour; `commands/` does.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -88,6 +89,9 @@ pub enum Command {
     /// Internal: runs one worker as its process-group leader and records how it ended.
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
+    /// Internal: confines itself with Landlock, then runs a program in its place.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox(SandboxArgs),
 }
 
 /// Run every stream whose dependencies are complete, and keep going until all are complete.
@@ -127,6 +131,11 @@ pub struct StartArgs {
     /// Print the plan (levels, order, worktrees, branches, bases) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Confine each worker with Landlock so it can write only to its own worktree: `auto` where
+    /// the kernel supports it, `landlock` or no worker, or `off` [default: auto].
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "landlock", "off"])]
+    pub sandbox: Option<String>,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.
@@ -284,7 +293,30 @@ pub struct SuperviseArgs {
 
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
-    pub argv: Vec<String>,
+    pub argv: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// The Landlock ABI to use (the plan's; lower if the kernel has less).
+    #[arg(long)]
+    pub abi: u32,
+
+    /// The program's temp folder: writable, and exported as TMPDIR.
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+
+    /// A file or folder (with everything beneath it) the program may write.
+    #[arg(long, value_name = "PATH")]
+    pub write: Vec<PathBuf>,
+
+    /// Stdin is a pipe to the supervisor: say there why the program could not start.
+    #[arg(long)]
+    pub report_stdin: bool,
+
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<OsString>,
 }
 
 #[cfg(test)]

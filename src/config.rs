@@ -42,6 +42,10 @@ pub struct Config {
     pub target_branch: Option<String>,
     /// Commit what a finished worker left uncommitted in its worktree.
     pub auto_commit: bool,
+    /// Confine workers (and `post_create`) with Landlock: auto, landlock or off.
+    pub sandbox: crate::worker::sandbox::Mode,
+    /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
+    pub sandbox_writable: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -57,6 +61,8 @@ impl Default for Config {
             post_create_timeout: Duration::from_secs(300),
             target_branch: None,
             auto_commit: true,
+            sandbox: crate::worker::sandbox::Mode::Auto,
+            sandbox_writable: Vec::new(),
         }
     }
 }
@@ -118,6 +124,8 @@ struct FileConfig {
     post_create_timeout: Option<Spanned<f64>>,
     target_branch: Option<Spanned<String>>,
     auto_commit: Option<Spanned<bool>>,
+    sandbox: Option<Spanned<String>>,
+    sandbox_writable: Option<Spanned<Vec<String>>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -129,6 +137,7 @@ pub struct Overrides {
     pub retries: Option<u32>,
     pub grace: Option<f64>,
     pub worktrees: Option<bool>,
+    pub sandbox: Option<crate::worker::sandbox::Mode>,
 }
 
 impl Overrides {
@@ -145,6 +154,10 @@ impl Overrides {
             stagger: args.stagger,
             retries: args.retries,
             worktrees,
+            sandbox: args
+                .sandbox
+                .as_deref()
+                .and_then(crate::worker::sandbox::Mode::parse),
             ..Self::default()
         }
     }
@@ -178,7 +191,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 10] = [
+pub const ENV_KEYS: [(&str, &str); 12] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -189,6 +202,8 @@ pub const ENV_KEYS: [(&str, &str); 10] = [
     ("post_create_timeout", "ORCHESTRATE_POST_CREATE_TIMEOUT"),
     ("target_branch", "ORCHESTRATE_TARGET_BRANCH"),
     ("auto_commit", "ORCHESTRATE_AUTO_COMMIT"),
+    ("sandbox", "ORCHESTRATE_SANDBOX"),
+    ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
 ];
 
 impl Config {
@@ -240,6 +255,8 @@ impl Config {
         set!(post_create_timeout, seconds);
         set!(target_branch, branch);
         set!(auto_commit, plain);
+        set!(sandbox, sandbox_mode);
+        set!(sandbox_writable, paths);
         Ok(())
     }
 
@@ -266,6 +283,14 @@ impl Config {
                 }
                 "target_branch" => self.target_branch = branch(&origin, key, None, raw)?,
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
+                "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "sandbox_writable" => {
+                    // A list like PATH: colon-separated.
+                    let list = std::env::split_paths(&raw)
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect();
+                    self.sandbox_writable = paths(&origin, key, None, list)?;
+                }
                 _ => unreachable!("ENV_KEYS lists only known keys"),
             }
         }
@@ -291,6 +316,9 @@ impl Config {
         }
         if let Some(on) = flags.worktrees {
             self.worktrees = on;
+        }
+        if let Some(mode) = flags.sandbox {
+            self.sandbox = mode;
         }
         Ok(())
     }
@@ -319,6 +347,36 @@ fn optional_command(
     v: String,
 ) -> Result<Option<String>, ConfigError> {
     Ok(Some(v).filter(|c| !c.trim().is_empty()))
+}
+
+fn sandbox_mode(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+) -> Result<crate::worker::sandbox::Mode, ConfigError> {
+    crate::worker::sandbox::Mode::parse(&v).ok_or_else(|| {
+        origin.error(
+            key,
+            span,
+            format!(
+                "`{v}` is not one of {}",
+                crate::worker::sandbox::Mode::CHOICES.join(", ")
+            ),
+        )
+    })
+}
+
+fn paths(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: Vec<String>,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    if let Some(empty) = v.iter().position(|p| p.trim().is_empty()) {
+        return Err(origin.error(key, span, format!("entry {} is empty", empty + 1)));
+    }
+    Ok(v.into_iter().map(PathBuf::from).collect())
 }
 
 fn branch(
@@ -456,7 +514,8 @@ mod tests {
         let c = parse(
             "worker_cmd = \"sh w.sh\"\nmax_parallel = 2\nstagger = 0.5\nretries = 0\ngrace = 3\n\
              worktrees = true\npost_create = \"make deps\"\npost_create_timeout = 60\n\
-             target_branch = \"develop\"\nauto_commit = false\n",
+             target_branch = \"develop\"\nauto_commit = false\nsandbox = \"landlock\"\n\
+             sandbox_writable = [\"~/.npm\", \"/opt/cache\"]\n",
         )
         .unwrap();
         assert_eq!(c.worker_cmd, "sh w.sh");
@@ -469,6 +528,33 @@ mod tests {
         assert_eq!(c.post_create_timeout, Duration::from_secs(60));
         assert_eq!(c.target_branch.as_deref(), Some("develop"));
         assert!(!c.auto_commit);
+        assert_eq!(c.sandbox, crate::worker::sandbox::Mode::Landlock);
+        assert_eq!(
+            c.sandbox_writable,
+            [PathBuf::from("~/.npm"), PathBuf::from("/opt/cache")]
+        );
+    }
+
+    #[test]
+    fn sandbox_values_are_checked_in_file_and_env() {
+        let e = err("sandbox = \"on\"\n");
+        assert!(
+            e.contains("`sandbox`: `on` is not one of auto, landlock, off"),
+            "{e}"
+        );
+        let e = err("sandbox_writable = [\"\"]\n");
+        assert!(e.contains("`sandbox_writable`: entry 1 is empty"), "{e}");
+        let env = |k: &str| match k {
+            "ORCHESTRATE_SANDBOX" => Some("off".to_string()),
+            "ORCHESTRATE_SANDBOX_WRITABLE" => Some("/a:/b c".to_string()),
+            _ => None,
+        };
+        let c = Config::load_from(Path::new("/nonexistent/config.toml"), env).unwrap();
+        assert_eq!(c.sandbox, crate::worker::sandbox::Mode::Off);
+        assert_eq!(
+            c.sandbox_writable,
+            [PathBuf::from("/a"), PathBuf::from("/b c")]
+        );
     }
 
     #[test]

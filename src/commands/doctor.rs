@@ -15,6 +15,7 @@ use crate::project::{DbLocation, Project};
 use crate::setup::{self, Notice};
 use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
 use crate::ui::Ui;
+use crate::worker::sandbox::{Mode, Support};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -104,6 +105,7 @@ fn check_project(project: &Project, global: &GlobalArgs) -> Vec<Check> {
                 config.post_create.as_deref(),
                 &project.root,
             ));
+            checks.push(check_sandbox(config.sandbox));
             checks.extend(check_target_branch(
                 config.target_branch.as_deref(),
                 &project.root,
@@ -366,6 +368,48 @@ fn check_post_create(post_create: Option<&str>, root: &Path) -> Option<Check> {
             "install it, or change post_create in .claude/orchestrator/config.toml",
         ),
     })
+}
+
+/// Whether workers will be confined: the setting and what the kernel offers.
+fn check_sandbox(mode: Mode) -> Check {
+    let support = Support::probe();
+    let setting = format!("sandbox = \"{}\"", mode.as_str());
+    match (mode, support.abi()) {
+        (Mode::Off, _) => warn(
+            "sandbox",
+            format!(
+                "off ({setting}; the kernel offers {}): workers can write anywhere you can",
+                support.describe()
+            ),
+            "remove `sandbox = \"off\"` (config file, ORCHESTRATE_SANDBOX) to confine each \
+             worker to its worktree",
+        ),
+        (_, Some(_)) => ok(
+            "sandbox",
+            format!(
+                "{} ({setting}): workers can write only to their worktree, its git data, the \
+                 task database's folder, a temp dir, agent state and sandbox_writable",
+                support.describe()
+            ),
+        ),
+        (Mode::Auto, None) => warn(
+            "sandbox",
+            format!(
+                "{}: workers run unsandboxed ({setting})",
+                support.describe()
+            ),
+            "a Linux kernel with Landlock enabled (5.13 or later, `landlock` in the `lsm=` boot \
+             list) confines each worker to its worktree",
+        ),
+        (Mode::Landlock, None) => fail(
+            "sandbox",
+            format!(
+                "{}, but {setting} requires Landlock: no worker can start",
+                support.describe()
+            ),
+            "use a kernel with Landlock enabled, or set `sandbox = \"auto\"`",
+        ),
+    }
 }
 
 /// A configured target branch must exist, or `merge` has nowhere to go.

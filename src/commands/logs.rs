@@ -36,6 +36,8 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
     file.read_to_string(&mut buf)
         .map_err(|e| read_err(&path, e))?;
     show(&buf, &mut pending);
+    // Said once, after the log, for the refusals the last (sandboxed) run logged so far.
+    let hint = worker::sandbox::refusal_hint(&buf);
     if args.follow {
         let interrupted = ui::interrupt_flag();
         let store = StateStore::open_existing(&project.state_db())?;
@@ -66,6 +68,9 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
     }
     if !pending.is_empty() {
         print_line(ui, &pending, args.raw);
+    }
+    if let Some(hint) = hint {
+        ui.info(&format!("hint: {hint}"));
     }
     Ok(exit_codes::OK)
 }

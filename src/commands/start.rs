@@ -17,6 +17,7 @@ use crate::state::StateStore;
 use crate::ui::Ui;
 use crate::ui::run::RunView;
 use crate::worker::prompt;
+use crate::worker::sandbox::{Mode, Policy};
 use crate::workspace::{SharedCheckout, Workspaces};
 
 pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
@@ -26,7 +27,10 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     for w in &snapshot.warnings {
         ui.warn(&w.to_string());
     }
-    let config = Config::load(&ctx.project)?;
+    let mut config = Config::load(&ctx.project)?;
+    if let Some(mode) = args.sandbox.as_deref().and_then(Mode::parse) {
+        config.sandbox = mode;
+    }
     let worktrees = args.worktrees || (config.worktrees && !args.no_worktrees);
     let selection = select(&graph, &args.streams)?;
     let stagger = match args.stagger {
@@ -50,6 +54,7 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         retries: args.retries.unwrap_or(config.retries),
         worktree_mode: worktrees,
         selection,
+        sandbox: Policy::from_config(&config, &ctx.project)?,
     };
     if args.dry_run {
         ui.print(&plan(&graph, &settings));

@@ -60,6 +60,8 @@ pub struct Settings {
     pub worktree_mode: bool,
     /// `start STREAM…`: only these.
     pub selection: Option<BTreeSet<String>>,
+    /// Whether and how workers are confined.
+    pub sandbox: worker::sandbox::Policy,
 }
 
 /// A worker this run watches.
@@ -658,6 +660,16 @@ impl<'a> Scheduler<'a> {
                 ),
             );
         }
+        let sandbox = match self.settings.sandbox.plan(&worker::sandbox::Place {
+            project: &self.settings.project,
+            stream: stream_id,
+            dir: &placement.dir,
+            db: Some(&self.settings.db_path),
+        }) {
+            Ok(plan) => plan,
+            // Retrying cannot help either.
+            Err(e) => return self.fail(stream_id, e.reason()),
+        };
         let log = worker::log_path(&self.settings.project.logs_dir(), stream_id);
         let new = NewWorker {
             stream: stream_id,
@@ -667,6 +679,7 @@ impl<'a> Scheduler<'a> {
             dir: &placement.dir,
             branch: placement.branch.as_deref(),
             base: placement.base.as_deref(),
+            sandbox: sandbox.applied(),
         };
         let record = match self.store.claim(&new, &self.me)? {
             Claim::Granted(id) => id,
@@ -676,7 +689,8 @@ impl<'a> Scheduler<'a> {
                 return Ok(());
             }
         };
-        match self.spawn(stream, attempt, &placement, &argv, &log, record) {
+        let argv = sandbox.wrap(argv, true);
+        match self.spawn(stream, attempt, &placement, &argv, &sandbox, &log, record) {
             Ok(identity) => {
                 self.workspaces
                     .lock()
@@ -710,12 +724,17 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one launch's facts, each used once"
+    )]
     fn spawn(
         &self,
         stream: &crate::graph::Stream,
         attempt: u32,
         placement: &Placement,
-        argv: &[String],
+        argv: &[std::ffi::OsString],
+        sandbox: &worker::sandbox::Plan,
         log: &Path,
         record: i64,
     ) -> Result<Identity> {
@@ -729,6 +748,7 @@ impl<'a> Scheduler<'a> {
                 command: &self.settings.worker_cmd,
                 dir: &placement.dir,
                 branch: placement.branch.as_deref(),
+                sandbox: &sandbox.header(),
             },
         )?;
         let spawn_err = |source| worker::WorkerError::Spawn {
@@ -968,11 +988,14 @@ fn exit_reason(rec: Option<&WorkerRecord>, log: &Path) -> String {
         None => "its worker ended".to_string(),
     };
     let lines = render::last_lines(&text, REASON_LINES);
+    let hint = worker::sandbox::refusal_hint(&text)
+        .map(|h| format!("\n    hint: {h}"))
+        .unwrap_or_default();
     if lines.is_empty() {
-        status
+        status + &hint
     } else {
         format!(
-            "{status}; last lines of its log:\n    {}",
+            "{status}; last lines of its log:\n    {}{hint}",
             lines.join("\n    ")
         )
     }
@@ -1004,6 +1027,7 @@ mod tests {
             session_id: None,
             cost_usd: None,
             turns: None,
+            sandbox: None,
         }
     }
 

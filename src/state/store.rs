@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::time::now_rfc3339;
 use super::{StateError, StreamOutcome};
 use crate::worker::proc::Identity;
+use crate::worker::sandbox::Applied;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS workers (
@@ -34,7 +35,9 @@ CREATE TABLE IF NOT EXISTS workers (
     outcome TEXT,   -- exited | stopped | lost
     error TEXT,
     -- from the agent's stream-json output, when it prints one
-    session_id TEXT, cost_usd REAL, turns INTEGER
+    session_id TEXT, cost_usd REAL, turns INTEGER,
+    -- what confined it (`sandbox::Applied::to_db`); added by `migrate` to older stores
+    sandbox TEXT
 );
 CREATE INDEX IF NOT EXISTS workers_stream ON workers(stream, id);
 CREATE TABLE IF NOT EXISTS streams (
@@ -69,6 +72,7 @@ pub struct WorkerRecord {
     pub session_id: Option<String>,
     pub cost_usd: Option<f64>,
     pub turns: Option<u32>,
+    pub sandbox: Option<Applied>,
 }
 
 impl WorkerRecord {
@@ -101,6 +105,7 @@ pub struct NewWorker<'a> {
     pub dir: &'a Path,
     pub branch: Option<&'a str>,
     pub base: Option<&'a str>,
+    pub sandbox: Applied,
 }
 
 /// The answer to a launch claim.
@@ -119,7 +124,7 @@ pub struct StateStore {
 
 const COLUMNS: &str = "id, stream, attempt, claimer_pid, claimer_ticks, pid, start_ticks, boot_id,
     worker_pid, log_path, command, dir, branch, base, started_at, ended_at, exit_code, signal,
-    outcome, error, session_id, cost_usd, turns";
+    outcome, error, session_id, cost_usd, turns, sandbox";
 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     let boot: Option<String> = r.get(7)?;
@@ -160,7 +165,29 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
         session_id: r.get(20)?,
         cost_usd: r.get(21)?,
         turns: r.get(22)?,
+        sandbox: r
+            .get::<_, Option<String>>(23)?
+            .as_deref()
+            .and_then(Applied::from_db),
     })
+}
+
+/// Adds the columns newer than a store's file. Idempotent, and safe when two processes open an
+/// old store at once (the loser of the race finds the column there).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |column: &str| {
+        conn.prepare("SELECT 1 FROM pragma_table_info('workers') WHERE name = ?1")?
+            .exists([column])
+    };
+    if !has("sandbox")? {
+        match conn.execute("ALTER TABLE workers ADD COLUMN sandbox TEXT", []) {
+            Err(_) if has("sandbox")? => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` again while SQLite says the database is busy or locked, for up to 10 s.
@@ -202,6 +229,7 @@ impl StateStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         retry_busy(|| conn.execute_batch(SCHEMA)).map_err(err)?;
+        retry_busy(|| migrate(&conn)).map_err(err)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -263,8 +291,8 @@ impl StateStore {
         }
         tx.execute(
             "INSERT INTO workers (stream, attempt, claimer_pid, claimer_ticks, boot_id, log_path,
-                                  command, dir, branch, base, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                  command, dir, branch, base, started_at, sandbox)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 new.stream,
                 new.attempt,
@@ -276,7 +304,8 @@ impl StateStore {
                 new.dir.to_string_lossy(),
                 new.branch,
                 new.base,
-                now_rfc3339()
+                now_rfc3339(),
+                new.sandbox.to_db()
             ],
         )
         .map_err(q)?;
@@ -505,6 +534,7 @@ mod tests {
             dir: Path::new("/tmp"),
             branch: None,
             base: None,
+            sandbox: Applied::Landlock { abi: 7 },
         }
     }
 
@@ -559,6 +589,40 @@ mod tests {
         assert!(!store.confirm_spawned(first, &me).unwrap());
         assert!(store.worker(first).unwrap().unwrap().identity.is_none());
         assert!(store.confirm_spawned(second, &me).unwrap());
+    }
+
+    #[test]
+    fn an_older_store_gains_the_sandbox_column_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state.db");
+        {
+            // The schema as it was before the column.
+            let old = SCHEMA.replace(
+                ",\n    -- what confined it (`sandbox::Applied::to_db`); added by `migrate` to older stores\n    sandbox TEXT",
+                "",
+            );
+            assert_ne!(old, SCHEMA);
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&old).unwrap();
+            conn.execute(
+                "INSERT INTO workers (stream, attempt, log_path, started_at) VALUES ('A', 1, '/l', 'now')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut store = StateStore::open(&path).unwrap();
+        // Opening again (another process) finds it there.
+        drop(StateStore::open(&path).unwrap());
+        let old = store.latest_workers().unwrap();
+        assert_eq!(old[0].sandbox, None);
+        let me = Identity::current().unwrap();
+        let Claim::Granted(id) = store.claim(&new_worker("B", &path), &me).unwrap() else {
+            panic!("granted");
+        };
+        assert_eq!(
+            store.worker(id).unwrap().unwrap().sandbox,
+            Some(Applied::Landlock { abi: 7 })
+        );
     }
 
     #[test]

@@ -116,6 +116,9 @@ fn worker_note(w: &crate::state::WorkerInfo) -> String {
     if let Some(session) = &w.session_id {
         agent.push(format!("session {session}"));
     }
+    if let Some(sandbox) = w.sandbox {
+        agent.push(sandbox.to_string());
+    }
     if !agent.is_empty() {
         note.push_str(&format!(", {}", agent.join(", ")));
     }
@@ -380,6 +383,7 @@ mod tests {
             attempt,
             exit_code,
             session_id: None,
+            sandbox: None,
             cost_usd: None,
             turns: None,
         }

@@ -9,10 +9,13 @@
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`proc::marked_processes`]).
+//! A sandboxed worker is started by the supervisor as `orchestrate __sandbox … -- <argv…>`, which
+//! confines itself and execs the worker, keeping the pid ([`sandbox`]).
 
 pub mod proc;
 pub mod prompt;
 pub mod render;
+pub mod sandbox;
 pub mod stop;
 pub mod supervise;
 
@@ -111,6 +114,8 @@ pub struct Header<'a> {
     pub command: &'a str,
     pub dir: &'a Path,
     pub branch: Option<&'a str>,
+    /// What confines it and where it may write ([`sandbox::Plan::header`]).
+    pub sandbox: &'a [String],
 }
 
 /// Opens `path` for appending (creating its folder) and writes the launch header.
@@ -146,6 +151,10 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
         h.command,
         m = render::MARK,
     );
+    let header = h
+        .sandbox
+        .iter()
+        .fold(header, |text, line| text + render::MARK + " " + line + "\n");
     file.write_all(header.as_bytes()).map_err(err)?;
     Ok(file)
 }

@@ -3,6 +3,7 @@
 //! what the worker left running: in its group, and anywhere else if it carries the worker's
 //! marker ([`WORKER_ID_VAR`], so `setsid` escapees are found too).
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -28,7 +29,7 @@ pub const ABANDONED: i32 = 125;
 
 /// Runs `argv` as the worker of `record`; returns the worker's exit code. `log` receives
 /// `orchestrate`'s own lines (it is the stream's log: our stderr).
-pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i32 {
+pub fn run(record: i64, state: &Path, argv: &[OsString], log: &mut dyn Write) -> i32 {
     // SIGTERM/SIGINT/SIGHUP reach the whole group; the supervisor must live on to record the
     // worker's end, so it only notes them. SIGKILL (from `stop` after the grace) still ends it.
     for sig in [
@@ -67,21 +68,47 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     };
     let marker = me.as_ref().map(Identity::worker_marker);
     let mut worker = Command::new(program);
-    worker.args(args).stdin(Stdio::null());
+    worker.args(args);
+    // A sandboxed worker starts as `__sandbox`, which execs it: a pipe on its stdin tells us
+    // whether that exec happened (the spawn itself succeeds either way).
+    let report = match super::sandbox::reports_on_stdin(argv)
+        .then(std::io::pipe)
+        .and_then(Result::ok)
+    {
+        Some((reader, writer)) => {
+            worker.stdin(writer);
+            Some(reader)
+        }
+        None => {
+            worker.stdin(Stdio::null());
+            None
+        }
+    };
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }
-    let mut child = match worker.spawn() {
+    let spawned = worker.spawn();
+    // Our copy of the pipe's write end goes with the command, so the read below ends.
+    drop(worker);
+    let failed = |msg: &str| {
+        if let Some(store) = &store {
+            let _ = store.record_exit(record, Some(CANNOT_EXEC), None, Some(msg));
+        }
+        CANNOT_EXEC
+    };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let msg = format!("cannot run worker program `{program}`: {e}");
+            let msg = format!("cannot run worker program `{}`: {e}", program.display());
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
-            if let Some(store) = &store {
-                let _ = store.record_exit(record, Some(CANNOT_EXEC), None, Some(&msg));
-            }
-            return CANNOT_EXEC;
+            return failed(&msg);
         }
     };
+    if let Some(why) = report.and_then(super::sandbox::read_report) {
+        // `__sandbox` said so in the log already.
+        let _ = child.wait();
+        return failed(&why);
+    }
     if let Some(store) = &store {
         let _ = store.set_worker_pid(record, child.id() as i32);
     }

@@ -357,8 +357,11 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
     let mut env = TestEnv::new();
     env.diamond();
     let g = graph(&env);
+    // In-process, this test program would stand in for `orchestrate __sandbox`: the sandboxed
+    // post_create runs through the binary in sandbox.rs.
     let ok = Config {
         post_create: Some("sh -c 'echo setup-output; touch .post-created'".into()),
+        sandbox: orchestrate::worker::sandbox::Mode::Off,
         ..Config::default()
     };
     let a = prepare(&mut workspaces(&env, ok), &g, "Stream-A");
@@ -372,6 +375,7 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
 
     let failing = Config {
         post_create: Some("sh -c 'echo broken-setup >&2; exit 3'".into()),
+        sandbox: orchestrate::worker::sandbox::Mode::Off,
         ..Config::default()
     };
     let err = workspaces(&env, failing)
@@ -390,6 +394,7 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
 
     let slow = Config {
         post_create: Some("sleep 30".into()),
+        sandbox: orchestrate::worker::sandbox::Mode::Off,
         post_create_timeout: std::time::Duration::from_millis(200),
         ..Config::default()
     };

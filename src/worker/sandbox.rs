@@ -1,0 +1,975 @@
+//! The sandbox: confines a worker (and `post_create`; later `verify`) with the kernel's Landlock
+//! LSM so that it and every descendant can write only where its stream's work goes, while
+//! reading and executing everything as before. No container, no root, no `unsafe`.
+//!
+//! Shape: the launching side asks a [`Policy`] (mode, kernel support, `sandbox_writable`) for a
+//! [`Plan`] for one program in one folder. A confined plan wraps the program's argv as
+//! `orchestrate __sandbox --abi N --tmpdir DIR --write PATH… -- CMD…`; that step ([`enter`])
+//! restricts itself and then execs CMD, so the worker keeps the pid the supervisor spawned
+//! (identity, `stop`, markers unchanged) and the supervisor itself is never restricted: it writes
+//! the state store and the log.
+//!
+//! Invariants: a plan that says "confined" is enforced or the program does not run (`__sandbox`
+//! never execs unconfined); `auto` runs unconfined only where the kernel lacks Landlock, and
+//! says so; `landlock` never does. Landlock grants whole hierarchies and cannot carve a hole
+//! into one, so the git directory is granted part by part and its root stays read-only: a file
+//! created directly in it (`packed-refs.lock`, taken by ref deletions) is refused, and git warns
+//! and carries on (see the guide).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, BitFlags, LandlockStatus, PathBeneath, PathFd, RestrictSelf, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+};
+use serde::Serialize;
+
+use super::render::MARK;
+use crate::error::Diagnostic;
+use crate::project::Project;
+
+/// The hidden subcommand that confines itself and execs the program.
+pub const SUBCOMMAND: &str = "__sandbox";
+/// `__sandbox` flag: stdin is a pipe to the supervisor, which learns from it why the program
+/// could not be started (nothing arrives when the exec succeeds).
+pub const REPORT_FLAG: &str = "--report-stdin";
+/// Caps the Landlock ABI used (a whole number; 0 = as if the kernel had no Landlock), to see
+/// what an older kernel would do.
+pub const ABI_CAP_VAR: &str = "ORCHESTRATE_LANDLOCK_ABI";
+
+/// The `sandbox` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Landlock where the kernel has it; unconfined (and said so) where it does not.
+    #[default]
+    Auto,
+    /// Landlock or no worker at all.
+    Landlock,
+    /// Unconfined: the worker can write anywhere its user can.
+    Off,
+}
+
+impl Mode {
+    pub const CHOICES: [&str; 3] = ["auto", "landlock", "off"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "landlock" => Some(Self::Landlock),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Landlock => "landlock",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// What the running kernel offers, probed without restricting anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Landlock works. `abi` is the version used: the kernel's (`kernel`), or less if this build
+    /// knows no newer one or [`ABI_CAP_VAR`] caps it.
+    Landlock { abi: u32, kernel: u32 },
+    /// The kernel has Landlock but it was not enabled at boot.
+    NotEnabled,
+    /// The kernel has no Landlock (or a seccomp filter hides it).
+    NotImplemented,
+    /// [`ABI_CAP_VAR`] is 0.
+    CappedOff,
+}
+
+impl Support {
+    /// Asks the kernel (`landlock_create_ruleset` with the version flag) and applies the cap.
+    pub fn probe() -> Self {
+        let cap = std::env::var(ABI_CAP_VAR)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        Self::capped(kernel_status(), cap)
+    }
+
+    fn capped(status: LandlockStatus, cap: Option<u32>) -> Self {
+        let (abi, kernel) = match status {
+            LandlockStatus::NotEnabled => return Self::NotEnabled,
+            LandlockStatus::NotImplemented => return Self::NotImplemented,
+            LandlockStatus::Available {
+                effective_abi,
+                kernel_abi,
+            } => (
+                effective_abi as u32,
+                kernel_abi.map_or(effective_abi as u32, |k| k.max(0) as u32),
+            ),
+        };
+        match cap {
+            Some(0) => Self::CappedOff,
+            Some(cap) => Self::Landlock {
+                abi: abi.min(cap),
+                kernel,
+            },
+            None => Self::Landlock { abi, kernel },
+        }
+    }
+
+    /// The ABI in use, if any.
+    pub fn abi(self) -> Option<u32> {
+        match self {
+            Self::Landlock { abi, .. } => Some(abi),
+            _ => None,
+        }
+    }
+
+    /// One phrase for `doctor` and refusals.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Landlock { abi, kernel } if abi == kernel => format!("Landlock ABI {abi}"),
+            Self::Landlock { abi, kernel } => {
+                format!("Landlock ABI {abi} (the kernel has ABI {kernel})")
+            }
+            Self::NotEnabled => {
+                "the kernel has Landlock but it is not enabled (not in the `lsm=` boot list)".into()
+            }
+            Self::NotImplemented => {
+                "the kernel has no Landlock (Linux 5.13 or later has it)".into()
+            }
+            Self::CappedOff => format!("Landlock is turned off by {ABI_CAP_VAR}=0"),
+        }
+    }
+}
+
+/// Landlock's status as the `landlock` crate probes it: a [`RestrictSelf`] with no flags and
+/// no `no_new_privs` changes nothing and skips the restrict call.
+fn kernel_status() -> LandlockStatus {
+    match RestrictSelf::default().no_new_privs(false).apply() {
+        Ok(status) => status.landlock,
+        Err(_) => LandlockStatus::NotImplemented,
+    }
+}
+
+/// What confined a worker, as the state store records it and `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Applied {
+    /// Confined by Landlock with this ABI.
+    Landlock { abi: u32 },
+    /// Unconfined because the sandbox is turned off.
+    Off,
+    /// Unconfined because the kernel cannot enforce it (`sandbox = "auto"`).
+    Unavailable,
+}
+
+impl Applied {
+    /// The text stored in the `workers.sandbox` column.
+    pub fn to_db(self) -> String {
+        match self {
+            Self::Landlock { abi } => format!("landlock {abi}"),
+            Self::Off => "off".into(),
+            Self::Unavailable => "unavailable".into(),
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "unavailable" => Some(Self::Unavailable),
+            _ => text
+                .strip_prefix("landlock ")
+                .and_then(|abi| abi.parse().ok())
+                .map(|abi| Self::Landlock { abi }),
+        }
+    }
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Landlock { abi } => write!(f, "sandboxed (Landlock ABI {abi})"),
+            Self::Off => write!(f, "unsandboxed (sandbox off)"),
+            Self::Unavailable => write!(f, "unsandboxed (Landlock unavailable)"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the sandbox is required (sandbox = \"landlock\") but cannot be enforced: {why}")]
+    Unavailable { why: String },
+    #[error("cannot find this program's own path to run `{SUBCOMMAND}`")]
+    OwnPath(#[source] std::io::Error),
+    #[error("cannot create the sandbox folder {path}")]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the Landlock rule set")]
+    Ruleset(#[source] landlock::RulesetError),
+    #[error("cannot open {path} for a Landlock rule")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: landlock::PathFdError,
+    },
+    #[error("Landlock enforced none of the rule set; not running the program unconfined")]
+    NotEnforced,
+    #[error("no program to run")]
+    NoProgram,
+    #[error("cannot run worker program `{program}`: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+impl Diagnostic for SandboxError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unavailable { .. } => Some(
+                "use a kernel with Landlock enabled, or set `sandbox = \"auto\"` (runs unsandboxed \
+                 where Landlock is missing) or `--sandbox off`"
+                    .into(),
+            ),
+            Self::Folder { path, .. } => Some(format!("check the permissions of {}", path.display())),
+            Self::Ruleset(_) | Self::Open { .. } | Self::NotEnforced => Some(
+                "`orchestrate doctor` shows what the kernel supports; `--sandbox off` runs without it"
+                    .into(),
+            ),
+            Self::OwnPath(_) | Self::NoProgram | Self::Exec { .. } => None,
+        }
+    }
+}
+
+impl SandboxError {
+    /// The message, its causes and the hint on one line: a stream's failure reason.
+    pub fn reason(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        if let Some(hint) = self.hint() {
+            text.push_str(&format!("; {hint}"));
+        }
+        text
+    }
+}
+
+impl From<landlock::RulesetError> for SandboxError {
+    fn from(e: landlock::RulesetError) -> Self {
+        Self::Ruleset(e)
+    }
+}
+
+/// Whether and how launches are confined: the setting, what the kernel offers, the extra
+/// writable paths, and this program (run as `__sandbox`).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub mode: Mode,
+    pub support: Support,
+    /// `sandbox_writable`, absolute.
+    pub extra: Vec<PathBuf>,
+    pub exe: PathBuf,
+}
+
+/// Where one confined program runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub project: &'a Project,
+    pub stream: &'a str,
+    /// Its working folder: a stream worktree, or the project root.
+    pub dir: &'a Path,
+    /// The task database, whose folder gets its WAL and shm files.
+    pub db: Option<&'a Path>,
+}
+
+/// One writable path and why it is writable (shown in the log header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub path: PathBuf,
+    pub why: &'static str,
+}
+
+/// How one launch runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Confined {
+        abi: u32,
+        kernel: u32,
+        exe: PathBuf,
+        tmpdir: PathBuf,
+        writable: Vec<Grant>,
+    },
+    Unconfined {
+        applied: Applied,
+        why: String,
+    },
+}
+
+impl Policy {
+    /// A policy for `mode` with `extra` writable paths, probing the kernel now.
+    pub fn new(mode: Mode, extra: Vec<PathBuf>) -> Result<Self, SandboxError> {
+        let exe = std::env::current_exe().map_err(SandboxError::OwnPath)?;
+        Ok(Self {
+            mode,
+            support: Support::probe(),
+            extra,
+            exe,
+        })
+    }
+
+    /// The policy a config asks for (`sandbox`, `sandbox_writable`).
+    pub fn from_config(
+        config: &crate::config::Config,
+        project: &Project,
+    ) -> Result<Self, SandboxError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let extra = config
+            .sandbox_writable
+            .iter()
+            .map(|p| resolve(p, &project.root, home.as_deref()))
+            .collect();
+        Self::new(config.sandbox, extra)
+    }
+
+    /// How a program in `place` runs; `Err` only when the sandbox is required and the kernel
+    /// cannot enforce it.
+    pub fn plan(&self, place: &Place<'_>) -> Result<Plan, SandboxError> {
+        let (abi, kernel) = match (self.mode, self.support) {
+            (Mode::Off, _) => {
+                return Ok(Plan::Unconfined {
+                    applied: Applied::Off,
+                    why: "sandbox = \"off\"".into(),
+                });
+            }
+            (_, Support::Landlock { abi, kernel }) => (abi, kernel),
+            (Mode::Auto, support) => {
+                return Ok(Plan::Unconfined {
+                    applied: Applied::Unavailable,
+                    why: format!("{} (sandbox = \"auto\")", support.describe()),
+                });
+            }
+            (Mode::Landlock, support) => {
+                return Err(SandboxError::Unavailable {
+                    why: support.describe(),
+                });
+            }
+        };
+        let tmpdir = place
+            .project
+            .orchestrator_dir()
+            .join("tmp")
+            .join(crate::git::names::slug(place.stream));
+        let writable = rules(place, &self.extra)?;
+        Ok(Plan::Confined {
+            abi,
+            kernel,
+            exe: self.exe.clone(),
+            tmpdir,
+            writable,
+        })
+    }
+
+    /// `cmd` (shell words) as it must run in `dir` for `stream`: wrapped in `__sandbox` when
+    /// confined, unchanged otherwise. For `post_create` (and `verify`).
+    pub fn wrap_words(
+        &self,
+        project: &Project,
+        stream: &str,
+        dir: &Path,
+        cmd: &str,
+    ) -> Result<String, SandboxError> {
+        let plan = self.plan(&Place {
+            project,
+            stream,
+            dir,
+            db: None,
+        })?;
+        if !matches!(plan, Plan::Confined { .. }) {
+            return Ok(cmd.to_string());
+        }
+        let prefix: Vec<String> = plan
+            .wrap(Vec::new(), false)
+            .into_iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        let prefix =
+            shlex::try_join(prefix.iter().map(String::as_str)).unwrap_or_else(|_| prefix.join(" "));
+        Ok(format!("{prefix} {cmd}"))
+    }
+}
+
+/// `post_create`'s command as it must run in the new worktree `dir` of `stream`: confined like
+/// the worker when the config says so. A stream whose sandbox is required but cannot be
+/// enforced fails here, before anything runs.
+pub fn wrap_post_create(
+    config: &crate::config::Config,
+    project: &Project,
+    stream: &str,
+    dir: &Path,
+    cmd: &str,
+) -> Result<String, crate::workspace::PrepareFailure> {
+    Policy::from_config(config, project)
+        .and_then(|policy| policy.wrap_words(project, stream, dir, cmd))
+        .map_err(|e| crate::workspace::PrepareFailure::Failed { reason: e.reason() })
+}
+
+/// `sandbox_writable` entries: `~/x` is in HOME, a relative path is in the project root.
+fn resolve(path: &Path, root: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => root.join(path),
+    }
+}
+
+fn make_dir(path: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(path).map_err(|source| SandboxError::Folder {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every path a program in `place` may write, existing ones only (Landlock rules need an open
+/// file). Found by test (`tests/integration/sandbox.rs`): committing, staging and stashing in
+/// a linked worktree write its own git dir, `objects/`, `refs/` and `logs/` — nothing else.
+fn rules(place: &Place<'_>, extra: &[PathBuf]) -> Result<Vec<Grant>, SandboxError> {
+    let mut out = Vec::new();
+    let mut grant = |path: PathBuf, why: &'static str| {
+        if path.exists() && !out.iter().any(|g: &Grant| g.path == path) {
+            out.push(Grant { path, why });
+        }
+    };
+    if place.dir == place.project.root {
+        grant(
+            place.dir.to_path_buf(),
+            "the project root (shared checkout: its .git and .claude too)",
+        );
+    } else {
+        grant(place.dir.to_path_buf(), "the worktree");
+        if let Some((own, common)) = linked_git_dirs(place.dir) {
+            grant(own, "its git dir (index, HEAD, per-worktree refs)");
+            // A repository without reflogs yet gets the folder now: created later from inside,
+            // it would be a new entry in the read-only git dir.
+            make_dir(&common.join("logs"))?;
+            for part in ["objects", "refs", "logs"] {
+                grant(common.join(part), "git objects, refs and reflogs");
+            }
+        }
+    }
+    if let Some(folder) = place.db.and_then(Path::parent) {
+        grant(
+            folder.to_path_buf(),
+            "the task database's folder (WAL, shm)",
+        );
+    }
+    for device in DEVICES {
+        grant(PathBuf::from(device), "devices");
+    }
+    for (path, why) in agent_state()? {
+        grant(path, why);
+    }
+    for path in extra {
+        grant(path.clone(), "sandbox_writable");
+    }
+    Ok(out)
+}
+
+/// Devices programs open for writing: sinks, randomness, terminals, POSIX shared memory.
+const DEVICES: [&str; 9] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/pts",
+    "/dev/shm",
+];
+
+/// The agent's own state. Claude Code writes `~/.claude`, `~/.claude.json`, and
+/// `/tmp/claude-<uid>/` and `/tmp/cc-socks/` whatever HOME is; the `/tmp` ones are created
+/// here so that it need not create them in the read-only `/tmp`.
+fn agent_state() -> Result<Vec<(PathBuf, &'static str)>, SandboxError> {
+    let mut out = Vec::new();
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        out.push((home.join(".claude"), "agent state"));
+        out.push((home.join(".claude.json"), "agent state"));
+    }
+    let tmp = PathBuf::from("/tmp");
+    for dir in [
+        tmp.join(format!("claude-{}", nix::unistd::getuid())),
+        tmp.join("cc-socks"),
+    ] {
+        make_dir(&dir)?;
+        out.push((dir, "agent state"));
+    }
+    Ok(out)
+}
+
+/// (own git dir, common dir) of a linked worktree: `<dir>/.git` is a file naming its git dir,
+/// whose `commondir` names the repository's. `None` when `.git` is a folder (a main checkout)
+/// or absent.
+fn linked_git_dirs(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let text = std::fs::read_to_string(dir.join(".git")).ok()?;
+    let own = dir.join(text.strip_prefix("gitdir:")?.trim());
+    let common = match std::fs::read_to_string(own.join("commondir")) {
+        Ok(rel) => own.join(rel.trim()),
+        Err(_) => own.clone(),
+    };
+    let canonical = |p: PathBuf| p.canonicalize().unwrap_or(p);
+    Some((canonical(own), canonical(common)))
+}
+
+impl Plan {
+    /// What is recorded with the worker.
+    pub fn applied(&self) -> Applied {
+        match self {
+            Self::Confined { abi, .. } => Applied::Landlock { abi: *abi },
+            Self::Unconfined { applied, .. } => *applied,
+        }
+    }
+
+    /// `argv` as the supervisor runs it: behind `__sandbox` when confined. `report`: the
+    /// supervisor gives it a pipe on stdin (see [`REPORT_FLAG`]).
+    pub fn wrap(&self, argv: Vec<String>, report: bool) -> Vec<OsString> {
+        let Self::Confined {
+            abi,
+            exe,
+            tmpdir,
+            writable,
+            ..
+        } = self
+        else {
+            return argv.into_iter().map(OsString::from).collect();
+        };
+        let mut out: Vec<OsString> = vec![
+            exe.into(),
+            SUBCOMMAND.into(),
+            "--abi".into(),
+            abi.to_string().into(),
+            "--tmpdir".into(),
+            tmpdir.into(),
+        ];
+        for g in writable {
+            out.push("--write".into());
+            out.push(g.path.clone().into());
+        }
+        if report {
+            out.push(REPORT_FLAG.into());
+        }
+        out.push("--".into());
+        out.extend(argv.into_iter().map(OsString::from));
+        out
+    }
+
+    /// The log header's lines (without the leading mark).
+    pub fn header(&self) -> Vec<String> {
+        match self {
+            Self::Unconfined { why, .. } => vec![format!(
+                "{HEADER} none: {why}; the worker can write anywhere its user can"
+            )],
+            Self::Confined {
+                abi,
+                kernel,
+                tmpdir,
+                writable,
+                ..
+            } => {
+                let mut lines = vec![format!(
+                    "{HEADER} Landlock ABI {abi}{}; writes only to:",
+                    if abi == kernel {
+                        String::new()
+                    } else {
+                        format!(" (kernel ABI {kernel})")
+                    }
+                )];
+                lines.push(format!("  {} (TMPDIR)", tmpdir.display()));
+                lines.push("  the files its stdout and stderr write to (this log)".into());
+                // One line per reason: the devices, git parts and agent state each share one.
+                for group in writable.chunk_by(|a, b| a.why == b.why) {
+                    let paths: Vec<String> =
+                        group.iter().map(|g| g.path.display().to_string()).collect();
+                    lines.push(format!("  {} ({})", paths.join(", "), group[0].why));
+                }
+                lines
+            }
+        }
+    }
+}
+
+/// How the log header's sandbox line starts.
+const HEADER: &str = "sandbox:";
+
+/// True if `argv` is a `__sandbox` wrapper that reports on stdin.
+pub fn reports_on_stdin(argv: &[OsString]) -> bool {
+    argv.get(1).is_some_and(|a| a == SUBCOMMAND)
+        && argv
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| a == REPORT_FLAG)
+}
+
+/// Reads the launch report from `__sandbox` until it execs or exits: `None` if the program
+/// started, else why it could not.
+pub fn read_report(mut pipe: impl Read) -> Option<String> {
+    let mut text = String::new();
+    let _ = pipe.read_to_string(&mut text);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// What `__sandbox` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub abi: u32,
+    pub tmpdir: Option<PathBuf>,
+    pub writable: Vec<PathBuf>,
+    pub report_stdin: bool,
+    pub argv: Vec<OsString>,
+}
+
+/// `__sandbox`: restricts this process, then execs the program (same pid). Returns only on
+/// failure, with the exit code, after saying why on `log` and the report pipe.
+pub fn enter(entry: &Entry, log: &mut dyn Write) -> i32 {
+    let mut report = entry.report_stdin.then(take_report_pipe).flatten();
+    let err = match confine(entry, log) {
+        Ok(()) => exec(entry),
+        Err(e) => e,
+    };
+    let text = err.reason();
+    let _ = writeln!(log, "{MARK} orchestrate: {text}");
+    if let Some(pipe) = &mut report {
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    super::supervise::CANNOT_EXEC
+}
+
+/// Takes the report pipe off stdin: a close-on-exec copy for us, `/dev/null` for the program.
+fn take_report_pipe() -> Option<File> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(null);
+    }
+    Some(File::from(pipe))
+}
+
+/// The regular files our stdout and stderr write to: a program that reopens them
+/// (`echo x > /dev/stderr` goes through `/proc/self/fd/2` to the file's own path) must not be
+/// refused what it can already do through the descriptor.
+fn output_files() -> Vec<PathBuf> {
+    [1, 2]
+        .iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Read and execute everywhere; every write right only beneath the granted paths. Device
+/// ioctls and connecting to sockets are not handled: they write no file, and a handled right
+/// is denied everywhere it is not granted.
+fn confine(entry: &Entry, log: &mut dyn Write) -> Result<(), SandboxError> {
+    if let Some(tmpdir) = &entry.tmpdir {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(tmpdir)
+            .map_err(|source| SandboxError::Folder {
+                path: tmpdir.clone(),
+                source,
+            })?;
+    }
+    let abi = ABI::from(entry.abi.min(i32::MAX as u32) as i32);
+    let unhandled: BitFlags<AccessFs> = AccessFs::IoctlDev | AccessFs::ResolveUnix;
+    let write = AccessFs::from_all(abi) & !unhandled;
+    let mut ruleset = Ruleset::default().handle_access(write)?;
+    if abi >= ABI::V6 {
+        // Signals to processes outside the sandbox (other workers, `start`) are refused.
+        ruleset = ruleset.scope(Scope::Signal)?;
+    }
+    let mut created = ruleset.create()?.add_rule(PathBeneath::new(
+        PathFd::new("/").map_err(|source| SandboxError::Open {
+            path: "/".into(),
+            source,
+        })?,
+        AccessFs::from_read(abi),
+    ))?;
+    let outputs = output_files();
+    for path in entry.tmpdir.iter().chain(&entry.writable).chain(&outputs) {
+        let fd = match PathFd::new(path) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Less to write is never less safe: note it and go on.
+                let _ = writeln!(
+                    log,
+                    "{MARK} orchestrate: sandbox: {} is not writable ({e})",
+                    path.display()
+                );
+                continue;
+            }
+        };
+        let access = if path.is_dir() {
+            write
+        } else {
+            write & AccessFs::from_file(abi)
+        };
+        created = created.add_rule(PathBeneath::new(fd, access))?;
+    }
+    let status = created.restrict_self()?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(SandboxError::NotEnforced);
+    }
+    Ok(())
+}
+
+/// Replaces this process by the program; returns only the error.
+fn exec(entry: &Entry) -> SandboxError {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = entry.argv.split_first() else {
+        return SandboxError::NoProgram;
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(tmpdir) = &entry.tmpdir {
+        cmd.env("TMPDIR", tmpdir);
+    }
+    let source = cmd.exec();
+    SandboxError::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    }
+}
+
+/// A hint for a log whose last run was confined and whose output shows a refused write
+/// ("Permission denied", `EACCES`), naming the path when the line shows one.
+pub fn refusal_hint(log: &str) -> Option<String> {
+    let start = log
+        .rfind(&format!("{MARK} {HEADER}"))
+        .filter(|&i| log[i..].starts_with(&format!("{MARK} {HEADER} Landlock")))?;
+    let line = log[start..].lines().find(|l| {
+        let l = l.to_ascii_lowercase();
+        !l.starts_with(MARK) && (l.contains("permission denied") || l.contains("eacces"))
+    })?;
+    let path = refused_path(line);
+    Some(format!(
+        "\"Permission denied\"{} is most likely the sandbox: this worker may write only to the \
+         folders its log header lists; add a folder to `sandbox_writable` in \
+         .claude/orchestrator/config.toml, or run with `--sandbox off`",
+        path.map(|p| format!(" on {p}")).unwrap_or_default()
+    ))
+}
+
+/// The path a refusal line names: the last absolute path before "permission denied" (`sh`,
+/// `touch`, Python), else the first after it (Node's `EACCES: permission denied, open '/x'`).
+fn refused_path(line: &str) -> Option<&str> {
+    let at = line
+        .to_ascii_lowercase()
+        .find("permission denied")
+        .unwrap_or(line.len());
+    let (before, after) = line.split_at(at);
+    absolute_paths(before)
+        .last()
+        .or_else(|| absolute_paths(after).next())
+}
+
+/// The words of `text` that are absolute paths, without the quotes and colons around them.
+fn absolute_paths(text: &str) -> impl DoubleEndedIterator<Item = &str> {
+    text.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| matches!(c, '\'' | '"' | '`' | ':' | ',' | '(' | ')')))
+        .filter(|w| w.starts_with('/') && w.len() > 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        for name in Mode::CHOICES {
+            assert_eq!(Mode::parse(name).unwrap().as_str(), name);
+        }
+        assert_eq!(Mode::parse(" LandLock "), Some(Mode::Landlock));
+        assert_eq!(Mode::parse("on"), None);
+    }
+
+    #[test]
+    fn the_cap_lowers_the_abi_and_zero_turns_it_off() {
+        let seven = LandlockStatus::Available {
+            effective_abi: ABI::V7,
+            kernel_abi: None,
+        };
+        assert_eq!(
+            Support::capped(seven, None),
+            Support::Landlock { abi: 7, kernel: 7 }
+        );
+        assert_eq!(
+            Support::capped(seven, Some(3)),
+            Support::Landlock { abi: 3, kernel: 7 }
+        );
+        assert_eq!(
+            Support::capped(seven, Some(99)),
+            Support::Landlock { abi: 7, kernel: 7 }
+        );
+        assert_eq!(Support::capped(seven, Some(0)), Support::CappedOff);
+        assert_eq!(
+            Support::capped(LandlockStatus::NotImplemented, Some(3)),
+            Support::NotImplemented
+        );
+        let newer = LandlockStatus::Available {
+            effective_abi: ABI::V10,
+            kernel_abi: Some(12),
+        };
+        assert_eq!(
+            Support::capped(newer, None),
+            Support::Landlock {
+                abi: 10,
+                kernel: 12
+            }
+        );
+    }
+
+    #[test]
+    fn applied_round_trips_through_its_column_text() {
+        for a in [
+            Applied::Landlock { abi: 7 },
+            Applied::Off,
+            Applied::Unavailable,
+        ] {
+            assert_eq!(Applied::from_db(&a.to_db()), Some(a));
+        }
+        assert_eq!(Applied::from_db("landlock x"), None);
+        assert_eq!(
+            Applied::Landlock { abi: 7 }.to_string(),
+            "sandboxed (Landlock ABI 7)"
+        );
+    }
+
+    fn policy(mode: Mode, support: Support) -> Policy {
+        Policy {
+            mode,
+            support,
+            extra: Vec::new(),
+            exe: PathBuf::from("/bin/orchestrate"),
+        }
+    }
+
+    #[test]
+    fn auto_falls_back_and_says_why_landlock_refuses_off_is_off() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = Project {
+            root: tmp.path().to_path_buf(),
+        };
+        let place = Place {
+            project: &project,
+            stream: "A",
+            dir: &project.root,
+            db: None,
+        };
+        let plan = policy(Mode::Auto, Support::NotImplemented)
+            .plan(&place)
+            .unwrap();
+        assert_eq!(plan.applied(), Applied::Unavailable);
+        assert!(
+            plan.header()[0].contains("the kernel has no Landlock"),
+            "{plan:?}"
+        );
+        assert_eq!(plan.wrap(vec!["w".into()], true), [OsString::from("w")]);
+        let err = policy(Mode::Landlock, Support::NotEnabled)
+            .plan(&place)
+            .unwrap_err();
+        assert!(err.to_string().contains("not enabled"), "{err}");
+        assert!(err.hint().unwrap().contains("--sandbox off"));
+        let off = policy(Mode::Off, Support::Landlock { abi: 7, kernel: 7 })
+            .plan(&place)
+            .unwrap();
+        assert_eq!(off.applied(), Applied::Off);
+    }
+
+    #[test]
+    fn a_confined_plan_wraps_the_program_and_lists_its_grants() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = Project {
+            root: tmp.path().to_path_buf(),
+        };
+        let mut p = policy(Mode::Auto, Support::Landlock { abi: 5, kernel: 7 });
+        p.extra = vec![tmp.path().join("extra"), tmp.path().join("missing")];
+        std::fs::create_dir(tmp.path().join("extra")).unwrap();
+        let plan = p
+            .plan(&Place {
+                project: &project,
+                stream: "a b",
+                dir: &project.root,
+                db: None,
+            })
+            .unwrap();
+        let argv = plan.wrap(vec!["w".into(), "--x".into()], true);
+        assert_eq!(argv[1], SUBCOMMAND);
+        assert_eq!(&argv[2..4], ["--abi", "5"]);
+        assert_eq!(&argv[argv.len() - 3..], ["--", "w", "--x"]);
+        assert!(reports_on_stdin(&argv));
+        assert!(!reports_on_stdin(&plan.wrap(vec!["w".into()], false)));
+        let header = plan.header().join("\n");
+        assert!(header.contains("Landlock ABI 5 (kernel ABI 7)"), "{header}");
+        assert!(header.contains("extra (sandbox_writable)"), "{header}");
+        assert!(!header.contains("missing"), "{header}");
+        let Plan::Confined { tmpdir, .. } = &plan else {
+            panic!("confined")
+        };
+        assert!(tmpdir.starts_with(project.orchestrator_dir().join("tmp")));
+    }
+
+    #[test]
+    fn writable_paths_resolve_home_and_project_relative() {
+        let root = Path::new("/p");
+        let home = Some(Path::new("/h"));
+        assert_eq!(
+            resolve(Path::new("~/.npm"), root, home),
+            Path::new("/h/.npm")
+        );
+        assert_eq!(
+            resolve(Path::new("cache"), root, home),
+            Path::new("/p/cache")
+        );
+        assert_eq!(resolve(Path::new("/abs"), root, home), Path::new("/abs"));
+    }
+
+    #[test]
+    fn refusals_in_a_confined_log_get_a_hint_naming_the_path() {
+        let log = "==== sandbox: Landlock ABI 7; writes only to:\n====   /w (the worktree)\n\
+                   /x/worker.sh: 89: cannot create /home/u/.bashrc: Permission denied\n";
+        let hint = refusal_hint(log).unwrap();
+        assert!(
+            hint.contains("on /home/u/.bashrc is most likely the sandbox"),
+            "{hint}"
+        );
+        let node = "==== sandbox: Landlock ABI 7; writes only to:\n\
+                    Error: EACCES: permission denied, open '/etc/x'\n";
+        assert!(refusal_hint(node).unwrap().contains("on /etc/x "));
+        let python =
+            "==== sandbox: Landlock ABI 7\nPermissionError: [Errno 13] Permission denied: '/p/q'\n";
+        assert!(refusal_hint(python).unwrap().contains("on /p/q "));
+        let bare = "==== sandbox: Landlock ABI 7\ngit: Permission denied\n";
+        assert!(
+            refusal_hint(bare)
+                .unwrap()
+                .starts_with("\"Permission denied\" is")
+        );
+        // Unconfined, or a later unconfined attempt: no hint.
+        let off = "==== sandbox: none: sandbox = \"off\"\nPermission denied\n";
+        assert_eq!(refusal_hint(off), None);
+        assert_eq!(refusal_hint(&format!("{log}{off}")), None);
+        assert_eq!(
+            refusal_hint("==== sandbox: Landlock ABI 7\nall fine\n"),
+            None
+        );
+    }
+}
