@@ -362,10 +362,10 @@ impl Policy {
                 });
             }
         };
-        let tmpdir = place
-            .project
-            .orchestrator_dir()
-            .join("tmp")
+        let tmpdir = temp_root()
+            .join(crate::git::names::slug(
+                &place.project.root.to_string_lossy(),
+            ))
             .join(crate::git::names::slug(place.stream));
         let writable = rules(place, &self.extra)?;
         Ok(Plan::Confined {
@@ -419,6 +419,38 @@ pub fn wrap_post_create(
     Policy::from_config(config, project)
         .and_then(|policy| policy.wrap_words(project, stream, dir, cmd))
         .map_err(|e| crate::workspace::PrepareFailure::Failed { reason: e.reason() })
+}
+
+/// Where the per-stream temp dirs live: `<system temp>/orchestrate-<uid>/`, outside the project
+/// (nothing for `git status` to show or an agent to commit) and short (sockets made in TMPDIR
+/// have a path limit of about 100 bytes).
+fn temp_root() -> PathBuf {
+    std::env::temp_dir().join(format!("orchestrate-{}", nix::unistd::getuid()))
+}
+
+/// Creates a temp dir (private to us) below [`temp_root`], refusing a root another user made.
+fn make_temp_dir(path: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let err = |source| SandboxError::Folder {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(err)?;
+    let root = temp_root();
+    if path.starts_with(&root) {
+        let owner = std::fs::metadata(&root).map_err(err)?.uid();
+        if owner != nix::unistd::getuid().as_raw() {
+            return Err(err(std::io::Error::other(format!(
+                "{} belongs to another user (uid {owner})",
+                root.display()
+            ))));
+        }
+    }
+    Ok(())
 }
 
 /// `sandbox_writable` entries: `~/x` is in HOME, a relative path is in the project root.
@@ -678,15 +710,7 @@ fn output_files() -> Vec<PathBuf> {
 /// is denied everywhere it is not granted.
 fn confine(entry: &Entry, log: &mut dyn Write) -> Result<(), SandboxError> {
     if let Some(tmpdir) = &entry.tmpdir {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(tmpdir)
-            .map_err(|source| SandboxError::Folder {
-                path: tmpdir.clone(),
-                source,
-            })?;
+        make_temp_dir(tmpdir)?;
     }
     let abi = ABI::from(entry.abi.min(i32::MAX as u32) as i32);
     let unhandled: BitFlags<AccessFs> = AccessFs::IoctlDev | AccessFs::ResolveUnix;
@@ -924,7 +948,11 @@ mod tests {
         let Plan::Confined { tmpdir, .. } = &plan else {
             panic!("confined")
         };
-        assert!(tmpdir.starts_with(project.orchestrator_dir().join("tmp")));
+        assert!(tmpdir.starts_with(temp_root()), "{tmpdir:?}");
+        assert!(
+            tmpdir.ends_with(crate::git::names::slug("a b")),
+            "{tmpdir:?}"
+        );
     }
 
     #[test]

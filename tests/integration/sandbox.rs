@@ -340,7 +340,12 @@ fn post_create_is_confined_like_the_worker() {
         )),
         "{log}"
     );
-    assert!(log.contains(".claude/orchestrator/tmp/Stream-A\n"), "{log}");
+    // Its TMPDIR, private to the stream, outside the project.
+    let tmpdir = format!("/orchestrate-{}/", nix::unistd::getuid());
+    assert!(
+        log.contains(&tmpdir) && log.contains("/Stream-A\n"),
+        "{log}"
+    );
     assert!(
         fake.lines("Stream-A", "started").is_empty(),
         "the worker must not start"
