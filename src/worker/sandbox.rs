@@ -528,19 +528,31 @@ const DEVICES: [&str; 9] = [
 
 /// The agent's own state. Claude Code writes `~/.claude`, `~/.claude.json`, and
 /// `/tmp/claude-<uid>/` and `/tmp/cc-socks/` whatever HOME is; the `/tmp` ones are created
-/// here so that it need not create them in the read-only `/tmp`.
+/// here so that it need not create them in the read-only `/tmp`: ours private, the shared one
+/// like `/tmp` itself (every user's agent puts its socket there).
 fn agent_state() -> Result<Vec<(PathBuf, &'static str)>, SandboxError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mut out = Vec::new();
     if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
         out.push((home.join(".claude"), "agent state"));
         out.push((home.join(".claude.json"), "agent state"));
     }
     let tmp = PathBuf::from("/tmp");
-    for dir in [
-        tmp.join(format!("claude-{}", nix::unistd::getuid())),
-        tmp.join("cc-socks"),
+    for (dir, mode) in [
+        (tmp.join(format!("claude-{}", nix::unistd::getuid())), 0o700),
+        (tmp.join("cc-socks"), 0o1777),
     ] {
-        make_dir(&dir)?;
+        let err = |source| SandboxError::Folder {
+            path: dir.clone(),
+            source,
+        };
+        match std::fs::DirBuilder::new().mode(mode).create(&dir) {
+            // The umask narrowed the mode.
+            Ok(()) => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                .map_err(err)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(err(e)),
+        }
         out.push((dir, "agent state"));
     }
     Ok(out)
