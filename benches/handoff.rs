@@ -10,7 +10,8 @@
 //! Then the sandbox's cost: the same handoffs with `--sandbox landlock` and `--sandbox off`,
 //! runs alternating in one process, and the difference of the medians. Target: ≤ 2 ms.
 //!
-//! Run: `cargo bench --bench handoff` (about 4 minutes; `HANDOFF_QUICK=1` for one run each).
+//! Run: `cargo bench --bench handoff` (about 4 minutes; `HANDOFF_QUICK=1` for one run each,
+//! `HANDOFF_SANDBOX_ONLY=1` for the sandbox's part alone).
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -116,6 +117,9 @@ fn run_once(topology: &Topology, linger_secs: u32, sandbox: &str) -> Vec<Duratio
 
 fn main() {
     let quick = std::env::var_os("HANDOFF_QUICK").is_some();
+    if std::env::var_os("HANDOFF_SANDBOX_ONLY").is_some() {
+        return sandbox_overhead(quick);
+    }
     println!("## handoff latency (stagger 0)\n\n{TABLE_HEADER}");
     for (variant, linger) in [("worker keeps running 5 s", 5), ("worker exits at once", 0)] {
         for (name, topology, runs) in [("chain of 10", chain(10), 2), ("diamond", diamond(), 5)] {

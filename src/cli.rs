@@ -89,9 +89,6 @@ pub enum Command {
     /// Internal: runs one worker as its process-group leader and records how it ended.
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
-    /// Internal: confines itself with Landlock, then runs a program in its place.
-    #[command(name = "__sandbox", hide = true)]
-    Sandbox(SandboxArgs),
 }
 
 /// Run every stream whose dependencies are complete, and keep going until all are complete.
@@ -292,29 +289,6 @@ pub struct SuperviseArgs {
     pub state: PathBuf,
 
     /// The worker program and its arguments.
-    #[arg(last = true, required = true)]
-    pub argv: Vec<OsString>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct SandboxArgs {
-    /// The Landlock ABI to use (the plan's; lower if the kernel has less).
-    #[arg(long)]
-    pub abi: u32,
-
-    /// The program's temp folder: writable, and exported as TMPDIR.
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-
-    /// A file or folder (with everything beneath it) the program may write.
-    #[arg(long, value_name = "PATH")]
-    pub write: Vec<PathBuf>,
-
-    /// Stdin is a pipe to the supervisor: say there why the program could not start.
-    #[arg(long)]
-    pub report_stdin: bool,
-
-    /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<OsString>,
 }

@@ -7,7 +7,7 @@ mod doctor;
 pub mod init;
 mod logs;
 mod merge;
-mod sandbox;
+pub mod sandbox;
 mod start;
 mod status;
 mod stop;
@@ -32,6 +32,5 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32> {
         Command::Doctor(args) => doctor::run(&global, &args, ui),
         Command::Init(args) => init::run(&global, &args, ui),
         Command::Supervise(args) => supervise::run(&args),
-        Command::Sandbox(args) => sandbox::run(&args),
     }
 }
