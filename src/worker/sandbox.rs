@@ -7,7 +7,8 @@
 //! `orchestrate __sandbox --abi N --tmpdir DIR --write PATH… -- CMD…`; that step ([`enter`])
 //! restricts itself and then execs CMD, so the worker keeps the pid the supervisor spawned
 //! (identity, `stop`, markers unchanged) and the supervisor itself is never restricted: it writes
-//! the state store and the log.
+//! the state store and the log. `sandbox/rules.rs` lists what is writable; `sandbox/enter.rs`
+//! is the `__sandbox` step.
 //!
 //! Invariants: a plan that says "confined" is enforced or the program does not run (`__sandbox`
 //! never execs unconfined); `auto` runs unconfined only where the kernel lacks Landlock, and
@@ -16,20 +17,22 @@
 //! created directly in it (`packed-refs.lock`, taken by ref deletions) is refused, and git warns
 //! and carries on (see the guide).
 
+mod enter;
+mod rules;
+
+pub use enter::{Entry, enter, read_report, reports_on_stdin};
+pub use rules::Grant;
+
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use landlock::{
-    ABI, Access, AccessFs, BitFlags, LandlockStatus, PathBeneath, PathFd, RestrictSelf, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
-};
+use landlock::{LandlockStatus, RestrictSelf};
 use serde::Serialize;
 
 use super::render::MARK;
 use crate::error::Diagnostic;
 use crate::project::Project;
+use rules::{resolve, rules, temp_root};
 
 /// The hidden subcommand that confines itself and execs the program.
 pub const SUBCOMMAND: &str = "__sandbox";
@@ -290,13 +293,6 @@ pub struct Place<'a> {
     pub db: Option<&'a Path>,
 }
 
-/// One writable path and why it is writable (shown in the log header).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub path: PathBuf,
-    pub why: &'static str,
-}
-
 /// How one launch runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -421,157 +417,6 @@ pub fn wrap_post_create(
         .map_err(|e| crate::workspace::PrepareFailure::Failed { reason: e.reason() })
 }
 
-/// Where the per-stream temp dirs live: `<system temp>/orchestrate-<uid>/`, outside the project
-/// (nothing for `git status` to show or an agent to commit) and short (sockets made in TMPDIR
-/// have a path limit of about 100 bytes).
-fn temp_root() -> PathBuf {
-    std::env::temp_dir().join(format!("orchestrate-{}", nix::unistd::getuid()))
-}
-
-/// Creates a temp dir (private to us) below [`temp_root`], refusing a root another user made.
-fn make_temp_dir(path: &Path) -> Result<(), SandboxError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let err = |source| SandboxError::Folder {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(err)?;
-    let root = temp_root();
-    if path.starts_with(&root) {
-        let owner = std::fs::metadata(&root).map_err(err)?.uid();
-        if owner != nix::unistd::getuid().as_raw() {
-            return Err(err(std::io::Error::other(format!(
-                "{} belongs to another user (uid {owner})",
-                root.display()
-            ))));
-        }
-    }
-    Ok(())
-}
-
-/// `sandbox_writable` entries: `~/x` is in HOME, a relative path is in the project root.
-fn resolve(path: &Path, root: &Path, home: Option<&Path>) -> PathBuf {
-    match (path.strip_prefix("~"), home) {
-        (Ok(rest), Some(home)) => home.join(rest),
-        _ => root.join(path),
-    }
-}
-
-fn make_dir(path: &Path) -> Result<(), SandboxError> {
-    std::fs::create_dir_all(path).map_err(|source| SandboxError::Folder {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Every path a program in `place` may write, existing ones only (Landlock rules need an open
-/// file). Found by test (`tests/integration/sandbox.rs`): committing, staging and stashing in
-/// a linked worktree write its own git dir, `objects/`, `refs/` and `logs/` — nothing else.
-fn rules(place: &Place<'_>, extra: &[PathBuf]) -> Result<Vec<Grant>, SandboxError> {
-    let mut out = Vec::new();
-    let mut grant = |path: PathBuf, why: &'static str| {
-        if path.exists() && !out.iter().any(|g: &Grant| g.path == path) {
-            out.push(Grant { path, why });
-        }
-    };
-    if place.dir == place.project.root {
-        grant(
-            place.dir.to_path_buf(),
-            "the project root (shared checkout: its .git and .claude too)",
-        );
-    } else {
-        grant(place.dir.to_path_buf(), "the worktree");
-        if let Some((own, common)) = linked_git_dirs(place.dir) {
-            grant(own, "its git dir (index, HEAD, per-worktree refs)");
-            // A repository without reflogs yet gets the folder now: created later from inside,
-            // it would be a new entry in the read-only git dir.
-            make_dir(&common.join("logs"))?;
-            for part in ["objects", "refs", "logs"] {
-                grant(common.join(part), "git objects, refs and reflogs");
-            }
-        }
-    }
-    if let Some(folder) = place.db.and_then(Path::parent) {
-        grant(
-            folder.to_path_buf(),
-            "the task database's folder (WAL, shm)",
-        );
-    }
-    for device in DEVICES {
-        grant(PathBuf::from(device), "devices");
-    }
-    for (path, why) in agent_state()? {
-        grant(path, why);
-    }
-    for path in extra {
-        grant(path.clone(), "sandbox_writable");
-    }
-    Ok(out)
-}
-
-/// Devices programs open for writing: sinks, randomness, terminals, POSIX shared memory.
-const DEVICES: [&str; 9] = [
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/tty",
-    "/dev/ptmx",
-    "/dev/pts",
-    "/dev/shm",
-];
-
-/// The agent's own state. Claude Code writes `~/.claude`, `~/.claude.json`, and
-/// `/tmp/claude-<uid>/` and `/tmp/cc-socks/` whatever HOME is; the `/tmp` ones are created
-/// here so that it need not create them in the read-only `/tmp`: ours private, the shared one
-/// like `/tmp` itself (every user's agent puts its socket there).
-fn agent_state() -> Result<Vec<(PathBuf, &'static str)>, SandboxError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let mut out = Vec::new();
-    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-        out.push((home.join(".claude"), "agent state"));
-        out.push((home.join(".claude.json"), "agent state"));
-    }
-    let tmp = PathBuf::from("/tmp");
-    for (dir, mode) in [
-        (tmp.join(format!("claude-{}", nix::unistd::getuid())), 0o700),
-        (tmp.join("cc-socks"), 0o1777),
-    ] {
-        let err = |source| SandboxError::Folder {
-            path: dir.clone(),
-            source,
-        };
-        match std::fs::DirBuilder::new().mode(mode).create(&dir) {
-            // The umask narrowed the mode.
-            Ok(()) => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
-                .map_err(err)?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(err(e)),
-        }
-        out.push((dir, "agent state"));
-    }
-    Ok(out)
-}
-
-/// (own git dir, common dir) of a linked worktree: `<dir>/.git` is a file naming its git dir,
-/// whose `commondir` names the repository's. `None` when `.git` is a folder (a main checkout)
-/// or absent.
-fn linked_git_dirs(dir: &Path) -> Option<(PathBuf, PathBuf)> {
-    let text = std::fs::read_to_string(dir.join(".git")).ok()?;
-    let own = dir.join(text.strip_prefix("gitdir:")?.trim());
-    let common = match std::fs::read_to_string(own.join("commondir")) {
-        Ok(rel) => own.join(rel.trim()),
-        Err(_) => own.clone(),
-    };
-    let canonical = |p: PathBuf| p.canonicalize().unwrap_or(p);
-    Some((canonical(own), canonical(common)))
-}
-
 impl Plan {
     /// What is recorded with the worker.
     pub fn applied(&self) -> Applied {
@@ -652,139 +497,6 @@ impl Plan {
 /// How the log header's sandbox line starts.
 const HEADER: &str = "sandbox:";
 
-/// True if `argv` is a `__sandbox` wrapper that reports on stdin.
-pub fn reports_on_stdin(argv: &[OsString]) -> bool {
-    argv.get(1).is_some_and(|a| a == SUBCOMMAND)
-        && argv
-            .iter()
-            .take_while(|a| *a != "--")
-            .any(|a| a == REPORT_FLAG)
-}
-
-/// Reads the launch report from `__sandbox` until it execs or exits: `None` if the program
-/// started, else why it could not.
-pub fn read_report(mut pipe: impl Read) -> Option<String> {
-    let mut text = String::new();
-    let _ = pipe.read_to_string(&mut text);
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
-}
-
-/// What `__sandbox` is asked to do.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub abi: u32,
-    pub tmpdir: Option<PathBuf>,
-    pub writable: Vec<PathBuf>,
-    pub report_stdin: bool,
-    pub argv: Vec<OsString>,
-}
-
-/// `__sandbox`: restricts this process, then execs the program (same pid). Returns only on
-/// failure, with the exit code, after saying why on `log` and the report pipe.
-pub fn enter(entry: &Entry, log: &mut dyn Write) -> i32 {
-    let mut report = entry.report_stdin.then(take_report_pipe).flatten();
-    let err = match confine(entry, log) {
-        Ok(()) => exec(entry),
-        Err(e) => e,
-    };
-    let text = err.reason();
-    let _ = writeln!(log, "{MARK} orchestrate: {text}");
-    if let Some(pipe) = &mut report {
-        let _ = pipe.write_all(text.as_bytes());
-    }
-    super::supervise::CANNOT_EXEC
-}
-
-/// Takes the report pipe off stdin: a close-on-exec copy for us, `/dev/null` for the program.
-fn take_report_pipe() -> Option<File> {
-    use std::os::fd::AsFd;
-    let pipe = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    if let Ok(null) = File::open("/dev/null") {
-        let _ = nix::unistd::dup2_stdin(null);
-    }
-    Some(File::from(pipe))
-}
-
-/// The regular files our stdout and stderr write to: a program that reopens them
-/// (`echo x > /dev/stderr` goes through `/proc/self/fd/2` to the file's own path) must not be
-/// refused what it can already do through the descriptor.
-fn output_files() -> Vec<PathBuf> {
-    [1, 2]
-        .iter()
-        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
-        .filter(|p| p.is_file())
-        .collect()
-}
-
-/// Read and execute everywhere; every write right only beneath the granted paths. Device
-/// ioctls and connecting to sockets are not handled: they write no file, and a handled right
-/// is denied everywhere it is not granted.
-fn confine(entry: &Entry, log: &mut dyn Write) -> Result<(), SandboxError> {
-    if let Some(tmpdir) = &entry.tmpdir {
-        make_temp_dir(tmpdir)?;
-    }
-    let abi = ABI::from(entry.abi.min(i32::MAX as u32) as i32);
-    let unhandled: BitFlags<AccessFs> = AccessFs::IoctlDev | AccessFs::ResolveUnix;
-    let write = AccessFs::from_all(abi) & !unhandled;
-    let mut ruleset = Ruleset::default().handle_access(write)?;
-    if abi >= ABI::V6 {
-        // Signals to processes outside the sandbox (other workers, `start`) are refused.
-        ruleset = ruleset.scope(Scope::Signal)?;
-    }
-    let mut created = ruleset.create()?.add_rule(PathBeneath::new(
-        PathFd::new("/").map_err(|source| SandboxError::Open {
-            path: "/".into(),
-            source,
-        })?,
-        AccessFs::from_read(abi),
-    ))?;
-    let outputs = output_files();
-    for path in entry.tmpdir.iter().chain(&entry.writable).chain(&outputs) {
-        let fd = match PathFd::new(path) {
-            Ok(fd) => fd,
-            Err(e) => {
-                // Less to write is never less safe: note it and go on.
-                let _ = writeln!(
-                    log,
-                    "{MARK} orchestrate: sandbox: {} is not writable ({e})",
-                    path.display()
-                );
-                continue;
-            }
-        };
-        let access = if path.is_dir() {
-            write
-        } else {
-            write & AccessFs::from_file(abi)
-        };
-        created = created.add_rule(PathBeneath::new(fd, access))?;
-    }
-    let status = created.restrict_self()?;
-    if status.ruleset == RulesetStatus::NotEnforced {
-        return Err(SandboxError::NotEnforced);
-    }
-    Ok(())
-}
-
-/// Replaces this process by the program; returns only the error.
-fn exec(entry: &Entry) -> SandboxError {
-    use std::os::unix::process::CommandExt;
-    let Some((program, args)) = entry.argv.split_first() else {
-        return SandboxError::NoProgram;
-    };
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args);
-    if let Some(tmpdir) = &entry.tmpdir {
-        cmd.env("TMPDIR", tmpdir);
-    }
-    let source = cmd.exec();
-    SandboxError::Exec {
-        program: program.to_string_lossy().into_owned(),
-        source,
-    }
-}
-
 /// A hint for a log whose last run was confined and whose output shows a refused write
 /// ("Permission denied", `EACCES`), naming the path when the line shows one.
 pub fn refusal_hint(log: &str) -> Option<String> {
@@ -827,6 +539,7 @@ fn absolute_paths(text: &str) -> impl DoubleEndedIterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use landlock::ABI;
 
     #[test]
     fn modes_parse_and_print() {
@@ -965,21 +678,6 @@ mod tests {
             tmpdir.ends_with(crate::git::names::slug("a b")),
             "{tmpdir:?}"
         );
-    }
-
-    #[test]
-    fn writable_paths_resolve_home_and_project_relative() {
-        let root = Path::new("/p");
-        let home = Some(Path::new("/h"));
-        assert_eq!(
-            resolve(Path::new("~/.npm"), root, home),
-            Path::new("/h/.npm")
-        );
-        assert_eq!(
-            resolve(Path::new("cache"), root, home),
-            Path::new("/p/cache")
-        );
-        assert_eq!(resolve(Path::new("/abs"), root, home), Path::new("/abs"));
     }
 
     #[test]
