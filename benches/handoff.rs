@@ -203,7 +203,7 @@ fn launch_step(quick: bool) {
             db: Some(&env.db_path()),
         })
         .expect("landlock is supported");
-    let wrapped = plan.wrap(vec!["true".into()], false);
+    let (wrapped, _) = plan.worker_launch(vec!["true".into()], None);
     let time = |argv: &[std::ffi::OsString]| {
         let started = std::time::Instant::now();
         let status = std::process::Command::new(&argv[0])

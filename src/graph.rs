@@ -203,21 +203,6 @@ impl StreamGraph {
             .filter(move |s| s.dependencies.iter().any(|d| d == id))
     }
 
-    /// `id` and every stream that depends on it, directly or not, in topological order.
-    pub fn downstream(&self, id: &str) -> Vec<&Stream> {
-        let mut reached: BTreeSet<&str> = BTreeSet::from([id]);
-        // `streams` is topologically ordered, so one pass suffices.
-        for s in &self.streams {
-            if s.dependencies.iter().any(|d| reached.contains(d.as_str())) {
-                reached.insert(s.id());
-            }
-        }
-        self.streams
-            .iter()
-            .filter(|s| reached.contains(s.id()) && s.id() != id)
-            .collect()
-    }
-
     /// `id`'s direct dependencies that are not complete by `is_complete`.
     pub fn waiting_for(&self, id: &str, is_complete: impl Fn(&str) -> bool) -> Vec<String> {
         self.get(id)
@@ -251,6 +236,74 @@ pub fn resolve_dependency<'a>(raw: &str, known: &BTreeSet<&'a str>) -> Option<&'
         .filter(|&(_, c)| c == ':')
         .rev()
         .find_map(|(i, _)| exact(&raw[..i]))
+}
+
+/// Stream names the user typed that match no stream: the one error every command that takes
+/// names gives (same wording, same exit code, a "did you mean").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe_unknown(.unknown))]
+pub struct UnknownStreams {
+    /// Each unknown name with the closest known one.
+    pub unknown: Vec<(String, Option<String>)>,
+    pub known: Vec<String>,
+}
+
+fn describe_unknown(unknown: &[(String, Option<String>)]) -> String {
+    let names: Vec<String> = unknown
+        .iter()
+        .map(|(name, near)| match near {
+            Some(near) => format!("`{name}` (did you mean `{near}`?)"),
+            None => format!("`{name}`"),
+        })
+        .collect();
+    format!("no stream named {}", names.join(", "))
+}
+
+impl UnknownStreams {
+    /// Checks `names` against `known` (a name matches an id exactly, or once trimmed).
+    pub fn check<'a>(
+        names: &[String],
+        known: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Self> {
+        let known: BTreeSet<&str> = known.into_iter().collect();
+        let unknown: Vec<(String, Option<String>)> = names
+            .iter()
+            .filter(|n| !known.contains(n.as_str()) && !known.contains(n.trim()))
+            .map(|n| (n.clone(), closest(n, &known)))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Self {
+            unknown,
+            known: known.into_iter().map(str::to_string).collect(),
+        })
+    }
+}
+
+impl Diagnostic for UnknownStreams {
+    fn hint(&self) -> Option<String> {
+        Some(if self.known.is_empty() {
+            "there are no streams yet: create tasks with `metadata.streamId`".into()
+        } else {
+            const SHOWN: usize = 10;
+            let mut list = self
+                .known
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if self.known.len() > SHOWN {
+                list.push_str(&format!(" and {} more", self.known.len() - SHOWN));
+            }
+            format!("the streams are: {list} (`orchestrate status` shows them)")
+        })
+    }
+
+    fn exit_code(&self) -> i32 {
+        exit_codes::NO_STREAMS
+    }
 }
 
 /// The known id closest to `raw`, if it is close enough to be a plausible typo.
@@ -338,6 +391,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            paused: false,
         }
     }
 
@@ -376,19 +430,6 @@ mod tests {
         );
         assert_eq!(g.get("Stream-C").unwrap().dependencies, vec!["Stream-A"]);
         assert_eq!(g.levels().len(), 3);
-    }
-
-    #[test]
-    fn downstream_and_waiting_for() {
-        let g = StreamGraph::build(&diamond()).unwrap();
-        let down: Vec<&str> = g.downstream("Stream-B").iter().map(|s| s.id()).collect();
-        assert_eq!(down, vec!["Stream-Z"]);
-        let down: Vec<&str> = g.downstream("Stream-A").iter().map(|s| s.id()).collect();
-        assert_eq!(down, vec!["Stream-B", "Stream-C", "Stream-Z"]);
-        assert_eq!(
-            g.waiting_for("Stream-Z", |id| id == "Stream-B"),
-            vec!["Stream-C"]
-        );
     }
 
     #[test]
@@ -490,6 +531,7 @@ mod properties {
                         phase: None,
                         worktree_path: None,
                         branch_name: None,
+            paused: false,
                     })
                     .collect(),
                 warnings: vec![],

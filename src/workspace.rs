@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::graph::{Stream, StreamGraph};
+use crate::model::{Attention, Block};
 
 /// Where and on what a stream's worker runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,20 +26,20 @@ pub struct Placement {
 /// Why a stream cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareFailure {
-    /// Needs a person (merge conflict between dependency branches, folder in the way, …): the
-    /// stream shows as blocked with this reason and is not retried in this run.
-    Blocked { reason: String },
-    /// Failed (post_create failed, git error): the stream is failed with this reason.
-    Failed { reason: String },
+    /// Needs a person (its dependencies' branches conflict, a folder in the way, …): the
+    /// stream is blocked with this durable verdict and not retried in this run.
+    Blocked(Block),
+    /// Failed (post_create failed, a git error): the stream is failed with this detail.
+    Failed { detail: String },
 }
 
 /// What a finished worker left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Finished {
-    /// Uncommitted changes were committed on the stream's branch by `orchestrate`.
-    pub auto_committed: bool,
-    /// Uncommitted changes remain (auto_commit off): dependents must wait.
-    pub dirty: bool,
+    /// Something a person must look at before dependents start (uncommitted changes with
+    /// `auto_commit` off, a worktree no longer on its branch).
+    pub attention: Option<Attention>,
+    /// Things the user should know (what was auto-committed, …).
     pub notes: Vec<String>,
 }
 

@@ -7,8 +7,10 @@ use super::context::Context;
 use crate::cli::{CleanArgs, GlobalArgs};
 use crate::error::Result;
 use crate::exit_codes;
+use crate::facts;
 use crate::git::clean::{self, CleanOptions};
-use crate::state::{self, WorkerState};
+use crate::graph::UnknownStreams;
+use crate::state::StateStore;
 use crate::ui::{self, Ui};
 
 pub fn run(global: &GlobalArgs, args: &CleanArgs, ui: &Ui) -> Result<i32> {
@@ -18,14 +20,23 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, ui: &Ui) -> Result<i32> {
         .open_db()
         .ok()
         .and_then(|mut db| ctx.load_graph(&mut db).ok().map(|(_, g)| g));
-    let running: BTreeMap<String, i32> = state::read_streams(&ctx.project)?
-        .into_iter()
-        .filter_map(|(id, s)| {
-            s.worker
-                .filter(|w| w.state == WorkerState::Running)
-                .map(|w| (id, w.pid))
-        })
-        .collect();
+    if !args.streams.is_empty() {
+        let mut known: Vec<String> = graph
+            .as_ref()
+            .map(|g| g.streams().iter().map(|s| s.id().to_string()).collect())
+            .unwrap_or_default();
+        if let Some(store) = StateStore::open_existing(&ctx.project.state_db())? {
+            known.extend(
+                store
+                    .worktrees()?
+                    .into_iter()
+                    .flat_map(|w| [w.stream, w.slug]),
+            );
+        }
+        UnknownStreams::check(&args.streams, known.iter().map(String::as_str))?;
+    }
+    // Streams the model counts as in use (a live worker, or a `start` preparing one).
+    let running: BTreeMap<String, i32> = facts::in_use(&ctx.project)?;
     let opts = CleanOptions {
         streams: args.streams.clone(),
         force: args.force,

@@ -13,6 +13,19 @@ pub struct Context {
     pub db: DbLocation,
 }
 
+/// Every stream id the task database names, for checking names the user typed when the
+/// command itself does not need the database (`stop`, `clean`, `logs`); empty when it cannot
+/// be read.
+pub fn known_streams(global: &GlobalArgs) -> Vec<String> {
+    let Ok(ctx) = Context::new(global) else {
+        return Vec::new();
+    };
+    ctx.open_db()
+        .and_then(|mut db| Ok(db.snapshot()?))
+        .map(|s| s.streams.into_iter().map(|s| s.id).collect())
+        .unwrap_or_default()
+}
+
 impl Context {
     pub fn new(global: &GlobalArgs) -> Result<Self> {
         let project = Project::from_env(global.project.as_deref())?;

@@ -1,4 +1,5 @@
-//! `orchestrate __sandbox --abi N [--tmpdir DIR] [--write PATH]… [--report-stdin] -- CMD…`
+//! `orchestrate __sandbox --abi N [--tmpdir DIR] [--write PATH]… [--stdin FILE] [--report-stdin]
+//! -- CMD…`
 //! (hidden): confines itself with Landlock, then execs CMD, which keeps this process's pid. Run
 //! by the supervisor for every sandboxed worker (and for `post_create`); its stderr is the
 //! stream's log. `main` calls it before the command line parser and the logging set-up: at
@@ -35,6 +36,7 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Entry, String> {
         abi: 0,
         tmpdir: None,
         writable: Vec::new(),
+        stdin: None,
         report_stdin: false,
         argv: Vec::new(),
     };
@@ -55,6 +57,7 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Entry, String> {
             }
             Some("--tmpdir") => entry.tmpdir = Some(PathBuf::from(value()?)),
             Some("--write") => entry.writable.push(PathBuf::from(value()?)),
+            Some("--stdin") => entry.stdin = Some(PathBuf::from(value()?)),
             Some(sandbox::REPORT_FLAG) => entry.report_stdin = true,
             Some("--") => {
                 entry.argv = args.collect();
@@ -84,13 +87,14 @@ mod tests {
     #[test]
     fn reads_what_wrap_writes() {
         let e = parse(words(
-            "--abi 7 --tmpdir /t --write /a --write /b --report-stdin -- sh -c --write",
+            "--abi 7 --tmpdir /t --write /a --write /b --stdin /p --report-stdin -- sh -c --write",
         ))
         .unwrap();
         assert_eq!(e.abi, 7);
         assert_eq!(e.tmpdir, Some(PathBuf::from("/t")));
         assert_eq!(e.writable, [PathBuf::from("/a"), PathBuf::from("/b")]);
         assert!(e.report_stdin);
+        assert_eq!(e.stdin, Some(PathBuf::from("/p")));
         assert_eq!(e.argv, ["sh", "-c", "--write"]);
     }
 

@@ -1,23 +1,24 @@
-//! `orchestrate start [STREAM…]`: validates the graph and the selection, prints the plan with
-//! `--dry-run`, otherwise runs the scheduler with the live view and prints the summary.
+//! `orchestrate start [STREAM…]`: checks the names and the selection against the model, prints
+//! the plan with `--dry-run`, otherwise runs the scheduler with the live view and hands the
+//! end of the run to `ui` for its summary.
 
 use std::collections::BTreeSet;
 
 use super::context::Context;
-use super::stop::seconds;
 use crate::cli::{GlobalArgs, StartArgs};
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit_codes;
+use crate::facts;
 use crate::git::WorktreeWorkspaces;
-use crate::graph::StreamGraph;
+use crate::graph::{StreamGraph, UnknownStreams};
+use crate::model::{Mode, Model, Reason, State};
 use crate::project::Project;
 use crate::scheduler::{RunEnd, Scheduler, Settings};
 use crate::state::StateStore;
 use crate::ui::Ui;
 use crate::ui::run::RunView;
-use crate::worker::prompt;
-use crate::worker::sandbox::{Mode, Policy};
+use crate::worker::{WorkerCommand, prompt};
 use crate::workspace::{SharedCheckout, Workspaces};
 
 pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
@@ -27,52 +28,81 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     for w in &snapshot.warnings {
         ui.warn(&w.to_string());
     }
+    UnknownStreams::check(&args.streams, graph.streams().iter().map(|s| s.id()))?;
     let mut config = Config::load(&ctx.project)?;
-    if let Some(mode) = args.sandbox.as_deref().and_then(Mode::parse) {
-        config.sandbox = mode;
-    }
-    let worktrees = args.worktrees || (config.worktrees && !args.no_worktrees);
-    let selection = select(&graph, &args.streams)?;
-    let stagger = match args.stagger {
-        Some(s) => seconds(s, "--stagger")?,
-        None => config.stagger,
-    };
+    config.apply(&overrides(args))?;
+    let worktrees = config.worktrees;
+    let mode = Mode { worktrees };
+    let selection = (!args.streams.is_empty()).then(|| {
+        args.streams
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect::<BTreeSet<_>>()
+    });
     let settings = Settings {
         project: ctx.project.clone(),
         db_path: ctx.db.path.clone(),
         exe: std::env::current_exe()
             .map_err(|e| Error::msg(format!("cannot find this program's own path: {e}")))?,
-        worker_cmd: args
-            .worker_cmd
-            .clone()
-            .unwrap_or_else(|| config.worker_cmd.clone()),
+        worker_cmd: config.worker_cmd.clone(),
         prompt_template: prompt::load_template(
             &ctx.project.orchestrator_dir().join("worker-prompt.md"),
         ),
-        max_parallel: args.max_parallel.unwrap_or(config.max_parallel).max(1) as usize,
-        stagger,
-        retries: args.retries.unwrap_or(config.retries),
+        max_parallel: config.max_parallel.max(1) as usize,
+        stagger: config.stagger,
+        retries: config.retries,
         worktree_mode: worktrees,
         selection,
-        sandbox: Policy::from_config(&config, &ctx.project)?,
+        sandbox: crate::worker::sandbox::Policy::from_config(&config, &ctx.project)?,
     };
+    // A command that cannot run safely is refused before anything runs, plan included.
+    WorkerCommand::parse(&settings.worker_cmd)?;
+    let facts = facts::gather(&ctx.project, &graph, Some(mode))?;
+    if let Some(aside) = &facts.recovered {
+        ui.warn(&format!(
+            "the orchestrator state was corrupt; it was moved to {} and rebuilt from the running workers",
+            aside.display()
+        ));
+    }
+    // What this `start` clears before it runs: failures (a new run tries them again), and for
+    // named streams also stops and blocks (naming a stream is how to run it again).
+    let clears = |stream: &str, kind: &str| match &settings.selection {
+        Some(sel) if sel.contains(stream) => matches!(kind, "failed" | "stopped" | "blocked"),
+        _ => kind == "failed",
+    };
+    // The model as it stands (what `status` shows), and as this start will see it.
+    let now = facts.derive(&graph);
+    let mut cleared = facts.observed.clone();
+    for (stream, observed) in &mut cleared {
+        if observed
+            .verdict
+            .as_ref()
+            .is_some_and(|v| clears(stream, v.kind()))
+        {
+            observed.verdict = None;
+        }
+    }
+    let will = crate::model::derive(&graph, &cleared, mode);
+    if let Some(sel) = &settings.selection {
+        refuse_unready(&will, sel)?;
+    }
     if args.dry_run {
-        ui.print(&plan(&graph, &settings));
+        let plan = plan_facts(&settings, &graph, &will);
+        ui.print(&crate::ui::plan::render(
+            &graph, &now, &will, &plan, &ui.out,
+        ));
         return Ok(exit_codes::OK);
     }
     // First run: install `.claude/orchestrator/` and friends; later runs repair what is broken.
     super::init::set_up_for_run(&ctx.project, ui)?;
     let workspaces = make_workspaces(&ctx.project, &config, worktrees)?;
     let store = StateStore::open(&ctx.project.state_db())?;
-    match &settings.selection {
-        // Naming a stream is the way to run it again after `stop` or a failure.
-        Some(sel) => {
-            for s in sel {
-                store.set_outcome(s, None)?;
-            }
+    for (stream, verdict) in store.verdicts()? {
+        if clears(&stream, verdict.kind()) {
+            store.clear_verdict(&stream)?;
         }
-        None => store.clear_failed()?,
     }
+    store.set_run_mode(worktrees)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,11 +116,115 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     // Do not wait for the per-worker wait tasks: the workers outlive us by design.
     runtime.shutdown_background();
     let end = end?;
-    let code = report(&end, ui)?;
+    match &end {
+        // Diagnostics, not results: the workers keep running.
+        RunEnd::Interrupted(_) => ui.info(&crate::ui::run::render_end(&end)),
+        _ => ui.print(&crate::ui::run::render_end(&end)),
+    }
     if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
         merge_back_hints(&ctx, ui);
     }
-    Ok(code)
+    Ok(match end {
+        RunEnd::Complete { .. } => exit_codes::OK,
+        RunEnd::Incomplete(_) => exit_codes::INCOMPLETE,
+        RunEnd::Interrupted(_) => exit_codes::INTERRUPTED,
+    })
+}
+
+/// The command line's values, on top of the file and the environment (`Config::apply`).
+fn overrides(args: &StartArgs) -> Overrides {
+    let worktrees = match (args.worktrees, args.no_worktrees) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    Overrides {
+        worker_cmd: args.worker_cmd.clone(),
+        max_parallel: args.max_parallel,
+        stagger: args.stagger,
+        retries: args.retries,
+        worktrees,
+        sandbox: args
+            .sandbox
+            .as_deref()
+            .and_then(crate::worker::sandbox::Mode::parse),
+        ..Overrides::default()
+    }
+}
+
+/// `start STREAM…` refuses, with the reason, streams whose dependencies outside the selection
+/// are not done.
+fn refuse_unready(model: &Model, selection: &BTreeSet<String>) -> Result<()> {
+    let mut refusals = Vec::new();
+    for name in selection {
+        let Some(Reason::Waiting { on }) = model.get(name).and_then(|v| v.reason.as_ref()) else {
+            continue;
+        };
+        let outside: Vec<&str> = on
+            .iter()
+            .map(|w| w.stream.as_str())
+            .filter(|d| !selection.contains(*d))
+            .collect();
+        if !outside.is_empty() {
+            refusals.push(format!(
+                "{} waits for {}",
+                crate::ui::printable(name),
+                outside
+                    .iter()
+                    .map(|d| crate::ui::printable(d).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "cannot start: dependencies are not complete ({})",
+        refusals.join("; ")
+    ))
+    .with_hint("name the dependencies too, or run `orchestrate start` to run everything in order")
+    .with_code(exit_codes::REFUSED))
+}
+
+/// Where each stream that would run goes (worktree mode), for the plan.
+fn plan_facts(
+    settings: &Settings,
+    graph: &StreamGraph,
+    model: &Model,
+) -> crate::ui::plan::PlanFacts {
+    let mut placements = std::collections::HashMap::new();
+    for s in graph.streams() {
+        let runs = model.get(s.id()).is_some_and(|v| {
+            !matches!(v.state, State::Complete | State::Cancelled)
+                && settings
+                    .selection
+                    .as_ref()
+                    .is_none_or(|sel| sel.contains(s.id()))
+        });
+        if !runs {
+            continue;
+        }
+        let place = if settings.worktree_mode {
+            crate::git::plan_placement(&settings.project, s).map_err(|e| e.to_string())
+        } else {
+            Ok(crate::git::PlannedPlacement {
+                dir: settings.project.root.clone(),
+                branch: None,
+                base: "the project root (shared checkout)".into(),
+                blocked: false,
+            })
+        };
+        placements.insert(s.id().to_string(), place);
+    }
+    crate::ui::plan::PlanFacts {
+        max_parallel: settings.max_parallel,
+        stagger: settings.stagger,
+        retries: settings.retries,
+        selection: settings.selection.clone(),
+        placements,
+    }
 }
 
 /// After a worktree run: how to merge the stream branches back, previewed in memory.
@@ -120,148 +254,4 @@ fn make_workspaces(
     Ok(Box::new(SharedCheckout {
         root: project.root.clone(),
     }))
-}
-
-/// Checks `start STREAM…`: every name is a stream, and every dependency outside the selection
-/// is complete.
-fn select(graph: &StreamGraph, names: &[String]) -> Result<Option<BTreeSet<String>>> {
-    if names.is_empty() {
-        return Ok(None);
-    }
-    let known: Vec<&str> = graph.streams().iter().map(|s| s.id()).collect();
-    let selection: BTreeSet<String> = names.iter().cloned().collect();
-    for name in &selection {
-        if graph.get(name).is_none() {
-            return Err(
-                Error::msg(format!("no stream `{name}` in the task database"))
-                    .with_hint(format!("known streams: {}", known.join(", ")))
-                    .with_code(exit_codes::NO_STREAMS),
-            );
-        }
-    }
-    let mut refusals = Vec::new();
-    for name in &selection {
-        let waiting = graph.waiting_for(name, |d| {
-            selection.contains(d) || graph.get(d).is_some_and(|s| s.record.counts.is_complete())
-        });
-        if !waiting.is_empty() {
-            refusals.push(format!("{name} waits for {}", waiting.join(", ")));
-        }
-    }
-    if !refusals.is_empty() {
-        return Err(Error::msg(format!(
-            "cannot start: dependencies are not complete ({})",
-            refusals.join("; ")
-        ))
-        .with_hint(
-            "name the dependencies too, or run `orchestrate start` to run everything in order",
-        )
-        .with_code(exit_codes::REFUSED));
-    }
-    Ok(Some(selection))
-}
-
-/// The `--dry-run` plan: levels in order, what each stream would do and where.
-fn plan(graph: &StreamGraph, s: &Settings) -> String {
-    let mut out = format!(
-        "plan: {} stream{} in {} level{}, up to {} at a time, {:.1}s between launches, {} retr{}\n",
-        graph.len(),
-        if graph.len() == 1 { "" } else { "s" },
-        graph.levels().len(),
-        if graph.levels().len() == 1 { "" } else { "s" },
-        s.max_parallel,
-        s.stagger.as_secs_f64(),
-        s.retries,
-        if s.retries == 1 { "y" } else { "ies" },
-    );
-    let mut order = 0;
-    for (depth, streams) in graph.levels() {
-        out.push_str(&format!("level {depth}:\n"));
-        for st in streams {
-            let counts = st.record.counts;
-            let what = if counts.is_complete() {
-                "complete, nothing to run".to_string()
-            } else if counts.is_cancelled() {
-                "cancelled, nothing to run".to_string()
-            } else if s
-                .selection
-                .as_ref()
-                .is_some_and(|sel| !sel.contains(st.id()))
-            {
-                "not selected".to_string()
-            } else {
-                order += 1;
-                let place = if s.worktree_mode {
-                    match crate::git::plan_placement(&s.project, st) {
-                        Ok(p) => format!(
-                            "in {}{}, base: {}",
-                            p.dir.display(),
-                            p.branch
-                                .map(|b| format!(" on branch {b}"))
-                                .unwrap_or_default(),
-                            p.base
-                        ),
-                        Err(e) => format!("in a worktree (cannot plan it: {e})"),
-                    }
-                } else {
-                    format!("in {}", s.project.root.display())
-                };
-                format!("#{order}, runs {place}")
-            };
-            let deps = if st.dependencies.is_empty() {
-                String::new()
-            } else {
-                format!(" after {}", st.dependencies.join(", "))
-            };
-            out.push_str(&format!(
-                "  {}  ({}/{} tasks done){deps}: {what}\n",
-                st.id(),
-                counts.completed + counts.cancelled,
-                counts.total
-            ));
-        }
-    }
-    out.push_str("nothing was started (--dry-run)");
-    out
-}
-
-fn report(end: &RunEnd, ui: &Ui) -> Result<i32> {
-    match end {
-        RunEnd::AllComplete => {
-            ui.print("every stream is complete");
-            Ok(exit_codes::OK)
-        }
-        RunEnd::Incomplete(list) => {
-            let mut text = format!(
-                "{} stream{} not complete:\n",
-                list.len(),
-                if list.len() == 1 { " is" } else { "s are" }
-            );
-            for u in list {
-                text.push_str(&format!("  {} ({}): {}\n", u.stream, u.state, u.why));
-            }
-            text.push_str("`orchestrate logs STREAM` shows a worker's log; `orchestrate status` the dashboard");
-            ui.print(&text);
-            Ok(exit_codes::INCOMPLETE)
-        }
-        RunEnd::Interrupted(live) => {
-            if live.is_empty() {
-                ui.info("interrupted; no worker is running");
-            } else {
-                let names: Vec<String> = live
-                    .iter()
-                    .map(|(s, pid)| format!("{s} (pid {pid})"))
-                    .collect();
-                ui.info(&format!(
-                    "interrupted; {} worker{} keep{} running: {}. `orchestrate stop` stops them; \
-                     `orchestrate start` adopts them and carries on",
-                    live.len(),
-                    if live.len() == 1 { "" } else { "s" },
-                    if live.len() == 1 { "s" } else { "" },
-                    names.join(", ")
-                ));
-            }
-            Ok(exit_codes::INTERRUPTED)
-        }
-    }
 }

@@ -4,12 +4,13 @@ use std::time::{Duration, Instant};
 
 use super::context::Context;
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::dashboard::{Dashboard, StreamState};
-use crate::error::{Error, Result};
+use crate::dashboard::Dashboard;
+use crate::error::Result;
 use crate::exit_codes;
+use crate::facts;
 use crate::git::{self, MergeBackPlan};
 use crate::graph::StreamGraph;
-use crate::state;
+use crate::model::State;
 use crate::taskdb::{SqliteTaskDb, TaskSource};
 use crate::ui::{self, OutputMode, Ui};
 
@@ -19,7 +20,7 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
     match args.watch {
-        Some(secs) => watch(&ctx, secs, ui),
+        Some(interval) => watch(&ctx, interval, ui),
         None => {
             let mut db = ctx.open_db()?;
             let (mut dashboard, graph) = load_with_graph(&ctx, &mut db)?;
@@ -50,22 +51,33 @@ pub fn load(ctx: &Context, db: &mut SqliteTaskDb) -> Result<Dashboard> {
 
 fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
-    let recorded = state::read_streams(&ctx.project)?;
-    let warnings = snapshot.warnings.iter().map(ToString::to_string).collect();
-    let mut dashboard = Dashboard::build(
+    let facts = facts::gather(&ctx.project, &graph, None)?;
+    let model = facts.derive(&graph);
+    let mut warnings: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
+    warnings.extend(facts.warnings.iter().cloned());
+    if let Some(aside) = &facts.recovered {
+        warnings.push(format!(
+            "the orchestrator state was corrupt; it was moved to {} and rebuilt from the running workers",
+            aside.display()
+        ));
+    }
+    // Branch details are extra: a git problem is a warning on the dashboard, not a failure.
+    let branches = match git::branch_facts(&ctx.project, &facts.worktrees) {
+        Ok(b) => b,
+        Err(e) => {
+            warnings.push(format!("cannot read stream branches: {e}"));
+            Default::default()
+        }
+    };
+    let dashboard = Dashboard::build(
         &graph,
-        &recorded,
+        &model,
+        &facts,
+        &branches,
         ctx.db.workspace.clone(),
         ctx.db.path.clone(),
         warnings,
     );
-    // Branch details are extra: a git problem is a warning on the dashboard, not a failure.
-    match git::branch_statuses(&ctx.project) {
-        Ok(branches) => dashboard.attach_branches(&branches),
-        Err(e) => dashboard
-            .warnings
-            .push(format!("cannot read stream branches: {e}")),
-    }
     Ok((dashboard, graph))
 }
 
@@ -78,7 +90,7 @@ fn merge_back(
     let ready = dashboard
         .streams
         .iter()
-        .any(|s| s.state == StreamState::Complete && s.commits_ahead.is_some());
+        .any(|s| s.state == State::Complete && s.branch.is_some());
     if !ready {
         return None;
     }
@@ -93,16 +105,9 @@ fn merge_back(
     }
 }
 
-/// Redraws at once when the database changes, and at least every `secs`, until Ctrl-C.
+/// Redraws at once when the database changes, and at least every `interval`, until Ctrl-C.
 /// A missing database or an empty one is shown as a message and waited out, not an exit.
-fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(Error::msg(format!(
-            "--watch takes a positive number of seconds, not {secs}"
-        ))
-        .with_code(exit_codes::USAGE));
-    }
-    let interval = Duration::from_secs_f64(secs);
+fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let interrupted = ui::interrupt_flag();
     let mut view = ui::status::LiveView::new(ui);
     let mut db: Option<SqliteTaskDb> = None;

@@ -6,9 +6,9 @@
 use git2::Oid;
 
 use super::error::{GitError, Result};
-use super::names::StreamNames;
 use super::repo::{Repo, conflict_paths};
 use crate::graph::Stream;
+use crate::names::StreamNames;
 
 /// Where a stream's dependencies' work is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub enum Base {
     Conflict {
         branches: Vec<String>,
         paths: Vec<String>,
+        /// The tips the merge was tried on (hex), in dependency order.
+        tips: Vec<String>,
     },
 }
 
@@ -92,6 +94,7 @@ fn merge_tips(repo: &Repo, stream: &str, tips: &[(String, Oid)]) -> Result<Base>
             return Ok(Base::Conflict {
                 branches,
                 paths: conflict_paths(&index),
+                tips: tips.iter().map(|(_, t)| t.to_string()).collect(),
             });
         }
         let tree_id = index.write_tree_to(&repo.inner).map_err(merge_err)?;
@@ -112,6 +115,16 @@ fn merge_tips(repo: &Repo, stream: &str, tips: &[(String, Oid)]) -> Result<Base>
     Ok(Base::Commit {
         oid: current,
         how: format!("merge of {}", branches.join(", ")),
+    })
+}
+
+/// Resolves the base in memory (nothing is written to `.git`) and returns the conflict, if
+/// merging the dependencies' branches conflicts.
+pub fn probe(repo: &Repo, stream: &Stream) -> Result<Option<Base>> {
+    let repo = Repo::open_in_memory(&repo.path)?;
+    Ok(match resolve(&repo, stream)? {
+        conflict @ Base::Conflict { .. } => Some(conflict),
+        Base::Commit { .. } => None,
     })
 }
 

@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{GitError, Result, summarize};
-use super::names::{BRANCH_PREFIX, StreamNames};
 use super::preview::target_branch;
-use super::records::Records;
 use super::repo::Repo;
 use super::worktree::{self, WorktreeInfo};
+use crate::cmdline::quote;
 use crate::graph::StreamGraph;
+use crate::names::{BRANCH_PREFIX, StreamNames};
 use crate::project::Project;
+use crate::state::StateStore;
 
 #[derive(Debug, Clone, Default)]
 pub struct CleanOptions {
@@ -198,11 +199,11 @@ pub fn plan(
         item.refusals.dedup();
         if !item.refusals.is_empty() {
             let branches = if opts.branches { " --branches" } else { "" };
-            let mut cmd = format!("orchestrate clean --force{branches} {}", shell(&stream));
+            let mut cmd = format!("orchestrate clean --force{branches} {}", quote(&stream));
             if running.contains_key(&stream)
                 || wt.as_ref().and_then(|w| w.live_lock_pid()).is_some()
             {
-                cmd = format!("orchestrate stop {}, then {cmd}", shell(&stream));
+                cmd = format!("orchestrate stop {}, then {cmd}", quote(&stream));
             }
             item.override_command = Some(cmd);
         }
@@ -220,7 +221,7 @@ pub fn plan(
 pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
     let repo = Repo::open(&project.root)?;
     worktree::prune_stale(&repo)?;
-    let records = Records::open_existing(project)?;
+    let records = StateStore::open_existing(&project.state_db())?;
     let all = worktree::list(&repo)?;
     for item in &plan.items {
         if item.remove_worktree
@@ -230,7 +231,7 @@ pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
         {
             worktree::remove(&repo, info)?;
             if let Some(r) = &records {
-                r.forget_stream(&item.stream)?;
+                r.forget_worktree(&item.stream)?;
             }
         }
         if item.delete_branch
@@ -247,8 +248,8 @@ pub fn execute(project: &Project, plan: &CleanPlan) -> Result<()> {
 /// slug → stream id, from the state store's records and the task graph.
 fn stream_ids(project: &Project, graph: Option<&StreamGraph>) -> Result<BTreeMap<String, String>> {
     let mut ids = BTreeMap::new();
-    if let Some(rec) = Records::open_existing(project)? {
-        for r in rec.streams()? {
+    if let Some(store) = StateStore::open_existing(&project.state_db())? {
+        for r in store.worktrees()? {
             ids.insert(r.slug, r.stream);
         }
     }
@@ -311,12 +312,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn shell(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| s.to_string())
 }
 
 /// Bytes used by the files under `path` (symlinks not followed).

@@ -106,12 +106,8 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot use the orchestrator state store {path}")]
-    Records {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("{path} has uncommitted changes: {}", summarize(.files))]
     RootDirty { path: PathBuf, files: Vec<String> },
     #[error(
@@ -180,7 +176,7 @@ impl Diagnostic for GitError {
             Self::NotOnTarget { target, current, .. } => format!(
                 "`git switch {target}` first, or merge into the current branch with `--into {current}`"
             ),
-            Self::Records { .. } => "`orchestrate doctor` checks the state store".into(),
+            Self::State(e) => return e.hint(),
             Self::PostCreate { .. } => {
                 "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
                     .into()

@@ -67,7 +67,7 @@ pub fn merge_streams(
         ..Default::default()
     };
     for stream in streams {
-        let names = super::names::StreamNames::new(stream.id());
+        let names = crate::names::StreamNames::new(stream.id());
         let branch = names.branch();
         let Some(tip) = repo.branch_tip(&branch)? else {
             continue;

@@ -8,109 +8,60 @@ pub mod error;
 pub mod exclude;
 pub mod include;
 pub mod merge;
-pub mod names;
 pub mod preview;
-pub mod records;
+pub mod recheck;
 pub mod repo;
 pub mod workspaces;
 pub mod worktree;
 
+pub use crate::names::StreamNames;
 pub use error::GitError;
-pub use names::StreamNames;
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 
 use crate::project::Project;
 
-/// Commits on `branch` since `base` (hex commit id): status's "commits ahead of base".
-/// `None` when the branch or base cannot be found.
-pub fn commits_ahead(
-    project: &Project,
-    base: &str,
-    branch: &str,
-) -> Result<Option<usize>, GitError> {
-    let repo = repo::Repo::open(&project.root)?;
-    let Ok(base) = git2::Oid::from_str(base) else {
-        return Ok(None);
-    };
-    let Some(tip) = repo.branch_tip(branch)? else {
-        return Ok(None);
-    };
-    if repo.inner.find_commit(base).is_err() {
-        return Ok(None);
-    }
-    repo.commits_ahead(base, tip).map(Some)
-}
-
-/// A stream's recorded branch and base, for `status`.
-pub fn recorded_stream(
-    project: &Project,
-    stream: &str,
-) -> Result<Option<records::StreamRecord>, GitError> {
-    match records::Records::open_existing(project)? {
-        Some(r) => r.stream(stream),
-        None => Ok(None),
-    }
-}
-
 /// What `status` shows of a stream's branch: its name, recorded base, and commits since.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BranchStatus {
+pub struct BranchFacts {
     pub branch: String,
     pub base: Option<String>,
-    pub commits_ahead_of_base: Option<usize>,
+    /// Commits on the branch since its base (not to be confused with commits ahead of the
+    /// merge-back target, which the merge-back preview shows).
+    pub commits_since_base: Option<usize>,
 }
 
-/// One call for `status`: the stream's branch with its base and commits ahead of it, when the
-/// stream has (had) a worktree; `None` otherwise.
-pub fn branch_status(project: &Project, stream: &str) -> Result<Option<BranchStatus>, GitError> {
-    let Some(rec) = recorded_stream(project, stream)? else {
-        return Ok(None);
-    };
-    let ahead = match &rec.base {
-        Some(base) => commits_ahead(project, base, &rec.branch)?,
-        None => None,
-    };
-    Ok(Some(BranchStatus {
-        branch: rec.branch,
-        base: rec.base,
-        commits_ahead_of_base: ahead,
-    }))
-}
-
-/// [`branch_status`] of every stream with a recorded branch, by stream id: one read of the
-/// records and one repository open, so `status` stays fast on large plans. Empty when
-/// `start --worktrees` never ran here.
-pub fn branch_statuses(
+/// [`BranchFacts`] of every recorded stream worktree, by stream id: one repository open, so
+/// `status` stays fast on large plans. A branch deleted since (`clean --branches`) is left out.
+pub fn branch_facts(
     project: &Project,
-) -> Result<std::collections::HashMap<String, BranchStatus>, GitError> {
-    let Some(records) = records::Records::open_existing(project)? else {
-        return Ok(Default::default());
-    };
-    let recorded = records.streams()?;
-    if recorded.is_empty() {
-        return Ok(Default::default());
+    records: &[crate::state::WorktreeRecord],
+) -> Result<std::collections::HashMap<String, BranchFacts>, GitError> {
+    let mut out = std::collections::HashMap::new();
+    if records.is_empty() {
+        return Ok(out);
     }
     let repo = repo::Repo::open(&project.root)?;
-    let mut out = std::collections::HashMap::new();
-    for rec in recorded {
-        let tip = repo.branch_tip(&rec.branch)?;
+    for rec in records {
+        let Some(tip) = repo.branch_tip(&rec.branch)? else {
+            continue;
+        };
         let base = rec
             .base
             .as_deref()
             .and_then(|b| git2::Oid::from_str(b).ok());
-        let ahead = match (base, tip) {
-            (Some(base), Some(tip)) if repo.inner.find_commit(base).is_ok() => {
+        let since = match base {
+            Some(base) if repo.inner.find_commit(base).is_ok() => {
                 Some(repo.commits_ahead(base, tip)?)
             }
             _ => None,
         };
         out.insert(
-            rec.stream,
-            BranchStatus {
-                branch: rec.branch,
-                base: rec.base,
-                commits_ahead_of_base: ahead,
+            rec.stream.clone(),
+            BranchFacts {
+                branch: rec.branch.clone(),
+                base: rec.base.clone(),
+                commits_since_base: since,
             },
         );
     }
@@ -181,20 +132,13 @@ pub fn plan_placement(
             blocked: false,
         });
     }
-    let odb = repo.inner.odb().map_err(|source| GitError::Open {
-        path: repo.path.clone(),
-        source,
-    })?;
-    let _mempack = odb
-        .add_new_mempack_backend(1000)
-        .map_err(|source| GitError::Open {
-            path: repo.path.clone(),
-            source,
-        })?;
+    let repo = repo::Repo::open_in_memory(&project.root)?;
     let (base, blocked) = match base::resolve(&repo, stream)? {
         base::Base::Commit { how, .. } if how.starts_with("merge") => (how, false),
         base::Base::Commit { oid, how } => (format!("{how} ({})", repo::short(oid)), false),
-        base::Base::Conflict { branches, paths } => (
+        base::Base::Conflict {
+            branches, paths, ..
+        } => (
             format!(
                 "blocked: merging {} conflicts in {}",
                 branches.join(" and "),

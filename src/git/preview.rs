@@ -9,13 +9,14 @@ use git2::Oid;
 use serde::Serialize;
 
 use super::error::{GitError, Result};
-use super::names::StreamNames;
-use super::records::Records;
 use super::repo::{Repo, conflict_paths};
 use super::workspaces::MAIN_STREAM;
+use crate::cmdline::quote;
 use crate::config::Config;
 use crate::graph::{Stream, StreamGraph};
+use crate::names::StreamNames;
 use crate::project::Project;
+use crate::state::StateStore;
 
 /// What merging one stream's branch would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,8 +81,8 @@ pub fn target_branch(project: &Project, repo: &Repo, into: Option<&str>) -> Resu
     if let Some(b) = into {
         return Ok(b.to_string());
     }
-    if let Some(rec) = Records::open_existing(project)?
-        && let Some(t) = rec.target()?
+    if let Some(store) = StateStore::open_existing(&project.state_db())?
+        && let Some(t) = store.run()?.and_then(|r| r.target_branch)
     {
         return Ok(t);
     }
@@ -111,19 +112,8 @@ pub fn plan(
 ) -> Result<MergeBackPlan> {
     // A handle of our own whose object database writes to memory: the caller's `repo` must
     // keep writing to disk (a merge made through it after a preview must persist).
-    let repo = &Repo::open(&repo.path)?;
+    let repo = &Repo::open_in_memory(&repo.path)?;
     let start = repo.require_tip(target)?;
-    // Keep the mempack alive for the whole preview: every object written goes to memory.
-    let odb = repo.inner.odb().map_err(|source| GitError::Open {
-        path: repo.path.clone(),
-        source,
-    })?;
-    let _mempack = odb
-        .add_new_mempack_backend(1000)
-        .map_err(|source| GitError::Open {
-            path: repo.path.clone(),
-            source,
-        })?;
     let mut current = start;
     let mut out = Vec::new();
     for stream in streams {
@@ -230,11 +220,4 @@ fn commands(plan: &MergeBackPlan) -> Vec<String> {
     let mut out = vec![format!("git switch {}", quote(&plan.target))];
     out.extend(merges);
     out
-}
-
-/// Quotes for a POSIX shell when needed.
-fn quote(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", s.replace('\'', r"'\''")))
 }

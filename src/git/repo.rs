@@ -33,6 +33,21 @@ impl Repo {
         Ok(Self { inner, path })
     }
 
+    /// A handle on the repository at `path` whose new objects go to memory, never to `.git`:
+    /// for previews and probes that must leave no trace. (The in-memory backend belongs to
+    /// the handle's object database and lives as long as the handle.)
+    pub fn open_in_memory(path: &Path) -> Result<Self> {
+        let repo = Self::open(path)?;
+        let err = |source| GitError::Open {
+            path: repo.path.clone(),
+            source,
+        };
+        let odb = repo.inner.odb().map_err(err)?;
+        odb.add_new_mempack_backend(1000).map_err(err)?;
+        drop(odb);
+        Ok(repo)
+    }
+
     /// HEAD's commit.
     pub fn head_commit(&self) -> Result<Commit<'_>> {
         self.inner

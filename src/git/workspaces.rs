@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use super::base::{self, Base};
 use super::error::GitError;
-use super::names::StreamNames;
-use super::records::{Records, StreamRecord};
 use super::repo::{Repo, short};
 use super::worktree::{self, Ensured};
 use super::{exclude, include};
 use crate::config::Config;
 use crate::graph::{Stream, StreamGraph};
+use crate::model::{Attention, Block};
+use crate::names::StreamNames;
 use crate::project::Project;
+use crate::state::{StateStore, WorktreeRecord};
 use crate::workspace::{Finished, Placement, PrepareFailure, Workspaces};
 
 /// The stream that always works in the project root.
@@ -43,7 +44,7 @@ impl WorktreeWorkspaces {
             .clone()
             .or_else(|| repo.current_branch());
         if let Some(target) = target {
-            Records::open(&project)?.set_target(&target)?;
+            StateStore::open(&project.state_db())?.set_run(Some(&target), None)?;
         }
         Ok(Self { project, config })
     }
@@ -59,14 +60,14 @@ impl WorktreeWorkspaces {
 
     fn try_prepare(&self, stream: &Stream) -> Result<Placement, PrepareFailure> {
         let failed = |e: GitError| PrepareFailure::Failed {
-            reason: describe(&e),
+            detail: describe(&e),
         };
         let repo = Repo::open(&self.project.root).map_err(failed)?;
         exclude::ensure(&repo.inner).map_err(failed)?;
         let names = StreamNames::new(stream.id());
         let branch = names.branch();
         let path = self.project.root.join(names.worktree_rel());
-        let records = Records::open(&self.project).map_err(failed)?;
+        let records = StateStore::open(&self.project.state_db()).map_err(|e| failed(e.into()))?;
         let mut notes = Vec::new();
         if names.sanitised() {
             notes.push(format!(
@@ -86,7 +87,9 @@ impl WorktreeWorkspaces {
                         missing.join(", ")
                     ));
                 }
-                let recorded = records.stream(stream.id()).map_err(failed)?;
+                let recorded = records
+                    .worktree(stream.id())
+                    .map_err(|e| failed(e.into()))?;
                 recorded
                     .and_then(|r| r.base)
                     .unwrap_or_else(|| tip.to_string())
@@ -97,24 +100,26 @@ impl WorktreeWorkspaces {
                     notes.push(format!("branch {branch} created on {} ({how})", short(oid)));
                     oid.to_string()
                 }
-                Base::Conflict { branches, paths } => {
-                    return Err(PrepareFailure::Blocked {
-                        reason: format!(
-                            "merging its dependencies {} conflicts in: {}; merge them by hand into \
-                             a branch {branch}, then start it again",
-                            branches.join(" and "),
-                            paths.join(", ")
-                        ),
-                    });
+                Base::Conflict {
+                    branches,
+                    paths,
+                    tips,
+                } => {
+                    return Err(PrepareFailure::Blocked(Block::BaseConflict {
+                        branches,
+                        paths,
+                        tips,
+                    }));
                 }
             },
         };
 
         let ensured = worktree::ensure(&repo, &names, &path).map_err(|e| match e {
-            GitError::WorktreeInTheWay { .. } | GitError::CheckedOutElsewhere { .. } => {
-                PrepareFailure::Blocked {
-                    reason: describe(&e),
-                }
+            GitError::WorktreeInTheWay { path, branch } => {
+                PrepareFailure::Blocked(Block::WorktreeInTheWay { path, branch })
+            }
+            GitError::CheckedOutElsewhere { branch, path } => {
+                PrepareFailure::Blocked(Block::CheckedOutElsewhere { branch, path })
             }
             other => failed(other),
         })?;
@@ -127,7 +132,7 @@ impl WorktreeWorkspaces {
             Ensured::Created => {}
         }
         records
-            .upsert_stream(&StreamRecord {
+            .upsert_worktree(&WorktreeRecord {
                 stream: stream.id().into(),
                 slug: names.slug.clone(),
                 branch: branch.clone(),
@@ -135,7 +140,7 @@ impl WorktreeWorkspaces {
                 base: Some(base.clone()),
                 created_at: String::new(),
             })
-            .map_err(failed)?;
+            .map_err(|e| failed(e.into()))?;
         if ensured != Ensured::Reused {
             let copied = include::copy_included(&repo, &path).map_err(failed)?;
             if !copied.is_empty() {
@@ -216,22 +221,18 @@ impl Workspaces for WorktreeWorkspaces {
         match leftovers(&placement.dir, stream, branch, self.config.auto_commit) {
             Ok(Leftovers::None) => {}
             Ok(Leftovers::Committed { files, commit }) => {
-                finished.auto_committed = true;
                 finished.notes.push(format!(
                     "committed {files} file(s) the worker left uncommitted on {branch} ({})",
                     short(commit)
                 ));
             }
-            Ok(Leftovers::Dirty { files }) => {
-                finished.dirty = true;
-                finished.notes.push(format!(
-                    "finished with uncommitted changes in {} ({files} file(s)); auto_commit is off",
-                    placement.dir.display()
-                ));
-            }
+            Ok(Leftovers::Attention(attention)) => finished.attention = Some(attention),
             Err(e) => {
-                finished.dirty = true;
                 finished.notes.push(describe(&e));
+                finished.attention = Some(Attention::DirtyFinish {
+                    dir: placement.dir.clone(),
+                    files: Vec::new(),
+                });
             }
         }
         finished
@@ -241,10 +242,13 @@ impl Workspaces for WorktreeWorkspaces {
 enum Leftovers {
     None,
     Committed { files: usize, commit: git2::Oid },
-    Dirty { files: usize },
+    Attention(Attention),
 }
 
-/// Commits everything uncommitted (respecting ignores) in the worktree at `dir`, if allowed.
+/// Commits everything uncommitted (respecting ignores) in the worktree at `dir`, if allowed and
+/// only on the stream's own branch: a worktree whose HEAD is elsewhere (detached, another
+/// branch) is left as it is and needs a person, since its work is not on the branch that
+/// dependents start from.
 fn leftovers(
     dir: &Path,
     stream: &str,
@@ -252,12 +256,27 @@ fn leftovers(
     auto_commit: bool,
 ) -> Result<Leftovers, GitError> {
     let repo = Repo::open(dir)?;
+    let head_branch = repo.current_branch();
+    if head_branch.as_deref() != Some(branch) {
+        return Ok(Leftovers::Attention(Attention::LeftBranch {
+            dir: dir.to_path_buf(),
+            branch: branch.to_string(),
+            head_branch,
+            head: repo
+                .head_commit()
+                .map(|c| c.id().to_string())
+                .unwrap_or_default(),
+        }));
+    }
     let dirty = repo.dirty_files()?;
     if dirty.is_empty() {
         return Ok(Leftovers::None);
     }
     if !auto_commit {
-        return Ok(Leftovers::Dirty { files: dirty.len() });
+        return Ok(Leftovers::Attention(Attention::DirtyFinish {
+            dir: dir.to_path_buf(),
+            files: dirty.into_iter().map(|f| f.path).collect(),
+        }));
     }
     let err = |source| GitError::Commit {
         branch: branch.into(),
@@ -309,17 +328,12 @@ fn run_post_create(
         command: cmd.into(),
         reason,
     };
-    let argv = shlex::split(cmd)
+    let argv = crate::cmdline::split(cmd)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| fail("it is not valid shell words (unbalanced quotes?)".into()))?;
     let log_path = log_file(project, stream);
     let io = GitError::io;
-    std::fs::create_dir_all(project.logs_dir()).map_err(io("create", &project.logs_dir()))?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io("open", &log_path))?;
+    let mut log = crate::private_files::open_append(&log_path).map_err(io("open", &log_path))?;
     let _ = writeln!(log, "=== post_create: {cmd} (in {}) ===", dir.display());
     let err_log = log.try_clone().map_err(io("open", &log_path))?;
     let mut child = Command::new(&argv[0])

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use git2::{Repository, WorktreeAddOptions, WorktreeLockStatus, WorktreePruneOptions};
 
 use super::error::{GitError, Result};
-use super::names::StreamNames;
 use super::repo::Repo;
+use crate::names::StreamNames;
 
 /// One linked worktree of the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,19 @@
-//! What the scheduler tells its reporter, and how a run ends. The reporter (in `ui/`) decides
-//! how events look; the scheduler never prints.
+//! What the scheduler tells its reporter, and how a run ends. Payloads are typed (the model's
+//! reasons, failures, exit statuses); the reporter (in `ui/`) decides how they look, and the
+//! scheduler never prints.
 
-use crate::taskdb::Snapshot;
+use crate::graph::StreamGraph;
+use crate::model::{ExitStatus, Failure, Model, Reason, State};
+
+/// How a worker's process ended, with what its agent reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitSummary {
+    /// `None` when it was stopped by `orchestrate stop`.
+    pub exit: Option<ExitStatus>,
+    pub session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u32>,
+}
 
 /// Something that happened during a run.
 #[derive(Debug, Clone)]
@@ -13,39 +25,24 @@ pub enum Event<'a> {
         attempt: u32,
     },
     /// A worker launched by an earlier `start` is alive and is being watched.
-    Adopted {
-        stream: &'a str,
-        pid: i32,
-    },
-    /// A worker ended (its exit status, session, cost and turns).
+    Adopted { stream: &'a str, pid: i32 },
+    /// A worker ended.
     Exited {
         stream: &'a str,
-        summary: String,
-    },
-    /// The stream's tasks are complete.
-    Complete {
-        stream: &'a str,
+        summary: &'a ExitSummary,
     },
     /// A worker exited with the stream incomplete and will be started again.
     Retrying {
         stream: &'a str,
         attempt: u32,
-        why: String,
+        why: &'a Failure,
     },
-    Failed {
+    /// The stream entered `state` (complete, failed, blocked, needs attention, skipped,
+    /// stopped); `reason` is the model's.
+    Entered {
         stream: &'a str,
-        reason: String,
-    },
-    Skipped {
-        stream: &'a str,
-        reason: String,
-    },
-    Stopped {
-        stream: &'a str,
-    },
-    Blocked {
-        stream: &'a str,
-        reason: String,
+        state: State,
+        reason: Option<&'a Reason>,
     },
     /// Something the user should know that changes nothing (placement notes, read errors).
     Note {
@@ -53,12 +50,13 @@ pub enum Event<'a> {
         text: String,
     },
     /// The latest thing a running worker did (from its log).
-    Activity {
-        stream: &'a str,
-        text: String,
+    Activity { stream: &'a str, text: String },
+    /// A new view of every stream (after a database change or a decision): the one snapshot
+    /// a live view draws from.
+    Snapshot {
+        graph: &'a StreamGraph,
+        model: &'a Model,
     },
-    /// A fresh read of the task database.
-    Snapshot(&'a Snapshot),
 }
 
 /// Receives events; implemented by `ui::run`.
@@ -72,19 +70,19 @@ pub trait Reporter {
 }
 
 /// A stream that did not complete, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unfinished {
     pub stream: String,
-    /// `failed`, `stopped`, `blocked`, `skipped`, `waiting`, `cancelled`, …
-    pub state: &'static str,
-    pub why: String,
+    pub state: State,
+    pub reason: Option<Reason>,
 }
 
 /// How `Scheduler::run` ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {
-    /// Every stream of the run is complete.
-    AllComplete,
+    /// Every stream of the run (every stream, or every selected one) is complete; `others`
+    /// lists streams outside the selection that are not.
+    Complete { others: Vec<Unfinished> },
     /// Nothing runs and nothing can become ready.
     Incomplete(Vec<Unfinished>),
     /// Ctrl-C or SIGTERM: these workers (stream, pid) keep running.

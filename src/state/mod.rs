@@ -1,18 +1,22 @@
-//! The orchestrator's own durable state: workers (identity, attempts, outcomes), streams'
-//! outcomes (failed / stopped), worktrees and runs.
+//! The orchestrator's own durable state, and the only owner of its database: workers
+//! (identity, attempts, exits), each stream's durable verdict, the stream worktrees and the
+//! run's recorded base.
 //!
-//! [`StateStore`] is the SQLite file; [`read_streams`] is the summary `status` shows. A project
-//! where `start` never ran has no store, which reads as "no workers".
+//! [`StateStore`] is the SQLite file (`store.rs` holds its schema and migrations). A project
+//! where `start` never ran has no store, which reads as "no workers". Files are private (0600
+//! in a 0700 folder): they hold worker commands, which may carry keys.
 
 mod store;
 pub mod time;
+mod verdicts;
+mod worktrees;
 
 pub use store::{Claim, NewWorker, StateStore, WorkerRecord};
+pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;
 
 use crate::error::Diagnostic;
-use crate::project::Project;
 
 /// What became of a worker process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,16 +30,6 @@ pub enum WorkerState {
     Stopped,
     /// Gone without a recorded outcome (killed with its supervisor, machine rebooted, …).
     Lost,
-}
-
-/// A stream-level verdict the scheduler recorded, beyond what the task database says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StreamOutcome {
-    /// Retries exhausted, or the worker could not start.
-    Failed { reason: String },
-    /// Stopped by the user; not restarted until `start STREAM`.
-    Stopped,
 }
 
 /// The latest worker of one stream, as `status` shows it.
@@ -58,18 +52,6 @@ pub struct WorkerInfo {
     pub sandbox: Option<crate::worker::sandbox::Applied>,
 }
 
-/// What the state store knows about one stream.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamState {
-    pub worker: Option<WorkerInfo>,
-    pub outcome: Option<StreamOutcome>,
-    pub branch: Option<String>,
-    /// The commit the stream's branch was based on (worktree mode).
-    pub base: Option<String>,
-    /// Where the latest worker ran.
-    pub dir: Option<std::path::PathBuf>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot read the orchestrator state {path}")]
@@ -90,33 +72,70 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot secure {path} (make it private to its owner)")]
+    Permissions {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the orchestrator state {path} is corrupt and could not be set aside")]
+    SetAside {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    /// The file is not a database, or is damaged: set it aside and rebuild.
+    pub fn is_corrupt(&self) -> bool {
+        let source = match self {
+            Self::Open { source, .. } | Self::Read { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        )
+    }
+
+    fn is_disk_full(&self) -> bool {
+        let full_io = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::ENOSPC);
+        match self {
+            Self::Open { source, .. } | Self::Read { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            Self::CreateDir { source, .. }
+            | Self::Permissions { source, .. }
+            | Self::SetAside { source, .. } => full_io(source),
+        }
+    }
 }
 
 impl Diagnostic for StateError {
     fn hint(&self) -> Option<String> {
+        if self.is_disk_full() {
+            return Some("the disk is full: free some space, then run the command again".into());
+        }
         Some("`orchestrate doctor` checks the state store".into())
     }
 }
 
-/// The recorded state of every stream the orchestrator has run, by stream id.
-pub fn read_streams(
-    project: &Project,
-) -> Result<std::collections::HashMap<String, StreamState>, StateError> {
-    let Some(store) = StateStore::open_existing(&project.state_db())? else {
-        return Ok(Default::default());
-    };
-    let mut out: std::collections::HashMap<String, StreamState> = Default::default();
-    for rec in store.latest_workers()? {
-        let entry = out.entry(rec.stream.clone()).or_default();
-        entry.branch = rec.branch.clone();
-        entry.base = rec.base.clone();
-        entry.dir = rec.dir.clone();
-        entry.worker = Some(worker_info(&rec));
-    }
-    for (stream, outcome) in store.outcomes()? {
-        out.entry(stream).or_default().outcome = Some(outcome);
-    }
-    Ok(out)
+/// Creates `dir` (and parents) if needed and makes it 0700 (see [`crate::private_files`]).
+pub(crate) fn private_dir(dir: &std::path::Path) -> Result<(), StateError> {
+    crate::private_files::dir(dir).map_err(|source| StateError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Creates `file` empty if missing, 0600, so SQLite (which gives `-wal`/`-shm` the database
+/// file's mode) never makes it readable by others; tightens a loose one and its `-wal`/`-shm`.
+pub(crate) fn private_file(file: &std::path::Path) -> Result<(), StateError> {
+    crate::private_files::prepare_db(file).map_err(|source| StateError::Permissions {
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
 /// A worker row as `status` shows it; liveness is checked against `/proc` now.

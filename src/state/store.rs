@@ -1,21 +1,26 @@
-//! The state store: one SQLite file (WAL) holding every worker ever launched and the streams'
-//! recorded outcomes. Written by `start`, `stop` and each worker's supervisor, concurrently.
+//! The state store: one SQLite file (WAL) holding every worker ever launched, every stream's
+//! durable verdict, the stream worktrees and the run's recorded base. Written by `start`,
+//! `stop` and each worker's supervisor, concurrently; the only place that knows its schema.
 //!
 //! Invariants: at most one unfinished, live worker row per stream — [`StateStore::claim`] checks
 //! and inserts inside one `BEGIN IMMEDIATE` transaction, so two `start`s cannot both launch; a
-//! row's `ended_at` is written once (the first outcome wins, `stop` may relabel it `stopped`).
+//! row's `ended_at` is written once (the first outcome wins, `stop` may relabel it `stopped`);
+//! a supervisor writes only the row that names its own pid, so a row id reused after the store
+//! was rebuilt is never written by a stranger. A file that is not a database, or is corrupt, is
+//! set aside (never deleted) and rebuilt from the supervisors found alive in `/proc`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::StateError;
 use super::time::now_rfc3339;
-use super::{StateError, StreamOutcome};
-use crate::worker::proc::Identity;
+use crate::proc::Identity;
 use crate::worker::sandbox::Applied;
 
+/// The tables of a store at [`SCHEMA_VERSION`]. Columns added later are listed in
+/// [`ADDED_COLUMNS`] too, so an older file gains them.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS workers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -27,6 +32,8 @@ CREATE TABLE IF NOT EXISTS workers (
     pid INTEGER, pgid INTEGER, start_ticks INTEGER, boot_id TEXT,
     worker_pid INTEGER,
     log_path TEXT NOT NULL,
+    -- where this attempt's part of the log begins (failure reasons quote the last attempt only)
+    log_offset INTEGER,
     command TEXT,
     dir TEXT, branch TEXT, base TEXT,
     started_at TEXT NOT NULL,
@@ -36,17 +43,50 @@ CREATE TABLE IF NOT EXISTS workers (
     error TEXT,
     -- from the agent's stream-json output, when it prints one
     session_id TEXT, cost_usd REAL, turns INTEGER,
-    -- what confined it (`sandbox::Applied::to_db`); added by `migrate` to older stores
+    -- when a `start` looked at what the ended worker left (auto-commit, dirty check)
+    finalized_at TEXT,
+    -- what confined it (`sandbox::Applied::to_db`)
     sandbox TEXT
 );
 CREATE INDEX IF NOT EXISTS workers_stream ON workers(stream, id);
-CREATE TABLE IF NOT EXISTS streams (
+-- one durable verdict per stream (model::Verdict as JSON)
+CREATE TABLE IF NOT EXISTS verdicts (
     stream TEXT PRIMARY KEY,
-    outcome TEXT NOT NULL,   -- failed | stopped
-    reason TEXT,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- stream -> slug, branch, worktree folder and the commit its branch was created on
+CREATE TABLE IF NOT EXISTS worktrees (
+    stream TEXT PRIMARY KEY,
+    slug TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    worktree TEXT NOT NULL,
+    base TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+-- the run's merge-back target and the commit every stream without dependencies starts from
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    target_branch TEXT,
+    base_commit TEXT,
+    -- 1 when the run uses a worktree per stream (`start --worktrees`)
+    worktrees INTEGER NOT NULL DEFAULT 0,
+    recorded_at TEXT NOT NULL
+);
 ";
+
+/// `PRAGMA user_version` of a store made by this version.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Columns added after a table was first released: (table, column, declaration). Added with
+/// `ALTER TABLE` when missing, so a file written by an older version keeps working.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("workers", "log_offset", "INTEGER"),
+    ("workers", "finalized_at", "TEXT"),
+    ("workers", "sandbox", "TEXT"),
+];
 
 /// One worker row.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +112,11 @@ pub struct WorkerRecord {
     pub session_id: Option<String>,
     pub cost_usd: Option<f64>,
     pub turns: Option<u32>,
+    /// Where this attempt's lines begin in the log.
+    pub log_offset: u64,
+    /// When a `start` processed what the ended worker left; `None` while that is pending.
+    pub finalized_at: Option<String>,
+    /// What confined it; `None` until it is launched (and for rows older than the sandbox).
     pub sandbox: Option<Applied>,
 }
 
@@ -101,11 +146,12 @@ pub struct NewWorker<'a> {
     pub stream: &'a str,
     pub attempt: u32,
     pub log_path: &'a Path,
+    /// The log's length when this attempt begins.
+    pub log_offset: u64,
     pub command: &'a str,
     pub dir: &'a Path,
     pub branch: Option<&'a str>,
     pub base: Option<&'a str>,
-    pub sandbox: Applied,
 }
 
 /// The answer to a launch claim.
@@ -118,13 +164,14 @@ pub enum Claim {
 }
 
 pub struct StateStore {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
+    recovered: Option<PathBuf>,
 }
 
 const COLUMNS: &str = "id, stream, attempt, claimer_pid, claimer_ticks, pid, start_ticks, boot_id,
     worker_pid, log_path, command, dir, branch, base, started_at, ended_at, exit_code, signal,
-    outcome, error, session_id, cost_usd, turns, sandbox";
+    outcome, error, session_id, cost_usd, turns, log_offset, finalized_at, sandbox";
 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     let boot: Option<String> = r.get(7)?;
@@ -165,29 +212,13 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
         session_id: r.get(20)?,
         cost_usd: r.get(21)?,
         turns: r.get(22)?,
+        log_offset: r.get::<_, Option<i64>>(23)?.unwrap_or(0).max(0) as u64,
+        finalized_at: r.get(24)?,
         sandbox: r
-            .get::<_, Option<String>>(23)?
+            .get::<_, Option<String>>(25)?
             .as_deref()
             .and_then(Applied::from_db),
     })
-}
-
-/// Adds the columns newer than a store's file. Idempotent, and safe when two processes open an
-/// old store at once (the loser of the race finds the column there).
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has = |column: &str| {
-        conn.prepare("SELECT 1 FROM pragma_table_info('workers') WHERE name = ?1")?
-            .exists([column])
-    };
-    if !has("sandbox")? {
-        match conn.execute("ALTER TABLE workers ADD COLUMN sandbox TEXT", []) {
-            Err(_) if has("sandbox")? => {}
-            other => {
-                other?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Runs `f` again while SQLite says the database is busy or locked, for up to 10 s.
@@ -209,18 +240,45 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 }
 
 impl StateStore {
-    /// Opens (creating folder, file and tables if needed) the store at `path`.
+    /// Opens (creating folder, file and tables if needed) the store at `path`. A file that is
+    /// not a database or is corrupt is set aside and a new store is rebuilt from the live
+    /// supervisors in `/proc` ([`StateStore::recovered`] says where the old file went).
     pub fn open(path: &Path) -> Result<Self, StateError> {
+        if let Some(dir) = path.parent() {
+            super::private_dir(dir)?;
+        }
+        let fresh = !path.exists();
+        let (mut store, recovered) = match Self::open_file(path) {
+            Ok(store) => (store, None),
+            Err(e) if e.is_corrupt() => {
+                let aside = set_aside(path)?;
+                (Self::open_file(path)?, Some(aside))
+            }
+            Err(e) => return Err(e),
+        };
+        if fresh || recovered.is_some() {
+            store.adopt_supervisors()?;
+        }
+        store.recovered = recovered;
+        Ok(store)
+    }
+
+    /// Opens the store only if it exists, or if supervisors writing to it are alive (it was
+    /// deleted under them): read paths must not create a store for nothing.
+    pub fn open_existing(path: &Path) -> Result<Option<Self>, StateError> {
+        if path.exists() || !crate::proc::supervisors(path).is_empty() {
+            Self::open(path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<Self, StateError> {
         let err = |source| StateError::Open {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        super::private_file(path)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         // Switching a new file to WAL takes an exclusive lock without calling the busy handler,
@@ -228,28 +286,60 @@ impl StateStore {
         retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        retry_busy(|| conn.execute_batch(SCHEMA)).map_err(err)?;
         retry_busy(|| migrate(&conn)).map_err(err)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            recovered: None,
         })
     }
 
-    /// Opens the store only if it exists (a project where `start` never ran has none).
-    pub fn open_existing(path: &Path) -> Result<Option<Self>, StateError> {
-        if path.exists() {
-            Self::open(path).map(Some)
-        } else {
-            Ok(None)
+    /// Where a corrupt store was moved when this one was rebuilt.
+    pub fn recovered(&self) -> Option<&Path> {
+        self.recovered.as_deref()
+    }
+
+    /// Records every live supervisor that writes to this store and has no row here (the store
+    /// was deleted or set aside under it), under the row id it writes to, so `status`, `stop`
+    /// and the next `start` see its worker and never launch a second one.
+    fn adopt_supervisors(&mut self) -> Result<(), StateError> {
+        let found = crate::proc::supervisors(&self.path);
+        if found.is_empty() {
+            return Ok(());
         }
+        let now = now_rfc3339();
+        for sup in found {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO workers (id, stream, attempt, pid, pgid, start_ticks,
+                         boot_id, log_path, dir, branch, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        sup.record,
+                        sup.stream,
+                        sup.attempt,
+                        sup.identity.pid,
+                        sup.identity.start_ticks as i64,
+                        sup.identity.boot_id,
+                        sup.log
+                            .as_deref()
+                            .map(|p| p.to_string_lossy())
+                            .unwrap_or_default(),
+                        sup.dir.to_string_lossy(),
+                        sup.branch,
+                        now,
+                    ],
+                )
+                .map_err(self.q())?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn q(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+    pub(super) fn q(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         |source| StateError::Read {
             path: self.path.clone(),
             source,
@@ -291,7 +381,7 @@ impl StateStore {
         }
         tx.execute(
             "INSERT INTO workers (stream, attempt, claimer_pid, claimer_ticks, boot_id, log_path,
-                                  command, dir, branch, base, started_at, sandbox)
+                                  command, dir, branch, base, started_at, log_offset)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 new.stream,
@@ -305,13 +395,41 @@ impl StateStore {
                 new.branch,
                 new.base,
                 now_rfc3339(),
-                new.sandbox.to_db()
+                new.log_offset as i64
             ],
         )
         .map_err(q)?;
         let id = tx.last_insert_rowid();
         tx.commit().map_err(q)?;
         Ok(Claim::Granted(id))
+    }
+
+    /// Records where the claimed worker runs, once its worktree is prepared.
+    pub fn set_placement(
+        &self,
+        id: i64,
+        dir: &Path,
+        branch: Option<&str>,
+        base: Option<&str>,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET dir = ?2, branch = ?3, base = ?4 WHERE id = ?1",
+                params![id, dir.to_string_lossy(), branch, base],
+            )
+            .map_err(self.q())?;
+        Ok(())
+    }
+
+    /// Records what confines the worker about to be spawned.
+    pub fn set_sandbox(&self, id: i64, sandbox: Applied) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET sandbox = ?2 WHERE id = ?1",
+                params![id, sandbox.to_db()],
+            )
+            .map_err(self.q())?;
+        Ok(())
     }
 
     /// Records the spawned supervisor's identity.
@@ -352,10 +470,12 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records how a worker ended (first outcome wins).
+    /// Records how a worker ended (first outcome wins). `by` is the supervisor writing it: only
+    /// the row recording that supervisor is touched.
     pub fn record_exit(
         &self,
         id: i64,
+        by: &Identity,
         exit_code: Option<i32>,
         signal: Option<i32>,
         error: Option<&str>,
@@ -364,8 +484,40 @@ impl StateStore {
             .execute(
                 "UPDATE workers SET ended_at = ?2, exit_code = ?3, signal = ?4, error = ?5,
                         outcome = 'exited'
+                 WHERE id = ?1 AND ended_at IS NULL AND pid = ?6 AND start_ticks = ?7",
+                params![
+                    id,
+                    now_rfc3339(),
+                    exit_code,
+                    signal,
+                    error,
+                    by.pid,
+                    by.start_ticks as i64
+                ],
+            )
+            .map_err(self.q())?;
+        Ok(())
+    }
+
+    /// Records the error that kept a claimed worker from spawning at all (written by the
+    /// claiming `start`; no supervisor exists).
+    pub fn record_spawn_failure(&self, id: i64, error: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET ended_at = ?2, error = ?3, outcome = 'exited', finalized_at = ?2
                  WHERE id = ?1 AND ended_at IS NULL",
-                params![id, now_rfc3339(), exit_code, signal, error],
+                params![id, now_rfc3339(), error],
+            )
+            .map_err(self.q())?;
+        Ok(())
+    }
+
+    /// Notes that what the ended worker left was processed (auto-commit or the dirty check).
+    pub fn set_finalized(&self, id: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET finalized_at = ?2 WHERE id = ?1 AND finalized_at IS NULL",
+                params![id, now_rfc3339()],
             )
             .map_err(self.q())?;
         Ok(())
@@ -375,17 +527,14 @@ impl StateStore {
     pub fn set_session(
         &self,
         id: i64,
-        info: &crate::worker::render::SessionInfo,
+        session_id: Option<&str>,
+        cost_usd: Option<f64>,
+        turns: Option<u32>,
     ) -> Result<(), StateError> {
         self.conn
             .execute(
                 "UPDATE workers SET session_id = ?2, cost_usd = ?3, turns = ?4 WHERE id = ?1",
-                params![
-                    id,
-                    info.session_id,
-                    info.cost_usd,
-                    info.turns.map(|t| t as i64)
-                ],
+                params![id, session_id, cost_usd, turns.map(i64::from)],
             )
             .map_err(self.q())?;
         Ok(())
@@ -402,20 +551,24 @@ impl StateStore {
         Ok(())
     }
 
-    /// Marks an unfinished row whose process is gone: it is never signalled again.
-    pub fn mark_lost(&self, id: i64) -> Result<(), StateError> {
-        self.conn
+    /// Marks an unfinished row whose process is gone: it is never signalled again. `seen` is
+    /// the row as the caller found it dead: if a supervisor recorded itself meanwhile (its
+    /// `confirm_spawned` and this update are each one statement, so exactly one wins), the row
+    /// is left alone and false is returned: it is alive after all.
+    pub fn mark_lost(&self, seen: &WorkerRecord) -> Result<bool, StateError> {
+        let changed = self
+            .conn
             .execute(
-                "UPDATE workers SET ended_at = ?2, outcome = 'lost' WHERE id = ?1 AND ended_at IS NULL",
-                params![id, now_rfc3339()],
+                "UPDATE workers SET ended_at = ?2, outcome = 'lost'
+                 WHERE id = ?1 AND ended_at IS NULL AND pid IS ?3",
+                params![
+                    seen.id,
+                    now_rfc3339(),
+                    seen.identity.as_ref().map(|i| i.pid)
+                ],
             )
             .map_err(self.q())?;
-        Ok(())
-    }
-
-    /// Records the error that kept a claimed worker from spawning at all.
-    pub fn record_spawn_failure(&self, id: i64, error: &str) -> Result<(), StateError> {
-        self.record_exit(id, None, None, Some(error))
+        Ok(changed == 1)
     }
 
     pub fn worker(&self, id: i64) -> Result<Option<WorkerRecord>, StateError> {
@@ -456,69 +609,135 @@ impl StateStore {
             .collect::<Result<_, _>>()
             .map_err(self.q())
     }
+}
 
-    /// Sets (or with `None` clears) a stream's recorded outcome.
-    pub fn set_outcome(
-        &self,
-        stream: &str,
-        outcome: Option<&StreamOutcome>,
-    ) -> Result<(), StateError> {
-        match outcome {
-            None => self
-                .conn
-                .execute("DELETE FROM streams WHERE stream = ?1", [stream]),
-            Some(o) => {
-                let (kind, reason) = match o {
-                    StreamOutcome::Failed { reason } => ("failed", Some(reason.as_str())),
-                    StreamOutcome::Stopped => ("stopped", None),
-                };
-                self.conn.execute(
-                    "INSERT INTO streams (stream, outcome, reason, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(stream) DO UPDATE SET outcome = ?2, reason = ?3, updated_at = ?4",
-                    params![stream, kind, reason, now_rfc3339()],
-                )
+/// Brings a store of any earlier version to [`SCHEMA_VERSION`], in one write transaction:
+/// tables and columns are added, and the tables of version 0 (`streams` outcomes, the git
+/// code's `git_streams` and `git_run`) are carried into `verdicts`, `worktrees` and `run`.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION && has_columns(conn)? {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(SCHEMA)?;
+        for (table, column, decl) in ADDED_COLUMNS {
+            if !column_exists(conn, table, column)? {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+                if *column == "finalized_at" {
+                    // Rows of an older version were judged by the `start` that saw them end.
+                    conn.execute_batch(
+                        "UPDATE workers SET finalized_at = ended_at WHERE ended_at IS NOT NULL",
+                    )?;
+                }
             }
         }
-        .map_err(self.q())?;
-        Ok(())
+        carry_version_0(conn)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
+}
 
-    /// Clears every `failed` outcome (a new run tries those streams again).
-    pub fn clear_failed(&self) -> Result<(), StateError> {
-        self.conn
-            .execute("DELETE FROM streams WHERE outcome = 'failed'", [])
-            .map_err(self.q())?;
-        Ok(())
+fn has_columns(conn: &Connection) -> rusqlite::Result<bool> {
+    for (table, column, _) in ADDED_COLUMNS {
+        if !column_exists(conn, table, column)? {
+            return Ok(false);
+        }
     }
+    Ok(true)
+}
 
-    /// Every stream's recorded outcome.
-    pub fn outcomes(&self) -> Result<HashMap<String, StreamOutcome>, StateError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT stream, outcome, reason FROM streams")
-            .map_err(self.q())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(self.q())?;
-        let mut out = HashMap::new();
-        for row in rows {
-            let (stream, kind, reason) = row.map_err(self.q())?;
-            let outcome = match kind.as_str() {
-                "stopped" => StreamOutcome::Stopped,
-                _ => StreamOutcome::Failed {
-                    reason: reason.unwrap_or_default(),
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+fn column_exists(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Version 0 kept outcomes in `streams` and the worktree records in `git_streams`/`git_run`.
+fn carry_version_0(conn: &Connection) -> rusqlite::Result<()> {
+    use crate::model::{Failure, Verdict};
+    if table_exists(conn, "streams")? {
+        let rows: Vec<(String, String, Option<String>, String)> = {
+            let mut stmt =
+                conn.prepare("SELECT stream, outcome, reason, updated_at FROM streams")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for (stream, outcome, reason, at) in rows {
+            let verdict = match outcome.as_str() {
+                "stopped" => Verdict::Stopped,
+                _ => Verdict::Failed {
+                    failure: Failure::Legacy {
+                        text: reason.unwrap_or_default(),
+                    },
                 },
             };
-            out.insert(stream, outcome);
+            let body = serde_json::to_string(&verdict).expect("verdicts serialise");
+            conn.execute(
+                "INSERT OR IGNORE INTO verdicts (stream, kind, body, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![stream, verdict.kind(), body, at],
+            )?;
         }
-        Ok(out)
+        conn.execute_batch("DROP TABLE streams")?;
     }
+    if table_exists(conn, "git_streams")? {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO worktrees (stream, slug, branch, worktree, base, created_at, updated_at)
+               SELECT stream, slug, branch, worktree, base, created_at, updated_at FROM git_streams;
+             DROP TABLE git_streams;",
+        )?;
+    }
+    if table_exists(conn, "git_run")? {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO run (id, target_branch, recorded_at)
+               SELECT 1, target_branch, recorded_at FROM git_run;
+             DROP TABLE git_run;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Moves a corrupt store (and its `-wal`/`-shm`) to `<name>.corrupt-<time>`; returns where.
+fn set_aside(path: &Path) -> Result<PathBuf, StateError> {
+    let stamp = now_rfc3339().replace([':', '.'], "-");
+    let aside = path.with_extension(format!("db.corrupt-{stamp}"));
+    let io = |source| StateError::SetAside {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::rename(path, &aside).map_err(io)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        if side.exists() {
+            let mut to = aside.as_os_str().to_owned();
+            to.push(suffix);
+            std::fs::rename(&side, PathBuf::from(to)).map_err(io)?;
+        }
+    }
+    Ok(aside)
 }
 
 #[cfg(test)]
@@ -530,11 +749,11 @@ mod tests {
             stream,
             attempt: 1,
             log_path: log,
+            log_offset: 0,
             command: "fake",
             dir: Path::new("/tmp"),
             branch: None,
             base: None,
-            sandbox: Applied::Landlock { abi: 7 },
         }
     }
 
@@ -592,53 +811,78 @@ mod tests {
     }
 
     #[test]
-    fn an_older_store_gains_the_sandbox_column_once() {
+    fn a_version_0_store_is_carried_over() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("state.db");
-        {
-            // The schema as it was before the column.
-            let old = SCHEMA.replace(
-                ",\n    -- what confined it (`sandbox::Applied::to_db`); added by `migrate` to older stores\n    sandbox TEXT",
-                "",
-            );
-            assert_ne!(old, SCHEMA);
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&old).unwrap();
-            conn.execute(
-                "INSERT INTO workers (stream, attempt, log_path, started_at) VALUES ('A', 1, '/l', 'now')",
-                [],
-            )
-            .unwrap();
-        }
-        let mut store = StateStore::open(&path).unwrap();
-        // Opening again (another process) finds it there.
-        drop(StateStore::open(&path).unwrap());
-        let old = store.latest_workers().unwrap();
-        assert_eq!(old[0].sandbox, None);
-        let me = Identity::current().unwrap();
-        let Claim::Granted(id) = store.claim(&new_worker("B", &path), &me).unwrap() else {
-            panic!("granted");
-        };
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE workers (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL,
+                 attempt INTEGER NOT NULL, claimer_pid INTEGER, claimer_ticks INTEGER, pid INTEGER,
+                 pgid INTEGER, start_ticks INTEGER, boot_id TEXT, worker_pid INTEGER,
+                 log_path TEXT NOT NULL, command TEXT, dir TEXT, branch TEXT, base TEXT,
+                 started_at TEXT NOT NULL, ended_at TEXT, exit_code INTEGER, signal INTEGER,
+                 outcome TEXT, error TEXT, session_id TEXT, cost_usd REAL, turns INTEGER);
+             INSERT INTO workers (stream, attempt, log_path, started_at, ended_at, outcome)
+                 VALUES ('A', 1, '/l', 't0', 't1', 'exited');
+             CREATE TABLE streams (stream TEXT PRIMARY KEY, outcome TEXT NOT NULL, reason TEXT,
+                 updated_at TEXT NOT NULL);
+             INSERT INTO streams VALUES ('A', 'failed', 'exit 1', 't'), ('B', 'stopped', NULL, 't');
+             CREATE TABLE git_streams (stream TEXT PRIMARY KEY, slug TEXT NOT NULL,
+                 branch TEXT NOT NULL, worktree TEXT NOT NULL, base TEXT, created_at TEXT NOT NULL,
+                 updated_at TEXT NOT NULL);
+             INSERT INTO git_streams VALUES ('A', 'A', 'stream/A', '/w/A', 'abc', 't', 't');
+             CREATE TABLE git_run (id INTEGER PRIMARY KEY CHECK (id = 1),
+                 target_branch TEXT NOT NULL, recorded_at TEXT NOT NULL);
+             INSERT INTO git_run VALUES (1, 'main', 't');",
+        )
+        .unwrap();
+        drop(old);
+        let store = StateStore::open(&path).unwrap();
+        let verdicts = store.verdicts().unwrap();
+        assert_eq!(verdicts["B"], crate::model::Verdict::Stopped);
+        assert!(matches!(
+            &verdicts["A"],
+            crate::model::Verdict::Failed { failure: crate::model::Failure::Legacy { text } } if text == "exit 1"
+        ));
         assert_eq!(
-            store.worker(id).unwrap().unwrap().sandbox,
+            store.worktree("A").unwrap().unwrap().base.as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            store.run().unwrap().unwrap().target_branch.as_deref(),
+            Some("main")
+        );
+        // Rows of the old version were judged by the `start` that saw them end.
+        assert!(store.latest_workers().unwrap()[0].finalized_at.is_some());
+        // They predate the sandbox; a new row records what confined it.
+        assert_eq!(store.latest_workers().unwrap()[0].sandbox, None);
+        store.set_sandbox(1, Applied::Landlock { abi: 7 }).unwrap();
+        assert_eq!(
+            store.worker(1).unwrap().unwrap().sandbox,
             Some(Applied::Landlock { abi: 7 })
+        );
+        // Opening again changes nothing.
+        drop(store);
+        assert_eq!(
+            StateStore::open(&path).unwrap().verdicts().unwrap().len(),
+            2
         );
     }
 
     #[test]
-    fn outcomes_round_trip_and_failed_ones_clear() {
+    fn a_corrupt_store_is_set_aside_and_rebuilt() {
+        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&tmp.path().join("state.db")).unwrap();
-        store
-            .set_outcome("A", Some(&StreamOutcome::Failed { reason: "x".into() }))
-            .unwrap();
-        store
-            .set_outcome("B", Some(&StreamOutcome::Stopped))
-            .unwrap();
-        assert_eq!(store.outcomes().unwrap().len(), 2);
-        store.clear_failed().unwrap();
-        let left = store.outcomes().unwrap();
-        assert_eq!(left.get("B"), Some(&StreamOutcome::Stopped));
-        assert!(!left.contains_key("A"));
+        let path = tmp.path().join("state/state.db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
+        let store = StateStore::open(&path).unwrap();
+        let aside = store.recovered().expect("set aside").to_path_buf();
+        assert_eq!(std::fs::read(&aside).unwrap(), vec![0x5a_u8; 8192]);
+        assert!(store.verdicts().unwrap().is_empty());
+        // Private: the store may hold worker commands carrying keys.
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
     }
 }

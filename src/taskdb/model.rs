@@ -126,7 +126,7 @@ pub struct BlockedTask {
 }
 
 /// A stream as the task source reports it: the aggregate of its non-archived tasks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamRecord {
     pub id: String,
     /// `streamName`, falling back to the id.
@@ -140,6 +140,8 @@ pub struct StreamRecord {
     /// `worktreePath` / `branchName` set by Task Copilot's own worktree tools.
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
+    /// Paused in the task store (`tc` streams): shown, never launched.
+    pub paused: bool,
 }
 
 /// Something odd in the source that did not stop the read.

@@ -330,6 +330,7 @@ impl StreamAccumulator {
                 phase: None,
                 worktree_path: None,
                 branch_name: None,
+                paused: false,
             });
         let keep = |slot: &mut Option<String>, value: Option<Cow<'_, str>>| {
             if slot.is_none() {

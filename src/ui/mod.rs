@@ -5,9 +5,12 @@
 
 pub mod clean;
 pub mod mergeback;
+pub mod plan;
 pub mod progress;
+pub mod reason;
 pub mod run;
 pub mod status;
+pub mod stop;
 pub mod style;
 
 use std::io::{IsTerminal, Write};
@@ -166,6 +169,12 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
             })
             .collect(),
     )
+}
+
+/// `word` quoted for a POSIX shell when it needs it, and escaped for the terminal: for the
+/// commands we print for the user to run.
+pub fn shell_word(word: &str) -> String {
+    printable(&crate::cmdline::quote(word)).into_owned()
 }
 
 /// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).

@@ -1,18 +1,21 @@
-//! `start`'s live view: one line per event, and on a terminal a bar per stream (completed tasks
-//! of total) whose message is the stream's state and its worker's latest activity.
+//! `start`'s live view: one line per event, and on a terminal a bar per stream (completed
+//! tasks of total) drawn from the dispatcher's latest snapshot (the model's states), with the
+//! worker's latest activity; and the summary when the run ends.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{OutputMode, Ui, progress};
-use crate::scheduler::{Event, Reporter};
+use super::{OutputMode, Ui, printable as p, progress, reason};
+use crate::model::State;
+use crate::scheduler::{Event, ExitSummary, Reporter, RunEnd, Unfinished};
 
 pub struct RunView<'a> {
     ui: &'a Ui,
     bars: HashMap<String, ProgressBar>,
-    /// Per stream: (state word, latest activity).
-    labels: HashMap<String, (String, Option<String>)>,
+    /// Per stream: its state word and its worker's latest activity.
+    labels: HashMap<String, (State, Option<String>)>,
 }
 
 impl<'a> RunView<'a> {
@@ -31,19 +34,8 @@ impl<'a> RunView<'a> {
     pub fn finish(self) {
         for bar in self.bars.values() {
             bar.finish_and_clear();
+            progress::area().remove(bar);
         }
-    }
-
-    fn set_state(&mut self, stream: &str, state: &str) {
-        let entry = self
-            .labels
-            .entry(stream.to_string())
-            .or_insert_with(|| (String::new(), None));
-        entry.0 = state.to_string();
-        if state != "running" {
-            entry.1 = None;
-        }
-        self.redraw(stream);
     }
 
     fn redraw(&self, stream: &str) {
@@ -51,15 +43,15 @@ impl<'a> RunView<'a> {
             (self.bars.get(stream), self.labels.get(stream))
         {
             bar.set_message(match activity {
-                Some(a) => format!("{state} · {}", super::printable(a)),
-                None => state.clone(),
+                Some(a) if *state == State::Running => format!("{} · {}", state.as_str(), p(a)),
+                _ => state.as_str().to_string(),
             });
         }
     }
 
-    /// Event lines carry stream ids and reasons from the task database: printed escaped.
+    /// An event line; every piece of data in it was escaped where it was put in.
     fn line(&self, text: &str) {
-        self.ui.info(&super::printable(text));
+        self.ui.info(text);
     }
 }
 
@@ -67,6 +59,28 @@ fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{prefix:<14} [{bar:24}] {pos}/{len} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("#>-")
+}
+
+/// "worker exited with code 0 (session …, cost $…, N turns)".
+fn exit_words(summary: &ExitSummary) -> String {
+    let mut text = match summary.exit {
+        None => "worker stopped".to_string(),
+        Some(exit) => reason::exit_words(exit).replacen("its worker", "worker", 1),
+    };
+    let mut extra = Vec::new();
+    if let Some(id) = &summary.session_id {
+        extra.push(format!("session {}", p(id)));
+    }
+    if let Some(cost) = summary.cost_usd {
+        extra.push(format!("cost ${cost:.4}"));
+    }
+    if let Some(turns) = summary.turns {
+        extra.push(format!("{turns} turns"));
+    }
+    if !extra.is_empty() {
+        let _ = write!(text, " ({})", extra.join(", "));
+    }
+    text
 }
 
 impl Reporter for RunView<'_> {
@@ -86,48 +100,47 @@ impl Reporter for RunView<'_> {
                 } else {
                     String::new()
                 };
-                self.line(&format!("started {stream} (pid {pid}{again})"));
-                self.set_state(stream, "running");
+                self.line(&format!("started {} (pid {pid}{again})", p(stream)));
             }
-            Event::Adopted { stream, pid } => {
-                self.line(&format!(
-                    "adopted {stream} (pid {pid}, started by another `orchestrate start`)"
-                ));
-                self.set_state(stream, "running");
-            }
-            Event::Exited { stream, summary } => self.line(&format!("{stream}: {summary}")),
-            Event::Complete { stream } => {
-                self.line(&format!("{stream} complete"));
-                self.set_state(stream, "complete");
+            Event::Adopted { stream, pid } => self.line(&format!(
+                "adopted {} (pid {pid}, started by another `orchestrate start`)",
+                p(stream)
+            )),
+            Event::Exited { stream, summary } => {
+                self.line(&format!("{}: {}", p(stream), exit_words(summary)))
             }
             Event::Retrying {
                 stream,
                 attempt,
                 why,
             } => {
-                let first = why.lines().next().unwrap_or_default();
-                self.line(&format!("{stream}: {first}; starting attempt {attempt}"));
-                self.set_state(stream, "retrying");
+                let mut text = format!(
+                    "{}: {}; starting attempt {attempt}",
+                    p(stream),
+                    reason::failure_summary(why)
+                );
+                for l in reason::detail_lines(&crate::model::Reason::Failed(why.clone())) {
+                    let _ = write!(text, "\n    {l}");
+                }
+                self.line(&text);
             }
-            Event::Failed { stream, reason } => {
-                self.line(&format!("{stream} failed: {reason}"));
-                self.set_state(stream, "failed");
-            }
-            Event::Skipped { stream, reason } => {
-                self.line(&format!("{stream} skipped: {reason}"));
-                self.set_state(stream, "skipped");
-            }
-            Event::Stopped { stream } => {
-                self.line(&format!("{stream} stopped"));
-                self.set_state(stream, "stopped");
-            }
-            Event::Blocked { stream, reason } => {
-                self.line(&format!("{stream} blocked: {reason}"));
-                self.set_state(stream, "blocked");
+            Event::Entered {
+                stream,
+                state,
+                reason: why,
+            } => {
+                let mut text = format!("{} {}", p(stream), state.as_str());
+                if let Some(why) = why {
+                    let _ = write!(text, ": {}", reason::summary(why));
+                    for l in reason::detail_lines(why) {
+                        let _ = write!(text, "\n    {l}");
+                    }
+                }
+                self.line(&text);
             }
             Event::Note { stream, text } => match stream {
-                Some(s) => self.line(&format!("{s}: {text}")),
-                None => self.line(&text),
+                Some(s) => self.line(&format!("{}: {}", p(s), p(&text))),
+                None => self.line(&p(&text)),
             },
             Event::Activity { stream, text } => {
                 if let Some(label) = self.labels.get_mut(stream) {
@@ -135,28 +148,91 @@ impl Reporter for RunView<'_> {
                 }
                 self.redraw(stream);
             }
-            Event::Snapshot(snapshot) => {
+            Event::Snapshot { graph, model } => {
                 if self.ui.mode != OutputMode::Progress {
                     return;
                 }
-                for s in &snapshot.streams {
-                    let bar = self.bars.entry(s.id.clone()).or_insert_with(|| {
+                for (s, view) in graph.streams().iter().zip(model.views()) {
+                    let bar = self.bars.entry(s.id().to_string()).or_insert_with(|| {
                         let bar = progress::area().add(ProgressBar::new(0));
                         bar.set_style(bar_style());
-                        bar.set_prefix(super::printable(&s.id).into_owned());
+                        bar.set_prefix(p(s.id()).into_owned());
                         bar
                     });
-                    bar.set_length(u64::from(s.counts.total));
-                    bar.set_position(u64::from(s.counts.completed + s.counts.cancelled));
-                    self.labels
-                        .entry(s.id.clone())
-                        .or_insert_with(|| ("waiting".into(), None));
+                    let counts = s.record.counts;
+                    bar.set_length(u64::from(counts.total));
+                    bar.set_position(u64::from(counts.completed + counts.cancelled));
+                    let label = self
+                        .labels
+                        .entry(s.id().to_string())
+                        .or_insert((view.state, None));
+                    if label.0 != view.state {
+                        *label = (view.state, None);
+                    }
                 }
-                let ids: Vec<String> = snapshot.streams.iter().map(|s| s.id.clone()).collect();
+                let ids: Vec<String> = graph.streams().iter().map(|s| s.id().to_string()).collect();
                 for id in ids {
                     self.redraw(&id);
                 }
             }
         }
+    }
+}
+
+/// The end of a run in words: what is complete, what is not and why, what to do.
+pub fn render_end(end: &RunEnd) -> String {
+    match end {
+        RunEnd::Complete { others } if others.is_empty() => "every stream is complete".into(),
+        RunEnd::Complete { others } => {
+            let mut text =
+                "the selected streams are complete; other streams are not:\n".to_string();
+            push_unfinished(&mut text, others);
+            text.trim_end().to_string()
+        }
+        RunEnd::Incomplete(list) => {
+            let mut text = format!(
+                "{} stream{} not complete:\n",
+                list.len(),
+                if list.len() == 1 { " is" } else { "s are" }
+            );
+            push_unfinished(&mut text, list);
+            text.push_str(
+                "`orchestrate logs STREAM` shows a worker's log; `orchestrate status` the dashboard",
+            );
+            text
+        }
+        RunEnd::Interrupted(live) if live.is_empty() => "interrupted; no worker is running".into(),
+        RunEnd::Interrupted(live) => {
+            let names: Vec<String> = live
+                .iter()
+                .map(|(s, pid)| format!("{} (pid {pid})", p(s)))
+                .collect();
+            format!(
+                "interrupted; {} worker{} keep{} running: {}. `orchestrate stop` stops them; \
+                 `orchestrate start` adopts them and carries on",
+                live.len(),
+                if live.len() == 1 { "" } else { "s" },
+                if live.len() == 1 { "s" } else { "" },
+                names.join(", ")
+            )
+        }
+    }
+}
+
+fn push_unfinished(text: &mut String, list: &[Unfinished]) {
+    for u in list {
+        let _ = write!(text, "  {} ({})", p(&u.stream), u.state.as_str());
+        if let Some(why) = &u.reason {
+            let _ = write!(text, ": {}", reason::summary(why));
+            for l in reason::detail_lines(why) {
+                let _ = write!(text, "\n      {l}");
+            }
+            if let Some(step) = reason::next_step(&u.stream, why) {
+                let _ = write!(text, "\n      → {step}");
+            }
+        } else if u.state == State::Ready {
+            text.push_str(": not started");
+        }
+        text.push('\n');
     }
 }

@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Palette, Ui, progress};
-use crate::dashboard::{Dashboard, StreamState, StreamStatus};
+use crate::dashboard::{Dashboard, StreamStatus};
 use crate::error::Error;
+use crate::model::State as StreamState;
 
 /// The `--json` format version; bump on any incompatible change (see docs/status-json.md).
-pub const JSON_VERSION: u32 = 1;
+pub const JSON_VERSION: u32 = 2;
 
 /// The `--json` document: the dashboard's own types serialised directly (no intermediate
 /// `serde_json::Value`, which cost a third of the run on 20,000 tasks).
@@ -40,9 +41,13 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
 fn state_colour(p: &Palette, state: StreamState, text: &str) -> String {
     match state {
         StreamState::Complete => p.good(text),
-        StreamState::Running | StreamState::InProgress => p.busy(text),
+        StreamState::Running | StreamState::Preparing => p.busy(text),
         StreamState::Failed => p.bad(text),
-        StreamState::Blocked | StreamState::Stopped | StreamState::Skipped => p.caution(text),
+        StreamState::Blocked
+        | StreamState::NeedsAttention
+        | StreamState::Stopped
+        | StreamState::Skipped
+        | StreamState::Paused => p.caution(text),
         StreamState::Cancelled | StreamState::Waiting => p.dim(text),
         StreamState::Ready => text.to_string(),
     }
@@ -63,6 +68,14 @@ fn overall_line(d: &Dashboard) -> String {
     }
     if o.failed > 0 {
         let _ = write!(line, " · {} failed", o.failed);
+    }
+    if o.need_a_person > 0 {
+        let _ = write!(
+            line,
+            " · {} need{} a person",
+            o.need_a_person,
+            if o.need_a_person == 1 { "s" } else { "" }
+        );
     }
     line
 }
@@ -134,31 +147,30 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-/// What a stream's last column says: worker, waits, blocked reasons, failure reason.
+/// What a stream's last column says: worker, why (typed reason in words), branch.
 fn note(s: &StreamStatus) -> String {
-    super::printable(&note_raw(s)).into_owned()
-}
-
-fn note_raw(s: &StreamStatus) -> String {
     let mut parts = Vec::new();
     if let Some(w) = &s.worker {
         parts.push(worker_note(w));
     }
-    if !s.waiting_for.is_empty()
-        && !matches!(s.state, StreamState::Complete | StreamState::Cancelled)
-    {
-        parts.push(format!("waits for {}", s.waiting_for.join(", ")));
-    }
     if let Some(reason) = &s.reason {
-        parts.push(reason.clone());
-    }
-    for b in &s.blocked_tasks {
-        let reason = b.reason.as_deref().unwrap_or("no reason given");
-        parts.push(format!("blocked: {} ({reason})", b.title));
+        parts.push(super::reason::summary(reason));
+    } else if !s.blocked_tasks.is_empty() {
+        // Ready with some tasks blocked: the worker does what it can; say which wait.
+        let titles: Vec<String> = s
+            .blocked_tasks
+            .iter()
+            .map(|b| super::printable(&b.title).into_owned())
+            .collect();
+        parts.push(format!("blocked tasks: {}", titles.join(", ")));
     }
     if let Some(branch) = &s.branch {
-        match s.commits_ahead {
-            Some(n) => parts.push(format!("{branch} +{n} since base")),
+        let branch = super::printable(branch);
+        match s.commits_since_base {
+            Some(n) => parts.push(format!(
+                "{branch}: {n} commit{} since its base",
+                if n == 1 { "" } else { "s" }
+            )),
             None => parts.push(format!("branch {branch}")),
         }
     }

@@ -200,13 +200,15 @@ pub fn session_info(text: &str) -> SessionInfo {
     info
 }
 
-/// The last `n` lines of a log worth showing: rendered, without `orchestrate`'s own lines.
+/// The last `n` lines of a log worth showing: rendered (one event may render as several
+/// lines, each its own), without `orchestrate`'s own lines.
 pub fn last_lines(text: &str, n: usize) -> Vec<String> {
     let mut out: Vec<String> = text
         .lines()
         .rev()
         .filter(|l| !l.starts_with(MARK) && !l.trim().is_empty())
         .filter_map(render_line)
+        .flat_map(|r| r.lines().rev().map(str::to_string).collect::<Vec<_>>())
         .take(n)
         .collect();
     out.reverse();

@@ -224,6 +224,12 @@ pub enum SandboxError {
     NotEnforced,
     #[error("no program to run")]
     NoProgram,
+    #[error("cannot open the prompt file {path}")]
+    Stdin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot run worker program `{program}`: {source}")]
     Exec {
         program: String,
@@ -244,7 +250,7 @@ impl Diagnostic for SandboxError {
                 "`orchestrate doctor` shows what the kernel supports; `--sandbox off` runs without it"
                     .into(),
             ),
-            Self::OwnPath(_) | Self::NoProgram | Self::Exec { .. } => None,
+            Self::OwnPath(_) | Self::NoProgram | Self::Stdin { .. } | Self::Exec { .. } => None,
         }
     }
 }
@@ -359,10 +365,8 @@ impl Policy {
             }
         };
         let tmpdir = temp_root()
-            .join(crate::git::names::slug(
-                &place.project.root.to_string_lossy(),
-            ))
-            .join(crate::git::names::slug(place.stream));
+            .join(crate::names::slug(&place.project.root.to_string_lossy()))
+            .join(crate::names::slug(place.stream));
         let writable = rules(place, &self.extra)?;
         Ok(Plan::Confined {
             abi,
@@ -392,12 +396,11 @@ impl Policy {
             return Ok(cmd.to_string());
         }
         let prefix: Vec<String> = plan
-            .wrap(Vec::new(), false)
-            .into_iter()
-            .map(|w| w.to_string_lossy().into_owned())
+            .wrapped(Vec::new(), false, None)
+            .iter()
+            .map(|w| crate::cmdline::quote(&w.to_string_lossy()).into_owned())
             .collect();
-        let prefix =
-            shlex::try_join(prefix.iter().map(String::as_str)).unwrap_or_else(|_| prefix.join(" "));
+        let prefix = prefix.join(" ");
         Ok(format!("{prefix} {cmd}"))
     }
 }
@@ -414,7 +417,7 @@ pub fn wrap_post_create(
 ) -> Result<String, crate::workspace::PrepareFailure> {
     Policy::from_config(config, project)
         .and_then(|policy| policy.wrap_words(project, stream, dir, cmd))
-        .map_err(|e| crate::workspace::PrepareFailure::Failed { reason: e.reason() })
+        .map_err(|e| crate::workspace::PrepareFailure::Failed { detail: e.reason() })
 }
 
 impl Plan {
@@ -426,9 +429,26 @@ impl Plan {
         }
     }
 
-    /// `argv` as the supervisor runs it: behind `__sandbox` when confined. `report`: the
-    /// supervisor gives it a pipe on stdin (see [`REPORT_FLAG`]).
-    pub fn wrap(&self, argv: Vec<String>, report: bool) -> Vec<OsString> {
+    /// A worker launch as the supervisor runs it: the argv (behind `__sandbox` when confined,
+    /// which then reports on the stdin pipe the supervisor gives it), and the file the
+    /// supervisor itself gives as stdin: `stdin` (the prompt) when unconfined; when confined,
+    /// `__sandbox` opens it for the worker.
+    pub fn worker_launch(
+        &self,
+        argv: Vec<String>,
+        stdin: Option<&Path>,
+    ) -> (Vec<OsString>, Option<PathBuf>) {
+        match self {
+            Self::Confined { .. } => (self.wrapped(argv, true, stdin), None),
+            Self::Unconfined { .. } => (
+                argv.into_iter().map(OsString::from).collect(),
+                stdin.map(Path::to_path_buf),
+            ),
+        }
+    }
+
+    /// `argv` behind `__sandbox` when confined, as it is otherwise.
+    fn wrapped(&self, argv: Vec<String>, report: bool, stdin: Option<&Path>) -> Vec<OsString> {
         let Self::Confined {
             abi,
             exe,
@@ -450,6 +470,10 @@ impl Plan {
         for g in writable {
             out.push("--write".into());
             out.push(g.path.clone().into());
+        }
+        if let Some(stdin) = stdin {
+            out.push("--stdin".into());
+            out.push(stdin.into());
         }
         if report {
             out.push(REPORT_FLAG.into());
@@ -503,16 +527,29 @@ pub fn refusal_hint(log: &str) -> Option<String> {
     let start = log
         .rfind(&format!("{MARK} {HEADER}"))
         .filter(|&i| log[i..].starts_with(&format!("{MARK} {HEADER} Landlock")))?;
-    let line = log[start..].lines().find(|l| {
-        let l = l.to_ascii_lowercase();
-        !l.starts_with(MARK) && (l.contains("permission denied") || l.contains("eacces"))
-    })?;
-    let path = refused_path(line);
+    let refused = refusal_in(log[start..].lines().filter(|l| !l.starts_with(MARK)))?;
     Some(format!(
-        "\"Permission denied\"{} is most likely the sandbox: this worker may write only to the \
-         folders its log header lists; add a folder to `sandbox_writable` in \
-         .claude/orchestrator/config.toml, or run with `--sandbox off`",
-        path.map(|p| format!(" on {p}")).unwrap_or_default()
+        "{refused} is most likely the sandbox: this worker may write only to the folders its \
+         log header lists; {SANDBOX_WRITABLE_HINT}"
+    ))
+}
+
+/// What to do about a write the sandbox refused.
+pub const SANDBOX_WRITABLE_HINT: &str = "add a folder to `sandbox_writable` in \
+     .claude/orchestrator/config.toml, or run with `--sandbox off`";
+
+/// `"Permission denied" on PATH` for the first line that shows a refused write
+/// ("Permission denied", `EACCES`), naming the path when the line does.
+pub fn refusal_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let line = lines.into_iter().find(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("permission denied") || l.contains("eacces")
+    })?;
+    Some(format!(
+        "\"Permission denied\"{}",
+        refused_path(line)
+            .map(|p| format!(" on {p}"))
+            .unwrap_or_default()
     ))
 }
 
@@ -631,7 +668,11 @@ mod tests {
             plan.header()[0].contains("the kernel has no Landlock"),
             "{plan:?}"
         );
-        assert_eq!(plan.wrap(vec!["w".into()], true), [OsString::from("w")]);
+        let prompt = Path::new("/run/prompt");
+        assert_eq!(
+            plan.worker_launch(vec!["w".into()], Some(prompt)),
+            (vec![OsString::from("w")], Some(prompt.to_path_buf()))
+        );
         let err = policy(Mode::Landlock, Support::NotEnabled)
             .plan(&place)
             .unwrap_err();
@@ -660,12 +701,21 @@ mod tests {
                 db: None,
             })
             .unwrap();
-        let argv = plan.wrap(vec!["w".into(), "--x".into()], true);
+        let (argv, stdin) =
+            plan.worker_launch(vec!["w".into(), "--x".into()], Some(Path::new("/run/p")));
+        // `__sandbox` opens the prompt: the supervisor's stdin for it is the report pipe.
+        assert_eq!(stdin, None);
+        let at = argv.iter().position(|a| a == "--stdin").unwrap();
+        assert_eq!(argv[at + 1], "/run/p");
         assert_eq!(argv[1], SUBCOMMAND);
         assert_eq!(&argv[2..4], ["--abi", "5"]);
         assert_eq!(&argv[argv.len() - 3..], ["--", "w", "--x"]);
         assert!(reports_on_stdin(&argv));
-        assert!(!reports_on_stdin(&plan.wrap(vec!["w".into()], false)));
+        assert!(!reports_on_stdin(&plan.wrapped(
+            vec!["w".into()],
+            false,
+            None
+        )));
         let header = plan.header().join("\n");
         assert!(header.contains("Landlock ABI 5 (kernel ABI 7)"), "{header}");
         assert!(header.contains("extra (sandbox_writable)"), "{header}");
@@ -674,10 +724,7 @@ mod tests {
             panic!("confined")
         };
         assert!(tmpdir.starts_with(temp_root()), "{tmpdir:?}");
-        assert!(
-            tmpdir.ends_with(crate::git::names::slug("a b")),
-            "{tmpdir:?}"
-        );
+        assert!(tmpdir.ends_with(crate::names::slug("a b")), "{tmpdir:?}");
     }
 
     #[test]

@@ -13,7 +13,82 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::proc::{Identity, group_members, marked_processes, signal_same};
+use crate::model::Verdict;
+use crate::proc::{Identity, group_members, marked_processes, signal_same};
+use crate::state::{StateError, StateStore};
+
+/// What `stop` did, stream by stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopReport {
+    /// Live workers signalled, and how each ended.
+    pub stopped: Vec<Stopped>,
+    /// Records whose process was gone (or was another process): cleaned, nothing signalled;
+    /// with the number of leftover processes found by the worker's marker and ended.
+    pub stale: Vec<(String, Option<i32>, usize)>,
+    /// Streams whose worker is being launched right now (no supervisor recorded yet).
+    pub launching: Vec<String>,
+    /// Named streams with no live worker: marked stopped so no `start` launches them.
+    pub held: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    pub stream: String,
+    pub pid: i32,
+    pub result: StopResult,
+}
+
+/// Stops the live workers of `streams` (all when empty) and records each stream stopped
+/// before signalling, so a running `start` that sees the exit does not retry it. A named
+/// stream without a live worker is recorded stopped too. Never signals a process that is not
+/// provably the recorded one.
+pub fn stop_streams(
+    store: &StateStore,
+    streams: &[String],
+    grace: Duration,
+) -> Result<StopReport, StateError> {
+    let wanted = |s: &str| streams.is_empty() || streams.iter().any(|w| w == s);
+    let mut report = StopReport::default();
+    let mut live = Vec::new();
+    for rec in store
+        .open_workers()?
+        .into_iter()
+        .filter(|r| wanted(&r.stream))
+    {
+        if !rec.is_live() && store.mark_lost(&rec)? {
+            // Its supervisor is gone, but descendants carrying its marker may not be (it was
+            // SIGKILLed before it could clear them).
+            let ended = rec.identity.as_ref().map_or(0, |id| end_marked(id, grace));
+            report.stale.push((rec.stream.clone(), rec.pgid(), ended));
+        } else if rec.identity.is_none() || !rec.is_live() {
+            // Being launched right now (or its supervisor recorded itself as we looked).
+            report.launching.push(rec.stream.clone());
+        } else {
+            live.push(rec);
+        }
+    }
+    for rec in &live {
+        store.set_verdict(&rec.stream, &Verdict::Stopped)?;
+    }
+    for name in streams {
+        let busy = live.iter().any(|r| &r.stream == name) || report.launching.contains(name);
+        if !busy {
+            store.set_verdict(name, &Verdict::Stopped)?;
+            report.held.push(name.clone());
+        }
+    }
+    let leaders: Vec<Identity> = live.iter().filter_map(|r| r.identity.clone()).collect();
+    let results = stop_groups(&leaders, grace);
+    for (rec, result) in live.iter().zip(results) {
+        store.mark_stopped(rec.id)?;
+        report.stopped.push(Stopped {
+            stream: rec.stream.clone(),
+            pid: rec.pgid().unwrap_or(0),
+            result,
+        });
+    }
+    Ok(report)
+}
 
 /// How often group membership is re-read while waiting.
 const POLL: Duration = Duration::from_millis(20);

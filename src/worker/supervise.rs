@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use super::render::MARK;
+use crate::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
 use crate::state::StateStore;
 use crate::state::time::now_rfc3339;
 
@@ -27,9 +27,16 @@ pub const CANNOT_EXEC: i32 = 127;
 /// died first and a later `start` already declared the row lost (and may run the stream).
 pub const ABANDONED: i32 = 125;
 
-/// Runs `argv` as the worker of `record`; returns the worker's exit code. `log` receives
+/// Runs `argv` as the worker of `record`, its stdin the file `stdin` (the prompt, when it was
+/// too long to be an argument) or `/dev/null`; returns the worker's exit code. `log` receives
 /// `orchestrate`'s own lines (it is the stream's log: our stderr).
-pub fn run(record: i64, state: &Path, argv: &[OsString], log: &mut dyn Write) -> i32 {
+pub fn run(
+    record: i64,
+    state: &Path,
+    argv: &[OsString],
+    stdin: Option<&Path>,
+    log: &mut dyn Write,
+) -> i32 {
     // SIGTERM/SIGINT/SIGHUP reach the whole group; the supervisor must live on to record the
     // worker's end, so it only notes them. SIGKILL (from `stop` after the grace) still ends it.
     for sig in [
@@ -69,37 +76,43 @@ pub fn run(record: i64, state: &Path, argv: &[OsString], log: &mut dyn Write) ->
     let marker = me.as_ref().map(Identity::worker_marker);
     let mut worker = Command::new(program);
     worker.args(args);
-    // A sandboxed worker starts as `__sandbox`, which execs it: a pipe on its stdin tells us
-    // whether that exec happened (the spawn itself succeeds either way).
-    let report = match super::sandbox::reports_on_stdin(argv)
-        .then(std::io::pipe)
-        .and_then(Result::ok)
-    {
-        Some((reader, writer)) => {
-            worker.stdin(writer);
-            Some(reader)
-        }
-        None => {
-            worker.stdin(Stdio::null());
-            None
-        }
-    };
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }
-    let spawned = worker.spawn();
+    // A sandboxed worker starts as `__sandbox`, which execs it: a pipe on its stdin tells us
+    // whether that exec happened (the spawn itself succeeds either way).
+    let mut report = None;
+    let input = if super::sandbox::reports_on_stdin(argv) {
+        // (It opens the prompt file itself: `__sandbox --stdin FILE`.)
+        std::io::pipe()
+            .map(|(reader, writer)| {
+                report = Some(reader);
+                Stdio::from(writer)
+            })
+            .map_err(|e| format!("cannot make the sandbox's report pipe: {e}"))
+    } else {
+        worker_stdin(stdin)
+    };
+    let spawned = match input {
+        Ok(input) => worker.stdin(input).spawn().map_err(|e| {
+            format!(
+                "cannot run worker program `{}`: {e}",
+                program.to_string_lossy()
+            )
+        }),
+        Err(e) => Err(e),
+    };
     // Our copy of the pipe's write end goes with the command, so the read below ends.
     drop(worker);
     let failed = |msg: &str| {
-        if let Some(store) = &store {
-            let _ = store.record_exit(record, Some(CANNOT_EXEC), None, Some(msg));
+        if let (Some(store), Some(me)) = (&store, &me) {
+            let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(msg));
         }
         CANNOT_EXEC
     };
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => {
-            let msg = format!("cannot run worker program `{}`: {e}", program.display());
+        Err(msg) => {
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
             return failed(&msg);
         }
@@ -125,14 +138,19 @@ pub fn run(record: i64, state: &Path, argv: &[OsString], log: &mut dyn Write) ->
         ),
         Err(e) => (None, None, format!("could not be waited for: {e}")),
     };
-    if let Some(store) = &store {
-        let _ = store.record_exit(record, code, signal, None);
+    if let (Some(store), Some(me)) = (&store, &me) {
+        let _ = store.record_exit(record, me, code, signal, None);
         if let Ok(Some(rec)) = store.worker(record) {
             let info = super::render::session_info(
                 &super::tail(&rec.log_path, 256 * 1024).unwrap_or_default(),
             );
             if info != super::render::SessionInfo::default() {
-                let _ = store.set_session(record, &info);
+                let _ = store.set_session(
+                    record,
+                    info.session_id.as_deref(),
+                    info.cost_usd,
+                    info.turns.and_then(|t| u32::try_from(t).ok()),
+                );
             }
         }
     }
@@ -145,6 +163,18 @@ pub fn run(record: i64, state: &Path, argv: &[OsString], log: &mut dyn Write) ->
     code.unwrap_or(128 + signal.unwrap_or(0))
 }
 
+/// The worker's stdin: a file, or nothing. Never ours: a worker in its own process group that
+/// reads a terminal is stopped (SIGTTIN).
+fn worker_stdin(path: Option<&Path>) -> Result<Stdio, String> {
+    Ok(match path {
+        Some(path) => Stdio::from(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot open the prompt file {}: {e}", path.display()))?,
+        ),
+        None => Stdio::null(),
+    })
+}
+
 /// Ends what the worker left running: in our group (background jobs, stuck grandchildren) and,
 /// by its marker, outside it (`setsid`, double forks).
 fn clear_leftovers(marker: Option<&str>) {
@@ -154,11 +184,11 @@ fn clear_leftovers(marker: Option<&str>) {
         return;
     }
     let me = std::process::id() as i32;
-    let others = || -> Vec<super::proc::Stat> {
+    let others = || -> Vec<crate::proc::Stat> {
         let mut left: Vec<_> = group_members(me)
             .into_iter()
             .filter(|&p| p != me)
-            .filter_map(super::proc::stat)
+            .filter_map(crate::proc::stat)
             .collect();
         if let Some(m) = marker {
             left.extend(marked_processes(m).into_iter().filter(|s| s.pgrp != me));

@@ -167,7 +167,10 @@ fn full_round_trip_leaves_worktrees_and_branches_as_before() {
         // A worker that forgot to commit its last change.
         std::fs::write(p.dir.join(format!("late-{file}")), "late\n").unwrap();
         let done = ws.worker_finished(id, &p);
-        assert!(done.auto_committed, "{done:?}");
+        assert!(
+            done.notes.iter().any(|n| n.starts_with("committed")),
+            "{done:?}"
+        );
         env.set_stream_status(id, "completed");
     }
 

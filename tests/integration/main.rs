@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agreement;
 mod clean;
 mod config;
 mod dbfaults;
@@ -10,6 +11,8 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod private_files;
+mod prompts;
 mod reliability_data;
 mod reliability_procs;
 mod sandbox;

@@ -768,7 +768,7 @@ fn hostile_stream_ids_end_to_end() {
     assert!(
         out.contains("1 stream is not complete")
             && out.contains(
-                "nul\u{0}byte (failed): its stream id contains a NUL byte, which cannot be passed to a worker"
+                "nul\\u{0}byte (failed): its stream id contains a NUL byte, which cannot be passed to a worker"
             ),
         "{out}"
     );

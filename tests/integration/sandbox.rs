@@ -300,12 +300,13 @@ fn a_refused_write_is_explained_in_the_failure_reason_and_by_logs() {
     let run = fake
         .run(&["start", "--worktrees", "--stagger", "0", "--retries", "0"])
         .expect_code(6);
-    let hint = format!(
-        "\"Permission denied\" on {} is most likely the sandbox",
-        bashrc.display()
-    );
-    assert!(run.stdout().contains(&hint), "{}", run.stdout());
+    // The failure's next step names the path and the way out.
+    let refused = format!("\"Permission denied\" on {}", bashrc.display());
+    let step = format!("{refused}: if the sandbox refused it, add a folder to `sandbox_writable`");
+    assert!(run.stdout().contains(&step), "{}", run.stdout());
+    // `logs` sees from the log header that it was sandboxed.
     let logs = fake.env.run(&["logs", "Stream-A"]).success();
+    let hint = format!("hint: {refused} is most likely the sandbox");
     assert!(logs.stderr().contains(&hint), "{}", logs.stderr());
     assert!(!Path::new(&bashrc).exists());
 }

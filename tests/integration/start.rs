@@ -210,10 +210,7 @@ fn failing_worker_is_retried_then_failed_and_dependents_skipped() {
         out.contains("fake worker for Stream-B exiting with 3"),
         "{out}"
     );
-    assert!(
-        out.contains("Stream-Z (skipped): skipped because Stream-B failed"),
-        "{out}"
-    );
+    assert!(out.contains("Stream-Z (skipped): Stream-B failed"), "{out}");
     let doc = fake.env.run(&["status", "--json"]).success().json();
     let b = doc["streams"]
         .as_array()
@@ -252,7 +249,8 @@ fn named_streams_with_incomplete_dependencies_are_refused() {
     );
     let run = fake.run(&["start", "Stream-Nope"]).expect_code(4);
     assert!(
-        run.stderr().contains("known streams: Stream-A"),
+        run.stderr().contains("no stream named `Stream-Nope`")
+            && run.stderr().contains("the streams are: Stream-A"),
         "{}",
         run.stderr()
     );
@@ -288,7 +286,9 @@ fn a_missing_worker_program_fails_its_stream_clearly() {
         .expect_code(6);
     assert!(
         run.stdout().contains("Stream-A (failed)")
-            && run.stdout().contains("`no-such-agent-cli` was not found"),
+            && run
+                .stdout()
+                .contains("cannot run the worker program `no-such-agent-cli`: not found"),
         "{}",
         run.stdout()
     );
@@ -334,7 +334,7 @@ fn an_agent_error_result_is_the_failure_reason() {
     let run = fake.run(&["start", "--retries", "0"]).expect_code(6);
     assert!(
         run.stdout().contains(
-            "Stream-A (failed): failed after 1 attempt: the agent reported an error: API Error: fake failure"
+            "Stream-A (failed): failed after 1 attempt: its worker exited with code 1; the agent said: API Error: fake failure"
         ),
         "{}",
         run.stdout()
@@ -491,7 +491,7 @@ fn dependents_of_an_all_cancelled_stream_are_skipped() {
     let run = fake.run(&["start"]).expect_code(6);
     assert!(
         run.stdout()
-            .contains("Stream-B (skipped): skipped because Stream-A was cancelled"),
+            .contains("Stream-B (skipped): Stream-A was cancelled"),
         "{}",
         run.stdout()
     );
@@ -515,7 +515,8 @@ fn worktree_mode_dependents_wait_for_a_worker_that_left_changes_uncommitted() {
         .expect_code(6);
     let out = run.stdout();
     assert!(
-        out.contains("Stream-B (waiting): waits for Stream-A: finished with uncommitted changes"),
+        out.contains("Stream-A (needs attention): finished with uncommitted changes")
+            && out.contains("Stream-B (waiting): waits for Stream-A (needs attention)"),
         "{out}\n{}",
         run.stderr()
     );

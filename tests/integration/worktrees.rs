@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use orchestrate::config::Config;
 use orchestrate::git::WorktreeWorkspaces;
 use orchestrate::graph::{Stream, StreamGraph};
+use orchestrate::model::{Attention, Block};
 use orchestrate::project::Project;
 use orchestrate::taskdb::{SqliteTaskDb, TaskSource};
 use orchestrate::workspace::{Placement, PrepareFailure, Workspaces};
@@ -21,6 +22,12 @@ pub fn graph(env: &TestEnv) -> StreamGraph {
 pub fn workspaces(env: &TestEnv, config: Config) -> WorktreeWorkspaces {
     let project = Project {
         root: env.root.clone(),
+    };
+    // In-process, this test program would stand in for `orchestrate __sandbox` around
+    // `post_create`: the sandboxed post_create is tested through the binary (sandbox.rs).
+    let config = Config {
+        sandbox: orchestrate::worker::sandbox::Mode::Off,
+        ..config
     };
     WorktreeWorkspaces::new(project, config).unwrap()
 }
@@ -108,11 +115,14 @@ fn conflicting_dependencies_block_the_stream_and_name_the_path() {
     commit_file(&env, &c.dir, "shared.txt", "C's version\n");
 
     let err = ws.prepare(stream(&g, "Stream-Z"), &g).unwrap_err();
-    let PrepareFailure::Blocked { reason } = err else {
-        panic!("expected blocked, got {err:?}");
+    let PrepareFailure::Blocked(Block::BaseConflict {
+        branches, paths, ..
+    }) = err
+    else {
+        panic!("expected a base conflict, got {err:?}");
     };
-    assert!(reason.contains("shared.txt"), "{reason}");
-    assert!(reason.contains("stream/Stream-B") && reason.contains("stream/Stream-C"));
+    assert_eq!(paths, ["shared.txt"]);
+    assert_eq!(branches, ["stream/Stream-B", "stream/Stream-C"]);
     // Nothing was started on it.
     assert!(!env.root.join(".claude/worktrees/Stream-Z").exists());
     assert_eq!(env.git(&["branch", "--list", "stream/Stream-Z"]), "");
@@ -223,7 +233,7 @@ fn a_folder_in_the_way_is_refused_and_a_failed_add_leaves_nothing_behind() {
     std::fs::write(in_the_way.join("mine.txt"), "user data\n").unwrap();
     let err = ws.prepare(stream(&g, "Stream-A"), &g).unwrap_err();
     assert!(
-        matches!(&err, PrepareFailure::Blocked { reason } if reason.contains("is not the worktree")),
+        matches!(&err, PrepareFailure::Blocked(Block::WorktreeInTheWay { path, .. }) if path == &in_the_way),
         "{err:?}"
     );
     assert_eq!(
@@ -262,13 +272,11 @@ fn a_branch_checked_out_elsewhere_is_refused() {
     ]);
     let mut ws = workspaces(&env, Config::default());
     let err = ws.prepare(stream(&g, "Stream-A"), &g).unwrap_err();
-    let PrepareFailure::Blocked { reason } = err else {
+    let PrepareFailure::Blocked(Block::CheckedOutElsewhere { branch, path }) = err else {
         panic!("{err:?}")
     };
-    assert!(
-        reason.contains("already checked out") && reason.contains("elsewhere"),
-        "{reason}"
-    );
+    assert_eq!(branch, "stream/Stream-A");
+    assert!(path.ends_with("elsewhere"), "{path:?}");
 }
 
 #[test]
@@ -286,7 +294,11 @@ fn worker_lifecycle_locks_then_unlocks_and_auto_commits_leftovers() {
     );
     std::fs::write(a.dir.join("left.txt"), "uncommitted\n").unwrap();
     let done = ws.worker_finished("Stream-A", &a);
-    assert!(done.auto_committed && !done.dirty, "{done:?}");
+    assert!(done.attention.is_none(), "{done:?}");
+    assert!(
+        done.notes.iter().any(|n| n.starts_with("committed 1 file")),
+        "{done:?}"
+    );
     assert!(
         !env.git(&["worktree", "list", "--porcelain"])
             .contains("locked")
@@ -304,7 +316,10 @@ fn worker_lifecycle_locks_then_unlocks_and_auto_commits_leftovers() {
     );
     std::fs::write(a.dir.join("more.txt"), "uncommitted\n").unwrap();
     let done = manual.worker_finished("Stream-A", &a);
-    assert!(done.dirty && !done.auto_committed, "{done:?}");
+    assert!(
+        matches!(&done.attention, Some(Attention::DirtyFinish { files, .. }) if files == &["more.txt"]),
+        "{done:?}"
+    );
     assert!(a.dir.join("more.txt").exists());
 }
 
@@ -357,11 +372,8 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
     let mut env = TestEnv::new();
     env.diamond();
     let g = graph(&env);
-    // In-process, this test program would stand in for `orchestrate __sandbox`: the sandboxed
-    // post_create runs through the binary in sandbox.rs.
     let ok = Config {
         post_create: Some("sh -c 'echo setup-output; touch .post-created'".into()),
-        sandbox: orchestrate::worker::sandbox::Mode::Off,
         ..Config::default()
     };
     let a = prepare(&mut workspaces(&env, ok), &g, "Stream-A");
@@ -375,13 +387,12 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
 
     let failing = Config {
         post_create: Some("sh -c 'echo broken-setup >&2; exit 3'".into()),
-        sandbox: orchestrate::worker::sandbox::Mode::Off,
         ..Config::default()
     };
     let err = workspaces(&env, failing)
         .prepare(stream(&g, "Stream-B"), &g)
         .unwrap_err();
-    let PrepareFailure::Failed { reason } = err else {
+    let PrepareFailure::Failed { detail: reason } = err else {
         panic!("{err:?}")
     };
     assert!(reason.contains("exit status: 3"), "{reason}");
@@ -394,7 +405,6 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
 
     let slow = Config {
         post_create: Some("sleep 30".into()),
-        sandbox: orchestrate::worker::sandbox::Mode::Off,
         post_create_timeout: std::time::Duration::from_millis(200),
         ..Config::default()
     };
@@ -402,7 +412,7 @@ fn post_create_runs_in_the_new_worktree_and_its_failure_fails_the_stream() {
         .prepare(stream(&g, "Stream-C"), &g)
         .unwrap_err();
     assert!(
-        matches!(&err, PrepareFailure::Failed { reason } if reason.contains("did not finish")),
+        matches!(&err, PrepareFailure::Failed { detail: reason } if reason.contains("did not finish")),
         "{err:?}"
     );
 }
@@ -458,20 +468,22 @@ fn status_and_dry_run_helpers_report_bases_without_changing_anything() {
     );
     let b = orchestrate::git::plan_placement(&project, stream(&g, "Stream-B")).unwrap();
     assert_eq!(b.base, "the tip of stream/Stream-A once it completes");
-    assert_eq!(
-        orchestrate::git::branch_status(&project, "Stream-A").unwrap(),
-        None
-    );
+    let facts = |env: &TestEnv| {
+        let store = orchestrate::state::StateStore::open(
+            &env.root.join(".claude/orchestrator/state/state.db"),
+        )
+        .unwrap();
+        orchestrate::git::branch_facts(&project, &store.worktrees().unwrap()).unwrap()
+    };
+    assert!(facts(&env).is_empty());
 
     for (id, file) in [("Stream-A", "a"), ("Stream-B", "b"), ("Stream-C", "c")] {
         let p = prepare(&mut ws, &g, id);
         commit_file(&env, &p.dir, file, file);
     }
-    let status = orchestrate::git::branch_status(&project, "Stream-B")
-        .unwrap()
-        .unwrap();
+    let status = facts(&env).remove("Stream-B").unwrap();
     assert_eq!(status.branch, "stream/Stream-B");
-    assert_eq!(status.commits_ahead_of_base, Some(1));
+    assert_eq!(status.commits_since_base, Some(1));
 
     let objects = env.git(&["count-objects"]);
     let z = orchestrate::git::plan_placement(&project, stream(&g, "Stream-Z")).unwrap();

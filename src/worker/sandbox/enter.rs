@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
@@ -40,6 +40,9 @@ pub struct Entry {
     pub abi: u32,
     pub tmpdir: Option<PathBuf>,
     pub writable: Vec<PathBuf>,
+    /// The program's stdin (the prompt file); else `/dev/null` when stdin is the report pipe,
+    /// else ours.
+    pub stdin: Option<PathBuf>,
     pub report_stdin: bool,
     pub argv: Vec<OsString>,
 }
@@ -48,7 +51,7 @@ pub struct Entry {
 /// failure, with the exit code, after saying why on `log` and the report pipe.
 pub fn enter(entry: &Entry, log: &mut dyn Write) -> i32 {
     let mut report = entry.report_stdin.then(take_report_pipe).flatten();
-    let err = match confine(entry, log) {
+    let err = match give_stdin(entry).and_then(|()| confine(entry, log)) {
         Ok(()) => exec(entry),
         Err(e) => e,
     };
@@ -60,14 +63,27 @@ pub fn enter(entry: &Entry, log: &mut dyn Write) -> i32 {
     crate::worker::supervise::CANNOT_EXEC
 }
 
-/// Takes the report pipe off stdin: a close-on-exec copy for us, `/dev/null` for the program.
+/// A close-on-exec copy of the report pipe on our stdin, so the program does not inherit it.
 fn take_report_pipe() -> Option<File> {
     use std::os::fd::AsFd;
     let pipe = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    if let Ok(null) = File::open("/dev/null") {
-        let _ = nix::unistd::dup2_stdin(null);
-    }
     Some(File::from(pipe))
+}
+
+/// Puts the program's stdin in place: the prompt file, or `/dev/null` instead of the report
+/// pipe. Opened before the restriction (reading is allowed anyway).
+fn give_stdin(entry: &Entry) -> Result<(), SandboxError> {
+    let path = match &entry.stdin {
+        Some(path) => path.as_path(),
+        None if entry.report_stdin => Path::new("/dev/null"),
+        None => return Ok(()),
+    };
+    let err = |source| SandboxError::Stdin {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(err)?;
+    nix::unistd::dup2_stdin(file).map_err(|e| err(e.into()))
 }
 
 /// The regular files our stdout and stderr write to: a program that reopens them

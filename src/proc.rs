@@ -145,6 +145,75 @@ pub fn marked_processes(marker: &str) -> Vec<Stat> {
         .collect()
 }
 
+/// A live `orchestrate __supervise` process, as `/proc` shows it: enough to rebuild its worker
+/// row when the state store was lost under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supervisor {
+    /// The state store row it writes to (`--record`).
+    pub record: i64,
+    pub stream: String,
+    pub attempt: u32,
+    pub identity: Identity,
+    /// Its stderr: the stream's log.
+    pub log: Option<std::path::PathBuf>,
+    pub dir: std::path::PathBuf,
+    pub branch: Option<String>,
+}
+
+/// Live supervisors of our user that write to the state store at `state`.
+pub fn supervisors(state: &Path) -> Vec<Supervisor> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = nix::unistd::geteuid().as_raw();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let wanted = state.canonicalize().unwrap_or_else(|_| state.to_path_buf());
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            (e.metadata().ok()?.uid() == uid).then_some(pid)
+        })
+        .filter_map(|pid| supervisor(pid, state, &wanted))
+        .collect()
+}
+
+fn supervisor(pid: i32, state: &Path, wanted: &Path) -> Option<Supervisor> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    if args.get(1) != Some(&b"__supervise".as_slice()) {
+        return None;
+    }
+    let value = |flag: &[u8]| {
+        let i = args.iter().position(|a| *a == flag)?;
+        std::str::from_utf8(args.get(i + 1)?).ok()
+    };
+    let path = Path::new(value(b"--state")?);
+    if path != state && path != wanted {
+        return None;
+    }
+    let record = value(b"--record")?.parse().ok()?;
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let var = |name: &str| {
+        let prefix = format!("{name}=");
+        env.split(|&b| b == 0)
+            .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let identity = identity_of(pid).filter(Identity::is_alive)?;
+    Some(Supervisor {
+        record,
+        stream: var("ORCHESTRATE_STREAM")?,
+        attempt: var("ORCHESTRATE_ATTEMPT")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1),
+        identity,
+        log: std::fs::read_link(format!("/proc/{pid}/fd/2")).ok(),
+        dir: std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?,
+        branch: var("ORCHESTRATE_BRANCH").filter(|b| !b.is_empty()),
+    })
+}
+
 /// Sends `signal` to the process `s` describes only if that pid is still the same live process
 /// (same start time): a pid reused since the scan is never hit.
 pub fn signal_same(s: &Stat, signal: nix::sys::signal::Signal) {

@@ -1,0 +1,437 @@
+//! The one function that decides a stream's state. Streams are judged in topological order,
+//! so each sees its dependencies' final views.
+
+use std::collections::HashMap;
+
+use super::{Actions, Mode, Model, Observed, Reason, State, StreamView, Verdict, Wait, WorkerFact};
+use crate::graph::{Stream, StreamGraph};
+
+/// Derives every stream's view from the graph (task counts inside), what is observed of each
+/// stream (missing: nothing observed), and the run's mode.
+pub fn derive(graph: &StreamGraph, observed: &HashMap<String, Observed>, mode: Mode) -> Model {
+    let nothing = Observed::default();
+    let mut views: Vec<StreamView> = Vec::with_capacity(graph.len());
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(graph.len());
+    for stream in graph.streams() {
+        let obs = observed.get(stream.id()).unwrap_or(&nothing);
+        let deps: Vec<&StreamView> = stream
+            .dependencies
+            .iter()
+            .filter_map(|d| index.get(d.as_str()).map(|&i| &views[i]))
+            .collect();
+        let view = judge(stream, obs, &deps, mode);
+        index.insert(stream.id(), views.len());
+        views.push(view);
+    }
+    Model::from_views(views)
+}
+
+/// One stream, given its dependencies' views. The order of the branches IS the precedence.
+fn judge(stream: &Stream, obs: &Observed, deps: &[&StreamView], mode: Mode) -> StreamView {
+    let counts = stream.record.counts;
+    let verdict = obs.verdict.as_ref();
+    let (state, reason) = if obs.worker == WorkerFact::Live {
+        (State::Running, None)
+    } else if obs.worker == WorkerFact::Preparing {
+        (State::Preparing, None)
+    } else if counts.is_cancelled() {
+        (State::Cancelled, None)
+    } else if let Some(Verdict::Attention { attention }) = verdict {
+        (
+            State::NeedsAttention,
+            Some(Reason::NeedsAttention(attention.clone())),
+        )
+    } else if counts.is_complete() {
+        (State::Complete, None)
+    } else if let Some(Verdict::Failed { failure }) = verdict {
+        (State::Failed, Some(Reason::Failed(failure.clone())))
+    } else if let Some(Verdict::Stopped) = verdict {
+        (State::Stopped, Some(Reason::Stopped))
+    } else if stream.record.paused {
+        (State::Paused, Some(Reason::Paused))
+    } else if let Some(dep) = deps.iter().find(|d| ends_dependents(d.state)) {
+        (
+            State::Skipped,
+            Some(Reason::Skipped {
+                dependency: dep.id.clone(),
+                dependency_state: dep.state,
+            }),
+        )
+    } else if deps.iter().any(|d| !d.done) {
+        let on = deps
+            .iter()
+            .filter(|d| !d.done)
+            .map(|d| Wait {
+                stream: d.id.clone(),
+                state: d.state,
+                exit_unprocessed: d.state == State::Complete,
+            })
+            .collect();
+        (State::Waiting, Some(Reason::Waiting { on }))
+    } else if let Some(Verdict::Blocked { block }) = verdict {
+        (State::Blocked, Some(Reason::Blocked(block.clone())))
+    } else if counts.pending + counts.in_progress == 0 {
+        (
+            State::Blocked,
+            Some(Reason::BlockedTasks {
+                tasks: stream.record.blocked.clone(),
+            }),
+        )
+    } else {
+        (State::Ready, None)
+    };
+    let done = counts.is_complete()
+        && !matches!(verdict, Some(Verdict::Attention { .. }))
+        && !(mode.worktrees && obs.worker != WorkerFact::None);
+    StreamView {
+        id: stream.id().to_string(),
+        state,
+        reason,
+        done,
+        actions: actions(state, done, verdict),
+    }
+}
+
+/// A dependency in this state will never complete in this run: its dependents are skipped.
+fn ends_dependents(state: State) -> bool {
+    matches!(state, State::Failed | State::Cancelled | State::Skipped)
+}
+
+fn actions(state: State, done: bool, verdict: Option<&Verdict>) -> Actions {
+    Actions {
+        launch: state == State::Ready,
+        retry: state == State::Failed,
+        restart: matches!(state, State::Failed | State::Stopped)
+            || (state == State::Blocked && matches!(verdict, Some(Verdict::Blocked { .. }))),
+        in_use: matches!(state, State::Running | State::Preparing),
+        merge: state == State::Complete && done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attention, Block, ExitStatus, Failure};
+    use crate::taskdb::{BlockedTask, Snapshot, StreamRecord, TaskCounts};
+
+    fn counts(
+        completed: u32,
+        in_progress: u32,
+        pending: u32,
+        blocked: u32,
+        cancelled: u32,
+    ) -> TaskCounts {
+        TaskCounts {
+            total: completed + in_progress + pending + blocked + cancelled,
+            completed,
+            in_progress,
+            pending,
+            blocked,
+            cancelled,
+        }
+    }
+
+    fn rec(id: &str, deps: &[&str], counts: TaskCounts) -> StreamRecord {
+        StreamRecord {
+            id: id.into(),
+            name: id.into(),
+            raw_dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            counts,
+            blocked: (0..counts.blocked)
+                .map(|i| BlockedTask {
+                    id: format!("{id}-{i}"),
+                    title: "stuck".into(),
+                    reason: Some("needs a key".into()),
+                })
+                .collect(),
+            ..StreamRecord::default()
+        }
+    }
+
+    fn graph(streams: Vec<StreamRecord>) -> StreamGraph {
+        StreamGraph::build(&Snapshot {
+            streams,
+            warnings: vec![],
+        })
+        .unwrap()
+    }
+
+    fn failed() -> Verdict {
+        Verdict::Failed {
+            failure: Failure::Exited {
+                attempts: 2,
+                exit: ExitStatus::Code { code: 1 },
+                agent_error: None,
+                log_lines: vec!["boom".into()],
+            },
+        }
+    }
+
+    fn dirty() -> Verdict {
+        Verdict::Attention {
+            attention: Attention::DirtyFinish {
+                dir: "/w".into(),
+                files: vec!["a.txt".into()],
+            },
+        }
+    }
+
+    fn conflict() -> Verdict {
+        Verdict::Blocked {
+            block: Block::BaseConflict {
+                branches: vec!["stream/B".into(), "stream/C".into()],
+                paths: vec!["shared.txt".into()],
+                tips: vec![],
+            },
+        }
+    }
+
+    const DONE: fn() -> TaskCounts = || counts(2, 0, 0, 0, 1);
+    const OPEN: fn() -> TaskCounts = || counts(0, 1, 1, 0, 0);
+
+    /// One stream A with every combination of the facts that matter, judged alone.
+    #[test]
+    fn precedence_table() {
+        use State::*;
+        use WorkerFact as W;
+        let table: Vec<(TaskCounts, Option<Verdict>, WorkerFact, bool, State)> = vec![
+            // (tasks, verdict, worker, paused, expected)
+            (OPEN(), None, W::Live, false, Running),
+            (DONE(), None, W::Live, false, Running),
+            (DONE(), Some(dirty()), W::Live, false, Running),
+            (OPEN(), Some(failed()), W::Preparing, false, Preparing),
+            (
+                counts(0, 0, 0, 0, 3),
+                Some(failed()),
+                W::None,
+                false,
+                Cancelled,
+            ),
+            (DONE(), Some(dirty()), W::None, false, NeedsAttention),
+            (OPEN(), Some(dirty()), W::None, false, NeedsAttention),
+            (DONE(), Some(failed()), W::None, false, Complete),
+            (DONE(), Some(Verdict::Stopped), W::None, false, Complete),
+            (DONE(), None, W::ExitUnprocessed, false, Complete),
+            (OPEN(), Some(failed()), W::None, true, Failed),
+            (OPEN(), Some(Verdict::Stopped), W::None, true, Stopped),
+            (OPEN(), Some(conflict()), W::None, true, Paused),
+            (OPEN(), Some(conflict()), W::None, false, Blocked),
+            (counts(1, 0, 0, 2, 0), None, W::None, false, Blocked),
+            // One blocked task and one pending: the worker does what it can.
+            (counts(0, 0, 1, 1, 0), None, W::None, false, Ready),
+            // Tasks in progress with no live worker (an earlier worker died): start relaunches.
+            (counts(0, 2, 0, 0, 0), None, W::None, false, Ready),
+            (
+                counts(0, 0, 1, 0, 0),
+                None,
+                W::ExitUnprocessed,
+                false,
+                Ready,
+            ),
+        ];
+        for (i, (tasks, verdict, worker, paused, want)) in table.into_iter().enumerate() {
+            let mut a = rec("A", &[], tasks);
+            a.paused = paused;
+            let g = graph(vec![a]);
+            let observed = HashMap::from([("A".to_string(), Observed { verdict, worker })]);
+            let got = derive(&g, &observed, Mode { worktrees: true });
+            assert_eq!(got.state("A"), Some(want), "row {i}");
+        }
+    }
+
+    fn diamond(a: TaskCounts, b: TaskCounts, c: TaskCounts) -> StreamGraph {
+        graph(vec![
+            rec("A", &[], a),
+            rec("B", &["A"], b),
+            rec("C", &["A"], c),
+            rec("Z", &["B", "C"], OPEN()),
+        ])
+    }
+
+    fn observe(list: &[(&str, Option<Verdict>, WorkerFact)]) -> HashMap<String, Observed> {
+        list.iter()
+            .map(|(s, v, w)| {
+                (
+                    s.to_string(),
+                    Observed {
+                        verdict: v.clone(),
+                        worker: *w,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_base_conflict_blocks_the_stream_once_its_dependencies_are_done() {
+        let g = diamond(DONE(), DONE(), DONE());
+        let m = derive(
+            &g,
+            &observe(&[("Z", Some(conflict()), WorkerFact::None)]),
+            Mode { worktrees: true },
+        );
+        let z = m.get("Z").unwrap();
+        assert_eq!(z.state, State::Blocked);
+        assert!(
+            matches!(&z.reason, Some(Reason::Blocked(Block::BaseConflict { paths, .. })) if paths == &["shared.txt"])
+        );
+        assert!(z.actions.restart && !z.actions.launch);
+    }
+
+    #[test]
+    fn worktree_mode_waits_for_the_worker_and_for_attention() {
+        let g = diamond(DONE(), OPEN(), OPEN());
+        let live = observe(&[("A", None, WorkerFact::Live)]);
+        let m = derive(&g, &live, Mode { worktrees: true });
+        assert_eq!(m.state("A"), Some(State::Running));
+        let Some(Reason::Waiting { on }) = &m.get("B").unwrap().reason else {
+            panic!("B waits");
+        };
+        assert_eq!(on[0].state, State::Running);
+        // Shared checkout: the task database alone decides.
+        let m = derive(&g, &live, Mode { worktrees: false });
+        assert_eq!(m.state("B"), Some(State::Ready));
+        // An exit not processed yet: A is complete, but B waits for its leftovers.
+        let m = derive(
+            &g,
+            &observe(&[("A", None, WorkerFact::ExitUnprocessed)]),
+            Mode { worktrees: true },
+        );
+        assert_eq!(m.state("A"), Some(State::Complete));
+        let Some(Reason::Waiting { on }) = &m.get("B").unwrap().reason else {
+            panic!("B waits");
+        };
+        assert!(on[0].exit_unprocessed);
+        // Finished with uncommitted changes: dependents wait in either mode.
+        for worktrees in [true, false] {
+            let m = derive(
+                &g,
+                &observe(&[("A", Some(dirty()), WorkerFact::None)]),
+                Mode { worktrees },
+            );
+            assert_eq!(m.state("A"), Some(State::NeedsAttention));
+            assert_eq!(m.state("B"), Some(State::Waiting));
+        }
+    }
+
+    #[test]
+    fn failures_skip_dependents_transitively_and_stops_keep_them_waiting() {
+        let g = diamond(DONE(), OPEN(), OPEN());
+        let m = derive(
+            &g,
+            &observe(&[("B", Some(failed()), WorkerFact::None)]),
+            Mode::default(),
+        );
+        assert_eq!(m.state("B"), Some(State::Failed));
+        assert_eq!(m.state("C"), Some(State::Ready));
+        assert!(matches!(
+            &m.get("Z").unwrap().reason,
+            Some(Reason::Skipped { dependency, dependency_state: State::Failed }) if dependency == "B"
+        ));
+        let m = derive(
+            &g,
+            &observe(&[("B", Some(Verdict::Stopped), WorkerFact::None)]),
+            Mode::default(),
+        );
+        assert_eq!(m.state("Z"), Some(State::Waiting));
+        let g = diamond(counts(0, 0, 0, 0, 2), OPEN(), OPEN());
+        let m = derive(&g, &HashMap::new(), Mode::default());
+        assert_eq!(m.state("B"), Some(State::Skipped));
+        assert_eq!(m.state("Z"), Some(State::Skipped));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arb_counts() -> impl Strategy<Value = TaskCounts> {
+            (0u32..3, 0u32..3, 0u32..3, 0u32..3, 0u32..3)
+                .prop_map(|(a, b, c, d, e)| counts(a, b, c, d, e))
+        }
+
+        fn arb_verdict() -> impl Strategy<Value = Option<Verdict>> {
+            prop_oneof![
+                Just(None),
+                Just(Some(failed())),
+                Just(Some(Verdict::Stopped)),
+                Just(Some(conflict())),
+                Just(Some(dirty())),
+            ]
+        }
+
+        fn arb_worker() -> impl Strategy<Value = WorkerFact> {
+            prop_oneof![
+                Just(WorkerFact::None),
+                Just(WorkerFact::Preparing),
+                Just(WorkerFact::Live),
+                Just(WorkerFact::ExitUnprocessed),
+            ]
+        }
+
+        fn arb_stream() -> impl Strategy<Value = (TaskCounts, Option<Verdict>, WorkerFact, bool)> {
+            (arb_counts(), arb_verdict(), arb_worker(), any::<bool>())
+        }
+
+        proptest! {
+            /// Every combination of facts over a diamond gives one state per stream, and the
+            /// actions follow from it the same way every time.
+            #[test]
+            fn every_combination_gives_one_state_and_consistent_actions(
+                facts in proptest::collection::vec(arb_stream(), 4),
+                worktrees in any::<bool>(),
+            ) {
+                let ids = ["A", "B", "C", "Z"];
+                let deps: [&[&str]; 4] = [&[], &["A"], &["A"], &["B", "C"]];
+                let mut records = Vec::new();
+                let mut observed = HashMap::new();
+                for ((id, deps), (tasks, verdict, worker, paused)) in ids.iter().zip(deps).zip(&facts) {
+                    let mut r = rec(id, deps, *tasks);
+                    r.paused = *paused;
+                    records.push(r);
+                    observed.insert(id.to_string(), Observed { verdict: verdict.clone(), worker: *worker });
+                }
+                let g = graph(records);
+                let m = derive(&g, &observed, Mode { worktrees });
+                prop_assert_eq!(m.views().len(), 4);
+                for v in m.views() {
+                    let s = g.get(&v.id).unwrap();
+                    let obs = &observed[&v.id];
+                    prop_assert_eq!(v.actions.launch, v.state == State::Ready);
+                    prop_assert_eq!(v.actions.in_use, matches!(obs.worker, WorkerFact::Live | WorkerFact::Preparing));
+                    if v.actions.merge {
+                        prop_assert!(v.done && v.state == State::Complete);
+                    }
+                    if v.done {
+                        prop_assert!(s.record.counts.is_complete());
+                        // In a shared checkout the task database alone decides, so a stream
+                        // whose worker still runs can already be done for its dependents.
+                        prop_assert!(!worktrees || !v.actions.in_use);
+                    }
+                    // Nothing is ready while a dependency is not done.
+                    if v.state == State::Ready {
+                        for d in &s.dependencies {
+                            prop_assert!(m.get(d).unwrap().done);
+                        }
+                        prop_assert!(obs.verdict.is_none());
+                    }
+                    // A state and its reason agree.
+                    let reason_ok = match (&v.state, &v.reason) {
+                        (State::Waiting, Some(Reason::Waiting { on })) => !on.is_empty(),
+                        (State::Blocked, Some(Reason::Blocked(_) | Reason::BlockedTasks { .. })) => true,
+                        (State::Failed, Some(Reason::Failed(_))) => true,
+                        (State::Stopped, Some(Reason::Stopped)) => true,
+                        (State::Skipped, Some(Reason::Skipped { .. })) => true,
+                        (State::Paused, Some(Reason::Paused)) => true,
+                        (State::NeedsAttention, Some(Reason::NeedsAttention(_))) => true,
+                        (State::Running | State::Preparing | State::Cancelled | State::Complete | State::Ready, None) => true,
+                        _ => false,
+                    };
+                    prop_assert!(reason_ok, "{:?} with {:?}", v.state, v.reason);
+                }
+                // The same facts give the same answer (pure).
+                let again = derive(&g, &observed, Mode { worktrees });
+                prop_assert_eq!(m.views(), again.views());
+            }
+        }
+    }
+}

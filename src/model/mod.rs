@@ -1,0 +1,217 @@
+//! THE stream model: one pure function from facts to each stream's state, typed reason and
+//! allowed actions. `start` (dispatcher, dry run, summary), `status` (every mode), `stop`,
+//! `clean`, `merge` and the hints all call [`derive`], so they cannot disagree.
+//!
+//! Facts in: the task counts (from the task source, inside the [`StreamGraph`]), the durable
+//! [`Verdict`] of each stream (from the state store), and its [`WorkerFact`] (live workers found
+//! through the state store and `/proc`). Gathering them is not this module's job (see
+//! `crate::facts` and the dispatcher); nothing here reads a file, a database or a clock.
+//!
+//! The states and their precedence are written down once, in `DESIGN.md` beside this file and
+//! in `docs/status-json.md`; the table test in `derive.rs` holds them to it.
+
+mod derive;
+pub mod verdict;
+
+pub use derive::derive;
+pub use verdict::{Attention, Block, ExitStatus, Failure, Verdict};
+
+use serde::Serialize;
+
+use crate::taskdb::BlockedTask;
+
+/// A stream's state: exactly one, by the precedence in `DESIGN.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// A live worker is on it (its tasks may already be complete: it is still committing).
+    Running,
+    /// A `start` has claimed it and is preparing its worktree or launching its worker.
+    Preparing,
+    /// Every task cancelled: dropped on purpose.
+    Cancelled,
+    /// Its worker finished but left something a person must look at; dependents wait.
+    NeedsAttention,
+    /// All tasks completed or cancelled, at least one completed.
+    Complete,
+    /// Its worker failed after all retries, or it could not be started.
+    Failed,
+    /// Stopped by the user; only `start STREAM` runs it again.
+    Stopped,
+    /// Paused in the task store (`tc`): shown, never launched.
+    Paused,
+    /// A dependency failed, was cancelled or was skipped: it cannot run.
+    Skipped,
+    /// Waits for dependencies.
+    Waiting,
+    /// Needs a person: every open task is blocked, or its base cannot be made.
+    Blocked,
+    /// Can start now.
+    Ready,
+}
+
+impl State {
+    /// Every state, in precedence order (the first that applies wins).
+    pub const ALL: [State; 12] = [
+        State::Running,
+        State::Preparing,
+        State::Cancelled,
+        State::NeedsAttention,
+        State::Complete,
+        State::Failed,
+        State::Stopped,
+        State::Paused,
+        State::Skipped,
+        State::Waiting,
+        State::Blocked,
+        State::Ready,
+    ];
+
+    /// The word `status` and `start` show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Preparing => "preparing",
+            Self::Cancelled => "cancelled",
+            Self::NeedsAttention => "needs attention",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+            Self::Paused => "paused",
+            Self::Skipped => "skipped",
+            Self::Waiting => "waiting",
+            Self::Blocked => "blocked",
+            Self::Ready => "ready",
+        }
+    }
+}
+
+/// What the orchestrator knows of a stream's worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkerFact {
+    /// No live worker, and nothing left to process.
+    #[default]
+    None,
+    /// A live `start` claimed the stream and is preparing or launching it.
+    Preparing,
+    /// A live worker (its supervisor is provably the process recorded).
+    Live,
+    /// Its last worker exited while no `start` was watching, so what it left in its worktree
+    /// (uncommitted changes) was not looked at yet; the next `start` does that first.
+    ExitUnprocessed,
+}
+
+/// Everything about one stream that the task database does not say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub verdict: Option<Verdict>,
+    pub worker: WorkerFact,
+}
+
+/// How the run places streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// `--worktrees`: a stream counts for its dependents only once its worker has exited and
+    /// left nothing to look at, so that their base holds all of its work. Without it the task
+    /// database alone decides.
+    pub worktrees: bool,
+}
+
+/// Why a stream is in its state, as data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// Dependencies that are not done, each with its state.
+    Waiting {
+        on: Vec<Wait>,
+    },
+    /// Every open task is blocked; these tasks say why.
+    BlockedTasks {
+        tasks: Vec<BlockedTask>,
+    },
+    Blocked(Block),
+    NeedsAttention(Attention),
+    Failed(Failure),
+    Stopped,
+    /// A dependency ended without completing.
+    Skipped {
+        dependency: String,
+        dependency_state: State,
+    },
+    Paused,
+}
+
+/// One dependency a stream waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wait {
+    pub stream: String,
+    /// The dependency's own state.
+    pub state: State,
+    /// It is complete, but its worker's exit has not been processed yet (worktree mode).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exit_unprocessed: bool,
+}
+
+/// What may be done with a stream, derived with its state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Actions {
+    /// `start` launches it now (when selected and a slot is free).
+    pub launch: bool,
+    /// A plain `start` gives it another try (its failure is cleared first).
+    pub retry: bool,
+    /// `start STREAM` runs it again (after a stop, a failure or a block).
+    pub restart: bool,
+    /// A live worker or a launch in progress: `stop` ends it, and nothing may remove its
+    /// worktree.
+    pub in_use: bool,
+    /// Its branch may be merged back: complete, and nothing holds it.
+    pub merge: bool,
+}
+
+/// One stream as the model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamView {
+    pub id: String,
+    pub state: State,
+    pub reason: Option<Reason>,
+    /// Dependents may start on it.
+    pub done: bool,
+    pub actions: Actions,
+}
+
+/// Every stream's view, in the graph's (topological) order, and lookup by id.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    views: Vec<StreamView>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl Model {
+    pub fn views(&self) -> &[StreamView] {
+        &self.views
+    }
+
+    pub fn get(&self, id: &str) -> Option<&StreamView> {
+        self.index.get(id).map(|&i| &self.views[i])
+    }
+
+    pub fn state(&self, id: &str) -> Option<State> {
+        self.get(id).map(|v| v.state)
+    }
+
+    /// Every stream done for its dependents.
+    pub fn all_done(&self) -> bool {
+        self.views
+            .iter()
+            .all(|v| v.done || v.state == State::Cancelled)
+    }
+
+    fn from_views(views: Vec<StreamView>) -> Self {
+        let index = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id.clone(), i))
+            .collect();
+        Self { views, index }
+    }
+}

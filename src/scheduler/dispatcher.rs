@@ -1,0 +1,698 @@
+//! The dispatcher: one loop, one owner of the run's state. Each turn it derives the model from
+//! its facts, reports what changed, launches what the model says may launch, and waits for
+//! the next thing to happen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::event::{Event, Reporter, RunEnd, Unfinished};
+use super::signals::Signals;
+use super::{Settings, exits, watch};
+use crate::error::{Error, Result};
+use crate::facts;
+use crate::graph::StreamGraph;
+use crate::model::{self, Failure, Mode, Model, Observed, State, Verdict, WorkerFact};
+use crate::proc::Identity;
+use crate::state::{StateStore, WorkerRecord};
+use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+
+use crate::worker::{self, render};
+use crate::workspace::{Placement, Workspaces};
+
+/// How often adopted workers (not our children) are checked in `/proc`.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
+/// How often running workers' logs are read for the live view.
+const ACTIVITY_POLL: Duration = Duration::from_millis(500);
+
+/// A worker this run watches.
+pub(super) struct Running {
+    pub record: i64,
+    pub identity: Identity,
+    pub attempt: u32,
+    pub placement: Placement,
+    pub log: PathBuf,
+    /// Not our child: its end is noticed by polling `/proc`.
+    pub adopted: bool,
+    /// Adopted while another `start` was still spawning it: `identity` is that `start`'s
+    /// until the row names the supervisor.
+    pub via_claimer: bool,
+    pub last_activity: Option<String>,
+}
+
+/// A worker that exited; whether it finished its tasks is judged on a fresh, successful read
+/// of the task database (judging on the last snapshot lost completions).
+pub(super) struct Exited {
+    pub attempt: u32,
+    pub rec: Option<WorkerRecord>,
+    pub log: PathBuf,
+}
+
+/// Where a stream's worker is in its life, as this run knows it.
+#[derive(Default)]
+pub(super) enum Slot {
+    #[default]
+    Idle,
+    /// Claimed by this run: its worktree is being prepared or its worker spawned.
+    Preparing,
+    Running(Box<Running>),
+    /// Ended, awaiting judgment; counts as live (nothing may start on it or relaunch it).
+    Exited(Box<Exited>),
+    /// Its worker ended while no `start` watched it; what it left is looked at first.
+    Unprocessed(Box<WorkerRecord>),
+}
+
+/// Everything the run knows about one stream: the one typed record the dispatcher keeps.
+#[derive(Default)]
+pub(super) struct StreamRun {
+    pub attempts: u32,
+    /// The durable verdict, as written to the state store.
+    pub verdict: Option<Verdict>,
+    pub slot: Slot,
+    /// The state last reported, so each change is said once.
+    reported: Option<State>,
+}
+
+impl StreamRun {
+    fn observed(&self) -> Observed {
+        Observed {
+            verdict: self.verdict.clone(),
+            worker: match &self.slot {
+                Slot::Idle => WorkerFact::None,
+                Slot::Preparing => WorkerFact::Preparing,
+                Slot::Running(_) | Slot::Exited(_) => WorkerFact::Live,
+                Slot::Unprocessed(_) => WorkerFact::ExitUnprocessed,
+            },
+        }
+    }
+}
+
+pub struct Scheduler<'a> {
+    pub(super) settings: Settings,
+    pub(super) db: SqliteTaskDb,
+    pub(super) store: StateStore,
+    /// Shared with the blocking thread that runs `prepare` (git work, `post_create`), so that
+    /// Ctrl-C is answered while it runs.
+    pub(super) workspaces: Arc<Mutex<Box<dyn Workspaces>>>,
+    pub(super) reporter: &'a mut dyn Reporter,
+    pub(super) me: Identity,
+    pub(super) snapshot: Snapshot,
+    pub(super) graph: StreamGraph,
+    pub(super) runs: BTreeMap<String, StreamRun>,
+    /// Source warnings already reported (said once each).
+    said_warnings: std::collections::HashSet<String>,
+    pub(super) next_launch: Option<Instant>,
+    pub(super) exits_tx: mpsc::UnboundedSender<i64>,
+    exits_rx: mpsc::UnboundedReceiver<i64>,
+}
+
+/// What one dispatch turn ended with.
+pub(super) enum Turn {
+    /// Nothing more to launch now.
+    Idle,
+    /// A ready stream waits for the stagger timer.
+    Stagger,
+    /// Ctrl-C / SIGTERM arrived during a launch.
+    Interrupted,
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(
+        settings: Settings,
+        mut db: SqliteTaskDb,
+        store: StateStore,
+        workspaces: Box<dyn Workspaces>,
+        reporter: &'a mut dyn Reporter,
+    ) -> Result<Self> {
+        let snapshot = db.snapshot()?;
+        let graph = StreamGraph::build(&snapshot)?;
+        let me = Identity::current()
+            .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        // `start` printed these before the run; later refreshes report only new ones.
+        let said_warnings = snapshot.warnings.iter().map(|w| w.to_string()).collect();
+        Ok(Self {
+            settings,
+            db,
+            store,
+            workspaces: Arc::new(Mutex::new(workspaces)),
+            reporter,
+            me,
+            snapshot,
+            graph,
+            runs: BTreeMap::new(),
+            said_warnings,
+            next_launch: None,
+            exits_tx,
+            exits_rx,
+        })
+    }
+
+    fn mode(&self) -> Mode {
+        Mode {
+            worktrees: self.settings.worktree_mode,
+        }
+    }
+
+    /// Runs until every stream is complete, nothing more can run, or a signal arrives.
+    pub async fn run(mut self) -> Result<RunEnd> {
+        let mut signals = Signals::new()?;
+        self.load_facts()?;
+        self.adopt()?;
+        self.process_unprocessed()?;
+        let (db_tx, mut db_events) = mpsc::unbounded_channel();
+        let tick = if watch::watch_db(&self.settings.db_path, move || db_tx.send(()).is_ok()) {
+            watch::PROBE_WITH_WATCH
+        } else {
+            watch::PROBE_WITHOUT_WATCH
+        };
+        let mut probe = tokio::time::interval(tick);
+        probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let every = |period: Duration| (period.as_millis() / tick.as_millis()).max(1) as u32;
+        let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
+        let mut ticks: u32 = 0;
+        loop {
+            let waiting_for_stagger = match self.dispatch(&mut signals).await? {
+                Turn::Idle => false,
+                Turn::Stagger => true,
+                Turn::Interrupted => return Ok(self.interrupted()),
+            };
+            if !self.anything_live() && !waiting_for_stagger {
+                return Ok(self.summary());
+            }
+            let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
+            tokio::select! {
+                Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
+                Some(()) = db_events.recv() => {
+                    while db_events.try_recv().is_ok() {}
+                    self.probe_db();
+                    self.judge_exited()?;
+                }
+                _ = probe.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    self.probe_db();
+                    self.judge_exited()?;
+                    if ticks.is_multiple_of(adopted_every) {
+                        self.poll_adopted()?;
+                    }
+                    if ticks.is_multiple_of(activity_every) && self.reporter.wants_activity() {
+                        self.read_activity();
+                    }
+                }
+                _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => {}
+                _ = signals.recv() => return Ok(self.interrupted()),
+            }
+        }
+    }
+
+    /// The same facts `status` reads (verdicts re-checked against git), as this run's records.
+    fn load_facts(&mut self) -> Result<()> {
+        let facts = facts::gather(&self.settings.project, &self.graph, Some(self.mode()))?;
+        for (stream, observed) in facts.observed {
+            self.runs.entry(stream).or_default().verdict = observed.verdict;
+        }
+        Ok(())
+    }
+
+    fn anything_live(&self) -> bool {
+        self.runs
+            .values()
+            .any(|r| matches!(r.slot, Slot::Running(_) | Slot::Exited(_) | Slot::Preparing))
+    }
+
+    pub(super) fn live_workers(&self) -> usize {
+        self.runs
+            .values()
+            .filter(|r| matches!(r.slot, Slot::Running(_) | Slot::Preparing))
+            .count()
+    }
+
+    pub(super) fn run_of(&mut self, stream: &str) -> &mut StreamRun {
+        self.runs.entry(stream.to_string()).or_default()
+    }
+
+    fn interrupted(&self) -> RunEnd {
+        let live: Vec<(String, i32)> = self
+            .runs
+            .iter()
+            .filter_map(|(s, r)| match &r.slot {
+                Slot::Running(run) => Some((s.clone(), run.identity.pid)),
+                _ => None,
+            })
+            .collect();
+        RunEnd::Interrupted(live)
+    }
+
+    /// Watches workers an earlier `start` launched that are still alive; notes the ones that
+    /// ended while nobody watched, so what they left is looked at before anything starts.
+    fn adopt(&mut self) -> Result<()> {
+        for rec in self.store.latest_workers()? {
+            if rec.is_live() {
+                if self.selected(&rec.stream) {
+                    self.watch_adopted(rec);
+                }
+                continue;
+            }
+            if rec.ended_at.is_none() && !self.store.mark_lost(&rec)? {
+                // Its supervisor recorded itself as we looked: alive after all.
+                if let Some(rec) = self.store.worker(rec.id)?
+                    && self.selected(&rec.stream)
+                {
+                    self.watch_adopted(rec);
+                }
+                continue;
+            }
+            if rec.finalized_at.is_none() {
+                let stream = rec.stream.clone();
+                self.run_of(&stream).slot = Slot::Unprocessed(Box::new(rec));
+            }
+        }
+        // Older unfinished rows of a stream whose latest row is done: gone, never signalled.
+        for rec in self.store.open_workers()? {
+            if !rec.is_live() {
+                self.store.mark_lost(&rec)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks at what workers that ended unwatched left in their worktrees (auto-commit, or a
+    /// verdict that needs a person), as if this run had seen them exit.
+    fn process_unprocessed(&mut self) -> Result<()> {
+        let pending: Vec<(String, WorkerRecord)> = self
+            .runs
+            .iter_mut()
+            .filter_map(|(s, r)| match std::mem::take(&mut r.slot) {
+                Slot::Unprocessed(rec) => Some((s.clone(), *rec)),
+                other => {
+                    r.slot = other;
+                    None
+                }
+            })
+            .collect();
+        for (stream, rec) in pending {
+            let placement = Placement {
+                dir: rec
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| self.settings.project.root.clone()),
+                branch: rec.branch.clone(),
+                base: rec.base.clone(),
+                notes: Vec::new(),
+            };
+            self.finish_worker(&stream, rec.id, &placement)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn watch_adopted(&mut self, rec: WorkerRecord) {
+        let via_claimer = rec.identity.is_none();
+        let Some(identity) = rec.identity.clone().or(rec.claimer.clone()) else {
+            return;
+        };
+        self.reporter.event(Event::Adopted {
+            stream: &rec.stream,
+            pid: identity.pid,
+        });
+        let dir = rec
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.settings.project.root.clone());
+        let run = self.run_of(&rec.stream);
+        run.attempts = run.attempts.max(rec.attempt);
+        run.slot = Slot::Running(Box::new(Running {
+            record: rec.id,
+            identity,
+            attempt: rec.attempt,
+            placement: Placement {
+                dir,
+                branch: rec.branch.clone(),
+                base: rec.base.clone(),
+                notes: Vec::new(),
+            },
+            log: rec.log_path.clone(),
+            adopted: true,
+            via_claimer,
+            last_activity: None,
+        }));
+    }
+
+    pub(super) fn selected(&self, stream: &str) -> bool {
+        self.settings
+            .selection
+            .as_ref()
+            .is_none_or(|s| s.contains(stream))
+    }
+
+    /// The model of this run's facts.
+    pub(super) fn model(&self) -> Model {
+        let observed: HashMap<String, Observed> = self
+            .runs
+            .iter()
+            .map(|(s, r)| (s.clone(), r.observed()))
+            .collect();
+        model::derive(&self.graph, &observed, self.mode())
+    }
+
+    /// Reports news and launches what the model says is ready.
+    async fn dispatch(&mut self, signals: &mut Signals) -> Result<Turn> {
+        loop {
+            let model = self.model();
+            self.report_news(&model);
+            let Some(stream) = model
+                .views()
+                .iter()
+                .find(|v| v.actions.launch && self.selected(&v.id))
+                .map(|v| v.id.clone())
+            else {
+                return Ok(Turn::Idle);
+            };
+            if self.live_workers() >= self.settings.max_parallel {
+                return Ok(Turn::Idle);
+            }
+            if self.next_launch.is_some_and(|t| t > Instant::now()) {
+                return Ok(Turn::Stagger);
+            }
+            if !self.launch(&stream, signals).await? {
+                return Ok(Turn::Interrupted);
+            }
+        }
+    }
+
+    /// Says each stream's change of state once, and hands the UI the new snapshot.
+    fn report_news(&mut self, model: &Model) {
+        let mut changed = false;
+        for view in model.views() {
+            let run = self.runs.entry(view.id.clone()).or_default();
+            if run.reported == Some(view.state) {
+                continue;
+            }
+            let first = run.reported.is_none();
+            run.reported = Some(view.state);
+            changed = true;
+            let worth_saying = matches!(
+                view.state,
+                State::Complete
+                    | State::Skipped
+                    | State::Blocked
+                    | State::NeedsAttention
+                    | State::Failed
+                    | State::Stopped
+            );
+            // Streams complete before the run began are not news.
+            if worth_saying && !(first && view.state == State::Complete) {
+                self.reporter.event(Event::Entered {
+                    stream: &view.id,
+                    state: view.state,
+                    reason: view.reason.as_ref(),
+                });
+            }
+        }
+        if changed {
+            self.reporter.event(Event::Snapshot {
+                graph: &self.graph,
+                model,
+            });
+        }
+    }
+
+    fn probe_db(&mut self) {
+        match self.db.has_changed() {
+            Ok(true) => {
+                self.refresh();
+            }
+            Ok(false) => {}
+            Err(e) => self.reporter.event(Event::Note {
+                stream: None,
+                text: db_note("cannot probe the task database", e),
+            }),
+        }
+    }
+
+    /// Notices the end of workers that are not our children.
+    fn poll_adopted(&mut self) -> Result<()> {
+        self.learn_supervisors()?;
+        let gone: Vec<i64> = self
+            .runs
+            .values()
+            .filter_map(|r| match &r.slot {
+                Slot::Running(run) if run.adopted && !run.identity.is_alive() => Some(run.record),
+                _ => None,
+            })
+            .collect();
+        for record in gone {
+            self.on_exit(record)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a claiming `start`'s identity by the supervisor's once the row has it.
+    fn learn_supervisors(&mut self) -> Result<()> {
+        let pending: Vec<(String, i64)> = self
+            .runs
+            .iter()
+            .filter_map(|(s, r)| match &r.slot {
+                Slot::Running(run) if run.via_claimer => Some((s.clone(), run.record)),
+                _ => None,
+            })
+            .collect();
+        for (stream, record) in pending {
+            if let Some(identity) = self.store.worker(record)?.and_then(|r| r.identity)
+                && let Slot::Running(run) = &mut self.run_of(&stream).slot
+            {
+                run.identity = identity;
+                run.via_claimer = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_activity(&mut self) {
+        let mut news = Vec::new();
+        for (stream, r) in &mut self.runs {
+            let Slot::Running(run) = &mut r.slot else {
+                continue;
+            };
+            if let Some(text) = worker::tail(&run.log, 16 * 1024)
+                .as_deref()
+                .and_then(render::latest_activity)
+                && run.last_activity.as_ref() != Some(&text)
+            {
+                run.last_activity = Some(text.clone());
+                news.push((stream.clone(), text));
+            }
+        }
+        for (stream, text) in news {
+            self.reporter.event(Event::Activity {
+                stream: &stream,
+                text,
+            });
+        }
+    }
+
+    /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
+    /// the previous view. False when the database could not be read.
+    pub(super) fn refresh(&mut self) -> bool {
+        let snapshot = match self.db.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                self.reporter.event(Event::Note {
+                    stream: None,
+                    text: db_note("cannot read the task database", e),
+                });
+                return false;
+            }
+        };
+        // A malformed row that appears mid-run is ignored like at start, and said once.
+        for w in &snapshot.warnings {
+            let text = w.to_string();
+            if self.said_warnings.insert(text.clone()) {
+                self.reporter.event(Event::Note { stream: None, text });
+            }
+        }
+        match StreamGraph::build(&snapshot) {
+            Ok(graph) => {
+                self.graph = graph;
+                self.snapshot = snapshot;
+                // Counts changed: the bars move even when no state did.
+                let model = self.model();
+                self.reporter.event(Event::Snapshot {
+                    graph: &self.graph,
+                    model: &model,
+                });
+            }
+            Err(e) => self.reporter.event(Event::Note {
+                stream: None,
+                text: format!("the stream graph became invalid, keeping the last valid one: {e}"),
+            }),
+        }
+        true
+    }
+
+    /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
+    fn on_exit(&mut self, record: i64) -> Result<()> {
+        let Some(stream) = self.runs.iter().find_map(|(s, r)| match &r.slot {
+            Slot::Running(run) if run.record == record => Some(s.clone()),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let Some(rec) = self.store.worker(record)? else {
+            return Ok(());
+        };
+        if rec.ended_at.is_none() {
+            // Gone without recording anything (its supervisor was SIGKILLed) — unless the
+            // supervisor of a launch we adopted from its claimer recorded itself just now.
+            if rec.is_live() || !self.store.mark_lost(&rec)? {
+                self.learn_supervisors()?;
+                return Ok(());
+            }
+        }
+        let Slot::Running(run) = std::mem::take(&mut self.run_of(&stream).slot) else {
+            unreachable!("found running above");
+        };
+        let rec = self.store.worker(record)?.unwrap_or(rec);
+        let summary = exits::summary(&rec);
+        self.finish_worker(&stream, record, &run.placement)?;
+        self.run_of(&stream).slot = Slot::Exited(Box::new(Exited {
+            attempt: run.attempt,
+            rec: Some(rec),
+            log: run.log,
+        }));
+        // Read the task database before saying the worker exited, so that whoever reads the
+        // message knows the judgment's read was already tried.
+        let read = self.refresh();
+        self.reporter.event(Event::Exited {
+            stream: &stream,
+            summary: &summary,
+        });
+        if read { self.judge_exited() } else { Ok(()) }
+    }
+
+    /// What an ended worker left: unlock, auto-commit or a verdict that needs a person; then
+    /// the row is marked processed.
+    fn finish_worker(&mut self, stream: &str, record: i64, placement: &Placement) -> Result<()> {
+        let finished = self
+            .workspaces
+            .lock()
+            .expect("no panics while holding the workspaces")
+            .worker_finished(stream, placement);
+        for note in &finished.notes {
+            self.reporter.event(Event::Note {
+                stream: Some(stream),
+                text: note.clone(),
+            });
+        }
+        if let Some(attention) = finished.attention {
+            self.set_verdict(stream, Verdict::Attention { attention })?;
+        }
+        self.store.set_finalized(record)?;
+        Ok(())
+    }
+
+    /// Judges exited workers on a fresh read of the database.
+    pub(super) fn judge_exited(&mut self) -> Result<()> {
+        let waiting = self
+            .runs
+            .values()
+            .any(|r| matches!(r.slot, Slot::Exited(_)));
+        if !waiting || !self.refresh() {
+            return Ok(());
+        }
+        let exited: Vec<(String, Box<Exited>)> = self
+            .runs
+            .iter_mut()
+            .filter_map(|(s, r)| match std::mem::take(&mut r.slot) {
+                Slot::Exited(e) => Some((s.clone(), e)),
+                other => {
+                    r.slot = other;
+                    None
+                }
+            })
+            .collect();
+        for (stream, e) in exited {
+            self.judge(&stream, e)?;
+        }
+        Ok(())
+    }
+
+    /// Done, retried or failed: what an exited worker's stream comes to.
+    fn judge(&mut self, stream: &str, exited: Box<Exited>) -> Result<()> {
+        let Some(s) = self.graph.get(stream) else {
+            return Ok(());
+        };
+        let counts = s.record.counts;
+        if counts.is_complete() || counts.is_cancelled() {
+            return Ok(());
+        }
+        // `stop` records its verdict before it signals, so a stopped worker is not retried.
+        if let Some(v @ Verdict::Stopped) = self.store.verdicts()?.remove(stream) {
+            self.run_of(stream).verdict = Some(v);
+            return Ok(());
+        }
+        let rec = exited.rec.as_ref();
+        if let Some(failure) = rec.and_then(exits::cannot_run) {
+            return self.fail(stream, failure);
+        }
+        if exited.attempt <= self.settings.retries {
+            let why = exits::failure(rec, &exited.log, exited.attempt);
+            self.reporter.event(Event::Retrying {
+                stream,
+                attempt: exited.attempt + 1,
+                why: &why,
+            });
+            return Ok(());
+        }
+        let failure = exits::failure(rec, &exited.log, exited.attempt);
+        self.fail(stream, failure)
+    }
+
+    pub(super) fn fail(&mut self, stream: &str, failure: Failure) -> Result<()> {
+        self.set_verdict(stream, Verdict::Failed { failure })
+    }
+
+    /// Records a durable verdict, then this run's copy of it.
+    pub(super) fn set_verdict(&mut self, stream: &str, verdict: Verdict) -> Result<()> {
+        self.store.set_verdict(stream, &verdict)?;
+        self.run_of(stream).verdict = Some(verdict);
+        Ok(())
+    }
+
+    /// Every selected stream that is not complete, and why, as the model says.
+    fn summary(&self) -> RunEnd {
+        let model = self.model();
+        let unfinished = |v: &model::StreamView| Unfinished {
+            stream: v.id.clone(),
+            state: v.state,
+            reason: v.reason.clone(),
+        };
+        let open = |v: &&model::StreamView| !v.done && v.state != State::Cancelled;
+        let (mine, others): (Vec<_>, Vec<_>) = model
+            .views()
+            .iter()
+            .filter(open)
+            .partition(|v| self.selected(&v.id));
+        if mine.is_empty() {
+            RunEnd::Complete {
+                others: others.into_iter().map(unfinished).collect(),
+            }
+        } else {
+            RunEnd::Incomplete(mine.into_iter().map(unfinished).collect())
+        }
+    }
+}
+
+/// A transient task-database error as a note: with its causes and hint (a lock held past the
+/// busy timeout read as a bare "cannot read task database FILE").
+fn db_note(what: &str, e: crate::taskdb::TaskDbError) -> String {
+    let e = Error::from(e);
+    let mut text = format!("{what}: {}", e.chain().join(": "));
+    if let Some(hint) = e.hint() {
+        text.push_str(&format!("; {hint}"));
+    }
+    text
+}

@@ -1,0 +1,324 @@
+//! Launching one stream: claim it in the state store (so no second `start` launches it and
+//! nothing removes its worktree meanwhile), prepare where it runs, render its prompt, and
+//! spawn its supervisor.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::time::Instant;
+
+use super::dispatcher::{Running, Scheduler, Slot};
+use super::event::Event;
+use super::signals::Signals;
+use crate::cmdline;
+use crate::error::{Error, Result};
+use crate::graph::Stream;
+use crate::model::{Failure, Verdict};
+use crate::proc::{Identity, identity_of};
+use crate::state::{Claim, NewWorker};
+use crate::taskdb::TaskSource;
+use crate::worker::{self, WorkerCommand, prompt};
+use crate::workspace::{Placement, PrepareFailure};
+
+impl Scheduler<'_> {
+    /// Claims, prepares and spawns one worker; false if a signal arrived meanwhile.
+    pub(super) async fn launch(&mut self, stream_id: &str, signals: &mut Signals) -> Result<bool> {
+        let stream = self
+            .graph
+            .get(stream_id)
+            .expect("ready streams are in the graph")
+            .clone();
+        // `stop STREAM` may have stopped it before it ever ran: that verdict wins.
+        if let Some(v @ Verdict::Stopped) = self.store.verdicts()?.remove(stream_id) {
+            self.run_of(stream_id).verdict = Some(v);
+            return Ok(true);
+        }
+        let attempt = self.run_of(stream_id).attempts + 1;
+        self.run_of(stream_id).attempts = attempt;
+        self.next_launch = Some(Instant::now() + self.settings.stagger);
+        let log = worker::log_path(&self.settings.project.logs_dir(), stream_id);
+        let new = NewWorker {
+            stream: stream_id,
+            attempt,
+            log_path: &log,
+            log_offset: std::fs::metadata(&log).map_or(0, |m| m.len()),
+            command: &self.settings.worker_cmd,
+            dir: &self.settings.project.root,
+            branch: None,
+            base: None,
+        };
+        let record = match self.store.claim(&new, &self.me)? {
+            Claim::Granted(id) => id,
+            Claim::Taken(rec) => {
+                // Another `start` launched it a moment ago: watch it instead.
+                self.watch_adopted(*rec);
+                return Ok(true);
+            }
+        };
+        self.run_of(stream_id).slot = Slot::Preparing;
+        let prepared = {
+            let workspaces = self.workspaces.clone();
+            let (stream, graph) = (stream.clone(), self.graph.clone());
+            let job = tokio::task::spawn_blocking(move || {
+                workspaces
+                    .lock()
+                    .expect("no panics while holding the workspaces")
+                    .prepare(&stream, &graph)
+            });
+            tokio::select! {
+                r = job => r.map_err(|e| Error::msg(format!("preparing {stream_id} failed: {e}")))?,
+                // The claim stays with this (exiting) process: a later `start` sees its
+                // claimer dead and takes the stream over.
+                _ = signals.recv() => return Ok(false),
+            }
+        };
+        let placement = match prepared {
+            Ok(p) => p,
+            Err(failure) => {
+                self.store
+                    .record_spawn_failure(record, "its worktree could not be prepared")?;
+                self.run_of(stream_id).slot = Slot::Idle;
+                match failure {
+                    PrepareFailure::Blocked(block) => {
+                        self.set_verdict(stream_id, Verdict::Blocked { block })?
+                    }
+                    PrepareFailure::Failed { detail } => {
+                        self.fail(stream_id, Failure::Prepare { detail })?
+                    }
+                }
+                return Ok(true);
+            }
+        };
+        self.store.set_placement(
+            record,
+            &placement.dir,
+            placement.branch.as_deref(),
+            placement.base.as_deref(),
+        )?;
+        let started = self.start_prepared(&stream, attempt, record, placement, &log);
+        if let Err(e) = started {
+            self.run_of(stream_id).slot = Slot::Idle;
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Renders the prompt and spawns the claimed stream's supervisor.
+    fn start_prepared(
+        &mut self,
+        stream: &Stream,
+        attempt: u32,
+        record: i64,
+        placement: Placement,
+        log: &Path,
+    ) -> Result<()> {
+        let stream_id = stream.id();
+        for note in &placement.notes {
+            self.reporter.event(Event::Note {
+                stream: Some(stream_id),
+                text: note.clone(),
+            });
+        }
+        let abandon = |s: &mut Self, failure: Failure| -> Result<()> {
+            // The row records why nothing ran; the verdict carries the typed failure.
+            let why = serde_json::to_string(&failure).expect("failures serialise");
+            s.store.record_spawn_failure(record, &why)?;
+            s.run_of(stream_id).slot = Slot::Idle;
+            s.fail(stream_id, failure)
+        };
+        let tasks = self.db.tasks(Some(stream_id))?;
+        let text = prompt::render(
+            &self.settings.prompt_template,
+            &prompt::PromptVars {
+                stream_id,
+                stream_name: &stream.record.name,
+                dependencies: &stream.dependencies,
+                tasks: &tasks,
+                worktree: &placement.dir,
+                branch: placement.branch.as_deref(),
+                db: &self.settings.db_path,
+            },
+        );
+        let command = WorkerCommand::parse(&self.settings.worker_cmd)?;
+        let prompt_file = worker::prompt_path(&self.settings.project.run_dir(), stream_id);
+        let filled = command.fill(&worker::Values {
+            prompt: &text,
+            stream: stream_id,
+            worktree: &placement.dir,
+            prompt_file: &prompt_file,
+        });
+        let filled = match filled {
+            Ok(f) => f,
+            // Retrying cannot help: the prompt stays as long.
+            Err(e) => {
+                let program = command.program().to_string();
+                let detail = format!("{:?}", Error::from(e));
+                return abandon(self, Failure::CannotRun { program, detail });
+            }
+        };
+        let argv = &filled.argv;
+        if cmdline::find_program(&argv[0], &placement.dir).is_none() {
+            // Retrying cannot help: fail at once, with the fix.
+            let detail = format!(
+                "not found on PATH or relative to {}; set the worker command with --worker-cmd, ORCHESTRATE_WORKER_CMD or worker_cmd in the config",
+                placement.dir.display()
+            );
+            let program = argv[0].clone();
+            return abandon(self, Failure::CannotRun { program, detail });
+        }
+        // Arguments and environment are C strings: a NUL byte (task data is free text) made
+        // the spawn fail with a bare "nul byte found in provided data", once per retry.
+        let with_nul = if stream_id.contains('\0') {
+            Some("its stream id")
+        } else if stream.record.name.contains('\0') {
+            Some("its stream name")
+        } else if argv.iter().any(|a| a.contains('\0')) {
+            Some("its worker command or prompt (task titles, descriptions)")
+        } else {
+            None
+        };
+        if let Some(what) = with_nul {
+            return abandon(self, Failure::BadTaskData { what: what.into() });
+        }
+        let sandbox = self.settings.sandbox.plan(&worker::sandbox::Place {
+            project: &self.settings.project,
+            stream: stream_id,
+            dir: &placement.dir,
+            db: Some(&self.settings.db_path),
+        });
+        let sandbox = match sandbox {
+            Ok(plan) => plan,
+            // Required but not enforceable here: retrying cannot help either.
+            Err(e) => {
+                let (program, detail) = (argv[0].clone(), e.reason());
+                return abandon(self, Failure::CannotRun { program, detail });
+            }
+        };
+        self.store.set_sandbox(record, sandbox.applied())?;
+        if let Err(e) = worker::write_prompt(&prompt_file, &text) {
+            let program = argv[0].clone();
+            let detail = format!("{:?}", Error::from(e));
+            return abandon(self, Failure::CannotRun { program, detail });
+        }
+        match self.spawn(
+            stream,
+            attempt,
+            &placement,
+            (&filled, &sandbox),
+            log,
+            record,
+        ) {
+            Ok(identity) => {
+                self.workspaces
+                    .lock()
+                    .expect("no panics while holding the workspaces")
+                    .worker_started(stream_id, &placement, identity.pid as u32);
+                self.reporter.event(Event::Started {
+                    stream: stream_id,
+                    pid: identity.pid,
+                    attempt,
+                });
+                self.run_of(stream_id).slot = Slot::Running(Box::new(Running {
+                    record,
+                    identity,
+                    attempt,
+                    placement,
+                    log: log.to_path_buf(),
+                    adopted: false,
+                    via_claimer: false,
+                    last_activity: None,
+                }));
+                Ok(())
+            }
+            Err(e) => {
+                let detail = format!("{e:?}");
+                abandon(
+                    self,
+                    Failure::CannotRun {
+                        program: argv[0].clone(),
+                        detail,
+                    },
+                )
+            }
+        }
+    }
+
+    fn spawn(
+        &self,
+        stream: &Stream,
+        attempt: u32,
+        placement: &Placement,
+        (filled, sandbox): (&worker::Filled, &worker::sandbox::Plan),
+        log: &Path,
+        record: i64,
+    ) -> Result<Identity> {
+        let file = worker::open_log(
+            log,
+            &worker::Header {
+                stream: stream.id(),
+                name: &stream.record.name,
+                dependencies: &stream.dependencies,
+                attempt,
+                command: &self.settings.worker_cmd,
+                dir: &placement.dir,
+                branch: placement.branch.as_deref(),
+                sandbox: &sandbox.header(),
+            },
+        )?;
+        let spawn_err = |source| worker::WorkerError::Spawn {
+            stream: stream.id().to_string(),
+            source,
+        };
+        let err_file = file.try_clone().map_err(spawn_err)?;
+        let s = &self.settings;
+        let mut cmd = tokio::process::Command::new(&s.exe);
+        cmd.arg("__supervise")
+            .arg("--record")
+            .arg(record.to_string())
+            .arg("--state")
+            .arg(self.store.path());
+        let prompt = filled
+            .prompt_on_stdin
+            .then_some(filled.prompt_file.as_path());
+        let (argv, stdin) = sandbox.worker_launch(filled.argv.clone(), prompt);
+        if let Some(stdin) = stdin {
+            cmd.arg("--stdin").arg(stdin);
+        }
+        cmd.arg("--")
+            .args(&argv)
+            .current_dir(&placement.dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err_file))
+            .env("ORCHESTRATE_STREAM", stream.id())
+            .env("ORCHESTRATE_STREAM_NAME", &stream.record.name)
+            .env("ORCHESTRATE_WORKTREE", &placement.dir)
+            .env(
+                "ORCHESTRATE_BRANCH",
+                placement.branch.as_deref().unwrap_or(""),
+            )
+            .env("ORCHESTRATE_DB", &s.db_path)
+            .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
+            .env("ORCHESTRATE_BIN", &s.exe)
+            .env("ORCHESTRATE_ATTEMPT", attempt.to_string())
+            .env("ORCHESTRATE_PROMPT_FILE", &filled.prompt_file);
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        // The child is not reaped until we wait, so its /proc entry is readable even if it
+        // already exited.
+        let identity = identity_of(pid).ok_or_else(|| {
+            Error::msg(format!(
+                "the supervisor of {} (pid {pid}) vanished at once",
+                stream.id()
+            ))
+        })?;
+        self.store.set_spawned(record, &identity)?;
+        let tx = self.exits_tx.clone();
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            let _ = tx.send(record);
+        });
+        Ok(identity)
+    }
+}

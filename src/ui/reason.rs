@@ -1,0 +1,289 @@
+//! The one place where a stream's typed [`Reason`] (and a [`Failure`]) becomes words: the
+//! summary on a status row or an event line, the lines under it (a failure's log lines, as
+//! real lines), and what the user can do next. Every piece of data is escaped with
+//! [`super::printable`] as it goes in.
+
+use super::printable as p;
+use crate::model::{Attention, Block, ExitStatus, Failure, Reason, State, Wait};
+
+/// One line: why the stream is in its state.
+pub fn summary(reason: &Reason) -> String {
+    match reason {
+        Reason::Waiting { on } => format!("waits for {}", waits(on)),
+        Reason::BlockedTasks { tasks } if tasks.is_empty() => "every open task is blocked".into(),
+        Reason::BlockedTasks { tasks } => {
+            let list: Vec<String> = tasks
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} ({}): {}",
+                        p(&t.id),
+                        p(&t.title),
+                        p(t.reason.as_deref().unwrap_or("no reason given"))
+                    )
+                })
+                .collect();
+            format!("blocked task {}", list.join("; "))
+        }
+        Reason::Blocked(block) => block_summary(block),
+        Reason::NeedsAttention(attention) => attention_summary(attention),
+        Reason::Failed(failure) => failure_summary(failure),
+        Reason::Stopped => "stopped by the user".into(),
+        Reason::Skipped {
+            dependency,
+            dependency_state,
+        } => format!(
+            "{} {}",
+            p(dependency),
+            match dependency_state {
+                State::Cancelled => "was cancelled",
+                State::Skipped => "was skipped",
+                _ => "failed",
+            }
+        ),
+        Reason::Paused => "paused in the task store".into(),
+    }
+}
+
+/// Lines to show under the summary (a failure's last log lines), each escaped.
+pub fn detail_lines(reason: &Reason) -> Vec<String> {
+    match reason {
+        Reason::Failed(Failure::Exited { log_lines, .. }) => {
+            log_lines.iter().map(|l| p(l).into_owned()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What the user can do about it, naming the stream.
+pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
+    let s = super::shell_word(stream);
+    Some(match reason {
+        Reason::Waiting { .. } | Reason::Skipped { .. } => return None,
+        Reason::BlockedTasks { .. } => {
+            format!(
+                "unblock its tasks (`orchestrate task list --stream {s}`), then `orchestrate start`"
+            )
+        }
+        Reason::Blocked(Block::BaseConflict { branches, .. }) => {
+            let branch = format!("stream/{}", crate::names::slug(stream));
+            format!(
+                "merge {} by hand into a new branch {} and commit, then `orchestrate start {s}`",
+                branches
+                    .iter()
+                    .map(|b| p(b).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                p(&branch)
+            )
+        }
+        Reason::Blocked(Block::WorktreeInTheWay { path, .. }) => format!(
+            "move {} away (or remove it if it holds nothing you need), then `orchestrate start {s}`",
+            p(&path.display().to_string())
+        ),
+        Reason::Blocked(Block::CheckedOutElsewhere { path, .. }) => format!(
+            "switch {} to another branch, then `orchestrate start {s}`",
+            p(&path.display().to_string())
+        ),
+        Reason::NeedsAttention(Attention::DirtyFinish { dir, .. }) => format!(
+            "commit or discard the changes in {} (or set `auto_commit = true`), then `orchestrate start`",
+            p(&dir.display().to_string())
+        ),
+        Reason::NeedsAttention(Attention::LeftBranch { dir, branch, .. }) => format!(
+            "bring the work in {} back onto {} (`git -C {} switch {}`, then merge or cherry-pick), then `orchestrate start`",
+            p(&dir.display().to_string()),
+            p(branch),
+            super::shell_word(&dir.display().to_string()),
+            super::shell_word(branch)
+        ),
+        Reason::Failed(failure) => {
+            let logs =
+                format!("`orchestrate logs {s}` shows its log; `orchestrate start` tries it again");
+            match failure {
+                Failure::Exited { log_lines, .. } => {
+                    match crate::worker::sandbox::refusal_in(log_lines.iter().map(String::as_str)) {
+                        // Its log header says whether it was sandboxed; `logs` checks.
+                        Some(refused) => format!(
+                            "{}: if the sandbox refused it, {}; {logs}",
+                            p(&refused),
+                            crate::worker::sandbox::SANDBOX_WRITABLE_HINT
+                        ),
+                        None => logs,
+                    }
+                }
+                _ => logs,
+            }
+        }
+        Reason::Stopped => format!("`orchestrate start {s}` starts it again"),
+        Reason::Paused => "set the stream active again in the task store (`tc`)".into(),
+    })
+}
+
+fn waits(on: &[Wait]) -> String {
+    on.iter()
+        .map(|w| {
+            let why = if w.exit_unprocessed {
+                "its worker's exit is not processed yet".to_string()
+            } else {
+                w.state.as_str().to_string()
+            };
+            format!("{} ({why})", p(&w.stream))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn block_summary(block: &Block) -> String {
+    match block {
+        Block::BaseConflict {
+            branches, paths, ..
+        } => format!(
+            "merging its dependencies {} conflicts in: {}",
+            branches
+                .iter()
+                .map(|b| p(b).into_owned())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            list(paths)
+        ),
+        Block::WorktreeInTheWay { path, branch } => format!(
+            "{} is in the way of its worktree (it is not a worktree of {})",
+            p(&path.display().to_string()),
+            p(branch)
+        ),
+        Block::CheckedOutElsewhere { branch, path } => format!(
+            "its branch {} is checked out in {}",
+            p(branch),
+            p(&path.display().to_string())
+        ),
+    }
+}
+
+fn attention_summary(attention: &Attention) -> String {
+    match attention {
+        Attention::DirtyFinish { dir, files } => format!(
+            "finished with uncommitted changes in {}: {}",
+            p(&dir.display().to_string()),
+            list(files)
+        ),
+        Attention::LeftBranch {
+            dir,
+            branch,
+            head_branch,
+            head,
+        } => format!(
+            "its worktree {} is on {} instead of {}",
+            p(&dir.display().to_string()),
+            match head_branch {
+                Some(b) => format!("branch {}", p(b)),
+                None => format!("a detached HEAD ({})", p(&head[..head.len().min(10)])),
+            },
+            p(branch)
+        ),
+    }
+}
+
+/// One line for a failure: how many attempts, how it ended, what the agent said.
+pub fn failure_summary(failure: &Failure) -> String {
+    match failure {
+        Failure::Exited {
+            attempts,
+            exit,
+            agent_error,
+            ..
+        } => {
+            let mut text = format!(
+                "failed after {attempts} attempt{}: {}",
+                if *attempts == 1 { "" } else { "s" },
+                exit_words(*exit)
+            );
+            if *exit == (ExitStatus::Code { code: 0 }) {
+                text.push_str(" leaving tasks open");
+            }
+            if let Some(said) = agent_error {
+                text.push_str(&format!("; the agent said: {}", p(said)));
+            }
+            text
+        }
+        Failure::CannotRun { program, detail } => {
+            format!(
+                "cannot run the worker program `{}`: {}",
+                p(program),
+                p(detail)
+            )
+        }
+        Failure::Prepare { detail } => format!("its worktree could not be prepared: {}", p(detail)),
+        Failure::BadTaskData { what } => format!(
+            "{} contains a NUL byte, which cannot be passed to a worker; remove it from the task database",
+            p(what)
+        ),
+        Failure::Legacy { text } => p(text).into_owned(),
+    }
+}
+
+/// "its worker exited with code 1", "… was killed by signal 9", …
+pub fn exit_words(exit: ExitStatus) -> String {
+    match exit {
+        ExitStatus::Code { code } => format!("its worker exited with code {code}"),
+        ExitStatus::Signal { signal } => format!("its worker was killed by signal {signal}"),
+        ExitStatus::Lost => "its worker's supervisor was killed before recording an exit".into(),
+    }
+}
+
+/// The first few items of a list (escaped), then "and N more".
+pub fn list(items: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = items
+        .iter()
+        .take(SHOWN)
+        .map(|i| p(i).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        text.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_read_as_lines_with_data_escaped() {
+        let reason = Reason::Failed(Failure::Exited {
+            attempts: 2,
+            exit: ExitStatus::Code { code: 1 },
+            agent_error: Some("Not logged in\u{1b}[2J".into()),
+            log_lines: vec!["first".into(), "evil \u{1b}]0;x\u{7}".into()],
+        });
+        assert_eq!(
+            summary(&reason),
+            "failed after 2 attempts: its worker exited with code 1; the agent said: Not logged in\\u{1b}[2J"
+        );
+        assert_eq!(detail_lines(&reason), ["first", "evil \\u{1b}]0;x\\u{7}"]);
+        assert!(
+            next_step("A", &reason)
+                .unwrap()
+                .contains("orchestrate logs A")
+        );
+    }
+
+    #[test]
+    fn a_base_conflict_names_the_files_and_the_way_out() {
+        let reason = Reason::Blocked(Block::BaseConflict {
+            branches: vec!["stream/B".into(), "stream/C".into()],
+            paths: vec!["shared.txt".into()],
+            tips: vec![],
+        });
+        assert_eq!(
+            summary(&reason),
+            "merging its dependencies stream/B and stream/C conflicts in: shared.txt"
+        );
+        let next = next_step("Z", &reason).unwrap();
+        assert!(
+            next.contains("stream/Z") && next.contains("orchestrate start Z"),
+            "{next}"
+        );
+    }
+}
