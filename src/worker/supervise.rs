@@ -76,6 +76,7 @@ pub fn run(
     let marker = me.as_ref().map(Identity::worker_marker);
     let mut worker = Command::new(program);
     worker.args(args);
+    super::env::prepare(&mut worker, |var| std::env::var_os(var));
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }

@@ -3,7 +3,9 @@
 
 mod support;
 
+mod agents;
 mod agreement;
+mod claude;
 mod clean;
 mod config;
 mod dbfaults;

@@ -466,3 +466,42 @@ fn committing_in_a_worktree_needs_each_granted_git_part() {
         assert!(err.to_lowercase().contains("permission"), "{part}: {err}");
     }
 }
+
+/// The real Claude Code CLI (`ORCHESTRATE_TEST_CLAUDE`, against the API stand-in) completes its
+/// stream sandboxed in its own worktree: `task set`, `git add` and `git commit` from its Bash
+/// tool. (Without `--worktrees`, `claude::real_claude_completes_a_stream_through_start` runs it
+/// sandboxed in the project root.)
+#[test]
+fn real_claude_completes_a_stream_sandboxed_in_its_worktree() {
+    let Some(abi) = landlock() else { return };
+    let test = "real_claude_completes_a_stream_sandboxed_in_its_worktree";
+    let Some(bin) = crate::support::api::real_claude(test) else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    let task = env.add_task("Stream-A", "Write the thing", "pending", &[]);
+    let api =
+        crate::support::api::Api::start(crate::support::api::worker_turns(crate::claude::PROTOCOL));
+    let worker = format!(
+        "'{}' -p {{prompt}} --output-format stream-json --verbose --dangerously-skip-permissions",
+        bin.display()
+    );
+    let run = env
+        .cmd(&["start", "--worktrees", "--stagger", "0", "--retries", "0"])
+        .env("ORCHESTRATE_WORKER_CMD", &worker)
+        .envs(crate::support::api::claude_env(&api))
+        .env("ANTHROPIC_API_KEY", crate::claude::API_KEY)
+        .output()
+        .unwrap();
+    let run = crate::support::Run(run).success();
+    assert!(
+        run.stdout().contains("every stream is complete"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(env.status_of(&task), "completed");
+    let log = env.git(&["log", "--format=%s", "stream/Stream-A"]);
+    assert!(log.contains("work of Stream-A"), "{log}");
+    let doc = env.run(&["status", "--json"]).success().json();
+    assert_eq!(doc["streams"][0]["worker"]["sandbox"]["abi"], abi, "{doc}");
+}

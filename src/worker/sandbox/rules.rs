@@ -120,21 +120,22 @@ const DEVICES: [&str; 9] = [
 ];
 
 /// The agent's own state. Claude Code writes `~/.claude`, `~/.claude.json`, and
-/// `/tmp/claude-<uid>/` and `/tmp/cc-socks/` whatever HOME is; the `/tmp` ones are created
-/// here so that it need not create them in the read-only `/tmp`: ours private, the shared one
-/// like `/tmp` itself (every user's agent puts its socket there).
+/// `/tmp/claude-<uid>/` and `/tmp/cc-socks/` whatever HOME is. The folders are created here
+/// when missing (found with the real CLI: at its first start it makes `~/.claude`, which in a
+/// read-only HOME failed every tool call): ours private, the shared socket folder like `/tmp`
+/// itself (every user's agent puts its socket there).
 fn agent_state() -> Result<Vec<(PathBuf, &'static str)>, SandboxError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mut out = Vec::new();
+    let mut dirs = Vec::new();
     if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-        out.push((home.join(".claude"), "agent state"));
+        dirs.push((home.join(".claude"), 0o700));
         out.push((home.join(".claude.json"), "agent state"));
     }
     let tmp = PathBuf::from("/tmp");
-    for (dir, mode) in [
-        (tmp.join(format!("claude-{}", nix::unistd::getuid())), 0o700),
-        (tmp.join("cc-socks"), 0o1777),
-    ] {
+    dirs.push((tmp.join(format!("claude-{}", nix::unistd::getuid())), 0o700));
+    dirs.push((tmp.join("cc-socks"), 0o1777));
+    for (dir, mode) in dirs {
         let err = |source| SandboxError::Folder {
             path: dir.clone(),
             source,

@@ -6,6 +6,8 @@
     reason = "each test module uses a different part of the harness"
 )]
 
+pub mod api;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
