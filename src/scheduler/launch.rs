@@ -190,7 +190,7 @@ impl Scheduler<'_> {
             Ok(plan) => plan,
             // Required but not enforceable here: retrying cannot help either.
             Err(e) => {
-                let (program, detail) = (argv[0].clone(), e.reason());
+                let (program, detail) = (argv[0].clone(), format!("{:?}", Error::from(e)));
                 return abandon(self, Failure::CannotRun { program, detail });
             }
         };

@@ -255,22 +255,6 @@ impl Diagnostic for SandboxError {
     }
 }
 
-impl SandboxError {
-    /// The message, its causes and the hint on one line: a stream's failure reason.
-    pub fn reason(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        if let Some(hint) = self.hint() {
-            text.push_str(&format!("; {hint}"));
-        }
-        text
-    }
-}
-
 impl From<landlock::RulesetError> for SandboxError {
     fn from(e: landlock::RulesetError) -> Self {
         Self::Ruleset(e)
@@ -417,7 +401,9 @@ pub fn wrap_post_create(
 ) -> Result<String, crate::workspace::PrepareFailure> {
     Policy::from_config(config, project)
         .and_then(|policy| policy.wrap_words(project, stream, dir, cmd))
-        .map_err(|e| crate::workspace::PrepareFailure::Failed { detail: e.reason() })
+        .map_err(|e| crate::workspace::PrepareFailure::Failed {
+            detail: format!("{:?}", crate::error::Error::from(e)),
+        })
 }
 
 impl Plan {

@@ -55,7 +55,8 @@ pub fn enter(entry: &Entry, log: &mut dyn Write) -> i32 {
         Ok(()) => exec(entry),
         Err(e) => e,
     };
-    let text = err.reason();
+    // The message, its causes and the hint, on one line.
+    let text = format!("{:?}", crate::error::Error::from(err));
     let _ = writeln!(log, "{MARK} orchestrate: {text}");
     if let Some(pipe) = &mut report {
         let _ = pipe.write_all(text.as_bytes());
