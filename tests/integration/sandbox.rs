@@ -53,9 +53,18 @@ fn hostile_targets(fake: &Fake) -> Vec<PathBuf> {
         root.join(".git/worktrees/sibling/HEAD"),
         state_db(root),
         fake.env.home.join(".bashrc"),
-        // Under /tmp (the test's temp dir), outside the worker's temp dir.
+        // Under /tmp, outside the worker's temp dir: the test's own temp dir, and /tmp itself.
         fake.env.tmp.path().join("outside.txt"),
+        tmp_probe(),
     ]
+}
+
+/// A path directly in /tmp, unique to this test process.
+fn tmp_probe() -> PathBuf {
+    PathBuf::from(format!(
+        "/tmp/orchestrate-sandbox-probe-{}",
+        std::process::id()
+    ))
 }
 
 fn write_probes(fake: &Fake, targets: &[PathBuf]) -> PathBuf {
@@ -97,6 +106,9 @@ fn a_hostile_worker_is_refused_everywhere_but_its_work_succeeds() {
     );
 
     let results = fake.lines("Stream-A", "probes");
+    let escaped = tmp_probe().exists();
+    let _ = std::fs::remove_file(tmp_probe());
+    assert!(!escaped, "the worker wrote directly in /tmp");
     assert_eq!(results.len(), targets.len(), "{results:#?}");
     for (target, result) in targets.iter().zip(&results) {
         assert!(
@@ -284,6 +296,21 @@ fn doctor_reports_the_abi_and_the_mode() {
         .unwrap();
     let off = String::from_utf8_lossy(&off.stdout).into_owned();
     assert!(off.contains("sandbox = \"off\""), "{off}");
+    // Required where it cannot be enforced: a check that blocks a run.
+    let required = env
+        .cmd(&["doctor"])
+        .env("ORCHESTRATE_SANDBOX", "landlock")
+        .env("ORCHESTRATE_LANDLOCK_ABI", "0")
+        .output()
+        .unwrap();
+    let required = crate::support::Run(required).expect_code(1);
+    assert!(
+        required
+            .stdout()
+            .contains("requires Landlock: no worker can start"),
+        "{}",
+        required.stdout()
+    );
 }
 
 #[test]
