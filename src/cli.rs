@@ -131,6 +131,19 @@ pub struct StartArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// A command each stream's work must pass (run by `sh -c` in its worktree after its tasks
+    /// are complete) before dependents start on it; a failure sends the worker back to work.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+
+    /// A spending cap in US dollars for each Claude worker (`claude --max-budget-usd`).
+    #[arg(long, value_name = "USD")]
+    pub max_budget_usd: Option<f64>,
+
+    /// A spending cap for the whole run: at 100 % nothing new starts.
+    #[arg(long, value_name = "USD")]
+    pub run_budget_usd: Option<f64>,
+
     /// Confine each worker with Landlock so it can write only to its own worktree: `auto` where
     /// the kernel supports it, `landlock` or no worker, or `off` [default: auto].
     #[arg(long, value_name = "MODE", value_parser = ["auto", "landlock", "off"])]

@@ -11,7 +11,7 @@ use crate::facts;
 use crate::git::{self, MergeBackPlan};
 use crate::graph::StreamGraph;
 use crate::model::State;
-use crate::taskdb::{SqliteTaskDb, TaskSource};
+use crate::taskdb::{TaskDb, TaskSource};
 use crate::ui::{self, OutputMode, Ui};
 
 /// How often `--watch` probes the database for changes between full redraws.
@@ -45,11 +45,11 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
 }
 
 /// Reads everything the dashboard shows.
-pub fn load(ctx: &Context, db: &mut SqliteTaskDb) -> Result<Dashboard> {
+pub fn load(ctx: &Context, db: &mut TaskDb) -> Result<Dashboard> {
     load_with_graph(ctx, db).map(|(dashboard, _)| dashboard)
 }
 
-fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, StreamGraph)> {
+fn load_with_graph(ctx: &Context, db: &mut TaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
     let facts = facts::gather(&ctx.project, &graph, None)?;
     let model = facts.derive(&graph);
@@ -69,7 +69,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
             Default::default()
         }
     };
-    let dashboard = Dashboard::build(
+    let mut dashboard = Dashboard::build(
         &graph,
         &model,
         &facts,
@@ -78,6 +78,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
         ctx.db.path.clone(),
         warnings,
     );
+    dashboard.source = Some(ctx.db.source(db.kind()));
     Ok((dashboard, graph))
 }
 
@@ -110,7 +111,7 @@ fn merge_back(
 fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let interrupted = ui::interrupt_flag();
     let mut view = ui::status::LiveView::new(ui);
-    let mut db: Option<SqliteTaskDb> = None;
+    let mut db: Option<TaskDb> = None;
     let mut last_draw: Option<Instant> = None;
     while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         if db.is_none() {

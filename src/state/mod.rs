@@ -11,7 +11,7 @@ pub mod time;
 mod verdicts;
 mod worktrees;
 
-pub use store::{Claim, NewWorker, StateStore, WorkerRecord};
+pub use store::{AgentReport, Claim, NewWorker, RowKind, StateStore, WorkerRecord};
 pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;

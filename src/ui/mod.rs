@@ -12,6 +12,7 @@ pub mod run;
 pub mod status;
 pub mod stop;
 pub mod style;
+pub mod tclog;
 
 use std::io::{IsTerminal, Write};
 

@@ -1,4 +1,4 @@
-//! The sandbox: confines a worker (and `post_create`; later `verify`) with the kernel's Landlock
+//! The sandbox: confines a worker (and `post_create` and `verify`) with the kernel's Landlock
 //! LSM so that it and every descendant can write only where its stream's work goes, while
 //! reading and executing everything as before. No container, no root, no `unsafe`.
 //!

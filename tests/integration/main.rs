@@ -23,4 +23,5 @@ mod start;
 mod status;
 mod stop;
 mod task;
+mod tc_store;
 mod worktrees;

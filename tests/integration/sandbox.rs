@@ -532,3 +532,43 @@ fn real_claude_completes_a_stream_sandboxed_in_its_worktree() {
     let doc = env.run(&["status", "--json"]).success().json();
     assert_eq!(doc["streams"][0]["worker"]["sandbox"]["abi"], abi, "{doc}");
 }
+
+#[test]
+fn verify_runs_in_the_workers_sandbox() {
+    let Some(abi) = landlock() else { return };
+    let fake = project();
+    let escape = fake.env.home.join("verify-was-here");
+    let verify = format!("touch verified && touch '{}'", escape.display());
+    let run = fake.run(&[
+        "start",
+        "--worktrees",
+        "--stagger",
+        "0",
+        "--retries",
+        "0",
+        "--verify",
+        &verify,
+    ]);
+    crate::support::Run(run.0).expect_code(6);
+    let worktree = fake.env.root.join(".claude/worktrees/Stream-A");
+    assert!(
+        worktree.join("verified").exists(),
+        "it ran, in the worktree"
+    );
+    assert!(!escape.exists(), "it wrote outside its sandbox");
+    let log = log_of(&fake, "Stream-A");
+    let refused = format!(
+        "touch: cannot touch '{}': Permission denied",
+        escape.display()
+    );
+    assert!(log.contains(&refused), "{log}");
+    let conn = rusqlite::Connection::open(state_db(&fake.env.root)).unwrap();
+    let recorded: String = conn
+        .query_row(
+            "SELECT sandbox FROM workers WHERE kind = 'verify'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, format!("landlock {abi}"));
+}
