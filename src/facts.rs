@@ -172,13 +172,15 @@ fn verdict_word(v: &Verdict) -> &'static str {
 }
 
 /// Whether the stream's work passed its verify command since its worker last ended: only a
-/// verification recorded after the latest worker row, that exited 0, counts.
+/// verification recorded after the latest worker row, that exited 0, counts. A stream no
+/// worker of ours worked on is not verified.
 pub fn verify_fact(
     required: bool,
     worker: Option<&WorkerRecord>,
     check: Option<&WorkerRecord>,
 ) -> VerifyFact {
-    if !required {
+    // Verification applies to the work of a worker of ours that finished its tasks.
+    if !required || worker.is_none() {
         return VerifyFact::NotRequired;
     }
     let passed =

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::{
-    Actions, Mode, Model, Observed, Park, Reason, State, StreamView, Verdict, VerifyFact, Wait,
-    WorkerFact,
+    Actions, Failure, Mode, Model, Observed, Park, Reason, State, StreamView, Verdict, VerifyFact,
+    Wait, WorkerFact,
 };
 use crate::graph::{Stream, StreamGraph};
 
@@ -88,6 +88,12 @@ fn judge(
             Some(wait) => wait,
             None => held(mode, hold, Some(Reason::VerifyFailed(verify.clone()))),
         }
+    } else if let Some(Verdict::Failed {
+        failure: failure @ Failure::VerifyFailed { .. },
+    }) = verdict
+    {
+        // Its tasks are complete, but its work never passed: failed, whatever the tasks say.
+        (State::Failed, Some(Reason::Failed(failure.clone())))
     } else if counts.is_complete() {
         (State::Complete, None)
     } else if let Some(Verdict::Failed { failure }) = verdict {
@@ -122,7 +128,13 @@ fn judge(
     let done = counts.is_complete()
         && !matches!(
             verdict,
-            Some(Verdict::Attention { .. } | Verdict::VerifyFailed { .. })
+            Some(
+                Verdict::Attention { .. }
+                    | Verdict::VerifyFailed { .. }
+                    | Verdict::Failed {
+                        failure: Failure::VerifyFailed { .. }
+                    }
+            )
         )
         && !verify_pending
         && obs.worker != WorkerFact::Verifying
@@ -319,6 +331,15 @@ mod tests {
                 output_lines: vec!["test x ... FAILED".into()],
                 attempts: 1,
             },
+        }
+    }
+
+    fn verify_gave_up() -> Verdict {
+        let Verdict::VerifyFailed { verify } = verify_failed() else {
+            unreachable!()
+        };
+        Verdict::Failed {
+            failure: Failure::VerifyFailed { verify },
         }
     }
 
@@ -592,6 +613,7 @@ mod tests {
                 Just(Some(parked(NOW + 60, false))),
                 Just(Some(parked(NOW - 60, true))),
                 Just(Some(verify_failed())),
+                Just(Some(verify_gave_up())),
             ]
         }
 

@@ -527,6 +527,27 @@ impl<'a> Scheduler<'a> {
             let model = self.model();
             self.report_news(&model);
             self.track_hold(&model);
+            // Work an earlier `start` left unverified (it ended before the check ran).
+            let owed: Vec<String> = model
+                .views()
+                .iter()
+                .filter(|v| v.state == State::Complete && v.verify_pending && self.selected(&v.id))
+                .filter(|v| {
+                    matches!(
+                        self.runs.get(&v.id).map(|r| &r.slot),
+                        Some(Slot::Idle) | None
+                    )
+                })
+                .map(|v| v.id.clone())
+                .collect();
+            let mut started = false;
+            for stream in owed {
+                self.verify_owed(&stream)?;
+                started |= !matches!(self.run_of(&stream).slot, Slot::Idle);
+            }
+            if started {
+                continue;
+            }
             // Streams back from a park or a failed verification go first: they hold work
             // in progress.
             let Some(stream) = model

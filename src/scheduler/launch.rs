@@ -260,6 +260,10 @@ impl Scheduler<'_> {
                 let warned = self.warned();
                 let run = self.run_of(stream_id);
                 run.fresh_next = false;
+                // New work: whatever passed before must pass again.
+                if run.verify_cmd.is_some() {
+                    run.verify = crate::model::VerifyFact::Pending;
+                }
                 run.launched_while_warned = warned;
                 run.slot = Slot::Running(Box::new(Running {
                     record,

@@ -20,6 +20,7 @@ use crate::proc::identity_of;
 use crate::state::{Claim, NewWorker, RowKind, WorkerRecord};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
+use crate::workspace::Placement;
 
 /// Lines of a failed verification's output kept for the verdict and the resumed worker.
 const OUTPUT_LINES: usize = 30;
@@ -30,26 +31,66 @@ impl Scheduler<'_> {
     /// After a worker finished its stream's tasks: starts the verify command if one applies
     /// and has not passed since.
     pub(super) fn maybe_verify(&mut self, stream: &str, exited: &Exited) -> Result<()> {
+        self.verify_work(stream, exited.attempt, &exited.log, &exited.placement)
+    }
+
+    /// Starts the verification a finished worker's work is owed (one of an earlier `start`
+    /// that ended before it ran it): from the stream's latest worker row.
+    pub(super) fn verify_owed(&mut self, stream: &str) -> Result<()> {
+        let Some(rec) = self
+            .store
+            .latest_workers()?
+            .into_iter()
+            .find(|w| w.stream == stream)
+        else {
+            return Ok(());
+        };
+        let placement = Placement {
+            dir: rec
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.settings.project.root.clone()),
+            branch: rec.branch.clone(),
+            base: rec.base.clone(),
+            notes: Vec::new(),
+        };
+        self.verify_work(stream, rec.attempt, &rec.log_path, &placement)
+    }
+
+    fn verify_work(
+        &mut self,
+        stream: &str,
+        attempt: u32,
+        log: &Path,
+        placement: &Placement,
+    ) -> Result<()> {
         let run = self.run_of(stream);
         let Some(command) = run.verify_cmd.clone() else {
+            run.verify = VerifyFact::NotRequired;
             return Ok(());
         };
         run.verify = VerifyFact::Pending;
         let new = NewWorker {
             stream,
-            attempt: exited.attempt,
-            log_path: &exited.log,
-            log_offset: std::fs::metadata(&exited.log).map_or(0, |m| m.len()),
+            attempt,
+            log_path: log,
+            log_offset: std::fs::metadata(log).map_or(0, |m| m.len()),
             kind: RowKind::Verify,
             command: &command,
-            dir: &exited.placement.dir,
-            branch: exited.placement.branch.as_deref(),
-            base: exited.placement.base.as_deref(),
+            dir: &placement.dir,
+            branch: placement.branch.as_deref(),
+            base: placement.base.as_deref(),
         };
         let record = match self.store.claim(&new, &self.me)? {
             Claim::Granted(id) => id,
-            // Another `start` runs something for this stream right now: let it.
-            Claim::Taken(_) => return Ok(()),
+            // Another `start` runs something for this stream right now: watch it.
+            Claim::Taken(rec) => {
+                match rec.kind {
+                    RowKind::Verify => self.watch_adopted_verify(*rec),
+                    RowKind::Worker => self.watch_adopted(*rec),
+                }
+                return Ok(());
+            }
         };
         match self.spawn_verify(stream, record, &command, &new) {
             Ok(slot) => {
@@ -62,7 +103,7 @@ impl Scheduler<'_> {
                     command,
                     exit: Some(ExitStatus::Code { code: 127 }),
                     output_lines: vec![format!("{e:?}")],
-                    attempts: exited.attempt,
+                    attempts: attempt,
                 };
                 self.fail(stream, Failure::VerifyFailed { verify })
             }

@@ -13,6 +13,7 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod parking;
 mod private_files;
 mod prompts;
 mod reliability_data;
