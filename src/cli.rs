@@ -163,7 +163,7 @@ pub struct StatusArgs {
     )]
     pub watch: Option<Duration>,
 
-    /// Print one JSON document (format version 1, see docs/status-json.md).
+    /// Print one JSON document (format version 2, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
 }

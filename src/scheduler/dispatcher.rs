@@ -477,6 +477,8 @@ impl<'a> Scheduler<'a> {
         self.reporter.event(Event::Adopted {
             stream: &rec.stream,
             pid: identity.pid,
+            attempt: rec.attempt,
+            started_at: &rec.started_at,
         });
         let dir = rec
             .dir
