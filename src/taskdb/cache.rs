@@ -21,7 +21,8 @@
 //! What that cannot see is a change that leaves `updated_at` behind (a hand-made `UPDATE`, an
 //! archival, a deleted row, a change to tc's `streams`, `prds` or `task_dependencies`): a full
 //! read replaces the whole cache at least every [`RESYNC_MIN`] while the database changes, and
-//! no more often than keeps it under 1/[`RESYNC_FACTOR`] of the reader's time. A worker's exit
+//! no more often than keeps it under 1/[`RESYNC_FACTOR`] of the reader's time. A read owed when
+//! the writes stop is still made: `has_changed` says so once it falls due. A worker's exit
 //! is judged on a re-read of its stream's own rows ([`super::TaskDb::reread`]), so a hand-made
 //! completion is never missed there.
 //!
@@ -229,6 +230,9 @@ pub(crate) struct Cache {
     /// When the last full read ended, and what it cost.
     pub full_at: Instant,
     pub full_cost: Duration,
+    /// The database changed since the last full read (a refresh read only its window): a
+    /// full read is owed, even if nothing is written again.
+    pub unsynced: bool,
 }
 
 impl Cache {
@@ -236,6 +240,12 @@ impl Cache {
     /// at least `min` old, and at least [`RESYNC_FACTOR`] times its own cost.
     pub fn resync_due(&self, min: Duration) -> bool {
         self.full_at.elapsed() >= min.max(self.full_cost.saturating_mul(RESYNC_FACTOR))
+    }
+
+    /// Whether a refresh that sees `version` must read in full: something changed since the
+    /// last full read and one is due.
+    pub fn full_due(&self, version: i64, min: Duration) -> bool {
+        (self.version != version || self.unsynced) && self.resync_due(min)
     }
 
     /// The lower bound on `updated_at` of the rows a refresh looks at.

@@ -375,12 +375,14 @@ impl TaskDb {
         let reader = self.store.reader();
         let mut changes = None;
         if let Some(c) = self.cache.as_mut()
-            && !(c.version != version && c.resync_due(self.resync_min))
+            && !c.full_due(version, self.resync_min)
             && reader.partial_ok(&c.marks)
         {
             let mut keys: Vec<Key> = streams.iter().cloned().map(Key::Stream).collect();
             if c.version != version {
                 keys.extend(recent(reader, &tx, c)?);
+                // What the window cannot see waits for the next full read, due or not.
+                c.unsynced = true;
             }
             changes = fold_again(reader, &tx, c, &mut self.view, keys)?;
         }
@@ -484,6 +486,7 @@ fn full_read(
         stamp: newest.as_deref().and_then(Stamp::of),
         full_at: Instant::now(),
         full_cost: started.elapsed(),
+        unsynced: false,
     });
     Ok(changes)
 }
@@ -523,7 +526,12 @@ impl TaskSource for TaskDb {
             })?;
         let changed = self.data_version != Some(version);
         self.data_version = Some(version);
-        Ok(changed)
+        // A full read that fell due since the last refresh may find what no window could.
+        let due = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.unsynced && c.resync_due(self.resync_min));
+        Ok(changed || due)
     }
 
     fn tasks(&mut self, stream: Option<&str>) -> Result<Vec<Task>, TaskDbError> {

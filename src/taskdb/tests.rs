@@ -668,3 +668,38 @@ fn a_row_stamped_before_the_last_read_but_committed_after_is_seen() {
         assert_eq!(inc.view().streams[0].counts.completed, 1, "{kind:?}");
     }
 }
+
+/// A write no `updated_at` reveals (tc: a stream paused), seen by a refresh that read only what
+/// changed: once a full read is due it shows, and the probe says so, even if nothing is written
+/// after it (a quiet database once kept the old view for ever).
+#[test]
+fn a_hidden_write_shows_once_a_full_read_is_due_without_another_write() {
+    let db = Db::new(Kind::Tc);
+    let id = db.pick(0).unwrap();
+    let mut inc = reader(&db.path);
+    inc.refresh().unwrap();
+    assert!(inc.has_changed().unwrap());
+    assert!(!inc.view().streams[0].paused);
+    db.conn
+        .execute("UPDATE streams SET status = 'paused'", [])
+        .unwrap();
+    db.update(&id, "status", &"in_progress", true);
+    assert!(inc.has_changed().unwrap());
+    inc.refresh().unwrap();
+    assert_eq!(inc.view().streams[0].counts.in_progress, 1);
+    // Nothing more is written; a full read falls due (once 50 times its own cost has passed).
+    inc.set_resync_min(Duration::ZERO);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !inc.has_changed().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never asked for the due read"
+        );
+    }
+    let changes = inc.refresh().unwrap();
+    assert!(changes.streams.contains("A"), "{changes:?}");
+    assert!(inc.view().streams[0].paused);
+    assert_eq!(inc.view(), &db.full());
+    // And then it is quiet again.
+    assert!(!inc.has_changed().unwrap());
+}
