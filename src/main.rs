@@ -3,6 +3,8 @@
 use clap::Parser;
 
 fn main() {
+    // A shell asking for completions (`orchestrate completions`) is answered and exits here.
+    orchestrate::cli::complete_from_env();
     let cli = orchestrate::cli::Cli::parse();
     let ui = orchestrate::ui::Ui::new(&cli.global);
     orchestrate::ui::init_tracing(&cli.global, &ui);

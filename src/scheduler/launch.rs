@@ -56,6 +56,10 @@ impl Scheduler<'_> {
             }
         };
         self.run_of(stream_id).slot = Slot::Preparing;
+        self.reporter.event(Event::Preparing {
+            stream: stream_id,
+            attempt,
+        });
         let prepared = {
             let workspaces = self.workspaces.clone();
             let (stream, graph) = (stream.clone(), self.graph.clone());

@@ -4,10 +4,14 @@
 //! from the terminal, `CI`, `TERM` and the flags ([`OutputMode::resolve`]), so it can be tested.
 
 pub mod clean;
+pub mod events;
+pub mod graph;
 pub mod mergeback;
 pub mod plan;
 pub mod progress;
 pub mod reason;
+pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod status;
 pub mod stop;

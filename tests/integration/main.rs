@@ -17,6 +17,7 @@ mod private_files;
 mod prompts;
 mod reliability_data;
 mod reliability_procs;
+mod see;
 mod setup;
 mod start;
 mod status;
