@@ -67,82 +67,100 @@ fn headline(graph: &StreamGraph, model: &Model) -> String {
 }
 
 /// The terminal form: levels in order; per stream its state, tasks done, name and the streams
-/// it comes after (`← A, B`), and the reason when it needs one. Fits `width` columns: a long
-/// name is cut, and the edges go on their own line when the row would not fit.
+/// it comes after (`← A, B`), and the reason when it needs one. Columns are aligned across
+/// levels and fit `width`: a long name is cut, and the edges go on their own line when the row
+/// would not fit.
 pub fn render_text(graph: &StreamGraph, model: &Model, palette: &Palette, width: usize) -> String {
     let mut out = format!("{}\n", headline(graph, model));
-    let id_w = graph
+    let rows: Vec<Row> = graph
         .streams()
         .iter()
-        .map(|s| p(s.id()).chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(24);
-    let state_w = State::ALL
-        .iter()
-        .map(|s| s.as_str().len())
-        .max()
-        .unwrap_or(0);
+        .filter_map(|s| Row::of(s, model))
+        .collect();
+    let widest = |f: &dyn Fn(&Row) -> usize| rows.iter().map(f).max().unwrap_or(0);
+    let id_w = widest(&|r| r.id.chars().count()).min(24);
+    let state_w = widest(&|r| r.state.as_str().len());
+    let tasks_w = widest(&|r| r.tasks.len());
+    let edges_w = widest(&|r| r.edges.chars().count());
+    // "  ● ID  STATE  TASKS  NAME  EDGES"
+    let fixed = 4 + id_w + 2 + state_w + 2 + tasks_w + 2;
+    let name_w = widest(&|r| r.name.chars().count())
+        .min(width.saturating_sub(fixed + 2 + edges_w))
+        .max(12);
     for (depth, streams) in graph.levels() {
         let _ = writeln!(out, "{}", palette.bold(&format!("level {depth}")));
         for s in streams {
-            let Some(view) = model.get(s.id()) else {
+            let Some(row) = rows.iter().find(|r| r.key == s.id()) else {
                 continue;
             };
-            let counts = s.record.counts;
-            let tasks = format!("{}/{}", counts.completed + counts.cancelled, counts.total);
-            let head_w = 4 + id_w + 2 + state_w + 2 + 7;
-            let name = p(&s.record.name);
-            let name = if name != p(s.id()) {
-                name.into_owned()
-            } else {
-                String::new()
-            };
-            let edges = if s.dependencies.is_empty() {
-                String::new()
-            } else {
-                let deps: Vec<String> = s.dependencies.iter().map(|d| p(d).into_owned()).collect();
-                format!("← {}", deps.join(", "))
-            };
-            let room = width.saturating_sub(head_w + 2);
-            let name_w = room.saturating_sub(if edges.is_empty() {
-                0
-            } else {
-                edges.chars().count() + 2
-            });
-            let inline = !edges.is_empty() && name_w >= name.chars().count().min(12);
-            let name = cut(&name, if inline { name_w } else { room });
-            let dot = paint_state(palette, view.state, "●");
-            let state = paint_state(palette, view.state, view.state.as_str());
-            let pad = state_w - view.state.as_str().len();
-            let mut row = format!(
-                "  {dot} {}  {state}{}  {tasks:>7}  {name}",
-                cut(&p(s.id()), id_w),
-                " ".repeat(pad)
+            let dot = paint_state(palette, row.state, "●");
+            let state = paint_state(palette, row.state, row.state.as_str());
+            let mut line = format!(
+                "  {dot} {}  {state}{}  {:>tasks_w$}  {}",
+                cut(&row.id, id_w),
+                " ".repeat(state_w - row.state.as_str().len()),
+                row.tasks,
+                cut(&row.name, name_w),
             );
-            if inline {
-                let used = head_w + 2 + name.chars().count();
-                let gap = width
-                    .saturating_sub(used + edges.chars().count())
-                    .clamp(2, 4);
-                let _ = write!(row, "{}{}", " ".repeat(gap), palette.dim(&edges));
+            let inline = fixed + name_w + 2 + row.edges.chars().count() <= width;
+            if inline && !row.edges.is_empty() {
+                let _ = write!(line, "  {}", palette.dim(&row.edges));
             }
-            let _ = writeln!(out, "{}", row.trim_end());
-            if !inline && !edges.is_empty() {
-                for line in wrap(&edges, width.saturating_sub(6).max(20)) {
-                    let _ = writeln!(out, "      {}", palette.dim(&line));
+            let _ = writeln!(out, "{}", line.trim_end());
+            if !inline && !row.edges.is_empty() {
+                for part in wrap(&row.edges, width.saturating_sub(6).max(20)) {
+                    let _ = writeln!(out, "      {}", palette.dim(&part));
                 }
             }
-            if let Some(reason) = view
-                .reason
-                .as_ref()
-                .filter(|_| !matches!(view.state, State::Waiting | State::Ready | State::Running))
-            {
-                let _ = writeln!(out, "      {}", super::reason::summary(reason));
+            if let Some(reason) = &row.reason {
+                super::report::push_wrapped(&mut out, reason, width, "      ");
             }
         }
     }
     out
+}
+
+/// One stream's cells, escaped.
+struct Row {
+    key: String,
+    id: String,
+    state: State,
+    tasks: String,
+    /// Empty when it is the id.
+    name: String,
+    /// `← A, B`, or empty.
+    edges: String,
+    /// Why, when the state needs one (failed, blocked, skipped, …).
+    reason: Option<String>,
+}
+
+impl Row {
+    fn of(s: &crate::graph::Stream, model: &Model) -> Option<Self> {
+        let view = model.get(s.id())?;
+        let counts = s.record.counts;
+        let deps: Vec<String> = s.dependencies.iter().map(|d| p(d).into_owned()).collect();
+        Some(Self {
+            key: s.id().to_string(),
+            id: p(s.id()).into_owned(),
+            state: view.state,
+            tasks: format!("{}/{}", counts.completed + counts.cancelled, counts.total),
+            name: if s.record.name == s.record.id {
+                String::new()
+            } else {
+                p(&s.record.name).into_owned()
+            },
+            edges: if deps.is_empty() {
+                String::new()
+            } else {
+                format!("← {}", deps.join(", "))
+            },
+            reason: view
+                .reason
+                .as_ref()
+                .filter(|_| !matches!(view.state, State::Waiting | State::Ready | State::Running))
+                .map(super::reason::summary),
+        })
+    }
 }
 
 /// `text` cut to `width` columns with `…`, padded to it.

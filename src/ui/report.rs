@@ -9,6 +9,9 @@ use super::{Palette, printable as p};
 use crate::model::Reason;
 use crate::timeline::{Attempt, CriticalLink, SpanKind, StreamTimeline, Timeline, state_of};
 
+/// A wait shorter than this is the dispatcher's own turn, not worth a word.
+const NOTABLE_MS: i64 = 50;
+
 /// The columns to draw in: the terminal's when stdout is one, else `COLUMNS`, else 80.
 pub fn terminal_width() -> usize {
     use std::io::IsTerminal;
@@ -336,7 +339,8 @@ pub(super) fn link_line(link: &CriticalLink, t: &Timeline) -> String {
             duration(waited)
         ),
     };
-    if link.ready_ms > 0 {
+    // A few milliseconds of "ready" are the dispatcher's own turn, not a wait worth saying.
+    if link.ready_ms >= NOTABLE_MS {
         let _ = write!(
             text,
             " ({} of it ready, waiting for a slot or the stagger)",
@@ -352,7 +356,7 @@ pub(super) fn link_line(link: &CriticalLink, t: &Timeline) -> String {
         if link.attempts == 1 { "" } else { "s" }
     );
     let other = link.finished_ms - link.started_ms - link.preparing_ms - link.worked_ms;
-    if other > 0 {
+    if other >= NOTABLE_MS {
         let _ = write!(text, "; {} in other states", duration(other));
     }
     text
@@ -377,9 +381,12 @@ pub(super) fn bounded_by(path: &[CriticalLink]) -> String {
         (other, "other states (retries, parked, verifying)"),
     ];
     parts.sort_by_key(|p| std::cmp::Reverse(p.0));
+    // The largest part, and every other that is at least 1% of the path.
     let words: Vec<String> = parts
         .iter()
-        .filter(|(ms, _)| *ms > 0)
+        .enumerate()
+        .filter(|(i, (ms, _))| *i == 0 || *ms * 100 >= total)
+        .map(|(_, part)| part)
         .map(|(ms, what)| format!("{what} {} ({}%)", duration(*ms), ms * 100 / total))
         .collect();
     format!("bounded by: {}", words.join(", "))
@@ -425,7 +432,7 @@ fn table(out: &mut String, t: &Timeline, palette: &Palette, name_w: usize, width
 
 /// `text` as lines of at most `width` columns, broken at spaces, each after `indent` (and
 /// a further two spaces after the first).
-fn push_wrapped(out: &mut String, text: &str, width: usize, indent: &str) {
+pub(super) fn push_wrapped(out: &mut String, text: &str, width: usize, indent: &str) {
     let room = width.saturating_sub(indent.len() + 2).max(30);
     let mut line = String::new();
     let mut first = true;

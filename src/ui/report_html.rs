@@ -315,7 +315,7 @@ fn legend(out: &mut String) {
             "<span><i style=\"background:{colour}\"></i>{what}</span>"
         );
     }
-    out.push_str("<span>★ critical path (dashed: the handoff)</span></p>\n");
+    out.push_str("<span>★ critical path: its bars outlined, each handoff dashed</span></p>\n");
 }
 
 fn critical(out: &mut String, t: &Timeline) {

@@ -600,3 +600,56 @@ fn help_works_for_itself_and_nested_commands() {
     );
     env.run(&["help", "nope"]).expect_code(2);
 }
+
+// ---------------------------------------------------------------- newcomer hints
+
+/// Before `init` the guide is not in the project: the hint says how to get it, and where.
+#[test]
+fn the_no_streams_hint_says_where_the_guide_is() {
+    let mut env = TestEnv::new();
+    env.add_task_raw("plain task", "pending", Some("{}"));
+    let before = env.run(&["status"]).expect_code(4).stderr();
+    assert!(
+        before.contains(
+            "`orchestrate init` installs it as .claude/orchestrator/ORCHESTRATION_GUIDE.md"
+        ),
+        "{before}"
+    );
+    env.run(&["init"]).success();
+    let after = env.run(&["status"]).expect_code(4).stderr();
+    let guide = env.root.join(".claude/orchestrator/ORCHESTRATION_GUIDE.md");
+    assert!(
+        after.contains(&format!("see {}", guide.display())),
+        "{after}"
+    );
+}
+
+/// `init` says what to commit: the slash command and the config are meant to be shared.
+#[test]
+fn init_says_what_to_commit() {
+    let env = TestEnv::new();
+    let out = env.run(&["init"]).success().stdout();
+    let add = [
+        ".claude/commands/orchestrate.md",
+        ".claude/orchestrator/",
+        "watch-status",
+    ];
+    assert!(
+        out.contains("git add .claude/commands/orchestrate.md .claude/orchestrator/ watch-status"),
+        "{out}"
+    );
+    // What it says to add covers exactly what git sees as new (runtime folders are excluded).
+    let status = env.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.is_empty());
+    for line in status.lines() {
+        let path = line[3..].trim();
+        assert!(
+            add.iter().any(|a| path.starts_with(a)),
+            "git shows {path}, which init does not name:\n{out}"
+        );
+        assert!(
+            !path.contains("/state/") && !path.contains("/logs/"),
+            "{path}"
+        );
+    }
+}
