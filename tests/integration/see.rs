@@ -653,3 +653,45 @@ fn init_says_what_to_commit() {
         );
     }
 }
+
+/// `start` SIGKILLed mid-run leaves a run with no end that `report` still reads; the next
+/// `start` adopts the live worker, and its run shows the adopted attempt.
+#[test]
+fn a_killed_start_leaves_a_readable_run_and_the_next_one_adopts() {
+    let mut fake = diamond();
+    let gate = fake.env.tmp.path().join("gate");
+    fake.set("WAIT_FOR", Some("Stream-A"), gate.to_str().unwrap());
+    let mut first = fake.spawn(&["start", "--stagger", "0"], "first");
+    crate::support::wait_for("Stream-A's worker", crate::start::LONG, || {
+        fake.marker("Stream-A", "started").exists()
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let text = fake.env.run(&["report"]).success().stdout();
+    assert!(text.contains("not ended"), "{text}");
+    let doc = fake.env.run(&["report", "--json"]).success().json();
+    let a = &doc["streams"][0];
+    assert_eq!(a["id"], "Stream-A");
+    assert!(a["attempts"][0]["to_ms"].is_null(), "{a}");
+
+    std::fs::write(&gate, "go").unwrap();
+    fake.run(&["start", "--stagger", "0"]).success();
+    let doc = fake.env.run(&["report", "--json"]).success().json();
+    assert_eq!(doc["run"], 2);
+    assert_eq!(doc["exit_code"], 0);
+    let a = &doc["streams"][0];
+    assert_eq!(a["attempts"][0]["adopted"], true, "{a}");
+    assert!(a["attempts"][0]["to_ms"].is_i64(), "{a}");
+    assert_eq!(doc["critical_path"][0]["stream"], "Stream-A", "{doc}");
+    assert_eq!(
+        doc["totals"]["outcomes"][0],
+        serde_json::json!(["complete", 4])
+    );
+    // The first run is still there, unfinished.
+    let first = fake
+        .env
+        .run(&["report", "--run", "1", "--json"])
+        .success()
+        .json();
+    assert!(first["ended_at"].is_null(), "{first}");
+}
