@@ -31,7 +31,7 @@ esac
 step "Building orchestrate ($profile)"
 if [ -z "${ORCHESTRATE_BIN:-}" ]; then
     # cargo shows its progress: a first build compiles libgit2 and SQLite from source.
-    echo "A first build takes about 2-3 minutes on a 2-core machine (longer on a busy one); later builds take seconds."
+    echo "A first build compiles libgit2 and SQLite from source: minutes on a 2-core machine (up to half an hour on a busy one); later builds take seconds."
     (cd "$repo" && cargo build "${cargo_profile[@]}" --bin orchestrate)
     ORCHESTRATE_BIN="${CARGO_TARGET_DIR:-$repo/target}/$target_sub/orchestrate"
 fi

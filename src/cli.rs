@@ -159,6 +159,19 @@ pub struct StartArgs {
     /// there (format version 1, see docs/start-json.md); the summary goes to stderr.
     #[arg(long, conflicts_with = "dry_run")]
     pub json: bool,
+
+    /// A command each stream's work must pass (run by `sh -c` in its worktree after its tasks
+    /// are complete) before dependents start on it; a failure sends the worker back to work.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+
+    /// A spending cap in US dollars for each Claude worker (`claude --max-budget-usd`).
+    #[arg(long, value_name = "USD")]
+    pub max_budget_usd: Option<f64>,
+
+    /// A spending cap for the whole run: at 100 % nothing new starts.
+    #[arg(long, value_name = "USD")]
+    pub run_budget_usd: Option<f64>,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.
@@ -175,7 +188,7 @@ pub struct StatusArgs {
     )]
     pub watch: Option<Duration>,
 
-    /// Print one JSON document (format version 1, see docs/status-json.md).
+    /// Print one JSON document (format version 2, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
 }

@@ -391,6 +391,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            verify: None,
             paused: false,
         }
     }
@@ -531,6 +532,7 @@ mod properties {
                         phase: None,
                         worktree_path: None,
                         branch_name: None,
+                        verify: None,
                         paused: false,
                     })
                     .collect(),

@@ -597,6 +597,7 @@ fn check_state(path: &Path) -> Check {
 }
 
 fn render(checks: &[Check], ui: &Ui) -> String {
+    use crate::ui::printable_lines as esc;
     let p = &ui.out;
     let width = checks.iter().map(|c| c.title.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -606,12 +607,13 @@ fn render(checks: &[Check], ui: &Ui) -> String {
             Level::Warn => p.caution("!"),
             Level::Fail => p.bad("✗"),
         };
-        // Continuation lines start under the first line's text.
+        // Details and fixes quote paths, commands and file contents: escaped, line breaks
+        // kept, and continuation lines start under the first line's text.
         let indent = " ".repeat(2 + width + 2);
         out.push_str(&format!(
             "{mark} {:width$}  {}\n",
-            check.title,
-            check.detail.replace('\n', &format!("\n{indent}")),
+            esc(check.title),
+            esc(&check.detail).replace('\n', &format!("\n{indent}")),
             width = width
         ));
         if let Some(fix) = &check.fix {
@@ -622,7 +624,7 @@ fn render(checks: &[Check], ui: &Ui) -> String {
                 "  {:width$}  {} {}\n",
                 "",
                 p.hint("fix:"),
-                fix.replace('\n', &format!("\n{indent}"))
+                esc(fix).replace('\n', &format!("\n{indent}"))
             ));
         }
     }

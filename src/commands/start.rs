@@ -36,7 +36,11 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     let mut config = Config::load(&ctx.project)?;
     config.apply(&overrides(args))?;
     let worktrees = config.worktrees;
-    let mode = Mode { worktrees };
+    let mode = Mode {
+        worktrees,
+        now: crate::state::time::now_unix(),
+        budget_reached: false,
+    };
     let selection = (!args.streams.is_empty()).then(|| {
         args.streams
             .iter()
@@ -57,6 +61,16 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         retries: config.retries,
         worktree_mode: worktrees,
         selection,
+        verify: config.verify.clone(),
+        verify_timeout: config.verify_timeout,
+        max_budget_usd: config.max_budget_usd,
+        run_budget_usd: config.run_budget_usd,
+        backoff_min: config.backoff_min,
+        resume: config.resume,
+        resume_template: prompt::load_template_or(
+            &ctx.project.orchestrator_dir().join("worker-resume.md"),
+            prompt::DEFAULT_RESUME_TEMPLATE,
+        ),
     };
     // A command that cannot run safely is refused before anything runs, plan included.
     WorkerCommand::parse(&settings.worker_cmd)?;
@@ -105,20 +119,30 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
             store.clear_verdict(&stream)?;
         }
     }
-    store.set_run_mode(worktrees)?;
+    store.set_run_mode(
+        worktrees,
+        settings.verify.as_deref(),
+        settings.run_budget_usd,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
     // The run's timeline goes to the state store (`orchestrate report`); the live view is the
-    // bars or lines, or with --json one JSON object per event on stdout.
+    // board (bars or lines), or with --json one JSON object per event on stdout.
     let selection: Option<Vec<String>> = settings
         .selection
         .as_ref()
         .map(|s| s.iter().cloned().collect());
     let recording = Recording::begin(&ctx.project.state_db(), worktrees, selection.as_deref());
     let mut json = args.json.then(|| JsonEvents::new(recording.start_entry()));
-    let mut view = (!args.json).then(|| RunView::new(ui));
+    // The board's first line names the store as `status` does.
+    let source = crate::ui::board::source_line(
+        ctx.db.workspace.as_deref(),
+        &ctx.db.path,
+        Some(&ctx.db.source(db.kind())),
+    );
+    let mut view = (!args.json).then(|| RunView::new(ui, source));
     let inner: &mut dyn Reporter = match (json.as_mut(), view.as_mut()) {
         (Some(json), _) => json,
         (None, Some(view)) => view,
@@ -138,16 +162,24 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     };
     // Do not wait for the per-worker wait tasks: the workers outlive us by design.
     runtime.shutdown_background();
-    let end = end?;
-    let code = match end {
+    let code_of = |end: &RunEnd| match end {
         RunEnd::Complete { .. } => exit_codes::OK,
         RunEnd::Incomplete(_) => exit_codes::INCOMPLETE,
         RunEnd::Interrupted(_) => exit_codes::INTERRUPTED,
     };
-    let run_id = history.finish(&end, code);
+    // A run the scheduler could not finish keeps no end: `report` shows it unended.
+    let run_id = match &end {
+        Ok((end, _)) => history.finish(end, code_of(end)),
+        Err(_) => {
+            drop(history);
+            None
+        }
+    };
     if let Some(view) = view {
         view.finish();
     }
+    let (end, stats) = end?;
+    let code = code_of(&end);
     // With --json stdout holds the events alone: the words go to stderr.
     let say = |text: &str| match (&json, &end) {
         (None, RunEnd::Complete { .. } | RunEnd::Incomplete(_)) => ui.print(text),
@@ -155,6 +187,9 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         _ => ui.info(text),
     };
     say(&crate::ui::run::render_end(&end));
+    if let Some(line) = crate::ui::run::render_stats(&stats) {
+        say(&line);
+    }
     if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
         merge_back_hints(&ctx, ui, json.is_some());
     }
@@ -180,6 +215,9 @@ fn overrides(args: &StartArgs) -> Overrides {
         stagger: args.stagger,
         retries: args.retries,
         worktrees,
+        verify: args.verify.clone(),
+        max_budget_usd: args.max_budget_usd,
+        run_budget_usd: args.run_budget_usd,
         ..Overrides::default()
     }
 }

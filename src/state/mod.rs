@@ -13,7 +13,7 @@ mod verdicts;
 mod worktrees;
 
 pub use history::{RunEvent, RunRow};
-pub use store::{Claim, NewWorker, StateStore, WorkerRecord};
+pub use store::{AgentReport, Claim, NewWorker, RowKind, StateStore, WorkerRecord};
 pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;

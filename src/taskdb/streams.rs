@@ -26,6 +26,9 @@ pub(crate) struct StreamMeta<'a> {
     pub worktree_path: Option<Cow<'a, str>>,
     #[serde(rename = "branchName", borrow, default)]
     pub branch_name: Option<Cow<'a, str>>,
+    /// The command this stream's work must pass before dependents start on it.
+    #[serde(borrow, default)]
+    pub verify: Option<Cow<'a, str>>,
     /// tc has no `blocked_reason` column: `orchestrate task set` keeps the reason here.
     #[serde(rename = "blockedReason", borrow, default)]
     pub blocked_reason: Option<Cow<'a, str>>,
@@ -36,6 +39,10 @@ pub(crate) struct StreamMeta<'a> {
 }
 
 /// What a row's metadata text turned out to be.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one lives on the stack per row read; boxing it would allocate once per task"
+)]
 pub(crate) enum Parsed<'a> {
     Meta(StreamMeta<'a>),
     /// Valid JSON but not an object (`[]`, a string): not a stream task, not a problem.
@@ -106,6 +113,7 @@ fn empty_record(id: &str) -> StreamRecord {
         phase: None,
         worktree_path: None,
         branch_name: None,
+        verify: None,
         paused: false,
     }
 }
@@ -140,6 +148,7 @@ impl StreamAccumulator {
         keep(&mut record.phase, meta.stream_phase);
         keep(&mut record.worktree_path, meta.worktree_path);
         keep(&mut record.branch_name, meta.branch_name);
+        keep(&mut record.verify, meta.verify);
         for dep in meta
             .dependencies
             .0
@@ -188,19 +197,14 @@ impl StreamAccumulator {
             (&mut record.phase, other.phase),
             (&mut record.worktree_path, other.worktree_path),
             (&mut record.branch_name, other.branch_name),
+            (&mut record.verify, other.verify),
         ] {
             if slot.is_none() {
                 *slot = value;
             }
         }
         record.raw_dependencies.extend(other.raw_dependencies);
-        let (c, o) = (&mut record.counts, other.counts);
-        c.total += o.total;
-        c.completed += o.completed;
-        c.in_progress += o.in_progress;
-        c.pending += o.pending;
-        c.blocked += o.blocked;
-        c.cancelled += o.cancelled;
+        record.counts += other.counts;
         record.blocked.extend(other.blocked);
         record.paused |= other.paused;
     }

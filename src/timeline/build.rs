@@ -284,9 +284,14 @@ pub fn build(run: &RunRow, events: &[Stamped], now_ms: i64) -> Timeline {
                 false,
                 t,
             ),
-            Entry::Adopted { stream, .. } => {
+            Entry::Adopted {
+                stream, attempt, ..
+            } => {
                 let a = acc_of(&mut accs, &mut order, stream);
-                let n = a.row(stream).attempts.len() as u32 + 1;
+                let n = match *attempt {
+                    0 => a.row(stream).attempts.len() as u32 + 1,
+                    n => n,
+                };
                 start_attempt(a, stream, n, true, t);
             }
             Entry::Exited {

@@ -94,8 +94,16 @@ pub enum Entry {
         attempt: u32,
         pid: i32,
     },
-    /// A worker launched by an earlier `start` is watched by this one.
-    Adopted { stream: String, pid: i32 },
+    /// A worker launched by an earlier `start` (attempt `attempt`, started at `started_at`)
+    /// is watched by this one.
+    Adopted {
+        stream: String,
+        pid: i32,
+        #[serde(default)]
+        attempt: u32,
+        #[serde(default)]
+        started_at: String,
+    },
     /// A worker ended; `exit` is null when `orchestrate stop` ended it.
     Exited {
         stream: String,
@@ -253,9 +261,16 @@ impl Tracker {
                 attempt: *attempt,
                 pid: *pid,
             },
-            Event::Adopted { stream, pid } => Entry::Adopted {
+            Event::Adopted {
+                stream,
+                pid,
+                attempt,
+                started_at,
+            } => Entry::Adopted {
                 stream: stream.to_string(),
                 pid: *pid,
+                attempt: *attempt,
+                started_at: started_at.to_string(),
             },
             Event::Exited { stream, summary } => Entry::Exited {
                 stream: stream.to_string(),
@@ -375,6 +390,7 @@ mod tests {
     fn state_names_are_the_json_ones() {
         assert_eq!(state_name(State::NeedsAttention), "needs_attention");
         assert_eq!(state_of("needs_attention"), Some(State::NeedsAttention));
-        assert_eq!(state_of("parked"), None);
+        assert_eq!(state_of("parked"), Some(State::Parked));
+        assert_eq!(state_of("a_state_of_a_later_version"), None);
     }
 }

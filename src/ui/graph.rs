@@ -13,27 +13,16 @@ use crate::graph::StreamGraph;
 use crate::model::{Model, State};
 use crate::timeline::state_name;
 
-/// A state's words in its colour on a terminal.
+/// A state's words in its colour on a terminal (the board's colours).
 pub fn paint_state(palette: &Palette, state: State, text: &str) -> String {
-    match state {
-        State::Complete => palette.good(text),
-        State::Running | State::Preparing => palette.busy(text),
-        State::Failed => palette.bad(text),
-        State::Blocked
-        | State::NeedsAttention
-        | State::Stopped
-        | State::Skipped
-        | State::Paused => palette.caution(text),
-        State::Cancelled | State::Waiting => palette.dim(text),
-        State::Ready => text.to_string(),
-    }
+    super::board::state_colour(palette, state, text)
 }
 
 /// A state's fill colour in Mermaid, DOT and the HTML report.
 pub fn state_fill(state: &str) -> &'static str {
     match state {
         "complete" => "#c8ecd0",
-        "running" | "preparing" => "#cfe2ff",
+        "running" | "preparing" | "verifying" => "#cfe2ff",
         "failed" => "#f5c2c7",
         "ready" => "#ffffff",
         "waiting" => "#eceff1",

@@ -100,6 +100,7 @@ fn glyph(kind: &SpanKind, attempts: &[Attempt], failed: bool) -> (u8, char) {
             if bad { (5, '▓') } else { (5, '█') }
         }
         SpanKind::Preparing { .. } => (4, '+'),
+        SpanKind::State { state } if state == "verifying" => (3, '▒'),
         SpanKind::State { .. } => (3, '~'),
         SpanKind::Ready => (2, '-'),
         SpanKind::Waiting => (1, '·'),
@@ -109,7 +110,7 @@ fn glyph(kind: &SpanKind, attempts: &[Attempt], failed: bool) -> (u8, char) {
 fn paint_glyph(palette: &Palette, c: char) -> String {
     let s = c.to_string();
     match c {
-        '█' => palette.busy(&s),
+        '█' | '▒' => palette.busy(&s),
         '▓' => palette.bad(&s),
         '+' | '~' => palette.caution(&s),
         '·' | '-' => palette.dim(&s),
@@ -235,7 +236,8 @@ fn legend(width: usize) -> Vec<String> {
         "+ preparing",
         "█ worker",
         "▓ retried or failed",
-        "~ another state",
+        "▒ verifying",
+        "~ parked or another state",
         "* critical path",
     ];
     let mut lines = vec![String::new()];

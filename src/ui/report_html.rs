@@ -37,6 +37,7 @@ svg .preparing { fill: #f0a844; }
 svg .attempt { fill: #2f7fd8; }
 svg .attempt.bad { fill: #d9534f; }
 svg .state { fill: #f4d35e; }
+svg .state.verifying { fill: #8fb8ea; }
 svg .crit-label { font-weight: 700; }
 svg .crit-link { stroke: #c0392b; stroke-width: 2; stroke-dasharray: 4 3; fill: none; }
 svg rect.crit { stroke: #c0392b; stroke-width: 2; }
@@ -236,6 +237,9 @@ fn span_class(kind: &SpanKind, attempts: &[Attempt], failed: bool) -> (&'static 
         SpanKind::Waiting => ("waiting", "waiting for dependencies".into()),
         SpanKind::Ready => ("ready", "ready, waiting for a slot or the stagger".into()),
         SpanKind::Preparing { attempt } => ("preparing", format!("preparing attempt {attempt}")),
+        SpanKind::State { state } if state == "verifying" => {
+            ("state verifying", state_words(state))
+        }
         SpanKind::State { state } => ("state", state_words(state)),
         SpanKind::Attempt { attempt } => {
             let bad = attempts
@@ -308,7 +312,8 @@ fn legend(out: &mut String) {
         ("#f0a844", "preparing the worktree"),
         ("#2f7fd8", "worker attempt"),
         ("#d9534f", "attempt retried or failed"),
-        ("#f4d35e", "another state (blocked, parked, verifying…)"),
+        ("#8fb8ea", "verifying"),
+        ("#f4d35e", "parked, or another state (blocked…)"),
     ] {
         let _ = write!(
             out,

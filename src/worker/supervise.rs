@@ -118,16 +118,9 @@ pub fn run(
     if let (Some(store), Some(me)) = (&store, &me) {
         let _ = store.record_exit(record, me, code, signal, None);
         if let Ok(Some(rec)) = store.worker(record) {
-            let info = super::render::session_info(
-                &super::tail(&rec.log_path, 256 * 1024).unwrap_or_default(),
-            );
-            if info != super::render::SessionInfo::default() {
-                let _ = store.set_session(
-                    record,
-                    info.session_id.as_deref(),
-                    info.cost_usd,
-                    info.turns.and_then(|t| u32::try_from(t).ok()),
-                );
+            let report = agent_report(&rec.log_path, rec.log_offset);
+            if report != crate::state::AgentReport::default() {
+                let _ = store.set_agent_report(record, &report);
             }
         }
     }
@@ -147,6 +140,30 @@ fn worker_stdin(path: Option<&Path>) -> Result<Stdio, (&Path, std::io::Error)> {
         Some(path) => Stdio::from(std::fs::File::open(path).map_err(|e| (path, e))?),
         None => Stdio::null(),
     })
+}
+
+/// What the agent reported about this run, from its part of the log (its structured output,
+/// when it prints one).
+fn agent_report(log: &Path, offset: u64) -> crate::state::AgentReport {
+    const MAX: u64 = 4 << 20;
+    let len = std::fs::metadata(log).map_or(0, |m| m.len());
+    let mut t = super::agent::Transcript::default();
+    if let Some(bytes) = super::read_from(log, offset.max(len.saturating_sub(MAX)), MAX) {
+        t.feed(&bytes);
+        t.finish();
+    }
+    let usage = t.finished().map(|f| f.usage).unwrap_or_default();
+    let tokens = |n: u64| (n > 0).then_some(n);
+    crate::state::AgentReport {
+        session_id: t.session_id().map(String::from),
+        cost_usd: usage.cost_usd,
+        turns: usage.turns,
+        version: t.start().and_then(|s| s.version.clone()),
+        input_tokens: tokens(
+            usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens,
+        ),
+        output_tokens: tokens(usage.output_tokens),
+    }
 }
 
 /// Ends what the worker left running: in our group (background jobs, stuck grandchildren) and,
