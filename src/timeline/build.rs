@@ -130,6 +130,9 @@ pub struct CriticalLink {
     pub ready_ms: i64,
     pub preparing_ms: i64,
     pub worked_ms: i64,
+    /// Time in other states between its launch and its finish (parked, verifying, …), by
+    /// state, in first-seen order.
+    pub states_ms: Vec<(String, i64)>,
     pub attempts: usize,
 }
 
@@ -504,6 +507,20 @@ fn critical_path(streams: &mut [StreamTimeline]) -> Vec<CriticalLink> {
             .map(|s| s.to_ms.min(started) - s.from_ms.max(from))
             .filter(|len| *len > 0)
             .sum();
+        let mut states_ms: Vec<(String, i64)> = Vec::new();
+        for span in &row.spans {
+            let SpanKind::State { state } = &span.kind else {
+                continue;
+            };
+            let len = span.to_ms.min(finished) - span.from_ms.max(started);
+            if len <= 0 {
+                continue;
+            }
+            match states_ms.iter_mut().find(|(s, _)| s == state) {
+                Some((_, ms)) => *ms += len,
+                None => states_ms.push((state.clone(), len)),
+            }
+        }
         links.push(CriticalLink {
             stream: row.id.clone(),
             after: after.map(|(d, _)| d.to_string()),
@@ -513,6 +530,7 @@ fn critical_path(streams: &mut [StreamTimeline]) -> Vec<CriticalLink> {
             ready_ms,
             preparing_ms: row.preparing_ms,
             worked_ms: row.worked_ms,
+            states_ms,
             attempts: row.attempts.len(),
         });
         current = after.and_then(|(d, _)| index.get(d).copied());
@@ -757,5 +775,6 @@ mod tests {
             && s.to_ms == 300));
         assert_eq!(a.spans.last().unwrap().to_ms, 1000);
         assert_eq!(t.totals.retries, 1);
+        assert_eq!(t.critical_path[0].states_ms, [("parked".to_string(), 100)]);
     }
 }

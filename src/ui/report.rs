@@ -357,9 +357,13 @@ pub(super) fn link_line(link: &CriticalLink, t: &Timeline) -> String {
         link.attempts,
         if link.attempts == 1 { "" } else { "s" }
     );
-    let other = link.finished_ms - link.started_ms - link.preparing_ms - link.worked_ms;
+    for (state, ms) in &link.states_ms {
+        let _ = write!(text, "; {} {}", state_words(state), duration(*ms));
+    }
+    let in_states: i64 = link.states_ms.iter().map(|(_, ms)| ms).sum();
+    let other = link.finished_ms - link.started_ms - link.preparing_ms - link.worked_ms - in_states;
     if other >= NOTABLE_MS {
-        let _ = write!(text, "; {} in other states", duration(other));
+        let _ = write!(text, "; {} between attempts", duration(other));
     }
     text
 }
@@ -374,14 +378,23 @@ pub(super) fn bounded_by(path: &[CriticalLink]) -> String {
         .iter()
         .map(|l| l.started_ms - l.from_ms - l.ready_ms)
         .sum();
-    let other = (total - worked - preparing - ready - handoffs).max(0);
-    let mut parts = [
-        (worked, "workers"),
-        (handoffs, "handoffs and waits"),
-        (preparing, "preparing worktrees"),
-        (ready, "waiting for a slot or the stagger"),
-        (other, "other states (retries, parked, verifying)"),
+    let mut states: Vec<(String, i64)> = Vec::new();
+    for (state, ms) in path.iter().flat_map(|l| &l.states_ms) {
+        match states.iter_mut().find(|(s, _)| s == state) {
+            Some((_, sum)) => *sum += ms,
+            None => states.push((state.clone(), *ms)),
+        }
+    }
+    let in_states: i64 = states.iter().map(|(_, ms)| ms).sum();
+    let other = (total - worked - preparing - ready - handoffs - in_states).max(0);
+    let mut parts: Vec<(i64, String)> = vec![
+        (worked, "workers".into()),
+        (handoffs, "handoffs and waits".into()),
+        (preparing, "preparing worktrees".into()),
+        (ready, "waiting for a slot or the stagger".into()),
+        (other, "between attempts".into()),
     ];
+    parts.extend(states.into_iter().map(|(s, ms)| (ms, state_words(&s))));
     parts.sort_by_key(|p| std::cmp::Reverse(p.0));
     // The largest part, and every other that is at least 1% of the path.
     let words: Vec<String> = parts
@@ -476,7 +489,7 @@ pub(super) fn totals_line(t: &Timeline) -> String {
         let _ = write!(line, " · ${cost:.4}");
     }
     if let Some(turns) = x.turns {
-        let _ = write!(line, " · {turns} turns");
+        let _ = write!(line, " · {turns} turn{}", if turns == 1 { "" } else { "s" });
     }
     line
 }

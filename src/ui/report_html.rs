@@ -272,7 +272,7 @@ fn attempt_words(a: &Attempt) -> String {
         parts.push(format!("${cost:.4}"));
     }
     if let Some(turns) = a.turns {
-        parts.push(format!("{turns} turns"));
+        parts.push(format!("{turns} turn{}", if turns == 1 { "" } else { "s" }));
     }
     if let Some(failure) = &a.retried {
         parts.push(format!(
