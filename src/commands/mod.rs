@@ -12,6 +12,7 @@ mod logs;
 mod man;
 mod merge;
 mod report;
+pub mod sandbox;
 mod start;
 mod status;
 mod stop;

@@ -6,6 +6,7 @@ pub mod base;
 pub mod clean;
 pub mod error;
 pub mod exclude;
+pub mod info;
 pub mod include;
 pub mod merge;
 pub mod preview;
@@ -15,6 +16,7 @@ pub mod workspaces;
 pub mod worktree;
 
 pub use crate::names::StreamNames;
+pub use info::{RepoInfo, is_valid_ref_name};
 pub use error::GitError;
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;

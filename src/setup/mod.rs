@@ -9,7 +9,6 @@
 //! chmod-ed or replaced; every change made is reported.
 
 mod manifest;
-mod repo;
 pub mod templates;
 
 use std::fmt;
@@ -19,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::git::exclude;
 pub use crate::git::exclude::ensure_lines;
 use manifest::{Manifest, hash};
-use repo::RepoInfo;
+use crate::git::RepoInfo;
 use templates::{TEMPLATES, Template, WATCH_STATUS_LINK, WATCH_STATUS_LINK_TARGET};
 
 use crate::error::Diagnostic;
