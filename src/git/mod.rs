@@ -6,8 +6,8 @@ pub mod base;
 pub mod clean;
 pub mod error;
 pub mod exclude;
-pub mod info;
 pub mod include;
+pub mod info;
 pub mod merge;
 pub mod preview;
 pub mod recheck;
@@ -16,8 +16,8 @@ pub mod workspaces;
 pub mod worktree;
 
 pub use crate::names::StreamNames;
-pub use info::{RepoInfo, is_valid_ref_name};
 pub use error::GitError;
+pub use info::{RepoInfo, is_valid_ref_name};
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 
