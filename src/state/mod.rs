@@ -11,7 +11,7 @@ pub mod time;
 mod verdicts;
 mod worktrees;
 
-pub use store::{Claim, NewWorker, StateStore, WorkerRecord};
+pub use store::{Claim, NewWorker, Removal, StateStore, WorkerRecord};
 pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;
@@ -76,6 +76,10 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "stream {stream} is being removed by `orchestrate clean` (pid {pid}), which did not finish in two minutes"
+    )]
+    Removing { stream: String, pid: i32 },
     #[error("the orchestrator state {path} is corrupt and could not be set aside")]
     SetAside {
         path: std::path::PathBuf,
@@ -106,6 +110,7 @@ impl StateError {
             Self::CreateDir { source, .. }
             | Self::Permissions { source, .. }
             | Self::SetAside { source, .. } => full_io(source),
+            Self::Removing { .. } => false,
         }
     }
 }
@@ -114,6 +119,11 @@ impl Diagnostic for StateError {
     fn hint(&self) -> Option<String> {
         if self.is_disk_full() {
             return Some("the disk is full: free some space, then run the command again".into());
+        }
+        if let Self::Removing { pid, .. } = self {
+            return Some(format!(
+                "wait for that `clean` to end (or end it: `kill {pid}`), then run the command again"
+            ));
         }
         Some("`orchestrate doctor` checks the state store".into())
     }
