@@ -63,6 +63,13 @@ pub fn gather(
             .workers
             .insert(rec.stream.clone(), crate::state::worker_info(&rec));
     }
+    // Worktrees whose git record was deleted behind our back: nothing recorded them yet.
+    let known = store.verdicts()?;
+    for (stream, verdict) in crate::git::recheck::discover(project, graph) {
+        if known.get(&stream) != Some(&verdict) {
+            store.set_verdict(&stream, &verdict)?;
+        }
+    }
     for (stream, verdict) in store.verdicts()? {
         let Some(s) = graph.get(&stream) else {
             continue;

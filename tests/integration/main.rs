@@ -12,6 +12,7 @@ mod logs;
 mod merge;
 mod reliability_data;
 mod reliability_procs;
+mod safety;
 mod setup;
 mod start;
 mod status;
