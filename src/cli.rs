@@ -4,6 +4,7 @@
 //! for the user. Nothing in this file decides behaviour; `commands/` does.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -120,7 +121,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "SECS")]
     pub stagger: Option<f64>,
 
-    /// The worker command (shell words; placeholders {prompt}, {stream}, {worktree}).
+    /// The worker command (shell words, no shell; placeholders {prompt}, {stream},
+    /// {worktree}, {prompt_file}).
     #[arg(long, value_name = "CMD")]
     pub worker_cmd: Option<String>,
 
@@ -133,8 +135,14 @@ pub struct StartArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// Redraw live until Ctrl-C: at once when the database changes, and at least every SECS.
-    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
-    pub watch: Option<f64>,
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "2",
+        value_parser = positive_seconds
+    )]
+    pub watch: Option<Duration>,
 
     /// Print one JSON document (format version 1, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
@@ -287,9 +295,23 @@ pub struct SuperviseArgs {
     #[arg(long)]
     pub state: PathBuf,
 
+    /// A file to give the worker as its stdin (default: /dev/null).
+    #[arg(long)]
+    pub stdin: Option<PathBuf>,
+
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
+}
+
+/// `--watch`: a number of seconds, checked as every other (`config::seconds`), and > 0 (a
+/// redraw interval of 0 would never rest). `--stagger` and `--grace` are checked by
+/// `Config::apply`, with the settings they override.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    match crate::config::parse_seconds(text)? {
+        d if d.is_zero() => Err("must be more than 0 seconds".into()),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

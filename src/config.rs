@@ -213,12 +213,12 @@ impl Config {
         }
         set!(worker_cmd, command);
         set!(max_parallel, positive);
-        set!(stagger, seconds);
+        set!(stagger, duration);
         set!(retries, count);
-        set!(grace, seconds);
+        set!(grace, duration);
         set!(worktrees, plain);
         set!(post_create, optional_command);
-        set!(post_create_timeout, seconds);
+        set!(post_create_timeout, duration);
         set!(target_branch, branch);
         set!(auto_commit, plain);
         Ok(())
@@ -237,14 +237,12 @@ impl Config {
                 "max_parallel" => {
                     self.max_parallel = positive(&origin, key, None, int(&origin, key, &raw)?)?;
                 }
-                "stagger" => self.stagger = seconds(&origin, key, None, float(&origin, &raw)?)?,
+                "stagger" => self.stagger = env_seconds(&origin, &raw)?,
                 "retries" => self.retries = count(&origin, key, None, int(&origin, key, &raw)?)?,
-                "grace" => self.grace = seconds(&origin, key, None, float(&origin, &raw)?)?,
+                "grace" => self.grace = env_seconds(&origin, &raw)?,
                 "worktrees" => self.worktrees = boolean(&origin, &raw)?,
                 "post_create" => self.post_create = optional_command(&origin, key, None, raw)?,
-                "post_create_timeout" => {
-                    self.post_create_timeout = seconds(&origin, key, None, float(&origin, &raw)?)?;
-                }
+                "post_create_timeout" => self.post_create_timeout = env_seconds(&origin, &raw)?,
                 "target_branch" => self.target_branch = branch(&origin, key, None, raw)?,
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
                 _ => unreachable!("ENV_KEYS lists only known keys"),
@@ -265,10 +263,10 @@ impl Config {
             self.retries = n;
         }
         if let Some(secs) = flags.stagger {
-            self.stagger = seconds(&Origin::Flag("--stagger"), "", None, secs)?;
+            self.stagger = duration(&Origin::Flag("--stagger"), "", None, secs)?;
         }
         if let Some(secs) = flags.grace {
-            self.grace = seconds(&Origin::Flag("--grace"), "", None, secs)?;
+            self.grace = duration(&Origin::Flag("--grace"), "", None, secs)?;
         }
         if let Some(on) = flags.worktrees {
             self.worktrees = on;
@@ -339,29 +337,38 @@ fn count(
     u32::try_from(v).map_err(|_| origin.error(key, span, format!("must be ≥ 0, not {v}")))
 }
 
-fn seconds(
+/// A number of seconds as a duration: finite and ≥ 0. The one check behind every seconds
+/// value, from the config file, the environment or a flag.
+pub fn seconds(secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("must be a number of seconds ≥ 0, not {secs}"))
+}
+
+/// [`seconds`] from text (an environment variable, a flag).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    seconds(secs)
+}
+
+fn duration(
     origin: &Origin<'_>,
     key: &str,
     span: Option<Range<usize>>,
     v: f64,
 ) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(v).map_err(|_| {
-        origin.error(
-            key,
-            span,
-            format!("must be a number of seconds ≥ 0, not {v}"),
-        )
-    })
+    seconds(v).map_err(|message| origin.error(key, span, message))
+}
+
+fn env_seconds(origin: &Origin<'_>, raw: &str) -> Result<Duration, ConfigError> {
+    parse_seconds(raw).map_err(|message| origin.error("", None, message))
 }
 
 fn int(origin: &Origin<'_>, key: &str, raw: &str) -> Result<i64, ConfigError> {
     raw.parse()
         .map_err(|_| origin.error(key, None, format!("`{raw}` is not a whole number")))
-}
-
-fn float(origin: &Origin<'_>, raw: &str) -> Result<f64, ConfigError> {
-    raw.parse()
-        .map_err(|_| origin.error("", None, format!("`{raw}` is not a number of seconds")))
 }
 
 fn boolean(origin: &Origin<'_>, raw: &str) -> Result<bool, ConfigError> {
@@ -519,6 +526,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit_code(), exit_codes::USAGE);
         assert!(e.to_string().starts_with("--stagger:"), "{e}");
+    }
+
+    #[test]
+    fn seconds_are_finite_and_not_negative() {
+        assert_eq!(parse_seconds(" 1.5 "), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "NaN", "inf", "1e30", "fast", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+        let env = |k: &str| (k == "ORCHESTRATE_GRACE").then(|| "-3".to_string());
+        let e = Config::load_from(Path::new("/nonexistent/config.toml"), env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable ORCHESTRATE_GRACE: must be a number of seconds ≥ 0, not -3"
+        );
     }
 
     #[test]

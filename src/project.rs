@@ -100,6 +100,11 @@ impl Project {
         self.orchestrator_dir().join("logs")
     }
 
+    /// Per-stream runtime folders (`<slug>/`: the prompt file), private like the logs.
+    pub fn run_dir(&self) -> PathBuf {
+        self.orchestrator_dir().join("run")
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.orchestrator_dir().join("state")
     }

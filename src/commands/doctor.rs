@@ -4,9 +4,10 @@
 //! fix for every ! and ✗. Checks that depend on a failed one are skipped, not failed twice.
 //! The command changes nothing; it exits with `FAILURE` when any check blocks a run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::{DoctorArgs, GlobalArgs};
+use crate::cmdline;
 use crate::config::Config;
 use crate::error::Result;
 use crate::exit_codes;
@@ -15,6 +16,8 @@ use crate::project::{DbLocation, Project};
 use crate::setup::{self, Notice};
 use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
 use crate::ui::Ui;
+use crate::worker::command::PLACEHOLDERS;
+use crate::worker::{WorkerCommand, WorkerError, template};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -311,17 +314,19 @@ fn check_streams(snapshot: &Snapshot) -> Vec<Check> {
     checks
 }
 
-/// The worker program on PATH, and the Claude CLI's refusal to skip permissions as root.
+/// The worker program on PATH, its placeholders, and the Claude CLI's refusal to skip
+/// permissions as root.
 fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
-    let Some(program) = first_word(worker_cmd) else {
-        return vec![fail(
-            "worker command",
-            "the worker command is empty",
-            "set worker_cmd in config.toml",
-        )];
+    let command = match WorkerCommand::parse(worker_cmd) {
+        Ok(c) => c,
+        Err(e @ WorkerError::PlaceholderInScript { .. }) => {
+            return vec![from_error("worker placeholders", e.into())];
+        }
+        Err(e) => return vec![from_error("worker command", e.into())],
     };
-    checks.push(match find_program(&program, root) {
+    let program = command.program();
+    checks.push(match cmdline::find_program(program, root) {
         Some(path) => ok(
             "worker command",
             format!("`{program}` is {}", path.display()),
@@ -333,7 +338,7 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
              worker_cmd in .claude/orchestrator/config.toml / ORCHESTRATE_WORKER_CMD",
         ),
     });
-    let unknown = unknown_placeholders(worker_cmd);
+    let unknown = template::unknown(worker_cmd, template::COMMAND, &PLACEHOLDERS);
     if !unknown.is_empty() {
         checks.push(warn(
             "worker placeholders",
@@ -341,7 +346,7 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
                 "{} in `{worker_cmd}` will be passed as written",
                 unknown.join(", ")
             ),
-            "the placeholders are {prompt}, {stream} and {worktree}",
+            "the placeholders are {prompt}, {stream}, {worktree} and {prompt_file}",
         ));
     }
     let is_root = nix::unistd::geteuid().is_root();
@@ -359,28 +364,10 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
     checks
 }
 
-/// `{word}`s in the worker command that the worker code does not fill in.
-fn unknown_placeholders(cmd: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut rest = cmd;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else { break };
-        let name = &after[..end];
-        let is_word =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if is_word && !["prompt", "stream", "worktree"].contains(&name) {
-            found.push(format!("{{{name}}}"));
-        }
-        rest = &after[end + 1..];
-    }
-    found
-}
-
 /// The `post_create` program, if one is configured, must exist.
 fn check_post_create(post_create: Option<&str>, root: &Path) -> Option<Check> {
-    let program = first_word(post_create?)?;
-    Some(match find_program(&program, root) {
+    let program = cmdline::split(post_create?)?.into_iter().next()?;
+    Some(match cmdline::find_program(&program, root) {
         Some(path) => ok("post_create", format!("`{program}` is {}", path.display())),
         None => fail(
             "post_create",
@@ -416,33 +403,6 @@ fn root_refusal(is_root: bool, worker_cmd: &str, is_sandbox: Option<&str>) -> bo
     let skips = worker_cmd.contains("--dangerously-skip-permissions")
         || worker_cmd.contains("bypassPermissions");
     is_root && skips && is_sandbox != Some("1")
-}
-
-/// The program of a shell-words command line (a leading quoted word is unquoted).
-fn first_word(cmd: &str) -> Option<String> {
-    let cmd = cmd.trim_start();
-    let word = match cmd.chars().next()? {
-        q @ ('"' | '\'') => cmd[1..].split(q).next().unwrap_or_default(),
-        _ => cmd.split_whitespace().next().unwrap_or_default(),
-    };
-    Some(word.to_string()).filter(|w| !w.is_empty())
-}
-
-/// Resolves `program` like exec does: a path (relative ones against the project root), or a
-/// name searched on PATH. Only executable files count.
-fn find_program(program: &str, root: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        let path = root.join(program);
-        return executable(&path).then_some(path);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
 }
 
 /// Whether `dir` (or, if it does not exist yet, the nearest existing folder above it, where it
@@ -602,22 +562,5 @@ mod tests {
             "claude -p --permission-mode bypassPermissions {prompt}",
             None
         ));
-    }
-
-    #[test]
-    fn unknown_placeholders_are_found() {
-        assert!(unknown_placeholders(crate::config::DEFAULT_WORKER_CMD).is_empty());
-        assert!(unknown_placeholders("run {stream} {worktree} '{}' {a b}").is_empty());
-        assert_eq!(unknown_placeholders("run {promt} {x"), ["{promt}"]);
-    }
-
-    #[test]
-    fn first_word_unquotes() {
-        assert_eq!(first_word("  claude -p x").as_deref(), Some("claude"));
-        assert_eq!(
-            first_word("'/opt/my agent/run' --x").as_deref(),
-            Some("/opt/my agent/run")
-        );
-        assert_eq!(first_word("   "), None);
     }
 }

@@ -18,7 +18,7 @@ use crate::scheduler::{RunEnd, Scheduler, Settings};
 use crate::state::StateStore;
 use crate::ui::Ui;
 use crate::ui::run::RunView;
-use crate::worker::prompt;
+use crate::worker::{WorkerCommand, prompt};
 use crate::workspace::{SharedCheckout, Workspaces};
 
 pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
@@ -54,6 +54,8 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         worktree_mode: worktrees,
         selection,
     };
+    // A command that cannot run safely is refused before anything runs, plan included.
+    WorkerCommand::parse(&settings.worker_cmd)?;
     let facts = facts::gather(&ctx.project, &graph, Some(mode))?;
     if let Some(aside) = &facts.recovered {
         ui.warn(&format!(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use super::context::Context;
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::dashboard::Dashboard;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit_codes;
 use crate::facts;
 use crate::git::{self, MergeBackPlan};
@@ -20,7 +20,7 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
     match args.watch {
-        Some(secs) => watch(&ctx, secs, ui),
+        Some(interval) => watch(&ctx, interval, ui),
         None => {
             let mut db = ctx.open_db()?;
             let (mut dashboard, graph) = load_with_graph(&ctx, &mut db)?;
@@ -105,16 +105,9 @@ fn merge_back(
     }
 }
 
-/// Redraws at once when the database changes, and at least every `secs`, until Ctrl-C.
+/// Redraws at once when the database changes, and at least every `interval`, until Ctrl-C.
 /// A missing database or an empty one is shown as a message and waited out, not an exit.
-fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(Error::msg(format!(
-            "--watch takes a positive number of seconds, not {secs}"
-        ))
-        .with_code(exit_codes::USAGE));
-    }
-    let interval = Duration::from_secs_f64(secs);
+fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let interrupted = ui::interrupt_flag();
     let mut view = ui::status::LiveView::new(ui);
     let mut db: Option<SqliteTaskDb> = None;

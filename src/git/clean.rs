@@ -28,6 +28,7 @@ use super::preview::target_branch;
 use super::repo::{Repo, short};
 use super::rescue::{self, Rescue};
 use super::worktree::{self, Orphan, WorktreeInfo};
+use crate::cmdline::quote;
 use crate::graph::StreamGraph;
 use crate::model::{Attention, Verdict};
 use crate::names::{BRANCH_PREFIX, StreamNames};
@@ -451,14 +452,14 @@ fn override_command(opts: &CleanOptions, item: &CleanItem, in_use: &[String]) ->
     let branches = if opts.branches { " --branches" } else { "" };
     let cmd = format!(
         "orchestrate clean --force{branches} {}",
-        shell(&item.stream)
+        quote(&item.stream)
     );
     if in_use.is_empty() {
         cmd
     } else {
         format!(
             "orchestrate stop {} (and leave its folder), then {cmd}",
-            shell(&item.stream)
+            quote(&item.stream)
         )
     }
 }
@@ -682,12 +683,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn shell(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| s.to_string())
 }
 
 /// Bytes used by the files under `path` (symlinks not followed).

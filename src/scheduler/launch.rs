@@ -10,13 +10,14 @@ use tokio::time::Instant;
 use super::dispatcher::{Running, Scheduler, Slot};
 use super::event::Event;
 use super::signals::Signals;
+use crate::cmdline;
 use crate::error::{Error, Result};
 use crate::graph::Stream;
 use crate::model::{Failure, Verdict};
 use crate::proc::{Identity, identity_of};
 use crate::state::{Claim, NewWorker};
 use crate::taskdb::TaskSource;
-use crate::worker::{self, prompt};
+use crate::worker::{self, WorkerCommand, prompt};
 use crate::workspace::{Placement, PrepareFailure};
 
 impl Scheduler<'_> {
@@ -119,8 +120,9 @@ impl Scheduler<'_> {
             });
         }
         let abandon = |s: &mut Self, failure: Failure| -> Result<()> {
-            s.store
-                .record_spawn_failure(record, &crate::ui::reason::failure_summary(&failure))?;
+            // The row records why nothing ran; the verdict carries the typed failure.
+            let why = serde_json::to_string(&failure).expect("failures serialise");
+            s.store.record_spawn_failure(record, &why)?;
             s.run_of(stream_id).slot = Slot::Idle;
             s.fail(stream_id, failure)
         };
@@ -137,8 +139,25 @@ impl Scheduler<'_> {
                 db: &self.settings.db_path,
             },
         );
-        let argv = worker::build_argv(&self.settings.worker_cmd, &text, stream_id, &placement.dir)?;
-        if worker::find_program(&argv[0], &placement.dir).is_none() {
+        let command = WorkerCommand::parse(&self.settings.worker_cmd)?;
+        let prompt_file = worker::prompt_path(&self.settings.project.run_dir(), stream_id);
+        let filled = command.fill(&worker::Values {
+            prompt: &text,
+            stream: stream_id,
+            worktree: &placement.dir,
+            prompt_file: &prompt_file,
+        });
+        let filled = match filled {
+            Ok(f) => f,
+            // Retrying cannot help: the prompt stays as long.
+            Err(e) => {
+                let program = command.program().to_string();
+                let detail = format!("{:?}", Error::from(e));
+                return abandon(self, Failure::CannotRun { program, detail });
+            }
+        };
+        let argv = &filled.argv;
+        if cmdline::find_program(&argv[0], &placement.dir).is_none() {
             // Retrying cannot help: fail at once, with the fix.
             let detail = format!(
                 "not found on PATH or relative to {}; set the worker command with --worker-cmd, ORCHESTRATE_WORKER_CMD or worker_cmd in the config",
@@ -161,7 +180,12 @@ impl Scheduler<'_> {
         if let Some(what) = with_nul {
             return abandon(self, Failure::BadTaskData { what: what.into() });
         }
-        match self.spawn(stream, attempt, &placement, &argv, log, record) {
+        if let Err(e) = worker::write_prompt(&prompt_file, &text) {
+            let program = argv[0].clone();
+            let detail = format!("{:?}", Error::from(e));
+            return abandon(self, Failure::CannotRun { program, detail });
+        }
+        match self.spawn(stream, attempt, &placement, &filled, log, record) {
             Ok(identity) => {
                 self.workspaces
                     .lock()
@@ -202,7 +226,7 @@ impl Scheduler<'_> {
         stream: &Stream,
         attempt: u32,
         placement: &Placement,
-        argv: &[String],
+        filled: &worker::Filled,
         log: &Path,
         record: i64,
     ) -> Result<Identity> {
@@ -229,9 +253,12 @@ impl Scheduler<'_> {
             .arg("--record")
             .arg(record.to_string())
             .arg("--state")
-            .arg(self.store.path())
-            .arg("--")
-            .args(argv)
+            .arg(self.store.path());
+        if filled.prompt_on_stdin {
+            cmd.arg("--stdin").arg(&filled.prompt_file);
+        }
+        cmd.arg("--")
+            .args(&filled.argv)
             .current_dir(&placement.dir)
             .process_group(0)
             .stdin(Stdio::null())
@@ -247,7 +274,8 @@ impl Scheduler<'_> {
             .env("ORCHESTRATE_DB", &s.db_path)
             .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
             .env("ORCHESTRATE_BIN", &s.exe)
-            .env("ORCHESTRATE_ATTEMPT", attempt.to_string());
+            .env("ORCHESTRATE_ATTEMPT", attempt.to_string())
+            .env("ORCHESTRATE_PROMPT_FILE", &filled.prompt_file);
         let mut child = cmd.spawn().map_err(spawn_err)?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         // The child is not reaped until we wait, so its /proc entry is readable even if it

@@ -1,8 +1,10 @@
 //! The worker prompt: the installed template (or the embedded default) filled with the stream's
-//! id, name, dependencies, tasks, worktree, branch and database.
+//! id, name, dependencies, tasks, worktree, branch and database, in one pass ([`template`]):
+//! whatever the task database holds arrives in the prompt as written.
 
 use std::path::Path;
 
+use super::template;
 use crate::taskdb::Task;
 
 /// The default template, as installed by set-up.
@@ -24,8 +26,8 @@ pub fn load_template(installed: &Path) -> String {
     std::fs::read_to_string(installed).unwrap_or_else(|_| DEFAULT_TEMPLATE.to_string())
 }
 
-/// Fills `template`. Unknown `{{…}}` stay as written, so a typo shows in the prompt.
-pub fn render(template: &str, v: &PromptVars<'_>) -> String {
+/// Fills the template `text`. Unknown `{{…}}` stay as written, so a typo shows in the prompt.
+pub fn render(text: &str, v: &PromptVars<'_>) -> String {
     let deps = if v.dependencies.is_empty() {
         "none".to_string()
     } else {
@@ -50,14 +52,20 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         Some(b) => format!("`{b}`"),
         None => "the project's current branch (shared checkout)".to_string(),
     };
-    template
-        .replace("{{stream_id}}", v.stream_id)
-        .replace("{{stream_name}}", v.stream_name)
-        .replace("{{dependencies}}", &deps)
-        .replace("{{tasks}}", &tasks)
-        .replace("{{worktree}}", &v.worktree.display().to_string())
-        .replace("{{branch}}", &branch)
-        .replace("{{db}}", &v.db.display().to_string())
+    let (worktree, db) = (v.worktree.display().to_string(), v.db.display().to_string());
+    template::fill(
+        text,
+        template::PROMPT,
+        &[
+            ("stream_id", v.stream_id),
+            ("stream_name", v.stream_name),
+            ("dependencies", &deps),
+            ("tasks", &tasks),
+            ("worktree", &worktree),
+            ("branch", &branch),
+            ("db", &db),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -65,14 +73,13 @@ mod tests {
     use super::*;
     use crate::taskdb::TaskStatus;
 
-    #[test]
-    fn fills_every_placeholder_of_the_default_template() {
-        let task = Task {
-            id: "TASK-1".into(),
-            title: "Build the thing".into(),
+    fn task(title: &str) -> Task {
+        Task {
+            id: "T-1".into(),
+            title: title.into(),
             description: None,
             status: TaskStatus::Pending,
-            stream_id: Some("Stream-B".into()),
+            stream_id: Some("S".into()),
             assigned_agent: None,
             blocked_reason: None,
             notes: None,
@@ -80,7 +87,32 @@ mod tests {
             updated_at: None,
             archived: false,
             metadata: serde_json::Value::Null,
-        };
+        }
+    }
+
+    #[test]
+    fn values_are_inserted_as_written_and_never_filled_again() {
+        let tasks = [task("{{db}} {{worktree}} {{tasks}}")];
+        let text = render(
+            "{{stream_id}}|{{stream_name}}|{{tasks}}|{{db}}|{{nope}}",
+            &PromptVars {
+                stream_id: "{{stream_name}}",
+                stream_name: "{{tasks}}",
+                dependencies: &[],
+                tasks: &tasks,
+                worktree: Path::new("/w"),
+                branch: None,
+                db: Path::new("/t.db"),
+            },
+        );
+        assert_eq!(
+            text,
+            "{{stream_name}}|{{tasks}}|- `T-1` [pending] {{db}} {{worktree}} {{tasks}}|/t.db|{{nope}}"
+        );
+    }
+
+    #[test]
+    fn fills_every_placeholder_of_the_default_template() {
         let deps = vec!["Stream-A".to_string()];
         let text = render(
             DEFAULT_TEMPLATE,
@@ -88,14 +120,14 @@ mod tests {
                 stream_id: "Stream-B",
                 stream_name: "API",
                 dependencies: &deps,
-                tasks: &[task],
+                tasks: &[task("Build the thing")],
                 worktree: Path::new("/p/.claude/worktrees/Stream-B"),
                 branch: Some("stream/Stream-B"),
                 db: Path::new("/t/tasks.db"),
             },
         );
         assert!(!text.contains("{{"), "{text}");
-        assert!(text.contains("- `TASK-1` [pending] Build the thing"));
+        assert!(text.contains("- `T-1` [pending] Build the thing"));
         assert!(text.contains("Stream-A"));
         assert!(text.contains("`stream/Stream-B`"));
         assert!(text.contains("in_progress"));

@@ -26,9 +26,16 @@ pub const CANNOT_EXEC: i32 = 127;
 /// died first and a later `start` already declared the row lost (and may run the stream).
 pub const ABANDONED: i32 = 125;
 
-/// Runs `argv` as the worker of `record`; returns the worker's exit code. `log` receives
+/// Runs `argv` as the worker of `record`, its stdin the file `stdin` (the prompt, when it was
+/// too long to be an argument) or `/dev/null`; returns the worker's exit code. `log` receives
 /// `orchestrate`'s own lines (it is the stream's log: our stderr).
-pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i32 {
+pub fn run(
+    record: i64,
+    state: &Path,
+    argv: &[String],
+    stdin: Option<&Path>,
+    log: &mut dyn Write,
+) -> i32 {
     // SIGTERM/SIGINT/SIGHUP reach the whole group; the supervisor must live on to record the
     // worker's end, so it only notes them. SIGKILL (from `stop` after the grace) still ends it.
     for sig in [
@@ -67,14 +74,24 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     };
     let marker = me.as_ref().map(Identity::worker_marker);
     let mut worker = Command::new(program);
-    worker.args(args).stdin(Stdio::null());
+    worker.args(args);
+    super::env::prepare(&mut worker, |var| std::env::var_os(var));
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }
-    let mut child = match worker.spawn() {
+    let spawned = match worker_stdin(stdin) {
+        Ok(input) => worker
+            .stdin(input)
+            .spawn()
+            .map_err(|e| format!("cannot run worker program `{program}`: {e}")),
+        Err((path, e)) => Err(format!(
+            "cannot open the prompt file {}: {e}",
+            path.display()
+        )),
+    };
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => {
-            let msg = format!("cannot run worker program `{program}`: {e}");
+        Err(msg) => {
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
             if let (Some(store), Some(me)) = (&store, &me) {
                 let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(&msg));
@@ -121,6 +138,15 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     );
     clear_leftovers(marker.as_deref());
     code.unwrap_or(128 + signal.unwrap_or(0))
+}
+
+/// The worker's stdin: a file, or nothing. Never ours: a worker in its own process group that
+/// reads a terminal is stopped (SIGTTIN).
+fn worker_stdin(path: Option<&Path>) -> Result<Stdio, (&Path, std::io::Error)> {
+    Ok(match path {
+        Some(path) => Stdio::from(std::fs::File::open(path).map_err(|e| (path, e))?),
+        None => Stdio::null(),
+    })
 }
 
 /// Ends what the worker left running: in our group (background jobs, stuck grandchildren) and,

@@ -3,6 +3,9 @@
 
 mod support;
 
+mod agents;
+mod agreement;
+mod claude;
 mod clean;
 mod config;
 mod dbfaults;
@@ -10,6 +13,8 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod private_files;
+mod prompts;
 mod reliability_data;
 mod reliability_procs;
 mod safety;
