@@ -19,7 +19,6 @@
 set -eu
 cd "$(dirname "$0")/../.."
 WHAT=${1:-all}
-export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
 cargo test --test integration --no-run
 run() { # test name, trials
     echo "== $1 ($2)"

@@ -74,8 +74,11 @@ pub fn populate(dir: &Path, fill: Fill) -> Result<()> {
 }
 
 /// Proves the checkout of the worktree at `dir` complete: its index exists and holds HEAD's
-/// tree, and every tracked file is in the folder as committed.
-pub fn verify(dir: &Path) -> Result<()> {
+/// tree, and every tracked file is in the folder. After our own checkout ([`Fill::Ours`]) a file
+/// is checked for its presence, type and size (a checkout cut short leaves files missing or
+/// short; hashing every file again would double the cost of creating a worktree); after a
+/// careful one, for its content too.
+pub fn verify(dir: &Path, fill: Fill) -> Result<()> {
     let repo = open(dir)?;
     let err = |source| GitError::Checkout {
         path: dir.to_path_buf(),
@@ -93,7 +96,10 @@ pub fn verify(dir: &Path) -> Result<()> {
     } else {
         None
     };
-    let mut files = differing(&repo).map_err(err)?;
+    let mut files = match fill {
+        Fill::Ours => missing_or_short(dir, &index),
+        Fill::Careful => differing(&repo).map_err(err)?,
+    };
     if index_tree != Some(head_tree) && files.is_empty() {
         files.push("(the index does not hold HEAD's tree)".into());
     }
@@ -105,6 +111,29 @@ pub fn verify(dir: &Path) -> Result<()> {
             files,
         })
     }
+}
+
+/// Index entries whose file is missing, of another type, or of another size.
+fn missing_or_short(dir: &Path, index: &git2::Index) -> Vec<String> {
+    const LINK: u32 = 0o120000;
+    const GITLINK: u32 = 0o160000;
+    index
+        .iter()
+        .filter(|e| e.mode != GITLINK)
+        .filter_map(|e| {
+            let rel = String::from_utf8_lossy(&e.path).into_owned();
+            let meta = std::fs::symlink_metadata(dir.join(&rel));
+            let whole = meta.is_ok_and(|m| {
+                if e.mode == LINK {
+                    m.file_type().is_symlink()
+                } else {
+                    // The index keeps the size's low 32 bits.
+                    m.is_file() && m.len() as u32 == e.file_size
+                }
+            });
+            (!whole).then_some(rel)
+        })
+        .collect()
 }
 
 /// Whether the worktree's checkout never finished by an older version's standards: no index

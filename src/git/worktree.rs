@@ -223,16 +223,17 @@ fn not_checked_out_in(existing: &[WorktreeInfo], names: &StreamNames) -> Result<
 
 /// A valid worktree of our branch: reused as it is, unless its creation never finished.
 fn finish_existing(path: &Path, marker: &Marker) -> Result<Ensured> {
-    if marker.exists() {
-        checkout::populate(path, Fill::Ours)?;
+    let fill = if marker.exists() {
+        Fill::Ours
     } else if checkout::never_indexed(path) {
         // Made by an older version that left no marker: someone may have edited it since,
         // so only what is missing is written, and a changed file stops it.
-        checkout::populate(path, Fill::Careful)?;
+        Fill::Careful
     } else {
         return Ok(Ensured::Reused);
-    }
-    checkout::verify(path)?;
+    };
+    checkout::populate(path, fill)?;
+    checkout::verify(path, fill)?;
     Ok(Ensured::Finished)
 }
 
@@ -422,7 +423,7 @@ fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
     let admin = admin_dir(&repo.inner, name);
     let result = register(repo, name, path, branch_ref)
         .and_then(|()| checkout::populate(path, Fill::Ours))
-        .and_then(|()| checkout::verify(path));
+        .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&admin);
         let _ = std::fs::remove_dir_all(path);
