@@ -15,7 +15,9 @@
 #     props   the clean/merge properties over random worker behaviours (N cases each,
 #             default 100)
 #     all     all four (the default), each with its default N
-#   RELIABILITY_SEED=S replays the random instants of a run (printed at its start).
+#   RELIABILITY_SEED=S replays the random instants of a run (printed at its start);
+#   RELIABILITY_FROM=K (create) draws the kill instants from K files on (K=2900: its last
+#   moments: verify, includes, marking it complete, the launch).
 set -eu
 cd "$(dirname "$0")/../.."
 WHAT=${1:-all}
@@ -24,7 +26,7 @@ run() { # test name, trials
     echo "== $1 ($2)"
     start=$(date +%s)
     RELIABILITY_TRIALS=$2 cargo test --test integration "$1" -- --ignored --exact --nocapture 2>&1 |
-        grep -E "RESULT|RELIABILITY_SEED|^trial|^test |test result"
+        grep -E "RESULT|RELIABILITY_SEED|^trial|^  \||^test |test result"
     echo "   $(($(date +%s) - start)) s"
 }
 props() {

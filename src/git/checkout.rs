@@ -30,6 +30,12 @@ pub fn populate(dir: &Path, fill: Fill) -> Result<()> {
     let mut opts = git2::build::CheckoutBuilder::new();
     match fill {
         Fill::Ours => {
+            // A checkout killed while writing the index leaves its lock behind; the marker
+            // proves the worktree ours and never handed over, so the lock is ours too.
+            let lock = repo.path().join("index.lock");
+            if lock.exists() {
+                std::fs::remove_file(&lock).map_err(GitError::io("remove", &lock))?;
+            }
             opts.force();
         }
         Fill::Careful => {

@@ -70,7 +70,7 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
-    #[error("cannot check out the merge result in {path}")]
+    #[error("cannot check out files in {path}")]
     Checkout {
         path: PathBuf,
         #[source]

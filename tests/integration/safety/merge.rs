@@ -120,6 +120,10 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         std::thread::yield_now();
     }
     let (mut runs, mut stops, mut output) = (0, 0, String::new());
+    // While the user commits, `merge` may keep stopping (that is the point); once the user is
+    // done it must get through within a few runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let mut runs_after_user = 0;
     loop {
         let finished = done.load(Ordering::SeqCst);
         let run = env.run(&["merge"]);
@@ -140,7 +144,8 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         if finished && all_in {
             break;
         }
-        if runs >= 100 {
+        runs_after_user += usize::from(finished);
+        if runs_after_user > 10 || std::time::Instant::now() > deadline {
             output.push_str(&format!(
                 "merge never got through (user done: {finished}, index.lock left: {}):\n{out}\n{err}\n",
                 env.root.join(".git/index.lock").exists()

@@ -41,8 +41,9 @@ pub fn reachable_from_refs(env: &TestEnv) -> BTreeSet<String> {
     clippy::print_stderr,
     reason = "long runs report their figures on stderr"
 )]
-pub fn report(line: &str) {
-    eprintln!("{line}");
+pub fn report(text: &str) {
+    // Continuation lines indented, so the script can keep them with their first line.
+    eprintln!("{}", text.replace('\n', "\n  | "));
 }
 
 /// How many trials a long run makes (`RELIABILITY_TRIALS`), `default` otherwise.
