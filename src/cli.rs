@@ -3,6 +3,7 @@
 //! The doc comments here *are* the help text (`orchestrate help <command>`), so they are written
 //! for the user. Nothing in this file decides behaviour; `commands/` does.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,13 @@ pub struct Cli {
 }
 
 /// Flags accepted by every command.
+impl Cli {
+    /// The process's command line, parsed (clap exits with its usage error on a bad one).
+    pub fn from_args() -> Self {
+        Self::parse()
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The Task Copilot database file [default: <TASK_DB_PATH>/<WORKSPACE_ID>/tasks.db].
@@ -129,6 +137,24 @@ pub struct StartArgs {
     /// Print the plan (levels, order, worktrees, branches, bases) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// A command each stream's work must pass (run by `sh -c` in its worktree after its tasks
+    /// are complete) before dependents start on it; a failure sends the worker back to work.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+
+    /// A spending cap in US dollars for each Claude worker (`claude --max-budget-usd`).
+    #[arg(long, value_name = "USD")]
+    pub max_budget_usd: Option<f64>,
+
+    /// A spending cap for the whole run: at 100 % nothing new starts.
+    #[arg(long, value_name = "USD")]
+    pub run_budget_usd: Option<f64>,
+
+    /// Confine each worker with Landlock so it can write only to its own worktree: `auto` where
+    /// the kernel supports it, `landlock` or no worker, or `off` [default: auto].
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "landlock", "off"])]
+    pub sandbox: Option<String>,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.
@@ -144,7 +170,7 @@ pub struct StatusArgs {
     )]
     pub watch: Option<Duration>,
 
-    /// Print one JSON document (format version 1, see docs/status-json.md).
+    /// Print one JSON document (format version 2, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
 }
@@ -301,7 +327,7 @@ pub struct SuperviseArgs {
 
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
-    pub argv: Vec<String>,
+    pub argv: Vec<OsString>,
 }
 
 /// `--watch`: a number of seconds, checked as every other (`config::seconds`), and > 0 (a

@@ -42,6 +42,23 @@ pub struct Config {
     pub target_branch: Option<String>,
     /// Commit what a finished worker left uncommitted in its worktree.
     pub auto_commit: bool,
+    /// A command (run by `sh -c` in the stream's worktree) a stream's work must pass before
+    /// dependents start on it; a stream's `metadata.verify` overrides it.
+    pub verify: Option<String>,
+    pub verify_timeout: Duration,
+    /// `--max-budget-usd` given to each Claude worker.
+    pub max_budget_usd: Option<f64>,
+    /// The whole run's spending cap: at 100 % nothing new starts.
+    pub run_budget_usd: Option<f64>,
+    /// The first wait after a usage limit with no reset time, or an overloaded API; it doubles
+    /// (with jitter) on each repeat.
+    pub backoff_min: Duration,
+    /// A retried or parked Claude worker resumes its session (`claude --resume`).
+    pub resume: bool,
+    /// Confine workers (and `post_create`) with Landlock: auto, landlock or off.
+    pub sandbox: crate::worker::sandbox::Mode,
+    /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
+    pub sandbox_writable: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -57,6 +74,14 @@ impl Default for Config {
             post_create_timeout: Duration::from_secs(300),
             target_branch: None,
             auto_commit: true,
+            verify: None,
+            verify_timeout: Duration::from_secs(600),
+            max_budget_usd: None,
+            run_budget_usd: None,
+            backoff_min: Duration::from_secs(60),
+            resume: true,
+            sandbox: crate::worker::sandbox::Mode::Auto,
+            sandbox_writable: Vec::new(),
         }
     }
 }
@@ -118,6 +143,14 @@ struct FileConfig {
     post_create_timeout: Option<Spanned<f64>>,
     target_branch: Option<Spanned<String>>,
     auto_commit: Option<Spanned<bool>>,
+    verify: Option<Spanned<String>>,
+    verify_timeout: Option<Spanned<f64>>,
+    max_budget_usd: Option<Spanned<f64>>,
+    run_budget_usd: Option<Spanned<f64>>,
+    backoff_min: Option<Spanned<f64>>,
+    resume: Option<Spanned<bool>>,
+    sandbox: Option<Spanned<String>>,
+    sandbox_writable: Option<Spanned<Vec<String>>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -129,6 +162,10 @@ pub struct Overrides {
     pub retries: Option<u32>,
     pub grace: Option<f64>,
     pub worktrees: Option<bool>,
+    pub verify: Option<String>,
+    pub max_budget_usd: Option<f64>,
+    pub run_budget_usd: Option<f64>,
+    pub sandbox: Option<crate::worker::sandbox::Mode>,
 }
 
 /// Where a value came from, so a validation error can say so.
@@ -159,7 +196,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 10] = [
+pub const ENV_KEYS: [(&str, &str); 18] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -170,6 +207,14 @@ pub const ENV_KEYS: [(&str, &str); 10] = [
     ("post_create_timeout", "ORCHESTRATE_POST_CREATE_TIMEOUT"),
     ("target_branch", "ORCHESTRATE_TARGET_BRANCH"),
     ("auto_commit", "ORCHESTRATE_AUTO_COMMIT"),
+    ("verify", "ORCHESTRATE_VERIFY"),
+    ("verify_timeout", "ORCHESTRATE_VERIFY_TIMEOUT"),
+    ("max_budget_usd", "ORCHESTRATE_MAX_BUDGET_USD"),
+    ("run_budget_usd", "ORCHESTRATE_RUN_BUDGET_USD"),
+    ("backoff_min", "ORCHESTRATE_BACKOFF_MIN"),
+    ("resume", "ORCHESTRATE_RESUME"),
+    ("sandbox", "ORCHESTRATE_SANDBOX"),
+    ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
 ];
 
 impl Config {
@@ -221,6 +266,14 @@ impl Config {
         set!(post_create_timeout, duration);
         set!(target_branch, branch);
         set!(auto_commit, plain);
+        set!(verify, optional_command);
+        set!(verify_timeout, duration);
+        set!(max_budget_usd, dollars);
+        set!(run_budget_usd, dollars);
+        set!(backoff_min, duration);
+        set!(resume, plain);
+        set!(sandbox, sandbox_mode);
+        set!(sandbox_writable, paths);
         Ok(())
     }
 
@@ -245,6 +298,24 @@ impl Config {
                 "post_create_timeout" => self.post_create_timeout = env_seconds(&origin, &raw)?,
                 "target_branch" => self.target_branch = branch(&origin, key, None, raw)?,
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
+                "verify" => self.verify = optional_command(&origin, key, None, raw)?,
+                "verify_timeout" => self.verify_timeout = env_seconds(&origin, &raw)?,
+                "max_budget_usd" => {
+                    self.max_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
+                }
+                "run_budget_usd" => {
+                    self.run_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
+                }
+                "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
+                "resume" => self.resume = boolean(&origin, &raw)?,
+                "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "sandbox_writable" => {
+                    // A list like PATH: colon-separated.
+                    let list = std::env::split_paths(&raw)
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect();
+                    self.sandbox_writable = paths(&origin, key, None, list)?;
+                }
                 _ => unreachable!("ENV_KEYS lists only known keys"),
             }
         }
@@ -270,6 +341,18 @@ impl Config {
         }
         if let Some(on) = flags.worktrees {
             self.worktrees = on;
+        }
+        if let Some(cmd) = &flags.verify {
+            self.verify = optional_command(&Origin::Flag("--verify"), "", None, cmd.clone())?;
+        }
+        if let Some(usd) = flags.max_budget_usd {
+            self.max_budget_usd = dollars(&Origin::Flag("--max-budget-usd"), "", None, usd)?;
+        }
+        if let Some(usd) = flags.run_budget_usd {
+            self.run_budget_usd = dollars(&Origin::Flag("--run-budget-usd"), "", None, usd)?;
+        }
+        if let Some(mode) = flags.sandbox {
+            self.sandbox = mode;
         }
         Ok(())
     }
@@ -298,6 +381,36 @@ fn optional_command(
     v: String,
 ) -> Result<Option<String>, ConfigError> {
     Ok(Some(v).filter(|c| !c.trim().is_empty()))
+}
+
+fn sandbox_mode(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+) -> Result<crate::worker::sandbox::Mode, ConfigError> {
+    crate::worker::sandbox::Mode::parse(&v).ok_or_else(|| {
+        origin.error(
+            key,
+            span,
+            format!(
+                "`{v}` is not one of {}",
+                crate::worker::sandbox::Mode::CHOICES.join(", ")
+            ),
+        )
+    })
+}
+
+fn paths(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: Vec<String>,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    if let Some(empty) = v.iter().position(|p| p.trim().is_empty()) {
+        return Err(origin.error(key, span, format!("entry {} is empty", empty + 1)));
+    }
+    Ok(v.into_iter().map(PathBuf::from).collect())
 }
 
 fn branch(
@@ -364,6 +477,29 @@ fn duration(
 
 fn env_seconds(origin: &Origin<'_>, raw: &str) -> Result<Duration, ConfigError> {
     parse_seconds(raw).map_err(|message| origin.error("", None, message))
+}
+
+/// An amount of US dollars: finite and > 0.
+fn dollars(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: f64,
+) -> Result<Option<f64>, ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Some(v))
+    } else {
+        Err(origin.error(
+            key,
+            span,
+            format!("must be an amount of US dollars > 0, not {v}"),
+        ))
+    }
+}
+
+fn float(origin: &Origin<'_>, key: &str, raw: &str) -> Result<f64, ConfigError> {
+    raw.parse()
+        .map_err(|_| origin.error(key, None, format!("`{raw}` is not a number")))
 }
 
 fn int(origin: &Origin<'_>, key: &str, raw: &str) -> Result<i64, ConfigError> {
@@ -444,7 +580,8 @@ mod tests {
         let c = parse(
             "worker_cmd = \"sh w.sh\"\nmax_parallel = 2\nstagger = 0.5\nretries = 0\ngrace = 3\n\
              worktrees = true\npost_create = \"make deps\"\npost_create_timeout = 60\n\
-             target_branch = \"develop\"\nauto_commit = false\n",
+             target_branch = \"develop\"\nauto_commit = false\nsandbox = \"landlock\"\n\
+             sandbox_writable = [\"~/.npm\", \"/opt/cache\"]\n",
         )
         .unwrap();
         assert_eq!(c.worker_cmd, "sh w.sh");
@@ -457,6 +594,33 @@ mod tests {
         assert_eq!(c.post_create_timeout, Duration::from_secs(60));
         assert_eq!(c.target_branch.as_deref(), Some("develop"));
         assert!(!c.auto_commit);
+        assert_eq!(c.sandbox, crate::worker::sandbox::Mode::Landlock);
+        assert_eq!(
+            c.sandbox_writable,
+            [PathBuf::from("~/.npm"), PathBuf::from("/opt/cache")]
+        );
+    }
+
+    #[test]
+    fn sandbox_values_are_checked_in_file_and_env() {
+        let e = err("sandbox = \"on\"\n");
+        assert!(
+            e.contains("`sandbox`: `on` is not one of auto, landlock, off"),
+            "{e}"
+        );
+        let e = err("sandbox_writable = [\"\"]\n");
+        assert!(e.contains("`sandbox_writable`: entry 1 is empty"), "{e}");
+        let env = |k: &str| match k {
+            "ORCHESTRATE_SANDBOX" => Some("off".to_string()),
+            "ORCHESTRATE_SANDBOX_WRITABLE" => Some("/a:/b c".to_string()),
+            _ => None,
+        };
+        let c = Config::load_from(Path::new("/nonexistent/config.toml"), env).unwrap();
+        assert_eq!(c.sandbox, crate::worker::sandbox::Mode::Off);
+        assert_eq!(
+            c.sandbox_writable,
+            [PathBuf::from("/a"), PathBuf::from("/b c")]
+        );
     }
 
     #[test]

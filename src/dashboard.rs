@@ -33,10 +33,12 @@ pub struct StreamStatus {
     pub base: Option<String>,
     /// Commits on the branch since its base (worktree mode).
     pub commits_since_base: Option<usize>,
+    /// What its workers reported spending over all their attempts.
+    pub spending: Option<crate::facts::Spending>,
 }
 
 /// Totals over every stream.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Overall {
     pub streams: usize,
     pub complete: usize,
@@ -47,6 +49,17 @@ pub struct Overall {
     pub tasks: TaskCounts,
     /// Completed or cancelled tasks over all tasks, 0–100.
     pub percent: u32,
+    /// What every stream's workers reported spending.
+    pub cost_usd: f64,
+    /// The run's spending since its `start` against `--run-budget-usd`, when one is set.
+    pub budget: Option<Budget>,
+}
+
+/// The run's spending against its budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Budget {
+    pub spent_usd: f64,
+    pub limit_usd: f64,
 }
 
 /// Everything `status` shows, from one snapshot: the overall line and the rows always agree.
@@ -54,6 +67,8 @@ pub struct Overall {
 pub struct Dashboard {
     pub workspace: Option<String>,
     pub db: PathBuf,
+    /// Which store was read and how it was found (set by the caller that opened it).
+    pub source: Option<crate::project::StoreSource>,
     pub overall: Overall,
     pub streams: Vec<StreamStatus>,
     pub warnings: Vec<String>,
@@ -93,13 +108,23 @@ impl Dashboard {
                         .or_else(|| s.record.branch_name.clone()),
                     base: branch.and_then(|b| b.base.clone()),
                     commits_since_base: branch.and_then(|b| b.commits_since_base),
+                    spending: facts.spending.get(s.id()).copied(),
                 }
             })
             .collect();
-        let overall = overall(&streams);
+        let mut overall = Overall::tally(streams.iter().map(|s| (s.state, &s.tasks)));
+        overall.cost_usd = streams
+            .iter()
+            .filter_map(|s| s.spending.map(|sp| sp.cost_usd))
+            .sum();
+        overall.budget = facts.budget.map(|(spent_usd, limit_usd)| Budget {
+            spent_usd,
+            limit_usd,
+        });
         Self {
             workspace,
             db,
+            source: None,
             overall,
             streams,
             warnings,
@@ -107,32 +132,28 @@ impl Dashboard {
     }
 }
 
-fn overall(streams: &[StreamStatus]) -> Overall {
-    let mut o = Overall {
-        streams: streams.len(),
-        ..Overall::default()
-    };
-    for s in streams {
-        let t = &mut o.tasks;
-        t.total += s.tasks.total;
-        t.completed += s.tasks.completed;
-        t.in_progress += s.tasks.in_progress;
-        t.pending += s.tasks.pending;
-        t.blocked += s.tasks.blocked;
-        t.cancelled += s.tasks.cancelled;
-        match s.state {
-            State::Complete => o.complete += 1,
-            State::Running | State::Preparing => o.running += 1,
-            State::Failed => o.failed += 1,
-            State::Blocked | State::NeedsAttention => o.need_a_person += 1,
-            _ => {}
+impl Overall {
+    /// The totals over streams given as (state, task counts): one function for `status` and
+    /// `start`'s live view, so an overall line always agrees with the rows it sits above.
+    pub fn tally<'a>(streams: impl IntoIterator<Item = (State, &'a TaskCounts)>) -> Self {
+        let mut o = Overall::default();
+        for (state, counts) in streams {
+            o.streams += 1;
+            o.tasks += *counts;
+            match state {
+                State::Complete => o.complete += 1,
+                State::Running | State::Preparing => o.running += 1,
+                State::Failed => o.failed += 1,
+                State::Blocked | State::NeedsAttention => o.need_a_person += 1,
+                _ => {}
+            }
         }
+        let done = u64::from(o.tasks.completed + o.tasks.cancelled);
+        o.percent = if o.tasks.total == 0 {
+            0
+        } else {
+            (done * 100 / u64::from(o.tasks.total)) as u32
+        };
+        o
     }
-    let done = u64::from(o.tasks.completed + o.tasks.cancelled);
-    o.percent = if o.tasks.total == 0 {
-        0
-    } else {
-        (done * 100 / u64::from(o.tasks.total)) as u32
-    };
-    o
 }

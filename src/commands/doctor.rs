@@ -12,11 +12,12 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::exit_codes;
 use crate::graph::StreamGraph;
-use crate::project::{DbLocation, Project};
+use crate::project::Project;
 use crate::setup::{self, Notice};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::taskdb::{Snapshot, StoreKind, TaskDb, TaskDbError, TaskSource};
 use crate::ui::Ui;
 use crate::worker::command::PLACEHOLDERS;
+use crate::worker::sandbox::{Mode, Support};
 use crate::worker::{WorkerCommand, WorkerError, template};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,7 @@ fn check_project(project: &Project, global: &GlobalArgs) -> Vec<Check> {
                 config.post_create.as_deref(),
                 &project.root,
             ));
+            checks.push(check_sandbox(config.sandbox));
             checks.extend(check_target_branch(
                 config.target_branch.as_deref(),
                 &project.root,
@@ -241,32 +243,43 @@ fn git_cli_version() -> Option<String> {
 }
 
 fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
-    let location =
-        match DbLocation::resolve(global.db.as_deref(), project, |k| std::env::var(k).ok()) {
-            Ok(location) => location,
-            Err(e) => return vec![from_error("task database", e.into())],
-        };
+    let location = match super::context::locate(global, project) {
+        Ok(location) => location,
+        Err(e) => return vec![from_error("task database", e)],
+    };
     let path = location.path.display().to_string();
     let how = location.explain();
-    if !location.path.exists() {
-        return vec![fail(
-            "task database",
-            format!("{path} does not exist ({how})"),
-            "set WORKSPACE_ID to the workspace Task Copilot uses, or pass `--db FILE`",
-        )];
-    }
-    let mut checks = vec![ok("task database", format!("{path} ({how})"))];
-    let mut db = match SqliteTaskDb::open(&location.path, &how) {
+    // The same open as every other command, so doctor and `status` agree on what is wrong.
+    let mut db = match TaskDb::open(&location.path, &how) {
         Ok(db) => db,
+        Err(e @ TaskDbError::Missing { .. }) => return vec![from_error("task database", e.into())],
         Err(e) => {
-            checks.push(from_error("schema", e.into()));
-            return checks;
+            return vec![
+                ok("task database", format!("{path} ({how})")),
+                from_error("schema", e.into()),
+            ];
         }
     };
-    checks.push(ok(
-        "schema",
-        "table `tasks` has the columns orchestrate reads",
-    ));
+    let kind = db.kind();
+    let mut checks = vec![
+        ok(
+            "task database",
+            format!("{}: {path} ({how})", kind.describe()),
+        ),
+        ok(
+            "schema",
+            match kind {
+                StoreKind::Legacy => "table `tasks` has the columns orchestrate reads",
+                StoreKind::Tc => {
+                    "tables prds, streams, tasks, task_dependencies and agent_log have the \
+                     columns orchestrate reads and writes"
+                }
+            },
+        ),
+    ];
+    if kind == StoreKind::Tc {
+        checks.extend(check_tc_store(project, &location.path));
+    }
     let snapshot = match db.snapshot() {
         Ok(s) => s,
         Err(e) => {
@@ -276,6 +289,108 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
     };
     checks.extend(check_streams(&snapshot));
     checks
+}
+
+/// A tc store: the `tc` CLI on PATH, and no stale copy of `.copilot/` in each worktree.
+fn check_tc_store(project: &Project, db: &Path) -> Vec<Check> {
+    let fix = "install Task Copilot's CLI (`tc`), or let workers use `orchestrate task set` \
+               (their prompt says so)";
+    let mut checks = vec![match cmdline::find_program("tc", &project.root) {
+        None => warn(
+            "tc CLI",
+            "`tc` is not on PATH: workers cannot run `tc task update`",
+            fix,
+        ),
+        Some(path) => match tc_version(&path) {
+            Some(version) => ok("tc CLI", format!("{version} at {}", path.display())),
+            // Linux's iproute2 ships a `tc` (traffic control) too.
+            None => warn(
+                "tc CLI",
+                format!(
+                    "the `tc` on PATH, {}, is not Task Copilot's CLI (`tc version` does not \
+                     say `tc version …`; iproute2's traffic-control tool has that name too)",
+                    path.display()
+                ),
+                fix,
+            ),
+        },
+    }];
+    let Some(holder) = db.parent().and_then(Path::parent) else {
+        return checks;
+    };
+    let mut copies = Vec::new();
+    if copilot_tracked(holder) {
+        copies.push("`.copilot/` is tracked by git".to_string());
+    }
+    if worktree_include_lists_copilot(holder) {
+        copies.push("`.worktreeinclude` lists `.copilot/`".to_string());
+    }
+    if !copies.is_empty() {
+        checks.push(warn(
+            "tc store copies",
+            format!(
+                "{}: every stream worktree gets its own stale copy of the task database, \
+                 and `tc` run by a worker there reads and writes that copy",
+                copies.join(" and ")
+            ),
+            "untrack it (`git rm -r --cached .copilot` and add `.copilot/` to .gitignore) and \
+             remove it from .worktreeinclude",
+        ));
+    }
+    checks
+}
+
+/// `tc version 1.3.0` if `program` is Task Copilot's CLI; `None` for another program of that
+/// name, or one that does not answer within a few seconds.
+fn tc_version(program: &Path) -> Option<String> {
+    let mut child = std::process::Command::new(program)
+        .arg("version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && text.starts_with("tc version ")).then_some(text)
+}
+
+/// Whether git tracks anything under `<holder>/.copilot` (asked of the git CLI).
+fn copilot_tracked(holder: &Path) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(holder)
+        .args(["ls-files", "--", ".copilot"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+}
+
+/// Whether `<holder>/.worktreeinclude` (gitignore syntax) matches `.copilot/tasks.db`.
+fn worktree_include_lists_copilot(holder: &Path) -> bool {
+    let file = holder.join(".worktreeinclude");
+    if !file.exists() {
+        return false;
+    }
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(holder);
+    if builder.add(&file).is_some() {
+        return false;
+    }
+    builder.build().is_ok_and(|include| {
+        include
+            .matched_path_or_any_parents(crate::project::TC_DB, false)
+            .is_ignore()
+    })
 }
 
 fn check_streams(snapshot: &Snapshot) -> Vec<Check> {
@@ -375,6 +490,48 @@ fn check_post_create(post_create: Option<&str>, root: &Path) -> Option<Check> {
             "install it, or change post_create in .claude/orchestrator/config.toml",
         ),
     })
+}
+
+/// Whether workers will be confined: the setting and what the kernel offers.
+fn check_sandbox(mode: Mode) -> Check {
+    let support = Support::probe();
+    let setting = format!("sandbox = \"{}\"", mode.as_str());
+    match (mode, support.abi()) {
+        (Mode::Off, _) => warn(
+            "sandbox",
+            format!(
+                "off ({setting}; the kernel offers {}): workers can write anywhere you can",
+                support.describe()
+            ),
+            "remove `sandbox = \"off\"` (config file, ORCHESTRATE_SANDBOX) to confine each \
+             worker to its worktree",
+        ),
+        (_, Some(_)) => ok(
+            "sandbox",
+            format!(
+                "{} ({setting}): workers can write only to their worktree, its git data, the \
+                 task database's folder, a temp dir, agent state and sandbox_writable",
+                support.describe()
+            ),
+        ),
+        (Mode::Auto, None) => warn(
+            "sandbox",
+            format!(
+                "{}: workers run unsandboxed ({setting})",
+                support.describe()
+            ),
+            "a Linux kernel with Landlock enabled (5.13 or later, `landlock` in the `lsm=` boot \
+             list) confines each worker to its worktree",
+        ),
+        (Mode::Landlock, None) => fail(
+            "sandbox",
+            format!(
+                "{}, but {setting} requires Landlock: no worker can start",
+                support.describe()
+            ),
+            "use a kernel with Landlock enabled, or set `sandbox = \"auto\"`",
+        ),
+    }
 }
 
 /// A configured target branch must exist, or `merge` has nowhere to go.
@@ -506,6 +663,7 @@ fn check_state(path: &Path) -> Check {
 }
 
 fn render(checks: &[Check], ui: &Ui) -> String {
+    use crate::ui::printable_lines as esc;
     let p = &ui.out;
     let width = checks.iter().map(|c| c.title.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -515,14 +673,20 @@ fn render(checks: &[Check], ui: &Ui) -> String {
             Level::Warn => p.caution("!"),
             Level::Fail => p.bad("✗"),
         };
+        // Details and fixes quote paths, commands and file contents: escaped.
         out.push_str(&format!(
             "{mark} {:width$}  {}\n",
-            check.title,
-            check.detail,
+            esc(check.title),
+            esc(&check.detail),
             width = width
         ));
         if let Some(fix) = &check.fix {
-            out.push_str(&format!("  {:width$}  {} {fix}\n", "", p.hint("fix:")));
+            out.push_str(&format!(
+                "  {:width$}  {} {}\n",
+                "",
+                p.hint("fix:"),
+                esc(fix)
+            ));
         }
     }
     let blocking = checks.iter().filter(|c| c.level == Level::Fail).count();

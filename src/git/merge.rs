@@ -71,7 +71,11 @@ pub fn merge_streams(
             preview: MergePreview::Clean,
         };
         if repo.contains(expected, tip)? {
-            entry.preview = MergePreview::AlreadyMerged;
+            entry.preview = if is_complete(stream) {
+                MergePreview::AlreadyMerged
+            } else {
+                MergePreview::NoCommits
+            };
             report.skipped.push(entry);
             continue;
         }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod exclude;
 pub mod include;
 pub mod index_lock;
+pub mod info;
 pub mod merge;
 pub mod occupants;
 pub mod preview;
@@ -21,6 +22,7 @@ pub mod worktree;
 
 pub use crate::names::StreamNames;
 pub use error::GitError;
+pub use info::{RepoInfo, is_valid_ref_name};
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 

@@ -132,8 +132,7 @@ impl WorktreeWorkspaces {
             })
             .map_err(|e| failed(e.into()))?;
         if ensured != Ensured::Reused {
-            self.complete(&repo, stream, &names, &path, &mut notes)
-                .map_err(failed)?;
+            self.complete(&repo, stream, &names, &path, &mut notes)?;
         }
         Ok(Placement {
             dir: path,
@@ -152,13 +151,20 @@ impl WorktreeWorkspaces {
         names: &StreamNames,
         path: &Path,
         notes: &mut Vec<String>,
-    ) -> Result<(), GitError> {
-        let copied = include::copy_included(repo, path)?;
+    ) -> Result<(), PrepareFailure> {
+        let copied = include::copy_included(repo, path).map_err(failed)?;
         notes.extend(include::notes(&copied));
-        if let Some(note) = submodule_note(path)? {
+        if let Some(note) = submodule_note(path).map_err(failed)? {
             notes.push(note);
         }
         if let Some(cmd) = &self.config.post_create {
+            let cmd = &crate::worker::sandbox::wrap_post_create(
+                &self.config,
+                &self.project,
+                stream.id(),
+                path,
+                cmd,
+            )?;
             run_post_create(
                 &self.project,
                 stream.id(),
@@ -166,9 +172,10 @@ impl WorktreeWorkspaces {
                 path,
                 &names.branch(),
                 self.config.post_create_timeout,
-            )?;
+            )
+            .map_err(failed)?;
         }
-        worktree::mark_complete(repo, names)
+        worktree::mark_complete(repo, names).map_err(failed)
     }
 }
 

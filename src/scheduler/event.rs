@@ -25,7 +25,13 @@ pub enum Event<'a> {
         attempt: u32,
     },
     /// A worker launched by an earlier `start` is alive and is being watched.
-    Adopted { stream: &'a str, pid: i32 },
+    Adopted {
+        stream: &'a str,
+        pid: i32,
+        attempt: u32,
+        /// When it was started (RFC 3339, as recorded), for the live view's runtime.
+        started_at: &'a str,
+    },
     /// A worker ended.
     Exited {
         stream: &'a str,
@@ -75,6 +81,17 @@ pub struct Unfinished {
     pub stream: String,
     pub state: State,
     pub reason: Option<Reason>,
+}
+
+/// What a run spent and how long a usage limit held it, for the end summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunStats {
+    /// What the workers launched by this `start` reported spending.
+    pub spending: crate::facts::Spending,
+    /// `--run-budget-usd`, if set.
+    pub budget: Option<f64>,
+    /// How long every launch was held by a usage limit.
+    pub parked: std::time::Duration,
 }
 
 /// How `Scheduler::run` ended.

@@ -12,6 +12,11 @@ pub fn now_rfc3339() -> String {
     format!("{:.3}", Timestamp::now())
 }
 
+/// Now, in seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    Timestamp::now().as_second()
+}
+
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp (as [`now_rfc3339`] writes, or
 /// with fewer fraction digits, or an offset); `None` for anything else.
 pub fn parse_unix_millis(text: &str) -> Option<i64> {

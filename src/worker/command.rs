@@ -84,6 +84,14 @@ impl WorkerCommand {
         &self.words[0]
     }
 
+    /// The program is Claude Code (`claude`, by name or path): it can resume a session and
+    /// take a spending cap.
+    pub fn is_claude(&self) -> bool {
+        Path::new(self.program())
+            .file_name()
+            .is_some_and(|n| n == "claude")
+    }
+
     /// Fills every word in one pass; a prompt past [`INLINE_PROMPT_MAX`] goes to stdin.
     pub fn fill(&self, v: &Values<'_>) -> Result<Filled, WorkerError> {
         let inline = v.prompt.len() <= INLINE_PROMPT_MAX;

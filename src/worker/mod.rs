@@ -12,12 +12,15 @@
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
 //! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
+//! A sandboxed worker is started by the supervisor as `orchestrate __sandbox … -- <argv…>`, which
+//! confines itself and execs the worker, keeping the pid ([`sandbox`]).
 
 pub mod agent;
 pub mod command;
 pub mod env;
 pub mod prompt;
 pub mod render;
+pub mod sandbox;
 pub mod stop;
 pub mod supervise;
 pub mod template;
@@ -124,6 +127,10 @@ pub struct Header<'a> {
     pub command: &'a str,
     pub dir: &'a Path,
     pub branch: Option<&'a str>,
+    /// What earlier attempts did (spending, the session this one resumes), one line each.
+    pub earlier: &'a [String],
+    /// What confines it and where it may write ([`sandbox::Plan::header`]).
+    pub sandbox: &'a [String],
 }
 
 /// Opens `path` for appending (private, creating its folder) and writes the launch header.
@@ -138,7 +145,7 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
     } else {
         h.dependencies.join(", ")
     };
-    let header = format!(
+    let mut header = format!(
         "{m} orchestrate worker: {} ({}), attempt {}\n{m} time: {}\n{m} dependencies: {deps}\n\
          {m} dir: {}{}\n{m} command: {}\n",
         h.stream,
@@ -152,8 +159,47 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
         h.command,
         m = render::MARK,
     );
+    for line in h.earlier {
+        header.push_str(&format!("{} {line}\n", render::MARK));
+    }
+    for line in h.sandbox {
+        header.push_str(&format!("{} {line}\n", render::MARK));
+    }
     file.write_all(header.as_bytes()).map_err(err)?;
     Ok(file)
+}
+
+/// Opens a stream's log for appending (private, creating its folder), with no header.
+pub fn open_log_append(path: &Path) -> Result<File, WorkerError> {
+    crate::private_files::open_append(path).map_err(|source| WorkerError::Log {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Appends one of `orchestrate`'s own lines to a stream's log.
+pub fn append_log_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut file = crate::private_files::open_append(path)?;
+    let line = if line.starts_with(render::MARK) {
+        format!("{line}\n")
+    } else {
+        format!("{} {line}\n", render::MARK)
+    };
+    file.write_all(line.as_bytes())
+}
+
+/// Up to `max` bytes of a file from `offset` on (what a growing log added since the last
+/// look); `None` when there is nothing new or it cannot be read.
+pub fn read_from(path: &Path, offset: u64, max: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    if f.metadata().ok()?.len() <= offset {
+        return None;
+    }
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf).ok()?;
+    (!buf.is_empty()).then_some(buf)
 }
 
 /// The last `max` bytes of a file as text, without a partial first line.

@@ -24,7 +24,7 @@ fn status_states(fake: &Fake) -> Vec<(String, String)> {
         .collect()
 }
 
-fn stream<'a>(doc: &'a Value, id: &str) -> &'a Value {
+pub fn stream<'a>(doc: &'a Value, id: &str) -> &'a Value {
     doc["streams"]
         .as_array()
         .unwrap()

@@ -15,7 +15,7 @@ use crate::support::TestEnv;
 use crate::support::api::{self, Api, Kind, Reply, claude_env, real_claude, unix_in};
 
 /// The worker protocol as one Bash call: every task of the stream completed, one commit.
-const PROTOCOL: &str = r#"set -e
+pub const PROTOCOL: &str = r#"set -e
 for id in $("$ORCHESTRATE_BIN" --db "$ORCHESTRATE_DB" task list --stream "$ORCHESTRATE_STREAM" | tail -n +2 | awk '{print $1}'); do
   "$ORCHESTRATE_BIN" --db "$ORCHESTRATE_DB" task set "$id" completed --notes "done by claude"
 done
@@ -24,7 +24,7 @@ git add "$ORCHESTRATE_STREAM.txt"
 git commit -q -m "work of $ORCHESTRATE_STREAM""#;
 
 /// A fake API key: the CLI sends it as `x-api-key`; the stand-in accepts anything.
-const API_KEY: &str = "sk-ant-api03-standin";
+pub const API_KEY: &str = "sk-ant-api03-standin";
 /// A fake subscription token (`Authorization: Bearer`), for the subscription's code paths.
 const OAUTH_TOKEN: &str = "sk-ant-oat01-standin";
 
@@ -129,6 +129,13 @@ fn real_claude_completes_a_stream_through_start() {
     assert_eq!(w["session_id"], session.as_str(), "{doc}");
     assert_eq!(w["turns"], 2, "{doc}");
     assert!(w["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{doc}");
+    if orchestrate::worker::sandbox::Support::probe()
+        .abi()
+        .is_some()
+    {
+        // It ran in the sandbox (the default where the kernel has Landlock).
+        assert_eq!(w["sandbox"]["kind"], "landlock", "{doc}");
+    }
 
     // And the parser reads the log the same way.
     let log = std::fs::read(env.root.join(".claude/orchestrator/logs/Stream-A.log")).unwrap();
@@ -406,4 +413,177 @@ fn capture_transcripts() {
             .header("anthropic-ratelimit-unified-5h-status", "allowed_warning")
     });
     record("sub-warning", &warning, &[sub], &headless("do it", &[]));
+}
+
+/// `orchestrate start ARGS` with the real CLI as the worker, against the stand-in, as a
+/// subscription (`CLAUDE_CODE_OAUTH_TOKEN`: its usage limits carry a reset time) or with an API
+/// key.
+fn start_with_claude(
+    env: &TestEnv,
+    bin: &Path,
+    api: &Api,
+    auth: (&str, &str),
+    args: &[&str],
+) -> crate::support::Run {
+    let worker = format!(
+        "'{}' -p {{prompt}} --output-format stream-json --verbose --dangerously-skip-permissions",
+        bin.display()
+    );
+    crate::support::Run(
+        env.cmd(args)
+            .env("ORCHESTRATE_WORKER_CMD", &worker)
+            .envs(claude_env(api))
+            .env(auth.0, auth.1)
+            .output()
+            .expect("run orchestrate"),
+    )
+}
+
+/// The main-loop requests of the session whose first prompt names `stream`.
+fn session_of(api: &Api, stream: &str) -> Vec<api::Request> {
+    let main = api.main_requests();
+    let Some(first) = main
+        .iter()
+        .find(|r| r.transcript().contains(&format!("**{stream}**")))
+    else {
+        return Vec::new();
+    };
+    let session = first.session_id().map(String::from);
+    main.into_iter()
+        .filter(|r| r.session_id().map(String::from) == session)
+        .collect()
+}
+
+#[test]
+fn real_claude_parks_on_a_usage_limit_and_resumes_the_session_after_the_reset() {
+    let Some(bin) =
+        real_claude("real_claude_parks_on_a_usage_limit_and_resumes_the_session_after_the_reset")
+    else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.diamond();
+    let mut turns = api::worker_turns(PROTOCOL);
+    let mut limited = false;
+    // Stream B's first request hits the five-hour limit, resetting 8 s later.
+    let api = Api::start(move |req: &api::Request| {
+        if !limited && req.transcript().contains("**Stream-B**") {
+            limited = true;
+            return Reply::usage_limit(unix_in(8), "five_hour");
+        }
+        turns(req)
+    });
+    let run = start_with_claude(
+        &env,
+        &bin,
+        &api,
+        ("CLAUDE_CODE_OAUTH_TOKEN", OAUTH_TOKEN),
+        &["start", "--worktrees", "--stagger", "0", "--retries", "0"],
+    )
+    .success();
+    assert!(
+        run.stdout().contains("every stream is complete"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().contains("parked on a usage limit for"),
+        "{}\n{}",
+        run.stdout(),
+        run.stderr()
+    );
+    assert!(run.stderr().contains("Stream-B parked"), "{}", run.stderr());
+    // B's session: the refused request, then the resumed ones, all one session, and the
+    // resumed conversation still holds the prompt the limit refused.
+    let b = session_of(&api, "Stream-B");
+    assert!(b.len() >= 3, "{b:#?}");
+    let resumed = b.last().unwrap().transcript();
+    assert!(resumed.contains("**Stream-B**"), "{resumed}");
+    assert!(resumed.contains("usage limit (five_hour)"), "{resumed}");
+    let log =
+        std::fs::read_to_string(env.root.join(".claude/orchestrator/logs/Stream-B.log")).unwrap();
+    assert!(log.contains("resumes session"), "{log}");
+}
+
+#[test]
+fn real_claude_gets_a_failed_verification_in_its_resumed_session() {
+    let Some(bin) = real_claude("real_claude_gets_a_failed_verification_in_its_resumed_session")
+    else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.add_task("Stream-A", "Write the thing", "pending", &[]);
+    let fix = "printf 'ok\\n' > fixed.txt && git add fixed.txt && git commit -q -m fix";
+    let api = Api::start(move |req: &api::Request| {
+        if req.answers_a_tool_call() {
+            Reply::text("Done.")
+        } else if req.transcript().contains("verify: fixed.txt is missing") {
+            Reply::bash(fix)
+        } else {
+            Reply::bash(PROTOCOL)
+        }
+    });
+    let verify = "test -e fixed.txt || { echo 'verify: fixed.txt is missing'; exit 1; }";
+    let run = start_with_claude(
+        &env,
+        &bin,
+        &api,
+        ("ANTHROPIC_API_KEY", API_KEY),
+        &[
+            "start",
+            "--stagger",
+            "0",
+            "--retries",
+            "1",
+            "--verify",
+            verify,
+        ],
+    )
+    .success();
+    assert!(run.stderr().contains("verify passed"), "{}", run.stderr());
+    let a = session_of(&api, "Stream-A");
+    assert_eq!(
+        a.len(),
+        4,
+        "two turns, then two in the resumed session: {a:#?}"
+    );
+    let told = a[2].transcript();
+    assert!(
+        told.contains("verify: fixed.txt is missing") && told.contains("test -e fixed.txt"),
+        "{told}"
+    );
+    assert!(env.root.join("fixed.txt").exists());
+}
+
+#[test]
+fn real_claude_run_budget_stops_new_launches() {
+    let Some(bin) = real_claude("real_claude_run_budget_stops_new_launches") else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
+    let api = Api::start(api::worker_turns(PROTOCOL));
+    let run = start_with_claude(
+        &env,
+        &bin,
+        &api,
+        ("ANTHROPIC_API_KEY", API_KEY),
+        &[
+            "start",
+            "--stagger",
+            "0",
+            "--max-parallel",
+            "1",
+            "--run-budget-usd",
+            "0.000001",
+        ],
+    )
+    .expect_code(6);
+    assert!(
+        run.stdout().contains("Stream-B (budget reached)"),
+        "{}",
+        run.stdout()
+    );
+    assert!(session_of(&api, "Stream-B").is_empty(), "B never started");
 }

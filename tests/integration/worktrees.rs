@@ -9,19 +9,25 @@ use orchestrate::git::WorktreeWorkspaces;
 use orchestrate::graph::{Stream, StreamGraph};
 use orchestrate::model::{Attention, Block};
 use orchestrate::project::Project;
-use orchestrate::taskdb::{SqliteTaskDb, TaskSource};
+use orchestrate::taskdb::{TaskDb, TaskSource};
 use orchestrate::workspace::{Placement, PrepareFailure, Workspaces};
 
 use crate::support::TestEnv;
 
 pub fn graph(env: &TestEnv) -> StreamGraph {
-    let mut db = SqliteTaskDb::open(&env.db_path(), "test").unwrap();
+    let mut db = TaskDb::open(&env.db_path(), "test").unwrap();
     StreamGraph::build(&db.snapshot().unwrap()).unwrap()
 }
 
 pub fn workspaces(env: &TestEnv, config: Config) -> WorktreeWorkspaces {
     let project = Project {
         root: env.root.clone(),
+    };
+    // In-process, this test program would stand in for `orchestrate __sandbox` around
+    // `post_create`: the sandboxed post_create is tested through the binary (sandbox.rs).
+    let config = Config {
+        sandbox: orchestrate::worker::sandbox::Mode::Off,
+        ..config
     };
     WorktreeWorkspaces::new(project, config).unwrap()
 }

@@ -13,6 +13,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod tc;
+
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
