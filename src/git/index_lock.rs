@@ -54,8 +54,9 @@ impl IndexLock {
     }
 
     /// Commits `scratch` as the index: moved into the lock file, then the lock file renamed
-    /// over the index (git's own protocol); then takes the lock again for what follows.
-    pub fn commit(&mut self, scratch: &Path) -> Result<()> {
+    /// over the index (git's own protocol); then takes the lock again for what follows. False
+    /// when another git process took it in between (the index is committed all the same).
+    pub fn commit(&mut self, scratch: &Path) -> Result<bool> {
         std::fs::rename(scratch, &self.lock).map_err(GitError::io("write", &self.lock))?;
         std::fs::rename(&self.lock, &self.index).map_err(GitError::io("write", &self.index))?;
         self.held = false;
@@ -66,11 +67,9 @@ impl IndexLock {
         {
             Ok(_) => {
                 self.held = true;
-                Ok(())
+                Ok(true)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(GitError::IndexLocked {
-                path: self.lock.clone(),
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(GitError::io("create", &self.lock)(e)),
         }
     }

@@ -31,8 +31,17 @@ pub struct MergeReport {
     pub skipped: Vec<StreamMerge>,
     /// The stream whose merge conflicted (with the paths); the run stopped there.
     pub conflict: Option<StreamMerge>,
-    /// The target moved while merging (expected, found): the run stopped there.
-    pub moved: Option<(Oid, Oid)>,
+    /// Why the run stopped before the end, with the merges before it done.
+    pub stopped: Option<Stop>,
+}
+
+/// Why a merge run stopped early (a conflict is [`MergeReport::conflict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The target moved meanwhile: it was expected at `expected` and found at `found`.
+    Moved { expected: Oid, found: Oid },
+    /// Another git process took the main checkout's index lock between two merges.
+    LockTaken,
 }
 
 /// Merges `streams` (dependency order) into `target`, which the project root must have
@@ -53,7 +62,10 @@ pub fn merge_streams(
     };
     let now = repo.require_tip(target)?;
     if now != begun {
-        report.moved = Some((begun, now));
+        report.stopped = Some(Stop::Moved {
+            expected: begun,
+            found: now,
+        });
         return Ok(report);
     }
     let mut expected = begun;
@@ -87,12 +99,16 @@ pub fn merge_streams(
         match merge_in_memory(repo, expected, tip, target, &branch, stream)? {
             Ok(commit) => match apply(repo, &mut lock, target, &branch, expected, commit)? {
                 Applied::Moved(found) => {
-                    report.moved = Some((expected, found));
+                    report.stopped = Some(Stop::Moved { expected, found });
                     break;
                 }
-                Applied::Done => {
+                Applied::Done { lock_kept } => {
                     expected = commit;
                     report.merged.push((entry, commit));
+                    if !lock_kept {
+                        report.stopped = Some(Stop::LockTaken);
+                        break;
+                    }
                 }
             },
             Err(paths) => {
@@ -142,7 +158,8 @@ fn check_root(repo: &Repo, target: &str) -> Result<()> {
 }
 
 enum Applied {
-    Done,
+    /// Merged; `lock_kept`: this run still holds the index lock.
+    Done { lock_kept: bool },
     /// The target no longer pointed where expected: it points here. Nothing was changed.
     Moved(Oid),
 }
@@ -196,10 +213,9 @@ fn apply(
     }
     let moved = move_target(repo, target, branch, expected, commit);
     match moved {
-        Ok(None) => {
-            lock.commit(&scratch)?;
-            Ok(Applied::Done)
-        }
+        Ok(None) => Ok(Applied::Done {
+            lock_kept: lock.commit(&scratch)?,
+        }),
         other => {
             put_back(repo, commit, expected)?;
             let _ = std::fs::remove_file(&scratch);

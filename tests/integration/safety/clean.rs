@@ -190,6 +190,10 @@ fn clean_help_says_force_never_overrides_in_use() {
 pub struct RaceTrial {
     /// The worker found its worktree (or its files) gone under it.
     pub pulled_from_under: bool,
+    /// `clean` runs that found the worktree in use and kept it.
+    pub kept_in_use: usize,
+    /// `clean` runs that removed the worktree (after the worker ended).
+    pub removed: usize,
     pub start_code: i32,
     pub output: String,
 }
@@ -229,7 +233,10 @@ pub fn clean_races_start(delay_ms: u64) -> RaceTrial {
     std::fs::write(&barrier, "").unwrap();
     let start_code = wait_exit(&mut start, LONG);
     let cleaned = clean.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&cleaned.stdout).into_owned();
     RaceTrial {
+        kept_in_use: said.matches("it is in use").count(),
+        removed: said.matches("removed worktree").count(),
         pulled_from_under: fake.markers.join("GONE").exists()
             || fake.marker("Stream-A", "run-failed").exists(),
         start_code,
@@ -258,11 +265,13 @@ fn clean_racing_start_never_removes_a_worktree_in_use() {
 fn long_clean_racing_start() {
     let n = super::trials(50);
     let mut rng = super::Rng::from_env();
-    let (mut pulled, mut failed) = (0, 0);
+    let (mut pulled, mut failed, mut kept, mut removed) = (0, 0, 0, 0);
     let began = std::time::Instant::now();
     for t in 0..n {
         let delay = rng.below(400);
         let trial = clean_races_start(delay);
+        kept += trial.kept_in_use;
+        removed += trial.removed;
         if trial.pulled_from_under {
             pulled += 1;
             super::report(&format!(
@@ -279,7 +288,10 @@ fn long_clean_racing_start() {
         }
     }
     super::report(&format!(
-        "RESULT clean: {n} races in {:.0?}: {pulled} worktrees in use removed, {failed} failed starts",
+        "RESULT clean: {n} races ({} clean runs) in {:.0?}: {kept} found the worktree in use and \
+         kept it, {removed} removed it once free; {pulled} worktrees in use removed, {failed} \
+         failed starts",
+        n * 5,
         began.elapsed()
     ));
     assert_eq!(pulled + failed, 0);
