@@ -238,8 +238,13 @@ pub struct LogsArgs {
 
 /// Remove stream worktrees safely (and, with --branches, fully merged stream branches).
 ///
-/// Never removes a worktree with uncommitted changes, or whose branch has commits not merged
-/// into the target branch, unless --force.
+/// Never removes a worktree that is in use: a live worker, a `start` preparing or launching
+/// it, or any process working inside it; --force never overrides that. Never removes a worktree
+/// with uncommitted changes, commits not merged into the target branch, or a HEAD that left its
+/// branch, unless --force; even then no commit becomes unreachable: one that only the removed
+/// worktree or branch still reaches is kept under refs/orchestrate/rescued/. Also prunes stale
+/// worktree metadata and registers orphaned worktrees (whose .git/worktrees/ entry was deleted)
+/// with git again, keeping their files.
 #[derive(Debug, Clone, Args)]
 pub struct CleanArgs {
     /// Clean only these streams [default: all].
@@ -250,7 +255,7 @@ pub struct CleanArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Remove even worktrees with uncommitted or unmerged work.
+    /// Remove even worktrees with uncommitted or unmerged work (never one in use).
     #[arg(long)]
     pub force: bool,
 

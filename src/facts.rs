@@ -141,6 +141,13 @@ pub fn gather(
             .is_some_and(|v| !v.trim().is_empty());
         observed.verify = verify_fact(required, worker, check);
     }
+    // Worktrees whose git record was deleted behind our back: nothing recorded them yet.
+    let known = store.verdicts()?;
+    for (stream, verdict) in crate::git::recheck::discover(project, graph) {
+        if known.get(&stream) != Some(&verdict) {
+            store.set_verdict(&stream, &verdict)?;
+        }
+    }
     for (stream, verdict) in store.verdicts()? {
         let Some(s) = graph.get(&stream) else {
             continue;

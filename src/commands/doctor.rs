@@ -121,6 +121,7 @@ fn check_project(project: &Project, global: &GlobalArgs) -> Vec<Check> {
         &project.worktrees_dir(),
         "stream worktrees",
     ));
+    checks.extend(check_orphans(project));
     checks.push(check_writable(
         "runtime folders",
         &project.orchestrator_dir(),
@@ -198,6 +199,27 @@ fn check_git(root: &Path, worktrees_on: bool) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// Stream worktrees whose `.git/worktrees/<name>` was deleted: git no longer sees them.
+fn check_orphans(project: &Project) -> Option<Check> {
+    let orphans = crate::git::worktree::orphans_of(project);
+    if orphans.is_empty() {
+        return None;
+    }
+    let dirs: Vec<String> = orphans
+        .iter()
+        .map(|o| o.dir.display().to_string())
+        .collect();
+    Some(warn(
+        "stream worktrees",
+        format!(
+            "git no longer knows {} (its record under .git/worktrees/ was deleted): what is \
+             uncommitted there is invisible, and its stream's dependents wait",
+            dirs.join(", ")
+        ),
+        "`orchestrate clean` registers them with git again, keeping every file",
+    ))
 }
 
 fn on_or_off(on: bool) -> &'static str {

@@ -13,7 +13,7 @@ mod verdicts;
 mod worktrees;
 
 pub use history::{RunEvent, RunRow};
-pub use store::{AgentReport, Claim, NewWorker, RowKind, StateStore, WorkerRecord};
+pub use store::{AgentReport, Claim, NewWorker, Removal, RowKind, StateStore, WorkerRecord};
 pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;
@@ -80,6 +80,10 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "stream {stream} is being removed by `orchestrate clean` (pid {pid}), which did not finish in two minutes"
+    )]
+    Removing { stream: String, pid: i32 },
     #[error("the orchestrator state {path} is corrupt and could not be set aside")]
     SetAside {
         path: std::path::PathBuf,
@@ -110,6 +114,7 @@ impl StateError {
             Self::CreateDir { source, .. }
             | Self::Permissions { source, .. }
             | Self::SetAside { source, .. } => full_io(source),
+            Self::Removing { .. } => false,
         }
     }
 }
@@ -118,6 +123,11 @@ impl Diagnostic for StateError {
     fn hint(&self) -> Option<String> {
         if self.is_disk_full() {
             return Some("the disk is full: free some space, then run the command again".into());
+        }
+        if let Self::Removing { pid, .. } = self {
+            return Some(format!(
+                "wait for that `clean` to end (or end it: `kill {pid}`), then run the command again"
+            ));
         }
         Some("`orchestrate doctor` checks the state store".into())
     }

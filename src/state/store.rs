@@ -70,6 +70,14 @@ CREATE TABLE IF NOT EXISTS worktrees (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- `clean` removing a stream's worktree or branch: while its process lives, `claim` waits
+CREATE TABLE IF NOT EXISTS removals (
+    stream TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    start_ticks INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
 -- the run's merge-back target and the commit every stream without dependencies starts from
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -109,8 +117,12 @@ CREATE TABLE IF NOT EXISTS run_events (
 ";
 
 /// `PRAGMA user_version` of a store made by this version (2: run history, `runs` and
-/// `run_events`, created by [`SCHEMA`]'s `IF NOT EXISTS` when an older store is opened).
-const SCHEMA_VERSION: i64 = 2;
+/// `run_events`; 3: `removals`; each created by [`SCHEMA`]'s `IF NOT EXISTS` when an older
+/// store is opened).
+const SCHEMA_VERSION: i64 = 3;
+
+/// How long a launch waits for a `clean` that is removing the same stream's worktree.
+const REMOVAL_WAIT: Duration = Duration::from_secs(120);
 
 /// Columns added after a table was first released: (table, column, declaration). Added with
 /// `ALTER TABLE` when missing, so a file written by an older version keeps working.
@@ -236,6 +248,25 @@ pub enum Claim {
     Granted(i64),
     /// Another live worker already runs the stream: adopt it instead.
     Taken(Box<WorkerRecord>),
+}
+
+/// The answer to [`StateStore::begin_removal`].
+#[derive(Debug)]
+pub enum Removal {
+    /// No launch can claim the stream until [`StateStore::end_removal`] (or this process
+    /// dies).
+    Granted,
+    /// A live worker, or a `start` preparing or launching one, holds the stream.
+    InUse(Box<WorkerRecord>),
+    /// Another live `clean` is removing it.
+    Removing(Identity),
+}
+
+/// One try at a claim.
+enum Attempt {
+    Done(Claim),
+    /// A live `clean` removes the stream's worktree: try again once it is done.
+    Removing(Identity),
 }
 
 pub struct StateStore {
@@ -431,7 +462,31 @@ impl StateStore {
 
     /// Claims the right to launch a worker for `new.stream`: refuses if a live worker exists,
     /// and marks unfinished rows whose process is gone as `lost`, all in one write transaction.
+    /// While a live `clean` removes the stream's worktree ([`StateStore::begin_removal`]), it
+    /// waits (up to two minutes), so a launch never prepares a worktree being removed.
     pub fn claim(&mut self, new: &NewWorker<'_>, claimer: &Identity) -> Result<Claim, StateError> {
+        let deadline = std::time::Instant::now() + REMOVAL_WAIT;
+        loop {
+            match self.try_claim(new, claimer)? {
+                Attempt::Done(claim) => return Ok(claim),
+                Attempt::Removing(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Attempt::Removing(by) => {
+                    return Err(StateError::Removing {
+                        stream: new.stream.to_string(),
+                        pid: by.pid,
+                    });
+                }
+            }
+        }
+    }
+
+    fn try_claim(
+        &mut self,
+        new: &NewWorker<'_>,
+        claimer: &Identity,
+    ) -> Result<Attempt, StateError> {
         let path = self.path.clone();
         let q = |source| StateError::Read {
             path: path.clone(),
@@ -441,20 +496,13 @@ impl StateStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(q)?;
-        let open: Vec<WorkerRecord> = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "SELECT {COLUMNS} FROM workers WHERE stream = ?1 AND ended_at IS NULL"
-                ))
-                .map_err(q)?;
-            stmt.query_map([new.stream], record_from_row)
-                .map_err(q)?
-                .collect::<Result<_, _>>()
-                .map_err(q)?
-        };
+        if let Some(by) = live_remover(&tx, new.stream).map_err(q)? {
+            return Ok(Attempt::Removing(by));
+        }
+        let open = unfinished(&tx, new.stream).map_err(q)?;
         for rec in open {
             if rec.is_live() {
-                return Ok(Claim::Taken(Box::new(rec)));
+                return Ok(Attempt::Done(Claim::Taken(Box::new(rec))));
             }
             tx.execute(
                 "UPDATE workers SET ended_at = ?2, outcome = 'lost' WHERE id = ?1 AND ended_at IS NULL",
@@ -485,7 +533,56 @@ impl StateStore {
         .map_err(q)?;
         let id = tx.last_insert_rowid();
         tx.commit().map_err(q)?;
-        Ok(Claim::Granted(id))
+        Ok(Attempt::Done(Claim::Granted(id)))
+    }
+
+    /// Takes the right to remove `stream`'s worktree and branch (`clean`): granted only if no
+    /// live worker or launch holds the stream, checked and recorded in one write transaction,
+    /// so that no `start` can claim the stream until [`StateStore::end_removal`].
+    pub fn begin_removal(&mut self, stream: &str, me: &Identity) -> Result<Removal, StateError> {
+        let path = self.path.clone();
+        let q = |source| StateError::Read {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(q)?;
+        if let Some(by) = live_remover(&tx, stream).map_err(q)?
+            && by != *me
+        {
+            return Ok(Removal::Removing(by));
+        }
+        let open = unfinished(&tx, stream).map_err(q)?;
+        if let Some(live) = open.into_iter().find(WorkerRecord::is_live) {
+            return Ok(Removal::InUse(Box::new(live)));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO removals (stream, pid, start_ticks, boot_id, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                stream,
+                me.pid,
+                me.start_ticks as i64,
+                me.boot_id,
+                now_rfc3339()
+            ],
+        )
+        .map_err(q)?;
+        tx.commit().map_err(q)?;
+        Ok(Removal::Granted)
+    }
+
+    /// Gives back what [`StateStore::begin_removal`] took.
+    pub fn end_removal(&self, stream: &str, me: &Identity) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "DELETE FROM removals WHERE stream = ?1 AND pid = ?2 AND start_ticks = ?3",
+                params![stream, me.pid, me.start_ticks as i64],
+            )
+            .map_err(self.q())?;
+        Ok(())
     }
 
     /// Records where the claimed worker runs, once its worktree is prepared.
@@ -726,6 +823,39 @@ impl StateStore {
     }
 }
 
+/// The unfinished worker rows of `stream`.
+fn unfinished(conn: &Connection, stream: &str) -> rusqlite::Result<Vec<WorkerRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM workers WHERE stream = ?1 AND ended_at IS NULL"
+    ))?;
+    stmt.query_map([stream], record_from_row)?.collect()
+}
+
+/// The live `clean` removing `stream`, if any (a dead one's row is dropped).
+fn live_remover(conn: &Connection, stream: &str) -> rusqlite::Result<Option<Identity>> {
+    let row = conn
+        .query_row(
+            "SELECT pid, start_ticks, boot_id FROM removals WHERE stream = ?1",
+            [stream],
+            |r| {
+                Ok(Identity {
+                    pid: r.get(0)?,
+                    start_ticks: r.get::<_, i64>(1)? as u64,
+                    boot_id: r.get(2)?,
+                })
+            },
+        )
+        .optional()?;
+    match row {
+        Some(by) if by.is_alive() => Ok(Some(by)),
+        Some(_) => {
+            conn.execute("DELETE FROM removals WHERE stream = ?1", [stream])?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
 /// Brings a store of any earlier version to [`SCHEMA_VERSION`], in one write transaction:
 /// tables and columns are added, and the tables of version 0 (`streams` outcomes, the git
 /// code's `git_streams` and `git_run`) are carried into `verdicts`, `worktrees` and `run`.
@@ -901,6 +1031,44 @@ mod tests {
             store.worker(first).unwrap().unwrap().outcome.as_deref(),
             Some("lost")
         );
+    }
+
+    #[test]
+    fn a_removal_keeps_launches_out_and_a_live_launch_keeps_removals_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        let me = Identity::current().unwrap();
+        let log = tmp.path().join("a.log");
+        assert!(matches!(
+            store.begin_removal("A", &me).unwrap(),
+            Removal::Granted
+        ));
+        // Another (live) `start` would wait; a dead remover is ignored.
+        let dead = Identity {
+            start_ticks: me.start_ticks + 7,
+            ..me.clone()
+        };
+        let mut other = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        assert!(matches!(
+            other.begin_removal("A", &dead).unwrap(),
+            Removal::Removing(by) if by == me
+        ));
+        store.end_removal("A", &me).unwrap();
+        let Claim::Granted(_) = store.claim(&new_worker("A", &log), &me).unwrap() else {
+            panic!("the removal is over");
+        };
+        assert!(matches!(
+            store.begin_removal("A", &me).unwrap(),
+            Removal::InUse(_)
+        ));
+        // A remover that died keeps nothing out.
+        assert!(matches!(
+            other.begin_removal("B", &dead).unwrap(),
+            Removal::Granted
+        ));
+        let Claim::Granted(_) = store.claim(&new_worker("B", &log), &me).unwrap() else {
+            panic!("a dead remover holds nothing");
+        };
     }
 
     #[test]

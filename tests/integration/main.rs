@@ -18,6 +18,7 @@ mod private_files;
 mod prompts;
 mod reliability_data;
 mod reliability_procs;
+mod safety;
 mod sandbox;
 mod see;
 mod setup;
