@@ -242,6 +242,7 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
         "schema",
         "table `tasks` has the columns orchestrate reads",
     ));
+    checks.extend(check_db_writes(&location.path));
     let snapshot = match db.snapshot() {
         Ok(s) => s,
         Err(e) => {
@@ -521,6 +522,33 @@ fn check_state(path: &Path) -> Check {
             ),
         ),
     }
+}
+
+/// Workers mark their tasks in the task database (`orchestrate task set`, Task Copilot): a
+/// file or folder they cannot write means no task is ever marked done.
+fn check_db_writes(db: &Path) -> Option<Check> {
+    use nix::unistd::{AccessFlags, access};
+    let folder = db.parent().unwrap_or(Path::new("."));
+    let blocked = if access(db, AccessFlags::W_OK).is_err() {
+        db
+    } else if access(folder, AccessFlags::W_OK).is_err() {
+        // SQLite creates its journal or WAL files beside the database.
+        folder
+    } else {
+        return None;
+    };
+    Some(fail(
+        "database writes",
+        format!(
+            "{} is read-only: workers cannot mark tasks done (`orchestrate task set` and Task \
+             Copilot write to it)",
+            blocked.display()
+        ),
+        format!(
+            "make {} writable by you (or move the database off a read-only mount)",
+            blocked.display()
+        ),
+    ))
 }
 
 fn render(checks: &[Check], ui: &Ui) -> String {

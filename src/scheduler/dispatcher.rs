@@ -48,6 +48,9 @@ pub(super) struct Running {
 /// of the task database (judging on the last snapshot lost completions).
 pub(super) struct Exited {
     pub attempt: u32,
+    /// It ended while the task database could not be read: it worked blind, so its attempt
+    /// is not counted.
+    pub blind: bool,
     pub rec: Option<WorkerRecord>,
     pub log: PathBuf,
 }
@@ -105,6 +108,9 @@ pub struct Scheduler<'a> {
     pub(super) runs: BTreeMap<String, StreamRun>,
     /// Source warnings already reported (said once each).
     said_warnings: std::collections::HashSet<String>,
+    /// The task-database fault being ridden out, as said (once; again only when it changes).
+    /// While it lasts nothing is judged or launched.
+    db_fault: Option<String>,
     pub(super) next_launch: Option<Instant>,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
@@ -146,6 +152,7 @@ impl<'a> Scheduler<'a> {
             graph,
             runs: BTreeMap::new(),
             said_warnings,
+            db_fault: None,
             next_launch: None,
             exits_tx,
             exits_rx,
@@ -371,7 +378,8 @@ impl<'a> Scheduler<'a> {
             else {
                 return Ok(Turn::Idle);
             };
-            if self.live_workers() >= self.settings.max_parallel {
+            // A worker started now could not read or mark its tasks.
+            if self.db_fault.is_some() || self.live_workers() >= self.settings.max_parallel {
                 return Ok(Turn::Idle);
             }
             if self.next_launch.is_some_and(|t| t > Instant::now()) {
@@ -425,11 +433,35 @@ impl<'a> Scheduler<'a> {
             Ok(true) => {
                 self.refresh();
             }
+            Ok(false) if self.db_fault.is_some() => {
+                // It may have come back without changing (a lock released).
+                self.refresh();
+            }
             Ok(false) => {}
-            Err(e) => self.reporter.event(Event::Note {
+            Err(e) => self.db_failed(e),
+        }
+    }
+
+    /// Says a task-database fault once (the watch and the probe see it many times a second),
+    /// and again only when it changes.
+    fn db_failed(&mut self, e: crate::taskdb::TaskDbError) {
+        let text = match &e {
+            crate::taskdb::TaskDbError::Missing { path, .. } => format!(
+                "the task database {} is gone (deleted or moved); no worker is judged or started \
+                 until it is back",
+                path.display()
+            ),
+            _ => format!(
+                "{}; no worker is judged or started until it can be read",
+                db_note("cannot read the task database", e)
+            ),
+        };
+        if self.db_fault.as_ref() != Some(&text) {
+            self.reporter.event(Event::Note {
                 stream: None,
-                text: db_note("cannot probe the task database", e),
-            }),
+                text: text.clone(),
+            });
+            self.db_fault = Some(text);
         }
     }
 
@@ -500,13 +532,16 @@ impl<'a> Scheduler<'a> {
         let snapshot = match self.db.snapshot() {
             Ok(s) => s,
             Err(e) => {
-                self.reporter.event(Event::Note {
-                    stream: None,
-                    text: db_note("cannot read the task database", e),
-                });
+                self.db_failed(e);
                 return false;
             }
         };
+        if self.db_fault.take().is_some() {
+            self.reporter.event(Event::Note {
+                stream: None,
+                text: "the task database can be read again".into(),
+            });
+        }
         // A malformed row that appears mid-run is ignored like at start, and said once.
         for w in &snapshot.warnings {
             let text = w.to_string();
@@ -560,12 +595,16 @@ impl<'a> Scheduler<'a> {
         self.finish_worker(&stream, record, &run.placement)?;
         self.run_of(&stream).slot = Slot::Exited(Box::new(Exited {
             attempt: run.attempt,
+            blind: false,
             rec: Some(rec),
             log: run.log,
         }));
         // Read the task database before saying the worker exited, so that whoever reads the
         // message knows the judgment's read was already tried.
         let read = self.refresh();
+        if let (false, Slot::Exited(exited)) = (read, &mut self.run_of(&stream).slot) {
+            exited.blind = true;
+        }
         self.reporter.event(Event::Exited {
             stream: &stream,
             summary: &summary,
@@ -637,6 +676,18 @@ impl<'a> Scheduler<'a> {
         let rec = exited.rec.as_ref();
         if let Some(failure) = rec.and_then(exits::cannot_run) {
             return self.fail(stream, failure);
+        }
+        if exited.blind {
+            // The next launch reuses this attempt's number.
+            let run = self.run_of(stream);
+            run.attempts = run.attempts.min(exited.attempt.saturating_sub(1));
+            self.reporter.event(Event::Note {
+                stream: Some(stream),
+                text: "its worker ended while the task database could not be read; it runs \
+                       again, and that is not counted as a retry"
+                    .into(),
+            });
+            return Ok(());
         }
         if exited.attempt <= self.settings.retries {
             let why = exits::failure(rec, &exited.log, exited.attempt);
