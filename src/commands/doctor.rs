@@ -510,14 +510,31 @@ fn check_state(path: &Path) -> Check {
             r.get::<_, i64>(0)
         })
     });
+    let corrupt = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        )
+    };
     match read {
         Ok(_) => ok("state store", format!("{} is readable", path.display())),
+        // Every command that opens it (status, stop, start) sets it aside and rebuilds it from
+        // the workers alive in /proc; doctor changes nothing, so it only says so.
+        Err(e) if corrupt(&e) => warn(
+            "state store",
+            format!(
+                "{} is corrupt ({e}); the next `orchestrate` command that opens it has it set \
+                 aside (kept beside it as state.db.corrupt-TIME) and rebuilt from the running \
+                 workers",
+                path.display()
+            ),
+            "nothing to do: `orchestrate status` rebuilds it now, and shows the workers it found",
+        ),
         Err(e) => fail(
             "state store",
             format!("cannot read {}: {e}", path.display()),
             format!(
-                "stop any workers (`orchestrate stop`), then move {} aside; the next `start` \
-                 creates a new one",
+                "make {} and its folder readable and writable by you",
                 path.display()
             ),
         ),

@@ -5,7 +5,7 @@
 //!   out; anything else at our path is refused, never overwritten;
 //! * stale entries (folder deleted by hand) are pruned before adding, because libgit2 would
 //!   otherwise let the branch be checked out twice;
-//! * a failed add leaves neither `.git/worktrees/<name>` nor an empty folder behind;
+//! * a failed add leaves neither `.git/worktrees/<name>` nor the folder it began behind;
 //! * nothing here deletes a work tree unless the caller asked for it explicitly ([`remove`]).
 
 use std::path::{Path, PathBuf};
@@ -48,6 +48,11 @@ impl WorktreeInfo {
             .as_deref()
             .and_then(lock_pid)
             .filter(|pid| pid_alive(*pid))
+    }
+
+    /// The live process our lock reason names (pid and start time), if any.
+    pub fn lock_holder(&self) -> Option<crate::proc::Identity> {
+        self.lock.as_deref().and_then(lock_holder)
     }
 }
 
@@ -215,6 +220,8 @@ fn add(repo: &Repo, name: &str, path: &Path, branch: &str) -> Result<()> {
     let io = GitError::io;
     let parent = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    // `ensure` refuses a folder in the way, so one there after a failed add is ours.
+    let existed = path.exists();
     let admin = admin_dir(&repo.inner, name);
     let admin_existed = admin.exists();
     let result = repo
@@ -232,8 +239,10 @@ fn add(repo: &Repo, name: &str, path: &Path, branch: &str) -> Result<()> {
             if !admin_existed && admin.exists() {
                 let _ = std::fs::remove_dir_all(&admin);
             }
-            if path.read_dir().is_ok_and(|mut d| d.next().is_none()) {
-                let _ = std::fs::remove_dir(path);
+            // A checkout cut short (the disk full) left a partial folder that would block
+            // the stream for good ("in the way"); no worker ever saw it.
+            if !existed {
+                let _ = std::fs::remove_dir_all(path);
             }
             Err(GitError::AddWorktree {
                 name: name.into(),
@@ -253,9 +262,35 @@ pub fn name_at(repo: &Repo, path: &Path) -> Result<Option<String>> {
         .map(|w| w.name))
 }
 
-/// The lock reason naming the stream and worker pid; [`lock_pid`] reads the pid back.
+/// The lock reason naming the stream, the worker's pid and its start time (so a pid reused by
+/// another process is not taken for the worker); [`lock_pid`] and [`lock_holder`] read it back.
 pub fn lock_reason(stream: &str, pid: u32) -> String {
-    format!("orchestrate: stream {stream} worker pid {pid}")
+    match crate::proc::stat(pid as i32) {
+        Some(stat) => format!(
+            "orchestrate: stream {stream} worker pid {pid} start {}",
+            stat.start_ticks
+        ),
+        None => format!("orchestrate: stream {stream} worker pid {pid}"),
+    }
+}
+
+/// The live process a lock reason written by [`lock_reason`] names. With a start time, that
+/// exact process; without (an older lock), a live process of ours that carries a stream in
+/// its environment, so that a pid reused by anything else holds nothing.
+pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
+    let pid = i32::try_from(lock_pid(reason)?).ok()?;
+    let ticks = reason
+        .rsplit_once(" start ")
+        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let now = crate::proc::identity_of(pid).filter(crate::proc::Identity::is_alive)?;
+    let ours = match ticks {
+        Some(ticks) => now.start_ticks == ticks,
+        None => std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0)
+                .any(|v| v.starts_with(b"ORCHESTRATE_STREAM="))
+        }),
+    };
+    ours.then_some(now)
 }
 
 /// The pid in a lock reason written by [`lock_reason`].
@@ -332,6 +367,23 @@ mod tests {
         let r = lock_reason("Stream-A pid 5", 1234);
         assert_eq!(lock_pid(&r), Some(1234));
         assert_eq!(lock_pid("someone else's lock"), None);
+    }
+
+    #[test]
+    fn a_lock_holds_only_for_the_process_it_names() {
+        let me = std::process::id();
+        let reason = lock_reason("Stream-A", me);
+        assert_eq!(lock_pid(&reason), Some(me));
+        let held = lock_holder(&reason).expect("we are alive");
+        assert_eq!(held, crate::proc::Identity::current().unwrap());
+        // The same pid with another start time is another process.
+        let ticks = held.start_ticks + 1;
+        let reused = format!("orchestrate: stream Stream-A worker pid {me} start {ticks}");
+        assert_eq!(lock_holder(&reused), None);
+        assert_eq!(
+            lock_holder("orchestrate: stream S worker pid 4194999 start 1"),
+            None
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::facts;
 use crate::graph::StreamGraph;
 use crate::model::{self, Failure, Mode, Model, Observed, State, Verdict, WorkerFact};
 use crate::proc::Identity;
-use crate::state::{StateStore, WorkerRecord};
+use crate::state::{Finalize, StateStore, WorkerRecord};
 use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
 
 use crate::worker::{self, render};
@@ -28,6 +28,8 @@ use crate::workspace::{Placement, Workspaces};
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
 /// How often running workers' logs are read for the live view.
 const ACTIVITY_POLL: Duration = Duration::from_millis(500);
+/// How long to wait for another `start` processing an ended worker's leftovers.
+const FINALIZE_WAIT: Duration = Duration::from_secs(30);
 
 /// A worker this run watches.
 pub(super) struct Running {
@@ -317,14 +319,21 @@ impl<'a> Scheduler<'a> {
     }
 
     pub(super) fn watch_adopted(&mut self, rec: WorkerRecord) {
+        if let Some(identity) = rec.identity.as_ref().or(rec.claimer.as_ref()) {
+            self.reporter.event(Event::Adopted {
+                stream: &rec.stream,
+                pid: identity.pid,
+            });
+        }
+        self.watch(rec);
+    }
+
+    /// Watches a worker this run did not spawn: its end is noticed by polling `/proc`.
+    pub(super) fn watch(&mut self, rec: WorkerRecord) {
         let via_claimer = rec.identity.is_none();
         let Some(identity) = rec.identity.clone().or(rec.claimer.clone()) else {
             return;
         };
-        self.reporter.event(Event::Adopted {
-            stream: &rec.stream,
-            pid: identity.pid,
-        });
         let dir = rec
             .dir
             .clone()
@@ -472,7 +481,7 @@ impl<'a> Scheduler<'a> {
             .runs
             .values()
             .filter_map(|r| match &r.slot {
-                Slot::Running(run) if run.adopted && !run.identity.is_alive() => Some(run.record),
+                Slot::Running(run) if run.adopted && !run.identity.tree_alive() => Some(run.record),
                 _ => None,
             })
             .collect();
@@ -581,8 +590,12 @@ impl<'a> Scheduler<'a> {
         };
         if rec.ended_at.is_none() {
             // Gone without recording anything (its supervisor was SIGKILLed) — unless the
-            // supervisor of a launch we adopted from its claimer recorded itself just now.
+            // supervisor of a launch we adopted from its claimer recorded itself just now, or
+            // the worker lives on without its supervisor: then watch it like an adopted one.
             if rec.is_live() || !self.store.mark_lost(&rec)? {
+                if let Slot::Running(run) = &mut self.run_of(&stream).slot {
+                    run.adopted = true;
+                }
                 self.learn_supervisors()?;
                 return Ok(());
             }
@@ -613,8 +626,16 @@ impl<'a> Scheduler<'a> {
     }
 
     /// What an ended worker left: unlock, auto-commit or a verdict that needs a person; then
-    /// the row is marked processed.
+    /// the row is marked processed. Of two `start`s that saw the worker end, one does it and
+    /// the other takes its verdict from the store (both committing at once in one worktree
+    /// made one fail, and its stream wait for a person).
     fn finish_worker(&mut self, stream: &str, record: i64, placement: &Placement) -> Result<()> {
+        if !self.finalizing_is_mine(record)? {
+            if let Some(verdict) = self.store.verdicts()?.remove(stream) {
+                self.run_of(stream).verdict = Some(verdict);
+            }
+            return Ok(());
+        }
         let finished = self
             .workspaces
             .lock()
@@ -631,6 +652,22 @@ impl<'a> Scheduler<'a> {
         }
         self.store.set_finalized(record)?;
         Ok(())
+    }
+
+    /// Claims the processing of an ended worker's leftovers; while another live `start` does it,
+    /// waits (briefly: an auto-commit) for it to finish. False if it is not ours to do.
+    fn finalizing_is_mine(&self, record: i64) -> Result<bool> {
+        let deadline = std::time::Instant::now() + FINALIZE_WAIT;
+        loop {
+            match self.store.claim_finalize(record, &self.me)? {
+                Finalize::Mine => return Ok(true),
+                Finalize::Done => return Ok(false),
+                Finalize::Busy if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Finalize::Busy => return Ok(false),
+            }
+        }
     }
 
     /// Judges exited workers on a fresh read of the database.

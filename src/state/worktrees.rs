@@ -64,7 +64,7 @@ impl StateStore {
                     now_rfc3339()
                 ],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -97,7 +97,7 @@ impl StateStore {
     pub fn forget_worktree(&self, stream: &str) -> Result<(), StateError> {
         self.conn
             .execute("DELETE FROM worktrees WHERE stream = ?1", [stream])
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -110,7 +110,7 @@ impl StateStore {
                     base_commit = COALESCE(?2, base_commit), recorded_at = ?3",
                 params![target, base, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -123,7 +123,7 @@ impl StateStore {
                  ON CONFLICT(id) DO UPDATE SET worktrees = ?1",
                 params![worktrees, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 

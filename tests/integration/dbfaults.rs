@@ -1,7 +1,7 @@
 //! Database faults the reader must ride out: a writer holding the lock, a malformed row that
 //! appears mid-run, the file replaced under a running `status --watch`; and under a running
 //! `start`: the file deleted or replaced by garbage (said once, nothing judged meanwhile), a
-//! read-only file (doctor says workers cannot mark tasks).
+//! read-only file (doctor says workers cannot mark tasks), the disk full.
 
 use std::time::Duration;
 
@@ -232,4 +232,103 @@ fn doctor_says_workers_cannot_mark_tasks_in_a_read_only_database() {
         .unwrap_or_else(|| panic!("no read-only finding in:\n{out}"));
     assert!(line.starts_with('✗'), "{out}");
     assert_eq!(run.code(), 1, "{out}");
+}
+
+/// A small tmpfs mounted at `dir` (root only), unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, kib: u64) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount a tmpfs at {}", dir.display());
+        Self(dir.to_path_buf())
+    }
+
+    /// Fills the disk to leave about `free_kib` free; returns the filler file.
+    fn fill(&self, free_kib: u64) -> std::path::PathBuf {
+        let n = std::fs::read_dir(&self.0).unwrap().count();
+        let filler = self.0.join(format!("filler-{n}"));
+        let stat = nix::sys::statvfs::statvfs(&self.0).unwrap();
+        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        let size = free.saturating_sub(free_kib * 1024);
+        std::fs::write(&filler, vec![0u8; size as usize]).unwrap();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The disk holding `.claude/` fills while a worktree is checked out: the error says the disk
+/// is full (not that state cannot be *read*), nothing half-made is left to block the stream,
+/// and once space is freed the next `start` runs it.
+#[test]
+fn a_full_disk_is_named_and_leaves_nothing_that_blocks_a_stream() {
+    if !nix::unistd::geteuid().is_root() {
+        // Mounting a small file system needs root; say so loudly rather than pass.
+        panic!("this test mounts a small tmpfs and must run as root");
+    }
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    for i in 0..300 {
+        std::fs::write(
+            env.root.join(format!("f{i}.txt")),
+            format!("{i}\n").repeat(500),
+        )
+        .unwrap();
+    }
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "files"]);
+    let fake = Fake::new(env);
+    let disk = SmallDisk::mount(&fake.env.root.join(".claude"), 4096);
+    // Set up and a first state store, with room to spare.
+    fake.run(&["init"]).success();
+    disk.fill(400);
+    let run = fake.run(&["start", "--stagger", "0", "--worktrees"]);
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    assert_ne!(run.code(), 0, "{text}");
+    assert!(
+        !text.contains("cannot read the orchestrator state"),
+        "{text}"
+    );
+    assert!(
+        text.contains("No space left") || text.contains("disk is full"),
+        "{text}"
+    );
+    let folder = fake.env.root.join(".claude/worktrees/Stream-A");
+    assert!(!folder.exists(), "a half-made worktree was left:\n{text}");
+
+    // The state store cannot grow either: a write says so, and says the disk is full.
+    disk.fill(0);
+    let run = fake.run(&["start", "--stagger", "0", "--worktrees"]);
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    assert_ne!(run.code(), 0, "{text}");
+    assert!(
+        !text.contains("cannot read the orchestrator state"),
+        "{text}"
+    );
+    assert!(text.contains("disk is full"), "{text}");
+
+    for f in std::fs::read_dir(&disk.0).unwrap() {
+        let f = f.unwrap().path();
+        if f.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("filler"))
+        {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    fake.run(&["start", "--stagger", "0", "--worktrees"])
+        .success();
+    assert_eq!(fake.lines("Stream-A", "started").len(), 1);
 }

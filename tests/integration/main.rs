@@ -10,6 +10,7 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod one_worker;
 mod reliability_data;
 mod reliability_procs;
 mod setup;
