@@ -1,6 +1,8 @@
 //! Benchmark: `orchestrate status` (plain and `--json`) as a whole process on databases of
 //! 10 × 5, 200 × 20 and 1,000 × 20 tasks in mixed states. Targets: ≤ 10 ms for 10 streams,
-//! ≤ 60 ms for 20,000 tasks. Run: `cargo bench --bench status_scale`.
+//! ≤ 60 ms for 20,000 tasks. Then the same 1,000 × 20 plan in a tc (v3) store, as a ratio of
+//! the legacy reader's time in the same run (target ≤ 1.2×), both whole-process and for the
+//! read alone (`TaskDb::snapshot`). Run: `cargo bench --bench status_scale`.
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::support::TestEnv;
 use common::{Stats, TABLE_HEADER};
+use orchestrate::taskdb::{TaskDb, TaskSource};
 use rusqlite::params;
 
 const RUNS: usize = 20;
@@ -33,11 +36,7 @@ fn populate(env: &TestEnv, streams: usize, tasks: usize) {
             )
             .unwrap();
         for s in 0..streams {
-            let deps: Vec<String> = [s / 2, s / 3]
-                .iter()
-                .filter(|&&d| d < s)
-                .map(|d| format!("Stream-{d:04}"))
-                .collect();
+            let deps = deps_of(s);
             for t in 0..tasks {
                 let meta = serde_json::json!({
                     "streamId": format!("Stream-{s:04}"),
@@ -60,6 +59,77 @@ fn populate(env: &TestEnv, streams: usize, tasks: usize) {
         }
     }
     tx.commit().unwrap();
+}
+
+/// The dependencies of stream `s` in both stores' plans.
+fn deps_of(s: usize) -> Vec<String> {
+    [s / 2, s / 3]
+        .iter()
+        .filter(|&&d| d < s)
+        .map(|d| format!("Stream-{d:04}"))
+        .collect()
+}
+
+/// The same plan as [`populate`] in a tc store, written as upstream's `/orchestrate generate`
+/// writes it (a PRD, a `streams` row per stream, tasks with `stream_id` and metadata); the
+/// blocked reason lives in `metadata.blockedReason` there.
+fn populate_tc(env: &TestEnv, streams: usize, tasks: usize) {
+    let mut conn = env.tc_conn();
+    let tx = conn.transaction().unwrap();
+    {
+        tx.execute("INSERT INTO prds (id, title) VALUES (1, 'Scale')", [])
+            .unwrap();
+        let mut stream = tx
+            .prepare("INSERT INTO streams (id, name, prd_id) VALUES (?1, ?2, 1)")
+            .unwrap();
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO tasks (prd_id, stream_id, title, status, metadata)
+                 VALUES (1, ?1, ?2, ?3, ?4)",
+            )
+            .unwrap();
+        for s in 0..streams {
+            let row = s as i64 + 1;
+            stream.execute(params![row, format!("Stream {s}")]).unwrap();
+            for t in 0..tasks {
+                let status = STATES[(s * 7 + t) % STATES.len()];
+                let mut meta = serde_json::json!({
+                    "streamId": format!("Stream-{s:04}"),
+                    "streamName": format!("Stream {s}"),
+                    "dependencies": deps_of(s),
+                    "files": [format!("src/mod{s}/file{t}.rs")],
+                });
+                if status == "blocked" {
+                    meta["blockedReason"] = "waiting for credentials".into();
+                }
+                insert
+                    .execute(params![
+                        row,
+                        format!("Task {t} of stream {s}"),
+                        status,
+                        meta.to_string()
+                    ])
+                    .unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// In-process `snapshot()` of an open database, `RUNS` times after a warm-up.
+fn time_reads(path: &std::path::Path) -> Vec<Duration> {
+    let mut db = TaskDb::open(path, "bench").unwrap();
+    let streams = db.snapshot().unwrap().streams.len();
+    assert_eq!(streams, 1000);
+    (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            let snapshot = db.snapshot().unwrap();
+            let took = start.elapsed();
+            assert_eq!(snapshot.streams.len(), streams);
+            took
+        })
+        .collect()
 }
 
 fn time_runs(env: &TestEnv, args: &[&str]) -> Vec<Duration> {
@@ -98,5 +168,40 @@ fn main() {
                 ))
             );
         }
+    }
+    tc_versus_legacy();
+}
+
+/// The v3 case: 20,000 tasks read from a tc store, against the legacy reader in the same run.
+fn tc_versus_legacy() {
+    let legacy = TestEnv::new();
+    populate(&legacy, 1000, 20);
+    let tc = TestEnv::without_db();
+    tc.create_tc_db();
+    populate_tc(&tc, 1000, 20);
+    println!("\n## tc (v3) store against the legacy store, 1,000 streams × 20 tasks\n");
+    println!(
+        "| case | runs | legacy median ms | tc median ms | tc / legacy |\n|---|---|---|---|---|"
+    );
+    let row = |label: &str, legacy: Vec<Duration>, tc: Vec<Duration>| {
+        let (l, t) = (Stats::of(&legacy), Stats::of(&tc));
+        println!(
+            "| {label} | {} | {:.2} | {:.2} | {:.2}× |",
+            l.n,
+            l.median,
+            t.median,
+            t.median / l.median
+        );
+    };
+    row(
+        "read (`snapshot`, in process)",
+        time_reads(&legacy.db_path()),
+        time_reads(&tc.tc_db_path()),
+    );
+    for (mode, args) in [
+        ("`status`", &["status"][..]),
+        ("`status --json`", &["status", "--json"][..]),
+    ] {
+        row(mode, time_runs(&legacy, args), time_runs(&tc, args));
     }
 }

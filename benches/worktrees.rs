@@ -19,7 +19,7 @@ use orchestrate::config::Config;
 use orchestrate::git::WorktreeWorkspaces;
 use orchestrate::graph::StreamGraph;
 use orchestrate::project::Project;
-use orchestrate::taskdb::{SqliteTaskDb, TaskSource};
+use orchestrate::taskdb::{TaskDb, TaskSource};
 use orchestrate::workspace::Workspaces;
 
 const FILES: usize = 5_000;
@@ -50,7 +50,7 @@ fn big_repo() -> TestEnv {
 }
 
 fn graph(env: &TestEnv) -> StreamGraph {
-    let mut db = SqliteTaskDb::open(&env.db_path(), "bench").unwrap();
+    let mut db = TaskDb::open(&env.db_path(), "bench").unwrap();
     StreamGraph::build(&db.snapshot().unwrap()).unwrap()
 }
 

@@ -4,6 +4,7 @@
 //! for the user. Nothing in this file decides behaviour; `commands/` does.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -120,21 +121,41 @@ pub struct StartArgs {
     #[arg(long, value_name = "SECS")]
     pub stagger: Option<f64>,
 
-    /// The worker command (shell words; placeholders {prompt}, {stream}, {worktree}).
+    /// The worker command (shell words, no shell; placeholders {prompt}, {stream},
+    /// {worktree}, {prompt_file}).
     #[arg(long, value_name = "CMD")]
     pub worker_cmd: Option<String>,
 
     /// Print the plan (levels, order, worktrees, branches, bases) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// A command each stream's work must pass (run by `sh -c` in its worktree after its tasks
+    /// are complete) before dependents start on it; a failure sends the worker back to work.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+
+    /// A spending cap in US dollars for each Claude worker (`claude --max-budget-usd`).
+    #[arg(long, value_name = "USD")]
+    pub max_budget_usd: Option<f64>,
+
+    /// A spending cap for the whole run: at 100 % nothing new starts.
+    #[arg(long, value_name = "USD")]
+    pub run_budget_usd: Option<f64>,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// Redraw live until Ctrl-C: at once when the database changes, and at least every SECS.
-    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
-    pub watch: Option<f64>,
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "2",
+        value_parser = positive_seconds
+    )]
+    pub watch: Option<Duration>,
 
     /// Print one JSON document (format version 1, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
@@ -282,9 +303,23 @@ pub struct SuperviseArgs {
     #[arg(long)]
     pub state: PathBuf,
 
+    /// A file to give the worker as its stdin (default: /dev/null).
+    #[arg(long)]
+    pub stdin: Option<PathBuf>,
+
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
+}
+
+/// `--watch`: a number of seconds, checked as every other (`config::seconds`), and > 0 (a
+/// redraw interval of 0 would never rest). `--stagger` and `--grace` are checked by
+/// `Config::apply`, with the settings they override.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    match crate::config::parse_seconds(text)? {
+        d if d.is_zero() => Err("must be more than 0 seconds".into()),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,19 @@ pub struct Config {
     pub target_branch: Option<String>,
     /// Commit what a finished worker left uncommitted in its worktree.
     pub auto_commit: bool,
+    /// A command (run by `sh -c` in the stream's worktree) a stream's work must pass before
+    /// dependents start on it; a stream's `metadata.verify` overrides it.
+    pub verify: Option<String>,
+    pub verify_timeout: Duration,
+    /// `--max-budget-usd` given to each Claude worker.
+    pub max_budget_usd: Option<f64>,
+    /// The whole run's spending cap: at 100 % nothing new starts.
+    pub run_budget_usd: Option<f64>,
+    /// The first wait after a usage limit with no reset time, or an overloaded API; it doubles
+    /// (with jitter) on each repeat.
+    pub backoff_min: Duration,
+    /// A retried or parked Claude worker resumes its session (`claude --resume`).
+    pub resume: bool,
 }
 
 impl Default for Config {
@@ -57,6 +70,12 @@ impl Default for Config {
             post_create_timeout: Duration::from_secs(300),
             target_branch: None,
             auto_commit: true,
+            verify: None,
+            verify_timeout: Duration::from_secs(600),
+            max_budget_usd: None,
+            run_budget_usd: None,
+            backoff_min: Duration::from_secs(60),
+            resume: true,
         }
     }
 }
@@ -118,6 +137,12 @@ struct FileConfig {
     post_create_timeout: Option<Spanned<f64>>,
     target_branch: Option<Spanned<String>>,
     auto_commit: Option<Spanned<bool>>,
+    verify: Option<Spanned<String>>,
+    verify_timeout: Option<Spanned<f64>>,
+    max_budget_usd: Option<Spanned<f64>>,
+    run_budget_usd: Option<Spanned<f64>>,
+    backoff_min: Option<Spanned<f64>>,
+    resume: Option<Spanned<bool>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -129,6 +154,9 @@ pub struct Overrides {
     pub retries: Option<u32>,
     pub grace: Option<f64>,
     pub worktrees: Option<bool>,
+    pub verify: Option<String>,
+    pub max_budget_usd: Option<f64>,
+    pub run_budget_usd: Option<f64>,
 }
 
 /// Where a value came from, so a validation error can say so.
@@ -159,7 +187,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 10] = [
+pub const ENV_KEYS: [(&str, &str); 16] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -170,6 +198,12 @@ pub const ENV_KEYS: [(&str, &str); 10] = [
     ("post_create_timeout", "ORCHESTRATE_POST_CREATE_TIMEOUT"),
     ("target_branch", "ORCHESTRATE_TARGET_BRANCH"),
     ("auto_commit", "ORCHESTRATE_AUTO_COMMIT"),
+    ("verify", "ORCHESTRATE_VERIFY"),
+    ("verify_timeout", "ORCHESTRATE_VERIFY_TIMEOUT"),
+    ("max_budget_usd", "ORCHESTRATE_MAX_BUDGET_USD"),
+    ("run_budget_usd", "ORCHESTRATE_RUN_BUDGET_USD"),
+    ("backoff_min", "ORCHESTRATE_BACKOFF_MIN"),
+    ("resume", "ORCHESTRATE_RESUME"),
 ];
 
 impl Config {
@@ -213,14 +247,20 @@ impl Config {
         }
         set!(worker_cmd, command);
         set!(max_parallel, positive);
-        set!(stagger, seconds);
+        set!(stagger, duration);
         set!(retries, count);
-        set!(grace, seconds);
+        set!(grace, duration);
         set!(worktrees, plain);
         set!(post_create, optional_command);
-        set!(post_create_timeout, seconds);
+        set!(post_create_timeout, duration);
         set!(target_branch, branch);
         set!(auto_commit, plain);
+        set!(verify, optional_command);
+        set!(verify_timeout, duration);
+        set!(max_budget_usd, dollars);
+        set!(run_budget_usd, dollars);
+        set!(backoff_min, duration);
+        set!(resume, plain);
         Ok(())
     }
 
@@ -237,16 +277,24 @@ impl Config {
                 "max_parallel" => {
                     self.max_parallel = positive(&origin, key, None, int(&origin, key, &raw)?)?;
                 }
-                "stagger" => self.stagger = seconds(&origin, key, None, float(&origin, &raw)?)?,
+                "stagger" => self.stagger = env_seconds(&origin, &raw)?,
                 "retries" => self.retries = count(&origin, key, None, int(&origin, key, &raw)?)?,
-                "grace" => self.grace = seconds(&origin, key, None, float(&origin, &raw)?)?,
+                "grace" => self.grace = env_seconds(&origin, &raw)?,
                 "worktrees" => self.worktrees = boolean(&origin, &raw)?,
                 "post_create" => self.post_create = optional_command(&origin, key, None, raw)?,
-                "post_create_timeout" => {
-                    self.post_create_timeout = seconds(&origin, key, None, float(&origin, &raw)?)?;
-                }
+                "post_create_timeout" => self.post_create_timeout = env_seconds(&origin, &raw)?,
                 "target_branch" => self.target_branch = branch(&origin, key, None, raw)?,
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
+                "verify" => self.verify = optional_command(&origin, key, None, raw)?,
+                "verify_timeout" => self.verify_timeout = env_seconds(&origin, &raw)?,
+                "max_budget_usd" => {
+                    self.max_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
+                }
+                "run_budget_usd" => {
+                    self.run_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
+                }
+                "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
+                "resume" => self.resume = boolean(&origin, &raw)?,
                 _ => unreachable!("ENV_KEYS lists only known keys"),
             }
         }
@@ -265,13 +313,22 @@ impl Config {
             self.retries = n;
         }
         if let Some(secs) = flags.stagger {
-            self.stagger = seconds(&Origin::Flag("--stagger"), "", None, secs)?;
+            self.stagger = duration(&Origin::Flag("--stagger"), "", None, secs)?;
         }
         if let Some(secs) = flags.grace {
-            self.grace = seconds(&Origin::Flag("--grace"), "", None, secs)?;
+            self.grace = duration(&Origin::Flag("--grace"), "", None, secs)?;
         }
         if let Some(on) = flags.worktrees {
             self.worktrees = on;
+        }
+        if let Some(cmd) = &flags.verify {
+            self.verify = optional_command(&Origin::Flag("--verify"), "", None, cmd.clone())?;
+        }
+        if let Some(usd) = flags.max_budget_usd {
+            self.max_budget_usd = dollars(&Origin::Flag("--max-budget-usd"), "", None, usd)?;
+        }
+        if let Some(usd) = flags.run_budget_usd {
+            self.run_budget_usd = dollars(&Origin::Flag("--run-budget-usd"), "", None, usd)?;
         }
         Ok(())
     }
@@ -339,29 +396,61 @@ fn count(
     u32::try_from(v).map_err(|_| origin.error(key, span, format!("must be ≥ 0, not {v}")))
 }
 
-fn seconds(
+/// A number of seconds as a duration: finite and ≥ 0. The one check behind every seconds
+/// value, from the config file, the environment or a flag.
+pub fn seconds(secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("must be a number of seconds ≥ 0, not {secs}"))
+}
+
+/// [`seconds`] from text (an environment variable, a flag).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    seconds(secs)
+}
+
+fn duration(
     origin: &Origin<'_>,
     key: &str,
     span: Option<Range<usize>>,
     v: f64,
 ) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(v).map_err(|_| {
-        origin.error(
+    seconds(v).map_err(|message| origin.error(key, span, message))
+}
+
+fn env_seconds(origin: &Origin<'_>, raw: &str) -> Result<Duration, ConfigError> {
+    parse_seconds(raw).map_err(|message| origin.error("", None, message))
+}
+
+/// An amount of US dollars: finite and > 0.
+fn dollars(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: f64,
+) -> Result<Option<f64>, ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Some(v))
+    } else {
+        Err(origin.error(
             key,
             span,
-            format!("must be a number of seconds ≥ 0, not {v}"),
-        )
-    })
+            format!("must be an amount of US dollars > 0, not {v}"),
+        ))
+    }
+}
+
+fn float(origin: &Origin<'_>, key: &str, raw: &str) -> Result<f64, ConfigError> {
+    raw.parse()
+        .map_err(|_| origin.error(key, None, format!("`{raw}` is not a number")))
 }
 
 fn int(origin: &Origin<'_>, key: &str, raw: &str) -> Result<i64, ConfigError> {
     raw.parse()
         .map_err(|_| origin.error(key, None, format!("`{raw}` is not a whole number")))
-}
-
-fn float(origin: &Origin<'_>, raw: &str) -> Result<f64, ConfigError> {
-    raw.parse()
-        .map_err(|_| origin.error("", None, format!("`{raw}` is not a number of seconds")))
 }
 
 fn boolean(origin: &Origin<'_>, raw: &str) -> Result<bool, ConfigError> {
@@ -519,6 +608,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit_code(), exit_codes::USAGE);
         assert!(e.to_string().starts_with("--stagger:"), "{e}");
+    }
+
+    #[test]
+    fn seconds_are_finite_and_not_negative() {
+        assert_eq!(parse_seconds(" 1.5 "), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "NaN", "inf", "1e30", "fast", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+        let env = |k: &str| (k == "ORCHESTRATE_GRACE").then(|| "-3".to_string());
+        let e = Config::load_from(Path::new("/nonexistent/config.toml"), env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable ORCHESTRATE_GRACE: must be a number of seconds ≥ 0, not -3"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct StreamStatus {
     pub base: Option<String>,
     /// Commits on the branch since its base (worktree mode).
     pub commits_since_base: Option<usize>,
+    /// What its workers reported spending over all their attempts.
+    pub spending: Option<crate::facts::Spending>,
 }
 
 /// Totals over every stream.
@@ -47,6 +49,17 @@ pub struct Overall {
     pub tasks: TaskCounts,
     /// Completed or cancelled tasks over all tasks, 0–100.
     pub percent: u32,
+    /// What every stream's workers reported spending.
+    pub cost_usd: f64,
+    /// The run's spending since its `start` against `--run-budget-usd`, when one is set.
+    pub budget: Option<Budget>,
+}
+
+/// The run's spending against its budget.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Budget {
+    pub spent_usd: f64,
+    pub limit_usd: f64,
 }
 
 /// Everything `status` shows, from one snapshot: the overall line and the rows always agree.
@@ -54,6 +67,8 @@ pub struct Overall {
 pub struct Dashboard {
     pub workspace: Option<String>,
     pub db: PathBuf,
+    /// Which store was read and how it was found (set by the caller that opened it).
+    pub source: Option<crate::project::StoreSource>,
     pub overall: Overall,
     pub streams: Vec<StreamStatus>,
     pub warnings: Vec<String>,
@@ -93,13 +108,19 @@ impl Dashboard {
                         .or_else(|| s.record.branch_name.clone()),
                     base: branch.and_then(|b| b.base.clone()),
                     commits_since_base: branch.and_then(|b| b.commits_since_base),
+                    spending: facts.spending.get(s.id()).copied(),
                 }
             })
             .collect();
-        let overall = overall(&streams);
+        let mut overall = overall(&streams);
+        overall.budget = facts.budget.map(|(spent_usd, limit_usd)| Budget {
+            spent_usd,
+            limit_usd,
+        });
         Self {
             workspace,
             db,
+            source: None,
             overall,
             streams,
             warnings,
@@ -120,6 +141,7 @@ fn overall(streams: &[StreamStatus]) -> Overall {
         t.pending += s.tasks.pending;
         t.blocked += s.tasks.blocked;
         t.cancelled += s.tasks.cancelled;
+        o.cost_usd += s.spending.map_or(0.0, |sp| sp.cost_usd);
         match s.state {
             State::Complete => o.complete += 1,
             State::Running | State::Preparing => o.running += 1,

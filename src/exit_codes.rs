@@ -8,7 +8,8 @@ pub const OK: i32 = 0;
 pub const FAILURE: i32 = 1;
 /// Bad command line (unknown flag, bad value); also used by clap itself.
 pub const USAGE: i32 = 2;
-/// The task database could not be found or opened, or is not a Task Copilot database.
+/// The task database could not be found or opened, is not a Task Copilot database (either store),
+/// or two stores both hold stream tasks (`--db` must choose).
 pub const NO_DATABASE: i32 = 3;
 /// The database holds no (non-archived) stream tasks, or a named stream does not exist.
 pub const NO_STREAMS: i32 = 4;

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::graph::StreamGraph;
-use crate::model::{self, Mode, Model, Observed, Verdict, WorkerFact};
+use crate::model::{self, Mode, Model, Observed, Verdict, VerifyFact, WorkerFact};
 use crate::project::Project;
-use crate::state::{StateError, StateStore, WorkerInfo, WorkerRecord, WorktreeRecord};
+use crate::state::time::now_unix;
+use crate::state::{RunRecord, StateError, StateStore, WorkerInfo, WorkerRecord, WorktreeRecord};
+use crate::worker::agent::{AttemptCost, CostBasis, total_cost};
 
 /// Everything known about a project's streams beyond the task database.
 #[derive(Debug, Default)]
@@ -27,6 +29,44 @@ pub struct Facts {
     pub recovered: Option<PathBuf>,
     /// Things that went wrong while looking (a verdict that could not be re-checked).
     pub warnings: Vec<String>,
+    /// What each stream's workers spent, over all their attempts.
+    pub spending: HashMap<String, Spending>,
+    /// What the run spent against its budget, and the budget.
+    pub budget: Option<(f64, f64)>,
+}
+
+/// What a stream's (or a run's) agents reported spending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Spending {
+    pub attempts: u32,
+    pub cost_usd: f64,
+    pub turns: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Spending {
+    /// Adds up attempts (oldest first). Costs follow the agent's basis: a session's last
+    /// figure when its version reports cumulatively, else the sum (`worker::agent`).
+    pub fn of(attempts: &[WorkerRecord]) -> Self {
+        let costs: Vec<AttemptCost> = attempts
+            .iter()
+            .filter_map(|a| {
+                Some(AttemptCost {
+                    session_id: a.session_id.clone(),
+                    cost_usd: a.cost_usd?,
+                    basis: CostBasis::of_version(a.agent_version.as_deref()),
+                })
+            })
+            .collect();
+        Self {
+            attempts: attempts.len() as u32,
+            cost_usd: total_cost(&costs),
+            turns: attempts.iter().filter_map(|a| a.turns).sum(),
+            input_tokens: attempts.iter().filter_map(|a| a.input_tokens).sum(),
+            output_tokens: attempts.iter().filter_map(|a| a.output_tokens).sum(),
+        }
+    }
 }
 
 impl Facts {
@@ -43,25 +83,63 @@ pub fn gather(
     graph: &StreamGraph,
     mode: Option<Mode>,
 ) -> Result<Facts, StateError> {
+    let now = now_unix();
     let Some(store) = StateStore::open_existing(&project.state_db())? else {
         return Ok(Facts {
-            mode: mode.unwrap_or_default(),
+            mode: mode.unwrap_or(Mode {
+                now,
+                ..Mode::default()
+            }),
             ..Facts::default()
         });
     };
+    let run = store.run().ok().flatten();
+    let budget = match &run {
+        Some(RunRecord {
+            budget_usd: Some(limit),
+            budget_since: Some(since),
+            ..
+        }) => Some((Spending::of(&store.workers_since(since)?).cost_usd, *limit)),
+        _ => None,
+    };
     let mut facts = Facts {
-        mode: mode.unwrap_or_else(|| Mode {
-            worktrees: store.run().ok().flatten().is_some_and(|r| r.worktrees),
+        mode: mode.unwrap_or(Mode {
+            worktrees: run.as_ref().is_some_and(|r| r.worktrees),
+            now,
+            budget_reached: budget.is_some_and(|(spent, limit)| spent >= limit),
         }),
         recovered: store.recovered().map(PathBuf::from),
         worktrees: store.worktrees()?,
+        budget,
         ..Facts::default()
     };
-    for rec in store.latest_workers()? {
-        facts.observed.entry(rec.stream.clone()).or_default().worker = worker_fact(&rec);
+    let latest = store.latest_workers()?;
+    for rec in &latest {
+        facts.observed.entry(rec.stream.clone()).or_default().worker = worker_fact(rec);
         facts
             .workers
-            .insert(rec.stream.clone(), crate::state::worker_info(&rec));
+            .insert(rec.stream.clone(), crate::state::worker_info(rec));
+        facts.spending.insert(
+            rec.stream.clone(),
+            Spending::of(&store.attempts_of(&rec.stream)?),
+        );
+    }
+    let run_verify = run.as_ref().and_then(|r| r.verify.clone());
+    let verifications = store.latest_verifications()?;
+    for s in graph.streams() {
+        let worker = latest.iter().find(|w| w.stream == s.id());
+        let check = verifications.iter().find(|v| v.stream == s.id());
+        let observed = facts.observed.entry(s.id().to_string()).or_default();
+        if check.is_some_and(|v| v.ended_at.is_none() && v.is_live()) {
+            observed.worker = WorkerFact::Verifying;
+        }
+        let required = s
+            .record
+            .verify
+            .as_deref()
+            .or(run_verify.as_deref())
+            .is_some_and(|v| !v.trim().is_empty());
+        observed.verify = verify_fact(required, worker, check);
     }
     for (stream, verdict) in store.verdicts()? {
         let Some(s) = graph.get(&stream) else {
@@ -88,6 +166,29 @@ fn verdict_word(v: &Verdict) -> &'static str {
         Verdict::Stopped => "stopped",
         Verdict::Blocked { .. } => "blocked",
         Verdict::Attention { .. } => "held for attention",
+        Verdict::Parked { .. } => "parked",
+        Verdict::VerifyFailed { .. } => "back with its worker",
+    }
+}
+
+/// Whether the stream's work passed its verify command since its worker last ended: only a
+/// verification recorded after the latest worker row, that exited 0, counts. A stream no
+/// worker of ours worked on is not verified.
+pub fn verify_fact(
+    required: bool,
+    worker: Option<&WorkerRecord>,
+    check: Option<&WorkerRecord>,
+) -> VerifyFact {
+    // Verification applies to the work of a worker of ours that finished its tasks.
+    if !required || worker.is_none() {
+        return VerifyFact::NotRequired;
+    }
+    let passed =
+        check.is_some_and(|v| v.exit_code == Some(0) && worker.is_none_or(|w| v.id > w.id));
+    if passed {
+        VerifyFact::Passed
+    } else {
+        VerifyFact::Pending
     }
 }
 
@@ -101,6 +202,7 @@ pub fn in_use(project: &Project) -> Result<std::collections::BTreeMap<String, i3
     Ok(store
         .latest_workers()?
         .into_iter()
+        .chain(store.latest_verifications()?)
         .filter(|rec| matches!(worker_fact(rec), WorkerFact::Live | WorkerFact::Preparing))
         .map(|rec| {
             let pid = rec

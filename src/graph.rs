@@ -391,6 +391,7 @@ mod tests {
             phase: None,
             worktree_path: None,
             branch_name: None,
+            verify: None,
             paused: false,
         }
     }
@@ -531,7 +532,8 @@ mod properties {
                         phase: None,
                         worktree_path: None,
                         branch_name: None,
-            paused: false,
+                        verify: None,
+                        paused: false,
                     })
                     .collect(),
                 warnings: vec![],

@@ -4,6 +4,7 @@
 //! clap or the terminal; `commands` wires them to the CLI and `ui` is the only place that prints.
 
 pub mod cli;
+pub mod cmdline;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
@@ -14,6 +15,7 @@ pub mod git;
 pub mod graph;
 pub mod model;
 pub mod names;
+pub mod private_files;
 pub mod proc;
 pub mod project;
 pub mod scheduler;

@@ -1,11 +1,13 @@
 //! What most commands need first: the project, the database location, the graph.
 
+use std::path::Path;
+
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::graph::StreamGraph;
-use crate::project::{DbLocation, Project};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::project::{DbLocation, Given, Project};
+use crate::taskdb::{self, Snapshot, TaskDb, TaskSource};
 
 /// The project and the task database, resolved from the global flags and the environment.
 pub struct Context {
@@ -29,15 +31,13 @@ pub fn known_streams(global: &GlobalArgs) -> Vec<String> {
 impl Context {
     pub fn new(global: &GlobalArgs) -> Result<Self> {
         let project = Project::from_env(global.project.as_deref())?;
-        let db = DbLocation::resolve(global.db.as_deref(), &project, |key| {
-            std::env::var(key).ok()
-        })?;
+        let db = locate(global, &project)?;
         Ok(Self { project, db })
     }
 
-    /// Opens the task database read-only.
-    pub fn open_db(&self) -> Result<SqliteTaskDb> {
-        Ok(SqliteTaskDb::open(&self.db.path, &self.db.explain())?)
+    /// Opens the task database read-only (either store, told by its tables).
+    pub fn open_db(&self) -> Result<TaskDb> {
+        Ok(TaskDb::open(&self.db.path, &self.db.explain())?)
     }
 
     /// Reads a snapshot and builds the graph; no stream tasks at all is an error.
@@ -51,15 +51,47 @@ impl Context {
     }
 
     pub fn no_streams_error(&self) -> Error {
+        let store = taskdb::kind_of(&self.db.path)
+            .map(|k| format!("the {} ", k.describe()))
+            .unwrap_or_default();
         Error::msg(format!(
-            "no stream tasks in {} ({}): no non-archived task has `metadata.streamId`",
+            "no stream tasks in {store}{} ({}): no task in scope has a stream \
+             (`metadata.streamId`, or in a tc store a `stream_id`)",
             self.db.path.display(),
             self.db.explain()
         ))
         .with_hint(
-            "create tasks with `metadata.streamId` (see ORCHESTRATION_GUIDE.md), or point at another \
+            "create tasks with `metadata.streamId` (see ORCHESTRATION_GUIDE.md; in a tc project \
+             `tc stream create` and `tc task create --stream N --metadata …`), or point at another \
              database with `--db FILE` or WORKSPACE_ID",
         )
         .with_code(exit_codes::NO_STREAMS)
     }
+}
+
+/// The "Which one" rules (`project::DbLocation::resolve`), with the process's environment and
+/// `taskdb` answering whether a candidate holds stream tasks.
+pub fn locate(global: &GlobalArgs, project: &Project) -> Result<DbLocation> {
+    let cwd = std::env::current_dir().map_err(crate::project::ProjectError::CurrentDir)?;
+    // clap folds ORCHESTRATE_DB into `--db`; tell them apart for `found_by`.
+    let given = global.db.as_ref().map(|path| Given {
+        path: path.clone(),
+        from_env: !flag_on_command_line() && std::env::var_os("ORCHESTRATE_DB").is_some(),
+    });
+    let probe = |path: &Path| taskdb::holds_stream_tasks(path);
+    Ok(DbLocation::resolve(
+        given.as_ref(),
+        project,
+        &cwd,
+        |key| std::env::var(key).ok(),
+        &probe,
+    )?)
+}
+
+/// Whether `--db` was written on the command line (rather than supplied by ORCHESTRATE_DB).
+fn flag_on_command_line() -> bool {
+    std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--db" || a.starts_with("--db=")
+    })
 }

@@ -4,17 +4,20 @@
 //! fix for every ! and ✗. Checks that depend on a failed one are skipped, not failed twice.
 //! The command changes nothing; it exits with `FAILURE` when any check blocks a run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::{DoctorArgs, GlobalArgs};
+use crate::cmdline;
 use crate::config::Config;
 use crate::error::Result;
 use crate::exit_codes;
 use crate::graph::StreamGraph;
-use crate::project::{DbLocation, Project};
+use crate::project::Project;
 use crate::setup::{self, Notice};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
+use crate::taskdb::{Snapshot, StoreKind, TaskDb, TaskDbError, TaskSource};
 use crate::ui::Ui;
+use crate::worker::command::PLACEHOLDERS;
+use crate::worker::{WorkerCommand, WorkerError, template};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -216,33 +219,44 @@ fn git_cli_version() -> Option<String> {
 }
 
 fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
-    let location =
-        match DbLocation::resolve(global.db.as_deref(), project, |k| std::env::var(k).ok()) {
-            Ok(location) => location,
-            Err(e) => return vec![from_error("task database", e.into())],
-        };
+    let location = match super::context::locate(global, project) {
+        Ok(location) => location,
+        Err(e) => return vec![from_error("task database", e)],
+    };
     let path = location.path.display().to_string();
     let how = location.explain();
-    if !location.path.exists() {
-        return vec![fail(
-            "task database",
-            format!("{path} does not exist ({how})"),
-            "set WORKSPACE_ID to the workspace Task Copilot uses, or pass `--db FILE`",
-        )];
-    }
-    let mut checks = vec![ok("task database", format!("{path} ({how})"))];
-    let mut db = match SqliteTaskDb::open(&location.path, &how) {
+    // The same open as every other command, so doctor and `status` agree on what is wrong.
+    let mut db = match TaskDb::open(&location.path, &how) {
         Ok(db) => db,
+        Err(e @ TaskDbError::Missing { .. }) => return vec![from_error("task database", e.into())],
         Err(e) => {
-            checks.push(from_error("schema", e.into()));
-            return checks;
+            return vec![
+                ok("task database", format!("{path} ({how})")),
+                from_error("schema", e.into()),
+            ];
         }
     };
-    checks.push(ok(
-        "schema",
-        "table `tasks` has the columns orchestrate reads",
-    ));
+    let kind = db.kind();
+    let mut checks = vec![
+        ok(
+            "task database",
+            format!("{}: {path} ({how})", kind.describe()),
+        ),
+        ok(
+            "schema",
+            match kind {
+                StoreKind::Legacy => "table `tasks` has the columns orchestrate reads",
+                StoreKind::Tc => {
+                    "tables prds, streams, tasks, task_dependencies and agent_log have the \
+                     columns orchestrate reads and writes"
+                }
+            },
+        ),
+    ];
     checks.extend(check_db_writes(&location.path));
+    if kind == StoreKind::Tc {
+        checks.extend(check_tc_store(project, &location.path));
+    }
     let snapshot = match db.snapshot() {
         Ok(s) => s,
         Err(e) => {
@@ -252,6 +266,108 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
     };
     checks.extend(check_streams(&snapshot));
     checks
+}
+
+/// A tc store: the `tc` CLI on PATH, and no stale copy of `.copilot/` in each worktree.
+fn check_tc_store(project: &Project, db: &Path) -> Vec<Check> {
+    let fix = "install Task Copilot's CLI (`tc`), or let workers use `orchestrate task set` \
+               (their prompt says so)";
+    let mut checks = vec![match cmdline::find_program("tc", &project.root) {
+        None => warn(
+            "tc CLI",
+            "`tc` is not on PATH: workers cannot run `tc task update`",
+            fix,
+        ),
+        Some(path) => match tc_version(&path) {
+            Some(version) => ok("tc CLI", format!("{version} at {}", path.display())),
+            // Linux's iproute2 ships a `tc` (traffic control) too.
+            None => warn(
+                "tc CLI",
+                format!(
+                    "the `tc` on PATH, {}, is not Task Copilot's CLI (`tc version` does not \
+                     say `tc version …`; iproute2's traffic-control tool has that name too)",
+                    path.display()
+                ),
+                fix,
+            ),
+        },
+    }];
+    let Some(holder) = db.parent().and_then(Path::parent) else {
+        return checks;
+    };
+    let mut copies = Vec::new();
+    if copilot_tracked(holder) {
+        copies.push("`.copilot/` is tracked by git".to_string());
+    }
+    if worktree_include_lists_copilot(holder) {
+        copies.push("`.worktreeinclude` lists `.copilot/`".to_string());
+    }
+    if !copies.is_empty() {
+        checks.push(warn(
+            "tc store copies",
+            format!(
+                "{}: every stream worktree gets its own stale copy of the task database, \
+                 and `tc` run by a worker there reads and writes that copy",
+                copies.join(" and ")
+            ),
+            "untrack it (`git rm -r --cached .copilot` and add `.copilot/` to .gitignore) and \
+             remove it from .worktreeinclude",
+        ));
+    }
+    checks
+}
+
+/// `tc version 1.3.0` if `program` is Task Copilot's CLI; `None` for another program of that
+/// name, or one that does not answer within a few seconds.
+fn tc_version(program: &Path) -> Option<String> {
+    let mut child = std::process::Command::new(program)
+        .arg("version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && text.starts_with("tc version ")).then_some(text)
+}
+
+/// Whether git tracks anything under `<holder>/.copilot` (asked of the git CLI).
+fn copilot_tracked(holder: &Path) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(holder)
+        .args(["ls-files", "--", ".copilot"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+}
+
+/// Whether `<holder>/.worktreeinclude` (gitignore syntax) matches `.copilot/tasks.db`.
+fn worktree_include_lists_copilot(holder: &Path) -> bool {
+    let file = holder.join(".worktreeinclude");
+    if !file.exists() {
+        return false;
+    }
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(holder);
+    if builder.add(&file).is_some() {
+        return false;
+    }
+    builder.build().is_ok_and(|include| {
+        include
+            .matched_path_or_any_parents(crate::project::TC_DB, false)
+            .is_ignore()
+    })
 }
 
 fn check_streams(snapshot: &Snapshot) -> Vec<Check> {
@@ -290,17 +406,19 @@ fn check_streams(snapshot: &Snapshot) -> Vec<Check> {
     checks
 }
 
-/// The worker program on PATH, and the Claude CLI's refusal to skip permissions as root.
+/// The worker program on PATH, its placeholders, and the Claude CLI's refusal to skip
+/// permissions as root.
 fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
-    let Some(program) = first_word(worker_cmd) else {
-        return vec![fail(
-            "worker command",
-            "the worker command is empty",
-            "set worker_cmd in config.toml",
-        )];
+    let command = match WorkerCommand::parse(worker_cmd) {
+        Ok(c) => c,
+        Err(e @ WorkerError::PlaceholderInScript { .. }) => {
+            return vec![from_error("worker placeholders", e.into())];
+        }
+        Err(e) => return vec![from_error("worker command", e.into())],
     };
-    checks.push(match find_program(&program, root) {
+    let program = command.program();
+    checks.push(match cmdline::find_program(program, root) {
         Some(path) => ok(
             "worker command",
             format!("`{program}` is {}", path.display()),
@@ -312,7 +430,7 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
              worker_cmd in .claude/orchestrator/config.toml / ORCHESTRATE_WORKER_CMD",
         ),
     });
-    let unknown = unknown_placeholders(worker_cmd);
+    let unknown = template::unknown(worker_cmd, template::COMMAND, &PLACEHOLDERS);
     if !unknown.is_empty() {
         checks.push(warn(
             "worker placeholders",
@@ -320,7 +438,7 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
                 "{} in `{worker_cmd}` will be passed as written",
                 unknown.join(", ")
             ),
-            "the placeholders are {prompt}, {stream} and {worktree}",
+            "the placeholders are {prompt}, {stream}, {worktree} and {prompt_file}",
         ));
     }
     let is_root = nix::unistd::geteuid().is_root();
@@ -338,28 +456,10 @@ fn check_worker(worker_cmd: &str, root: &Path) -> Vec<Check> {
     checks
 }
 
-/// `{word}`s in the worker command that the worker code does not fill in.
-fn unknown_placeholders(cmd: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut rest = cmd;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else { break };
-        let name = &after[..end];
-        let is_word =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if is_word && !["prompt", "stream", "worktree"].contains(&name) {
-            found.push(format!("{{{name}}}"));
-        }
-        rest = &after[end + 1..];
-    }
-    found
-}
-
 /// The `post_create` program, if one is configured, must exist.
 fn check_post_create(post_create: Option<&str>, root: &Path) -> Option<Check> {
-    let program = first_word(post_create?)?;
-    Some(match find_program(&program, root) {
+    let program = cmdline::split(post_create?)?.into_iter().next()?;
+    Some(match cmdline::find_program(&program, root) {
         Some(path) => ok("post_create", format!("`{program}` is {}", path.display())),
         None => fail(
             "post_create",
@@ -395,33 +495,6 @@ fn root_refusal(is_root: bool, worker_cmd: &str, is_sandbox: Option<&str>) -> bo
     let skips = worker_cmd.contains("--dangerously-skip-permissions")
         || worker_cmd.contains("bypassPermissions");
     is_root && skips && is_sandbox != Some("1")
-}
-
-/// The program of a shell-words command line (a leading quoted word is unquoted).
-fn first_word(cmd: &str) -> Option<String> {
-    let cmd = cmd.trim_start();
-    let word = match cmd.chars().next()? {
-        q @ ('"' | '\'') => cmd[1..].split(q).next().unwrap_or_default(),
-        _ => cmd.split_whitespace().next().unwrap_or_default(),
-    };
-    Some(word.to_string()).filter(|w| !w.is_empty())
-}
-
-/// Resolves `program` like exec does: a path (relative ones against the project root), or a
-/// name searched on PATH. Only executable files count.
-fn find_program(program: &str, root: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        let path = root.join(program);
-        return executable(&path).then_some(path);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
 }
 
 /// Whether `dir` (or, if it does not exist yet, the nearest existing folder above it, where it
@@ -625,22 +698,5 @@ mod tests {
             "claude -p --permission-mode bypassPermissions {prompt}",
             None
         ));
-    }
-
-    #[test]
-    fn unknown_placeholders_are_found() {
-        assert!(unknown_placeholders(crate::config::DEFAULT_WORKER_CMD).is_empty());
-        assert!(unknown_placeholders("run {stream} {worktree} '{}' {a b}").is_empty());
-        assert_eq!(unknown_placeholders("run {promt} {x"), ["{promt}"]);
-    }
-
-    #[test]
-    fn first_word_unquotes() {
-        assert_eq!(first_word("  claude -p x").as_deref(), Some("claude"));
-        assert_eq!(
-            first_word("'/opt/my agent/run' --x").as_deref(),
-            Some("/opt/my agent/run")
-        );
-        assert_eq!(first_word("   "), None);
     }
 }

@@ -16,9 +16,11 @@ use crate::model::{Mode, Model, Reason, State};
 use crate::project::Project;
 use crate::scheduler::{RunEnd, Scheduler, Settings};
 use crate::state::StateStore;
+use crate::taskdb::StoreKind;
 use crate::ui::Ui;
 use crate::ui::run::RunView;
-use crate::worker::prompt;
+use crate::ui::tclog::TcActivity;
+use crate::worker::{WorkerCommand, prompt};
 use crate::workspace::{SharedCheckout, Workspaces};
 
 pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
@@ -32,7 +34,11 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     let mut config = Config::load(&ctx.project)?;
     config.apply(&overrides(args))?;
     let worktrees = config.worktrees;
-    let mode = Mode { worktrees };
+    let mode = Mode {
+        worktrees,
+        now: crate::state::time::now_unix(),
+        budget_reached: false,
+    };
     let selection = (!args.streams.is_empty()).then(|| {
         args.streams
             .iter()
@@ -53,7 +59,19 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         retries: config.retries,
         worktree_mode: worktrees,
         selection,
+        verify: config.verify.clone(),
+        verify_timeout: config.verify_timeout,
+        max_budget_usd: config.max_budget_usd,
+        run_budget_usd: config.run_budget_usd,
+        backoff_min: config.backoff_min,
+        resume: config.resume,
+        resume_template: prompt::load_template_or(
+            &ctx.project.orchestrator_dir().join("worker-resume.md"),
+            prompt::DEFAULT_RESUME_TEMPLATE,
+        ),
     };
+    // A command that cannot run safely is refused before anything runs, plan included.
+    WorkerCommand::parse(&settings.worker_cmd)?;
     let facts = facts::gather(&ctx.project, &graph, Some(mode))?;
     if let Some(aside) = &facts.recovered {
         ui.warn(&format!(
@@ -99,24 +117,38 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
             store.clear_verdict(&stream)?;
         }
     }
-    store.set_run_mode(worktrees)?;
+    store.set_run_mode(
+        worktrees,
+        settings.verify.as_deref(),
+        settings.run_budget_usd,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
     let mut view = RunView::new(ui);
-    let end = {
+    let end = if db.kind() == StoreKind::Tc {
+        // tc's own log shows the run too (`tc log`, `tc watch`).
+        let mut tee = TcActivity::new(&ctx.db.path, &mut view);
+        let end = Scheduler::new(settings, db, store, workspaces, &mut tee)
+            .map(|scheduler| runtime.block_on(scheduler.run()));
+        tee.finish();
+        end?
+    } else {
         let scheduler = Scheduler::new(settings, db, store, workspaces, &mut view)?;
         runtime.block_on(scheduler.run())
     };
     view.finish();
     // Do not wait for the per-worker wait tasks: the workers outlive us by design.
     runtime.shutdown_background();
-    let end = end?;
+    let (end, stats) = end?;
     match &end {
         // Diagnostics, not results: the workers keep running.
         RunEnd::Interrupted(_) => ui.info(&crate::ui::run::render_end(&end)),
         _ => ui.print(&crate::ui::run::render_end(&end)),
+    }
+    if let Some(line) = crate::ui::run::render_stats(&stats) {
+        ui.print(&line);
     }
     if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
         merge_back_hints(&ctx, ui);
@@ -141,6 +173,9 @@ fn overrides(args: &StartArgs) -> Overrides {
         stagger: args.stagger,
         retries: args.retries,
         worktrees,
+        verify: args.verify.clone(),
+        max_budget_usd: args.max_budget_usd,
+        run_budget_usd: args.run_budget_usd,
         ..Overrides::default()
     }
 }

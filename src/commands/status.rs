@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 use super::context::Context;
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::dashboard::Dashboard;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit_codes;
 use crate::facts;
 use crate::git::{self, MergeBackPlan};
 use crate::graph::StreamGraph;
 use crate::model::State;
-use crate::taskdb::{SqliteTaskDb, TaskSource};
+use crate::taskdb::{TaskDb, TaskSource};
 use crate::ui::{self, OutputMode, Ui};
 
 /// How often `--watch` probes the database for changes between full redraws.
@@ -20,7 +20,7 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
     match args.watch {
-        Some(secs) => watch(&ctx, secs, ui),
+        Some(interval) => watch(&ctx, interval, ui),
         None => {
             let mut db = ctx.open_db()?;
             let (mut dashboard, graph) = load_with_graph(&ctx, &mut db)?;
@@ -45,11 +45,11 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, ui: &Ui) -> Result<i32> {
 }
 
 /// Reads everything the dashboard shows.
-pub fn load(ctx: &Context, db: &mut SqliteTaskDb) -> Result<Dashboard> {
+pub fn load(ctx: &Context, db: &mut TaskDb) -> Result<Dashboard> {
     load_with_graph(ctx, db).map(|(dashboard, _)| dashboard)
 }
 
-fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, StreamGraph)> {
+fn load_with_graph(ctx: &Context, db: &mut TaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
     let facts = facts::gather(&ctx.project, &graph, None)?;
     let model = facts.derive(&graph);
@@ -69,7 +69,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
             Default::default()
         }
     };
-    let dashboard = Dashboard::build(
+    let mut dashboard = Dashboard::build(
         &graph,
         &model,
         &facts,
@@ -78,6 +78,7 @@ fn load_with_graph(ctx: &Context, db: &mut SqliteTaskDb) -> Result<(Dashboard, S
         ctx.db.path.clone(),
         warnings,
     );
+    dashboard.source = Some(ctx.db.source(db.kind()));
     Ok((dashboard, graph))
 }
 
@@ -105,19 +106,12 @@ fn merge_back(
     }
 }
 
-/// Redraws at once when the database changes, and at least every `secs`, until Ctrl-C.
+/// Redraws at once when the database changes, and at least every `interval`, until Ctrl-C.
 /// A missing database or an empty one is shown as a message and waited out, not an exit.
-fn watch(ctx: &Context, secs: f64, ui: &Ui) -> Result<i32> {
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(Error::msg(format!(
-            "--watch takes a positive number of seconds, not {secs}"
-        ))
-        .with_code(exit_codes::USAGE));
-    }
-    let interval = Duration::from_secs_f64(secs);
+fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let interrupted = ui::interrupt_flag();
     let mut view = ui::status::LiveView::new(ui);
-    let mut db: Option<SqliteTaskDb> = None;
+    let mut db: Option<TaskDb> = None;
     let mut last_draw: Option<Instant> = None;
     while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         if db.is_none() {

@@ -10,6 +10,7 @@ pub fn run(args: &SuperviseArgs) -> Result<i32> {
         args.record,
         &args.state,
         &args.argv,
+        args.stdin.as_deref(),
         &mut std::io::stderr(),
     ))
 }

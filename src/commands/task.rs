@@ -92,7 +92,7 @@ fn one_line(text: &str) -> String {
 }
 
 fn show(ctx: &Context, args: &TaskShowArgs, ui: &Ui) -> Result<i32> {
-    let db = ctx.open_db()?;
+    let mut db = ctx.open_db()?;
     let task = db
         .task(&args.id)?
         .ok_or_else(|| no_such_task(ctx, &args.id))?;

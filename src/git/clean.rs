@@ -15,6 +15,7 @@ use super::error::{GitError, Result, summarize};
 use super::preview::target_branch;
 use super::repo::Repo;
 use super::worktree::{self, WorktreeInfo};
+use crate::cmdline::quote;
 use crate::graph::StreamGraph;
 use crate::names::{BRANCH_PREFIX, StreamNames};
 use crate::project::Project;
@@ -198,11 +199,11 @@ pub fn plan(
         item.refusals.dedup();
         if !item.refusals.is_empty() {
             let branches = if opts.branches { " --branches" } else { "" };
-            let mut cmd = format!("orchestrate clean --force{branches} {}", shell(&stream));
+            let mut cmd = format!("orchestrate clean --force{branches} {}", quote(&stream));
             if running.contains_key(&stream)
                 || wt.as_ref().and_then(|w| w.live_lock_pid()).is_some()
             {
-                cmd = format!("orchestrate stop {}, then {cmd}", shell(&stream));
+                cmd = format!("orchestrate stop {}, then {cmd}", quote(&stream));
             }
             item.override_command = Some(cmd);
         }
@@ -311,12 +312,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn shell(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| s.to_string())
 }
 
 /// Bytes used by the files under `path` (symlinks not followed).

@@ -12,8 +12,9 @@ use super::error::{GitError, Result};
 
 /// The entries `orchestrate` needs, in gitignore syntax, anchored at the repository root. The
 /// installed files themselves stay visible: a team may want to commit them.
-pub const ENTRIES: [&str; 3] = [
+pub const ENTRIES: [&str; 4] = [
     "/.claude/orchestrator/logs/",
+    "/.claude/orchestrator/run/",
     "/.claude/orchestrator/state/",
     "/.claude/worktrees/",
 ];
@@ -87,6 +88,7 @@ mod tests {
             added,
             [
                 "/.claude/orchestrator/logs/",
+                "/.claude/orchestrator/run/",
                 "/.claude/orchestrator/state/"
             ]
         );

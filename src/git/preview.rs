@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::error::{GitError, Result};
 use super::repo::{Repo, conflict_paths};
 use super::workspaces::MAIN_STREAM;
+use crate::cmdline::quote;
 use crate::config::Config;
 use crate::graph::{Stream, StreamGraph};
 use crate::names::StreamNames;
@@ -219,11 +220,4 @@ fn commands(plan: &MergeBackPlan) -> Vec<String> {
     let mut out = vec![format!("git switch {}", quote(&plan.target))];
     out.extend(merges);
     out
-}
-
-/// Quotes for a POSIX shell when needed.
-fn quote(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", s.replace('\'', r"'\''")))
 }

@@ -11,11 +11,14 @@ use crate::model::{Attention, Block, Verdict};
 use crate::names::StreamNames;
 use crate::project::Project;
 
-/// Whether `verdict` still holds for `stream`. Failed and stopped verdicts hold until the user
-/// runs the stream again: git cannot tell.
+/// Whether `verdict` still holds for `stream`.
 pub fn still_holds(project: &Project, stream: &Stream, verdict: &Verdict) -> Result<bool> {
     match verdict {
-        Verdict::Failed { .. } | Verdict::Stopped => Ok(true),
+        // Git cannot tell: these hold until the user (or the clock, for a park) says so.
+        Verdict::Failed { .. }
+        | Verdict::Stopped
+        | Verdict::Parked { .. }
+        | Verdict::VerifyFailed { .. } => Ok(true),
         Verdict::Blocked { block } => block_holds(project, stream, block),
         Verdict::Attention { attention } => attention_holds(attention),
     }

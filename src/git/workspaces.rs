@@ -345,17 +345,12 @@ fn run_post_create(
         command: cmd.into(),
         reason,
     };
-    let argv = shlex::split(cmd)
+    let argv = crate::cmdline::split(cmd)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| fail("it is not valid shell words (unbalanced quotes?)".into()))?;
     let log_path = log_file(project, stream);
     let io = GitError::io;
-    std::fs::create_dir_all(project.logs_dir()).map_err(io("create", &project.logs_dir()))?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io("open", &log_path))?;
+    let mut log = crate::private_files::open_append(&log_path).map_err(io("open", &log_path))?;
     let _ = writeln!(log, "=== post_create: {cmd} (in {}) ===", dir.display());
     let err_log = log.try_clone().map_err(io("open", &log_path))?;
     let mut child = Command::new(&argv[0])

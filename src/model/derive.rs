@@ -3,13 +3,17 @@
 
 use std::collections::HashMap;
 
-use super::{Actions, Mode, Model, Observed, Reason, State, StreamView, Verdict, Wait, WorkerFact};
+use super::{
+    Actions, Failure, Mode, Model, Observed, Park, Reason, State, StreamView, Verdict, VerifyFact,
+    Wait, WorkerFact,
+};
 use crate::graph::{Stream, StreamGraph};
 
 /// Derives every stream's view from the graph (task counts inside), what is observed of each
-/// stream (missing: nothing observed), and the run's mode.
+/// stream (missing: nothing observed), and the run's facts.
 pub fn derive(graph: &StreamGraph, observed: &HashMap<String, Observed>, mode: Mode) -> Model {
     let nothing = Observed::default();
+    let hold = run_hold(graph, observed, mode);
     let mut views: Vec<StreamView> = Vec::with_capacity(graph.len());
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(graph.len());
     for stream in graph.streams() {
@@ -19,19 +23,56 @@ pub fn derive(graph: &StreamGraph, observed: &HashMap<String, Observed>, mode: M
             .iter()
             .filter_map(|d| index.get(d.as_str()).map(|&i| &views[i]))
             .collect();
-        let view = judge(stream, obs, &deps, mode);
+        let view = judge(stream, obs, &deps, mode, hold.as_ref());
         index.insert(stream.id(), views.len());
         views.push(view);
     }
     Model::from_views(views)
 }
 
+/// A usage limit that holds every launch of the run: the latest one still in force, and the
+/// stream that hit it.
+fn run_hold<'a>(
+    graph: &'a StreamGraph,
+    observed: &'a HashMap<String, Observed>,
+    mode: Mode,
+) -> Option<(&'a Park, &'a str)> {
+    graph
+        .streams()
+        .iter()
+        .filter_map(|s| match &observed.get(s.id())?.verdict {
+            Some(Verdict::Parked { park })
+                if park.cause.holds_the_run() && park.until > mode.now =>
+            {
+                Some((park, s.id()))
+            }
+            _ => None,
+        })
+        .max_by_key(|(park, _)| park.until)
+}
+
+/// A parked verdict whose time has not come yet.
+fn parked(verdict: Option<&Verdict>, now: i64) -> Option<&Park> {
+    match verdict {
+        Some(Verdict::Parked { park }) if park.until > now => Some(park),
+        _ => None,
+    }
+}
+
 /// One stream, given its dependencies' views. The order of the branches IS the precedence.
-fn judge(stream: &Stream, obs: &Observed, deps: &[&StreamView], mode: Mode) -> StreamView {
+fn judge(
+    stream: &Stream,
+    obs: &Observed,
+    deps: &[&StreamView],
+    mode: Mode,
+    hold: Option<&(&Park, &str)>,
+) -> StreamView {
     let counts = stream.record.counts;
     let verdict = obs.verdict.as_ref();
     let (state, reason) = if obs.worker == WorkerFact::Live {
         (State::Running, None)
+    } else if obs.worker == WorkerFact::Verifying {
+        (State::Verifying, None)
     } else if obs.worker == WorkerFact::Preparing {
         (State::Preparing, None)
     } else if counts.is_cancelled() {
@@ -41,6 +82,18 @@ fn judge(stream: &Stream, obs: &Observed, deps: &[&StreamView], mode: Mode) -> S
             State::NeedsAttention,
             Some(Reason::NeedsAttention(attention.clone())),
         )
+    } else if let Some(Verdict::VerifyFailed { verify }) = verdict {
+        // Back to its worker — once its dependencies are done again, like any launch.
+        match waits(deps) {
+            Some(wait) => wait,
+            None => held(mode, hold, Some(Reason::VerifyFailed(verify.clone()))),
+        }
+    } else if let Some(Verdict::Failed {
+        failure: failure @ Failure::VerifyFailed { .. },
+    }) = verdict
+    {
+        // Its tasks are complete, but its work never passed: failed, whatever the tasks say.
+        (State::Failed, Some(Reason::Failed(failure.clone())))
     } else if counts.is_complete() {
         (State::Complete, None)
     } else if let Some(Verdict::Failed { failure }) = verdict {
@@ -49,25 +102,16 @@ fn judge(stream: &Stream, obs: &Observed, deps: &[&StreamView], mode: Mode) -> S
         (State::Stopped, Some(Reason::Stopped))
     } else if stream.record.paused {
         (State::Paused, Some(Reason::Paused))
-    } else if let Some(dep) = deps.iter().find(|d| ends_dependents(d.state)) {
+    } else if let Some(park) = parked(verdict, mode.now) {
         (
-            State::Skipped,
-            Some(Reason::Skipped {
-                dependency: dep.id.clone(),
-                dependency_state: dep.state,
+            State::Parked,
+            Some(Reason::Parked {
+                park: park.clone(),
+                hit_by: None,
             }),
         )
-    } else if deps.iter().any(|d| !d.done) {
-        let on = deps
-            .iter()
-            .filter(|d| !d.done)
-            .map(|d| Wait {
-                stream: d.id.clone(),
-                state: d.state,
-                exit_unprocessed: d.state == State::Complete,
-            })
-            .collect();
-        (State::Waiting, Some(Reason::Waiting { on }))
+    } else if let Some(wait) = waits(deps) {
+        wait
     } else if let Some(Verdict::Blocked { block }) = verdict {
         (State::Blocked, Some(Reason::Blocked(block.clone())))
     } else if counts.pending + counts.in_progress == 0 {
@@ -78,18 +122,74 @@ fn judge(stream: &Stream, obs: &Observed, deps: &[&StreamView], mode: Mode) -> S
             }),
         )
     } else {
-        (State::Ready, None)
+        held(mode, hold, None)
     };
+    let verify_pending = counts.is_complete() && obs.verify == VerifyFact::Pending;
     let done = counts.is_complete()
-        && !matches!(verdict, Some(Verdict::Attention { .. }))
+        && !matches!(
+            verdict,
+            Some(
+                Verdict::Attention { .. }
+                    | Verdict::VerifyFailed { .. }
+                    | Verdict::Failed {
+                        failure: Failure::VerifyFailed { .. }
+                    }
+            )
+        )
+        && !verify_pending
+        && obs.worker != WorkerFact::Verifying
         && !(mode.worktrees && obs.worker != WorkerFact::None);
     StreamView {
         id: stream.id().to_string(),
         state,
         reason,
         done,
+        verify_pending,
         actions: actions(state, done, verdict),
     }
+}
+
+/// Skipped when a dependency ended without completing, waiting when one is not done yet;
+/// `None` when every dependency is done.
+fn waits(deps: &[&StreamView]) -> Option<(State, Option<Reason>)> {
+    if let Some(dep) = deps.iter().find(|d| ends_dependents(d.state)) {
+        return Some((
+            State::Skipped,
+            Some(Reason::Skipped {
+                dependency: dep.id.clone(),
+                dependency_state: dep.state,
+            }),
+        ));
+    }
+    let on: Vec<Wait> = deps
+        .iter()
+        .filter(|d| !d.done)
+        .map(|d| Wait {
+            stream: d.id.clone(),
+            state: d.state,
+            exit_unprocessed: d.state == State::Complete && !d.verify_pending,
+            verify_pending: d.state == State::Complete && d.verify_pending,
+        })
+        .collect();
+    (!on.is_empty()).then_some((State::Waiting, Some(Reason::Waiting { on })))
+}
+
+/// A stream that could start now: held by a run-wide usage limit or a spent budget, else
+/// ready (with `why`, when it goes back to its worker after a failed verification).
+fn held(mode: Mode, hold: Option<&(&Park, &str)>, why: Option<Reason>) -> (State, Option<Reason>) {
+    if let Some((park, by)) = hold {
+        return (
+            State::Parked,
+            Some(Reason::Parked {
+                park: (*park).clone(),
+                hit_by: Some(by.to_string()),
+            }),
+        );
+    }
+    if mode.budget_reached {
+        return (State::BudgetReached, Some(Reason::BudgetReached));
+    }
+    (State::Ready, why)
 }
 
 /// A dependency in this state will never complete in this run: its dependents are skipped.
@@ -102,8 +202,12 @@ fn actions(state: State, done: bool, verdict: Option<&Verdict>) -> Actions {
         launch: state == State::Ready,
         retry: state == State::Failed,
         restart: matches!(state, State::Failed | State::Stopped)
-            || (state == State::Blocked && matches!(verdict, Some(Verdict::Blocked { .. }))),
-        in_use: matches!(state, State::Running | State::Preparing),
+            || (matches!(state, State::Blocked | State::Parked)
+                && matches!(
+                    verdict,
+                    Some(Verdict::Blocked { .. } | Verdict::Parked { .. })
+                )),
+        in_use: matches!(state, State::Running | State::Verifying | State::Preparing),
         merge: state == State::Complete && done,
     }
 }
@@ -111,7 +215,7 @@ fn actions(state: State, done: bool, verdict: Option<&Verdict>) -> Actions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attention, Block, ExitStatus, Failure};
+    use crate::model::{Attention, Block, ExitStatus, Failure, ParkCause, VerifyRun};
     use crate::taskdb::{BlockedTask, Snapshot, StreamRecord, TaskCounts};
 
     fn counts(
@@ -176,6 +280,69 @@ mod tests {
         }
     }
 
+    /// The model's clock in these tests.
+    const NOW: i64 = 1_000_000;
+
+    fn mode(worktrees: bool) -> Mode {
+        Mode {
+            worktrees,
+            now: NOW,
+            budget_reached: false,
+        }
+    }
+
+    fn obs(verdict: Option<Verdict>, worker: WorkerFact) -> Observed {
+        Observed {
+            verdict,
+            worker,
+            verify: VerifyFact::NotRequired,
+        }
+    }
+
+    fn parked(until: i64, holds_the_run: bool) -> Verdict {
+        let cause = if holds_the_run {
+            ParkCause::UsageLimit {
+                limit_type: Some("five_hour".into()),
+                reset_known: true,
+                message: "limit".into(),
+            }
+        } else {
+            ParkCause::Overloaded {
+                status: 529,
+                tries: 1,
+                message: "overloaded".into(),
+            }
+        };
+        Verdict::Parked {
+            park: Park {
+                until,
+                since: NOW - 10,
+                cause,
+                session_id: Some("s".into()),
+            },
+        }
+    }
+
+    fn verify_failed() -> Verdict {
+        Verdict::VerifyFailed {
+            verify: VerifyRun {
+                command: "cargo test".into(),
+                exit: Some(ExitStatus::Code { code: 101 }),
+                output_lines: vec!["test x ... FAILED".into()],
+                attempts: 1,
+            },
+        }
+    }
+
+    fn verify_gave_up() -> Verdict {
+        let Verdict::VerifyFailed { verify } = verify_failed() else {
+            unreachable!()
+        };
+        Verdict::Failed {
+            failure: Failure::VerifyFailed { verify },
+        }
+    }
+
     fn conflict() -> Verdict {
         Verdict::Blocked {
             block: Block::BaseConflict {
@@ -197,6 +364,32 @@ mod tests {
         let table: Vec<(TaskCounts, Option<Verdict>, WorkerFact, bool, State)> = vec![
             // (tasks, verdict, worker, paused, expected)
             (OPEN(), None, W::Live, false, Running),
+            (
+                DONE(),
+                Some(verify_failed()),
+                W::Verifying,
+                false,
+                Verifying,
+            ),
+            (DONE(), Some(verify_failed()), W::None, false, Ready),
+            (
+                OPEN(),
+                Some(parked(NOW + 60, false)),
+                W::None,
+                false,
+                Parked,
+            ),
+            (OPEN(), Some(parked(NOW + 60, true)), W::None, false, Parked),
+            // A park whose time has come no longer holds: the stream resumes.
+            (OPEN(), Some(parked(NOW, true)), W::None, false, Ready),
+            (OPEN(), Some(parked(NOW + 60, false)), W::None, true, Paused),
+            (
+                DONE(),
+                Some(parked(NOW + 60, true)),
+                W::None,
+                false,
+                Complete,
+            ),
             (DONE(), None, W::Live, false, Running),
             (DONE(), Some(dirty()), W::Live, false, Running),
             (OPEN(), Some(failed()), W::Preparing, false, Preparing),
@@ -233,8 +426,8 @@ mod tests {
             let mut a = rec("A", &[], tasks);
             a.paused = paused;
             let g = graph(vec![a]);
-            let observed = HashMap::from([("A".to_string(), Observed { verdict, worker })]);
-            let got = derive(&g, &observed, Mode { worktrees: true });
+            let observed = HashMap::from([("A".to_string(), obs(verdict, worker))]);
+            let got = derive(&g, &observed, mode(true));
             assert_eq!(got.state("A"), Some(want), "row {i}");
         }
     }
@@ -250,15 +443,7 @@ mod tests {
 
     fn observe(list: &[(&str, Option<Verdict>, WorkerFact)]) -> HashMap<String, Observed> {
         list.iter()
-            .map(|(s, v, w)| {
-                (
-                    s.to_string(),
-                    Observed {
-                        verdict: v.clone(),
-                        worker: *w,
-                    },
-                )
-            })
+            .map(|(s, v, w)| (s.to_string(), obs(v.clone(), *w)))
             .collect()
     }
 
@@ -268,7 +453,7 @@ mod tests {
         let m = derive(
             &g,
             &observe(&[("Z", Some(conflict()), WorkerFact::None)]),
-            Mode { worktrees: true },
+            mode(true),
         );
         let z = m.get("Z").unwrap();
         assert_eq!(z.state, State::Blocked);
@@ -282,20 +467,20 @@ mod tests {
     fn worktree_mode_waits_for_the_worker_and_for_attention() {
         let g = diamond(DONE(), OPEN(), OPEN());
         let live = observe(&[("A", None, WorkerFact::Live)]);
-        let m = derive(&g, &live, Mode { worktrees: true });
+        let m = derive(&g, &live, mode(true));
         assert_eq!(m.state("A"), Some(State::Running));
         let Some(Reason::Waiting { on }) = &m.get("B").unwrap().reason else {
             panic!("B waits");
         };
         assert_eq!(on[0].state, State::Running);
         // Shared checkout: the task database alone decides.
-        let m = derive(&g, &live, Mode { worktrees: false });
+        let m = derive(&g, &live, mode(false));
         assert_eq!(m.state("B"), Some(State::Ready));
         // An exit not processed yet: A is complete, but B waits for its leftovers.
         let m = derive(
             &g,
             &observe(&[("A", None, WorkerFact::ExitUnprocessed)]),
-            Mode { worktrees: true },
+            mode(true),
         );
         assert_eq!(m.state("A"), Some(State::Complete));
         let Some(Reason::Waiting { on }) = &m.get("B").unwrap().reason else {
@@ -307,7 +492,7 @@ mod tests {
             let m = derive(
                 &g,
                 &observe(&[("A", Some(dirty()), WorkerFact::None)]),
-                Mode { worktrees },
+                mode(worktrees),
             );
             assert_eq!(m.state("A"), Some(State::NeedsAttention));
             assert_eq!(m.state("B"), Some(State::Waiting));
@@ -320,7 +505,7 @@ mod tests {
         let m = derive(
             &g,
             &observe(&[("B", Some(failed()), WorkerFact::None)]),
-            Mode::default(),
+            mode(false),
         );
         assert_eq!(m.state("B"), Some(State::Failed));
         assert_eq!(m.state("C"), Some(State::Ready));
@@ -331,13 +516,81 @@ mod tests {
         let m = derive(
             &g,
             &observe(&[("B", Some(Verdict::Stopped), WorkerFact::None)]),
-            Mode::default(),
+            mode(false),
         );
         assert_eq!(m.state("Z"), Some(State::Waiting));
         let g = diamond(counts(0, 0, 0, 0, 2), OPEN(), OPEN());
-        let m = derive(&g, &HashMap::new(), Mode::default());
+        let m = derive(&g, &HashMap::new(), mode(false));
         assert_eq!(m.state("B"), Some(State::Skipped));
         assert_eq!(m.state("Z"), Some(State::Skipped));
+    }
+
+    #[test]
+    fn a_usage_limit_holds_every_launch_and_a_budget_stops_new_ones() {
+        let g = diamond(DONE(), OPEN(), OPEN());
+        // B hit a five-hour limit: C, ready, is held too; after the reset both go.
+        let facts = observe(&[("B", Some(parked(NOW + 600, true)), WorkerFact::None)]);
+        let m = derive(&g, &facts, mode(false));
+        assert_eq!(m.state("B"), Some(State::Parked));
+        let c = m.get("C").unwrap();
+        assert_eq!(c.state, State::Parked);
+        assert!(matches!(&c.reason, Some(Reason::Parked { hit_by: Some(by), .. }) if by == "B"));
+        assert!(!c.actions.launch);
+        let later = Mode {
+            now: NOW + 600,
+            ..mode(false)
+        };
+        let m = derive(&g, &facts, later);
+        assert!(m.get("B").unwrap().actions.launch && m.get("C").unwrap().actions.launch);
+        // An overloaded API backs off only its own stream.
+        let facts = observe(&[("B", Some(parked(NOW + 600, false)), WorkerFact::None)]);
+        assert_eq!(
+            derive(&g, &facts, mode(false)).state("C"),
+            Some(State::Ready)
+        );
+        // A spent budget: nothing new starts; what runs is untouched.
+        let spent = Mode {
+            budget_reached: true,
+            ..mode(false)
+        };
+        let facts = observe(&[("B", None, WorkerFact::Live)]);
+        let m = derive(&g, &facts, spent);
+        assert_eq!(m.state("B"), Some(State::Running));
+        assert_eq!(m.state("C"), Some(State::BudgetReached));
+    }
+
+    #[test]
+    fn a_stream_waits_for_its_dependencys_verification() {
+        let g = diamond(DONE(), OPEN(), OPEN());
+        let mut facts = observe(&[("A", None, WorkerFact::None)]);
+        facts.get_mut("A").unwrap().verify = VerifyFact::Pending;
+        let m = derive(&g, &facts, mode(true));
+        assert_eq!(m.state("A"), Some(State::Complete));
+        assert!(!m.get("A").unwrap().done);
+        let Some(Reason::Waiting { on }) = &m.get("B").unwrap().reason else {
+            panic!("B waits");
+        };
+        assert!(on[0].verify_pending);
+        facts.get_mut("A").unwrap().worker = WorkerFact::Verifying;
+        assert_eq!(
+            derive(&g, &facts, mode(true)).state("A"),
+            Some(State::Verifying)
+        );
+        facts.get_mut("A").unwrap().worker = WorkerFact::None;
+        facts.get_mut("A").unwrap().verify = VerifyFact::Passed;
+        assert_eq!(
+            derive(&g, &facts, mode(true)).state("B"),
+            Some(State::Ready)
+        );
+        // Verification failed with attempts left: back to its worker, dependents wait.
+        facts.get_mut("A").unwrap().verdict = Some(verify_failed());
+        let m = derive(&g, &facts, mode(true));
+        assert_eq!(m.state("A"), Some(State::Ready));
+        assert!(matches!(
+            m.get("A").unwrap().reason,
+            Some(Reason::VerifyFailed(_))
+        ));
+        assert_eq!(m.state("B"), Some(State::Waiting));
     }
 
     mod properties {
@@ -356,6 +609,19 @@ mod tests {
                 Just(Some(Verdict::Stopped)),
                 Just(Some(conflict())),
                 Just(Some(dirty())),
+                Just(Some(parked(NOW + 60, true))),
+                Just(Some(parked(NOW + 60, false))),
+                Just(Some(parked(NOW - 60, true))),
+                Just(Some(verify_failed())),
+                Just(Some(verify_gave_up())),
+            ]
+        }
+
+        fn arb_verify() -> impl Strategy<Value = VerifyFact> {
+            prop_oneof![
+                Just(VerifyFact::NotRequired),
+                Just(VerifyFact::Pending),
+                Just(VerifyFact::Passed),
             ]
         }
 
@@ -364,12 +630,21 @@ mod tests {
                 Just(WorkerFact::None),
                 Just(WorkerFact::Preparing),
                 Just(WorkerFact::Live),
+                Just(WorkerFact::Verifying),
                 Just(WorkerFact::ExitUnprocessed),
             ]
         }
 
-        fn arb_stream() -> impl Strategy<Value = (TaskCounts, Option<Verdict>, WorkerFact, bool)> {
-            (arb_counts(), arb_verdict(), arb_worker(), any::<bool>())
+        type Facts = (TaskCounts, Option<Verdict>, WorkerFact, bool, VerifyFact);
+
+        fn arb_stream() -> impl Strategy<Value = Facts> {
+            (
+                arb_counts(),
+                arb_verdict(),
+                arb_worker(),
+                any::<bool>(),
+                arb_verify(),
+            )
         }
 
         proptest! {
@@ -379,30 +654,35 @@ mod tests {
             fn every_combination_gives_one_state_and_consistent_actions(
                 facts in proptest::collection::vec(arb_stream(), 4),
                 worktrees in any::<bool>(),
+                budget_reached in any::<bool>(),
             ) {
                 let ids = ["A", "B", "C", "Z"];
                 let deps: [&[&str]; 4] = [&[], &["A"], &["A"], &["B", "C"]];
                 let mut records = Vec::new();
                 let mut observed = HashMap::new();
-                for ((id, deps), (tasks, verdict, worker, paused)) in ids.iter().zip(deps).zip(&facts) {
+                for ((id, deps), (tasks, verdict, worker, paused, verify)) in ids.iter().zip(deps).zip(&facts) {
                     let mut r = rec(id, deps, *tasks);
                     r.paused = *paused;
                     records.push(r);
-                    observed.insert(id.to_string(), Observed { verdict: verdict.clone(), worker: *worker });
+                    let mut o = obs(verdict.clone(), *worker);
+                    o.verify = *verify;
+                    observed.insert(id.to_string(), o);
                 }
                 let g = graph(records);
-                let m = derive(&g, &observed, Mode { worktrees });
+                let run = Mode { budget_reached, ..mode(worktrees) };
+                let m = derive(&g, &observed, run);
                 prop_assert_eq!(m.views().len(), 4);
                 for v in m.views() {
                     let s = g.get(&v.id).unwrap();
                     let obs = &observed[&v.id];
                     prop_assert_eq!(v.actions.launch, v.state == State::Ready);
-                    prop_assert_eq!(v.actions.in_use, matches!(obs.worker, WorkerFact::Live | WorkerFact::Preparing));
+                    prop_assert_eq!(v.actions.in_use, matches!(obs.worker, WorkerFact::Live | WorkerFact::Preparing | WorkerFact::Verifying));
                     if v.actions.merge {
                         prop_assert!(v.done && v.state == State::Complete);
                     }
                     if v.done {
                         prop_assert!(s.record.counts.is_complete());
+                        prop_assert!(obs.verify != VerifyFact::Pending);
                         // In a shared checkout the task database alone decides, so a stream
                         // whose worker still runs can already be done for its dependents.
                         prop_assert!(!worktrees || !v.actions.in_use);
@@ -412,7 +692,11 @@ mod tests {
                         for d in &s.dependencies {
                             prop_assert!(m.get(d).unwrap().done);
                         }
-                        prop_assert!(obs.verdict.is_none());
+                        // Back from a failed verification, or a park whose time has come.
+                        let expired = matches!(&obs.verdict, Some(Verdict::Parked { park }) if park.until <= NOW);
+                        let back = matches!(obs.verdict, Some(Verdict::VerifyFailed { .. }));
+                        prop_assert!(obs.verdict.is_none() || expired || back);
+                        prop_assert!(!budget_reached);
                     }
                     // A state and its reason agree.
                     let reason_ok = match (&v.state, &v.reason) {
@@ -422,14 +706,17 @@ mod tests {
                         (State::Stopped, Some(Reason::Stopped)) => true,
                         (State::Skipped, Some(Reason::Skipped { .. })) => true,
                         (State::Paused, Some(Reason::Paused)) => true,
+                        (State::Parked, Some(Reason::Parked { .. })) => true,
+                        (State::BudgetReached, Some(Reason::BudgetReached)) => true,
+                        (State::Ready, Some(Reason::VerifyFailed(_))) => true,
                         (State::NeedsAttention, Some(Reason::NeedsAttention(_))) => true,
-                        (State::Running | State::Preparing | State::Cancelled | State::Complete | State::Ready, None) => true,
+                        (State::Running | State::Verifying | State::Preparing | State::Cancelled | State::Complete | State::Ready, None) => true,
                         _ => false,
                     };
                     prop_assert!(reason_ok, "{:?} with {:?}", v.state, v.reason);
                 }
                 // The same facts give the same answer (pure).
-                let again = derive(&g, &observed, Mode { worktrees });
+                let again = derive(&g, &observed, run);
                 prop_assert_eq!(m.views(), again.views());
             }
         }

@@ -14,7 +14,7 @@ mod derive;
 pub mod verdict;
 
 pub use derive::derive;
-pub use verdict::{Attention, Block, ExitStatus, Failure, Verdict};
+pub use verdict::{Attention, Block, ExitStatus, Failure, Park, ParkCause, Verdict, VerifyRun};
 
 use serde::Serialize;
 
@@ -26,6 +26,8 @@ use crate::taskdb::BlockedTask;
 pub enum State {
     /// A live worker is on it (its tasks may already be complete: it is still committing).
     Running,
+    /// Its tasks are complete and its verify command is running.
+    Verifying,
     /// A `start` has claimed it and is preparing its worktree or launching its worker.
     Preparing,
     /// Every task cancelled: dropped on purpose.
@@ -40,20 +42,26 @@ pub enum State {
     Stopped,
     /// Paused in the task store (`tc`): shown, never launched.
     Paused,
+    /// Refused by the API (a usage limit, or overload): waits for a time, then resumes; or,
+    /// ready, held because another stream hit a usage limit that holds the whole run.
+    Parked,
     /// A dependency failed, was cancelled or was skipped: it cannot run.
     Skipped,
     /// Waits for dependencies.
     Waiting,
     /// Needs a person: every open task is blocked, or its base cannot be made.
     Blocked,
+    /// Could start, but the run's spending reached `--run-budget-usd`.
+    BudgetReached,
     /// Can start now.
     Ready,
 }
 
 impl State {
     /// Every state, in precedence order (the first that applies wins).
-    pub const ALL: [State; 12] = [
+    pub const ALL: [State; 15] = [
         State::Running,
+        State::Verifying,
         State::Preparing,
         State::Cancelled,
         State::NeedsAttention,
@@ -61,9 +69,11 @@ impl State {
         State::Failed,
         State::Stopped,
         State::Paused,
+        State::Parked,
         State::Skipped,
         State::Waiting,
         State::Blocked,
+        State::BudgetReached,
         State::Ready,
     ];
 
@@ -71,6 +81,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
+            Self::Verifying => "verifying",
             Self::Preparing => "preparing",
             Self::Cancelled => "cancelled",
             Self::NeedsAttention => "needs attention",
@@ -78,9 +89,11 @@ impl State {
             Self::Failed => "failed",
             Self::Stopped => "stopped",
             Self::Paused => "paused",
+            Self::Parked => "parked",
             Self::Skipped => "skipped",
             Self::Waiting => "waiting",
             Self::Blocked => "blocked",
+            Self::BudgetReached => "budget reached",
             Self::Ready => "ready",
         }
     }
@@ -96,9 +109,23 @@ pub enum WorkerFact {
     Preparing,
     /// A live worker (its supervisor is provably the process recorded).
     Live,
+    /// Its verify command is running (supervised like a worker).
+    Verifying,
     /// Its last worker exited while no `start` was watching, so what it left in its worktree
     /// (uncommitted changes) was not looked at yet; the next `start` does that first.
     ExitUnprocessed,
+}
+
+/// Whether a stream's work must pass a verify command before dependents start on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VerifyFact {
+    /// No verify command applies to it.
+    #[default]
+    NotRequired,
+    /// One applies and has not passed since its worker last ended.
+    Pending,
+    /// It passed after the worker's last exit.
+    Passed,
 }
 
 /// Everything about one stream that the task database does not say.
@@ -106,15 +133,21 @@ pub enum WorkerFact {
 pub struct Observed {
     pub verdict: Option<Verdict>,
     pub worker: WorkerFact,
+    pub verify: VerifyFact,
 }
 
-/// How the run places streams.
+/// The run's facts: how it places streams, what time it is, and what holds it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Mode {
     /// `--worktrees`: a stream counts for its dependents only once its worker has exited and
     /// left nothing to look at, so that their base holds all of its work. Without it the task
     /// database alone decides.
     pub worktrees: bool,
+    /// Now, in unix seconds: a parked verdict whose time has passed no longer holds. (The
+    /// model reads no clock; the caller says what time it is.)
+    pub now: i64,
+    /// The run's spending reached `--run-budget-usd`: nothing new starts.
+    pub budget_reached: bool,
 }
 
 /// Why a stream is in its state, as data.
@@ -139,6 +172,16 @@ pub enum Reason {
         dependency_state: State,
     },
     Paused,
+    /// Parked until `park.until`; `hit_by` names the stream whose usage limit holds the whole
+    /// run when this stream is held by it rather than parked itself.
+    Parked {
+        park: Park,
+        hit_by: Option<String>,
+    },
+    /// Ready to go back to its worker: its verify command failed.
+    VerifyFailed(VerifyRun),
+    /// Ready, but the run's budget is spent.
+    BudgetReached,
 }
 
 /// One dependency a stream waits for.
@@ -150,6 +193,9 @@ pub struct Wait {
     /// It is complete, but its worker's exit has not been processed yet (worktree mode).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub exit_unprocessed: bool,
+    /// It is complete, but its verify command has not passed yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verify_pending: bool,
 }
 
 /// What may be done with a stream, derived with its state.
@@ -159,10 +205,10 @@ pub struct Actions {
     pub launch: bool,
     /// A plain `start` gives it another try (its failure is cleared first).
     pub retry: bool,
-    /// `start STREAM` runs it again (after a stop, a failure or a block).
+    /// `start STREAM` runs it again (after a stop, a failure, a block or a park).
     pub restart: bool,
-    /// A live worker or a launch in progress: `stop` ends it, and nothing may remove its
-    /// worktree.
+    /// A live worker, a verification or a launch in progress: `stop` ends it, and nothing may
+    /// remove its worktree.
     pub in_use: bool,
     /// Its branch may be merged back: complete, and nothing holds it.
     pub merge: bool,
@@ -176,6 +222,9 @@ pub struct StreamView {
     pub reason: Option<Reason>,
     /// Dependents may start on it.
     pub done: bool,
+    /// Its tasks are complete but its verify command has not passed yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verify_pending: bool,
     pub actions: Actions,
 }
 

@@ -22,6 +22,12 @@ pub enum Verdict {
     Blocked { block: Block },
     /// Its worker finished but left something a person must look at; dependents wait.
     Attention { attention: Attention },
+    /// Its worker was refused by the API (a usage limit, or overload after the agent's own
+    /// retries): it waits for `park.until`, then resumes its session. Not a failed attempt.
+    Parked { park: Park },
+    /// Its tasks are complete but the verify command failed, and attempts are left: its
+    /// worker goes back to work (resumed, told the command and the output).
+    VerifyFailed { verify: VerifyRun },
 }
 
 impl Verdict {
@@ -32,6 +38,8 @@ impl Verdict {
             Self::Stopped => "stopped",
             Self::Blocked { .. } => "blocked",
             Self::Attention { .. } => "attention",
+            Self::Parked { .. } => "parked",
+            Self::VerifyFailed { .. } => "verify_failed",
         }
     }
 }
@@ -55,8 +63,69 @@ pub enum Failure {
     Prepare { detail: String },
     /// Task data cannot be handed to a worker (a NUL byte in an argument).
     BadTaskData { what: String },
+    /// The verify command still failed when the attempts ran out.
+    VerifyFailed { verify: VerifyRun },
+    /// The agent stopped at its own spending cap (`--max-budget-usd`): retrying cannot help.
+    BudgetExceeded { message: String },
+    /// The API kept failing (overloaded, server errors) through every back-off.
+    Unavailable {
+        status: u16,
+        tries: u32,
+        message: String,
+    },
     /// A reason recorded by an older version, as text.
     Legacy { text: String },
+}
+
+/// One run of a stream's verify command that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRun {
+    pub command: String,
+    /// How it ended; `None` when it ran out of time (`verify_timeout`).
+    pub exit: Option<ExitStatus>,
+    /// The last lines of its output.
+    pub output_lines: Vec<String>,
+    /// Attempts of the stream so far (the worker's attempts that ended in this verification).
+    pub attempts: u32,
+}
+
+/// Why and until when a stream is parked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Park {
+    /// When it may run again (unix seconds): the limit's reset, or the end of a back-off.
+    pub until: i64,
+    /// When it was parked (unix seconds).
+    pub since: i64,
+    pub cause: ParkCause,
+    /// The session to resume.
+    pub session_id: Option<String>,
+}
+
+/// What refused the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum ParkCause {
+    /// A usage or rate limit (HTTP 429): nothing new starts anywhere until it resets.
+    UsageLimit {
+        /// The limit's window as the API names it (`five_hour`, `seven_day`, …), when it said.
+        limit_type: Option<String>,
+        /// The reset time came from the API; without one (API-key auth) it is a back-off.
+        reset_known: bool,
+        message: String,
+    },
+    /// The API was overloaded or failing (HTTP 529, 5xx): only this stream backs off.
+    Overloaded {
+        status: u16,
+        tries: u32,
+        message: String,
+    },
+}
+
+impl ParkCause {
+    /// Whether this park holds every launch of the run, not only the stream's own.
+    pub fn holds_the_run(&self) -> bool {
+        matches!(self, Self::UsageLimit { .. })
+    }
 }
 
 /// How a worker process ended.

@@ -10,24 +10,32 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::event::{Event, Reporter, RunEnd, Unfinished};
+use super::event::{Event, Reporter, RunEnd, RunStats, Unfinished};
 use super::signals::Signals;
 use super::{Settings, exits, watch};
 use crate::error::{Error, Result};
-use crate::facts;
+use crate::facts::{self, Spending};
 use crate::graph::StreamGraph;
-use crate::model::{self, Failure, Mode, Model, Observed, State, Verdict, WorkerFact};
+use crate::model::{
+    self, Failure, Mode, Model, Observed, Park, ParkCause, State, Verdict, VerifyFact, WorkerFact,
+};
 use crate::proc::Identity;
+use crate::state::time::{now_rfc3339, now_unix};
 use crate::state::{Finalize, StateStore, WorkerRecord};
-use crate::taskdb::{Snapshot, SqliteTaskDb, TaskSource};
-
+use crate::taskdb::{Snapshot, TaskDb, TaskSource};
+use crate::worker::agent::{LimitStatus, Outcome, Transcript};
+use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
 use crate::workspace::{Placement, Workspaces};
 
 /// How often adopted workers (not our children) are checked in `/proc`.
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
-/// How often running workers' logs are read for the live view.
+/// How often running workers' logs are read: for the live view's activity line, and for what
+/// the API says while they run (a usage limit rejected, a warning past a threshold).
 const ACTIVITY_POLL: Duration = Duration::from_millis(500);
+/// How many times in a row a stream may be backed off because the API is overloaded or
+/// failing before it counts as failed.
+const MAX_UNAVAILABLE: u32 = 8;
 /// How long to wait for another `start` processing an ended worker's leftovers.
 const FINALIZE_WAIT: Duration = Duration::from_secs(30);
 
@@ -44,6 +52,12 @@ pub(super) struct Running {
     /// until the row names the supervisor.
     pub via_claimer: bool,
     pub last_activity: Option<String>,
+    /// What its output said so far, fed as it grows.
+    pub transcript: Transcript,
+    /// How far into the log the transcript has read.
+    pub read_to: u64,
+    /// It resumed an earlier session (a missing session then means: start afresh).
+    pub resumed: bool,
 }
 
 /// A worker that exited; whether it finished its tasks is judged on a fresh, successful read
@@ -55,6 +69,19 @@ pub(super) struct Exited {
     pub blind: bool,
     pub rec: Option<WorkerRecord>,
     pub log: PathBuf,
+    pub resumed: bool,
+    pub placement: Placement,
+}
+
+/// A stream's verify command running under its supervisor.
+pub(super) struct Verifying {
+    pub record: i64,
+    pub identity: Identity,
+    pub deadline: Instant,
+    /// Stopped because it ran out of time.
+    pub timed_out: bool,
+    /// Not our child: its end is noticed by polling `/proc`.
+    pub adopted: bool,
 }
 
 /// Where a stream's worker is in its life, as this run knows it.
@@ -67,6 +94,8 @@ pub(super) enum Slot {
     Running(Box<Running>),
     /// Ended, awaiting judgment; counts as live (nothing may start on it or relaunch it).
     Exited(Box<Exited>),
+    /// Its tasks are complete and its verify command runs.
+    Verifying(Box<Verifying>),
     /// Its worker ended while no `start` watched it; what it left is looked at first.
     Unprocessed(Box<WorkerRecord>),
 }
@@ -74,10 +103,27 @@ pub(super) enum Slot {
 /// Everything the run knows about one stream: the one typed record the dispatcher keeps.
 #[derive(Default)]
 pub(super) struct StreamRun {
+    /// Launches of its worker in this run.
     pub attempts: u32,
+    /// Attempts that count against `--retries` (parks and a missing session do not).
+    pub failures: u32,
+    /// Back-offs in a row because the API was overloaded or failing.
+    pub unavailable: u32,
+    /// Back-offs in a row on a usage limit that gave no reset time.
+    pub limited: u32,
     /// The durable verdict, as written to the state store.
     pub verdict: Option<Verdict>,
     pub slot: Slot,
+    /// Its verify command, when one applies; and whether it passed.
+    pub verify_cmd: Option<String>,
+    pub verify: VerifyFact,
+    /// The agent session to resume, and what the resumed attempt is told.
+    pub session: Option<String>,
+    pub happened: Option<Happened>,
+    /// The session could not be resumed: the next attempt starts afresh with the full prompt.
+    pub fresh_next: bool,
+    /// Launched while the API warned that a limit is near (one new launch at a time).
+    pub launched_while_warned: bool,
     /// The state last reported, so each change is said once.
     reported: Option<State>,
 }
@@ -90,15 +136,17 @@ impl StreamRun {
                 Slot::Idle => WorkerFact::None,
                 Slot::Preparing => WorkerFact::Preparing,
                 Slot::Running(_) | Slot::Exited(_) => WorkerFact::Live,
+                Slot::Verifying(_) => WorkerFact::Verifying,
                 Slot::Unprocessed(_) => WorkerFact::ExitUnprocessed,
             },
+            verify: self.verify,
         }
     }
 }
 
 pub struct Scheduler<'a> {
     pub(super) settings: Settings,
-    pub(super) db: SqliteTaskDb,
+    pub(super) db: TaskDb,
     pub(super) store: StateStore,
     /// Shared with the blocking thread that runs `prepare` (git work, `post_create`), so that
     /// Ctrl-C is answered while it runs.
@@ -116,6 +164,29 @@ pub struct Scheduler<'a> {
     pub(super) next_launch: Option<Instant>,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
+    /// The API warned that a limit is near: one new launch at a time until then (unix s).
+    warned_until: Option<i64>,
+    /// What the run spent (since this `start` began) against `--run-budget-usd`.
+    pub(super) budget: Budget,
+    /// Since when a usage limit has held every launch (unix s), and the seconds held so far.
+    hold_since: Option<i64>,
+    held_secs: i64,
+}
+
+/// The run's spending against its budget.
+#[derive(Default)]
+pub(super) struct Budget {
+    pub limit: Option<f64>,
+    /// Spending counts from here (RFC 3339): this `start`'s beginning.
+    pub since: String,
+    pub spent: f64,
+    warned: bool,
+}
+
+impl Budget {
+    fn reached(&self) -> bool {
+        self.limit.is_some_and(|l| self.spent >= l)
+    }
 }
 
 /// What one dispatch turn ended with.
@@ -131,7 +202,7 @@ pub(super) enum Turn {
 impl<'a> Scheduler<'a> {
     pub fn new(
         settings: Settings,
-        mut db: SqliteTaskDb,
+        mut db: TaskDb,
         store: StateStore,
         workspaces: Box<dyn Workspaces>,
         reporter: &'a mut dyn Reporter,
@@ -143,7 +214,16 @@ impl<'a> Scheduler<'a> {
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         // `start` printed these before the run; later refreshes report only new ones.
         let said_warnings = snapshot.warnings.iter().map(|w| w.to_string()).collect();
+        let budget = Budget {
+            limit: settings.run_budget_usd,
+            since: now_rfc3339(),
+            ..Budget::default()
+        };
         Ok(Self {
+            budget,
+            warned_until: None,
+            hold_since: None,
+            held_secs: 0,
             settings,
             db,
             store,
@@ -164,11 +244,13 @@ impl<'a> Scheduler<'a> {
     fn mode(&self) -> Mode {
         Mode {
             worktrees: self.settings.worktree_mode,
+            now: now_unix(),
+            budget_reached: self.budget.reached(),
         }
     }
 
     /// Runs until every stream is complete, nothing more can run, or a signal arrives.
-    pub async fn run(mut self) -> Result<RunEnd> {
+    pub async fn run(mut self) -> Result<(RunEnd, RunStats)> {
         let mut signals = Signals::new()?;
         self.load_facts()?;
         self.adopt()?;
@@ -190,10 +272,12 @@ impl<'a> Scheduler<'a> {
                 Turn::Stagger => true,
                 Turn::Interrupted => return Ok(self.interrupted()),
             };
-            if !self.anything_live() && !waiting_for_stagger {
+            let wake = self.next_wake();
+            if !self.anything_live() && !waiting_for_stagger && wake.is_none() {
                 return Ok(self.summary());
             }
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
+            let wake_at = wake.unwrap_or_else(Instant::now);
             tokio::select! {
                 Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
                 Some(()) = db_events.recv() => {
@@ -208,11 +292,13 @@ impl<'a> Scheduler<'a> {
                     if ticks.is_multiple_of(adopted_every) {
                         self.poll_adopted()?;
                     }
-                    if ticks.is_multiple_of(activity_every) && self.reporter.wants_activity() {
-                        self.read_activity();
+                    if ticks.is_multiple_of(activity_every) {
+                        self.read_activity()?;
                     }
+                    self.time_out_verifications().await;
                 }
                 _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => {}
+                _ = tokio::time::sleep_until(wake_at), if wake.is_some() => {}
                 _ = signals.recv() => return Ok(self.interrupted()),
             }
         }
@@ -222,21 +308,64 @@ impl<'a> Scheduler<'a> {
     fn load_facts(&mut self) -> Result<()> {
         let facts = facts::gather(&self.settings.project, &self.graph, Some(self.mode()))?;
         for (stream, observed) in facts.observed {
-            self.runs.entry(stream).or_default().verdict = observed.verdict;
+            let run = self.runs.entry(stream).or_default();
+            run.verdict = observed.verdict;
+            run.verify = observed.verify;
+            if let Some(Verdict::Parked { park }) = &run.verdict {
+                run.session = park.session_id.clone();
+                run.happened = Some(Happened::Parked(park.cause.clone()));
+            }
+        }
+        let streams: Vec<(String, Option<String>)> = self
+            .graph
+            .streams()
+            .iter()
+            .map(|s| (s.id().to_string(), s.record.verify.clone()))
+            .collect();
+        for (stream, own) in streams {
+            let cmd = own
+                .or_else(|| self.settings.verify.clone())
+                .filter(|c| !c.trim().is_empty());
+            self.run_of(&stream).verify_cmd = cmd;
         }
         Ok(())
     }
 
+    /// The next moment something is due without any event: a parked stream's time comes, a
+    /// warning's window ends, a verification's time runs out.
+    fn next_wake(&self) -> Option<Instant> {
+        let now = now_unix();
+        let at = |unix: i64| Instant::now() + Duration::from_secs((unix - now).max(0) as u64);
+        let parks = self.runs.values().filter_map(|r| match &r.verdict {
+            Some(Verdict::Parked { park }) if park.until > now => Some(at(park.until)),
+            _ => None,
+        });
+        let verifications = self.runs.values().filter_map(|r| match &r.slot {
+            Slot::Verifying(v) if !v.timed_out => Some(v.deadline),
+            _ => None,
+        });
+        let warning = self.warned_until.filter(|&t| t > now).map(at);
+        parks.chain(verifications).chain(warning).min()
+    }
+
     fn anything_live(&self) -> bool {
-        self.runs
-            .values()
-            .any(|r| matches!(r.slot, Slot::Running(_) | Slot::Exited(_) | Slot::Preparing))
+        self.runs.values().any(|r| {
+            matches!(
+                r.slot,
+                Slot::Running(_) | Slot::Exited(_) | Slot::Preparing | Slot::Verifying(_)
+            )
+        })
     }
 
     pub(super) fn live_workers(&self) -> usize {
         self.runs
             .values()
-            .filter(|r| matches!(r.slot, Slot::Running(_) | Slot::Preparing))
+            .filter(|r| {
+                matches!(
+                    r.slot,
+                    Slot::Running(_) | Slot::Preparing | Slot::Verifying(_)
+                )
+            })
             .count()
     }
 
@@ -244,22 +373,42 @@ impl<'a> Scheduler<'a> {
         self.runs.entry(stream.to_string()).or_default()
     }
 
-    fn interrupted(&self) -> RunEnd {
+    fn interrupted(&self) -> (RunEnd, RunStats) {
         let live: Vec<(String, i32)> = self
             .runs
             .iter()
             .filter_map(|(s, r)| match &r.slot {
                 Slot::Running(run) => Some((s.clone(), run.identity.pid)),
+                Slot::Verifying(v) => Some((s.clone(), v.identity.pid)),
                 _ => None,
             })
             .collect();
-        RunEnd::Interrupted(live)
+        (RunEnd::Interrupted(live), self.stats())
+    }
+
+    /// What the run spent and how long it was held by a usage limit.
+    fn stats(&self) -> RunStats {
+        let spending = self
+            .store
+            .workers_since(&self.budget.since)
+            .map(|rows| Spending::of(&rows))
+            .unwrap_or_default();
+        let held = self.held_secs + self.hold_since.map_or(0, |t| now_unix() - t);
+        RunStats {
+            spending,
+            budget: self.budget.limit,
+            parked: Duration::from_secs(held.max(0) as u64),
+        }
     }
 
     /// Watches workers an earlier `start` launched that are still alive; notes the ones that
     /// ended while nobody watched, so what they left is looked at before anything starts.
     fn adopt(&mut self) -> Result<()> {
         for rec in self.store.latest_workers()? {
+            if rec.session_id.is_some() {
+                let stream = rec.stream.clone();
+                self.run_of(&stream).session = rec.session_id.clone();
+            }
             if rec.is_live() {
                 if self.selected(&rec.stream) {
                     self.watch_adopted(rec);
@@ -278,6 +427,17 @@ impl<'a> Scheduler<'a> {
             if rec.finalized_at.is_none() {
                 let stream = rec.stream.clone();
                 self.run_of(&stream).slot = Slot::Unprocessed(Box::new(rec));
+            }
+        }
+        for rec in self.store.latest_verifications()? {
+            if rec.is_live() && rec.identity.is_some() {
+                self.watch_adopted_verify(rec);
+            } else if rec.finalized_at.is_none() {
+                if rec.ended_at.is_none() {
+                    self.store.mark_lost(&rec)?;
+                }
+                let rec = self.store.worker(rec.id)?.unwrap_or(rec);
+                self.judge_verify_row(&rec, false)?;
             }
         }
         // Older unfinished rows of a stream whose latest row is done: gone, never signalled.
@@ -350,10 +510,13 @@ impl<'a> Scheduler<'a> {
                 base: rec.base.clone(),
                 notes: Vec::new(),
             },
+            read_to: rec.log_offset,
             log: rec.log_path.clone(),
             adopted: true,
             via_claimer,
             last_activity: None,
+            transcript: Transcript::default(),
+            resumed: false,
         }));
     }
 
@@ -379,16 +542,51 @@ impl<'a> Scheduler<'a> {
         loop {
             let model = self.model();
             self.report_news(&model);
+            self.track_hold(&model);
+            // Work an earlier `start` left unverified (it ended before the check ran).
+            let owed: Vec<String> = model
+                .views()
+                .iter()
+                .filter(|v| v.state == State::Complete && v.verify_pending && self.selected(&v.id))
+                .filter(|v| {
+                    matches!(
+                        self.runs.get(&v.id).map(|r| &r.slot),
+                        Some(Slot::Idle) | None
+                    )
+                })
+                .map(|v| v.id.clone())
+                .collect();
+            let mut started = false;
+            for stream in owed {
+                self.verify_owed(&stream)?;
+                started |= !matches!(self.run_of(&stream).slot, Slot::Idle);
+            }
+            if started {
+                continue;
+            }
+            // Streams back from a park or a failed verification go first: they hold work
+            // in progress.
             let Some(stream) = model
                 .views()
                 .iter()
-                .find(|v| v.actions.launch && self.selected(&v.id))
+                .filter(|v| v.actions.launch && self.selected(&v.id))
+                .min_by_key(|v| {
+                    let back = matches!(
+                        self.runs.get(&v.id).and_then(|r| r.verdict.as_ref()),
+                        Some(Verdict::Parked { .. } | Verdict::VerifyFailed { .. })
+                    );
+                    !back
+                })
                 .map(|v| v.id.clone())
             else {
                 return Ok(Turn::Idle);
             };
-            // A worker started now could not read or mark its tasks.
-            if self.db_fault.is_some() || self.live_workers() >= self.settings.max_parallel {
+            // While the task database cannot be read, a worker started could not read or mark
+            // its tasks.
+            if self.db_fault.is_some()
+                || self.live_workers() >= self.settings.max_parallel
+                || self.warned_hold()
+            {
                 return Ok(Turn::Idle);
             }
             if self.next_launch.is_some_and(|t| t > Instant::now()) {
@@ -397,6 +595,42 @@ impl<'a> Scheduler<'a> {
             if !self.launch(&stream, signals).await? {
                 return Ok(Turn::Interrupted);
             }
+        }
+    }
+
+    /// The API warned that a limit is near and its window has not ended.
+    pub(super) fn warned(&self) -> bool {
+        self.warned_until.is_some_and(|t| t > now_unix())
+    }
+
+    /// While the API warns that a limit is near, one new launch at a time: none while a
+    /// worker launched during the warning still runs.
+    fn warned_hold(&mut self) -> bool {
+        if self.warned_until.is_none_or(|t| t <= now_unix()) {
+            self.warned_until = None;
+            for r in self.runs.values_mut() {
+                r.launched_while_warned = false;
+            }
+            return false;
+        }
+        self.runs.values().any(|r| {
+            r.launched_while_warned
+                && matches!(r.slot, Slot::Running(_) | Slot::Preparing | Slot::Exited(_))
+        })
+    }
+
+    /// Counts the time every launch was held by a usage limit, for the summary.
+    fn track_hold(&mut self, model: &Model) {
+        let held = model.views().iter().any(|v| {
+            matches!(&v.reason, Some(model::Reason::Parked { park, .. }) if park.cause.holds_the_run())
+        });
+        match (held, self.hold_since) {
+            (true, None) => self.hold_since = Some(now_unix()),
+            (false, Some(since)) => {
+                self.held_secs += now_unix() - since;
+                self.hold_since = None;
+            }
+            _ => {}
         }
     }
 
@@ -419,6 +653,9 @@ impl<'a> Scheduler<'a> {
                     | State::NeedsAttention
                     | State::Failed
                     | State::Stopped
+                    | State::Parked
+                    | State::Verifying
+                    | State::BudgetReached
             );
             // Streams complete before the run began are not news.
             if worth_saying && !(first && view.state == State::Complete) {
@@ -482,6 +719,7 @@ impl<'a> Scheduler<'a> {
             .values()
             .filter_map(|r| match &r.slot {
                 Slot::Running(run) if run.adopted && !run.identity.tree_alive() => Some(run.record),
+                Slot::Verifying(v) if v.adopted && !v.identity.tree_alive() => Some(v.record),
                 _ => None,
             })
             .collect();
@@ -512,20 +750,65 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    fn read_activity(&mut self) {
+    /// Reads what running workers wrote since the last look: their activity for the live
+    /// view, and what the API said (a usage limit rejected: hold every launch now, without
+    /// waiting for the worker to exit; a warning past a threshold: one launch at a time).
+    fn read_activity(&mut self) -> Result<()> {
+        let wants = self.reporter.wants_activity();
         let mut news = Vec::new();
+        let mut rejected = Vec::new();
         for (stream, r) in &mut self.runs {
             let Slot::Running(run) = &mut r.slot else {
                 continue;
             };
-            if let Some(text) = worker::tail(&run.log, 16 * 1024)
-                .as_deref()
-                .and_then(render::latest_activity)
+            if let Some(bytes) = worker::read_from(&run.log, run.read_to, 1 << 20) {
+                run.read_to += bytes.len() as u64;
+                run.transcript.feed(&bytes);
+            }
+            if let Some(limit) = run.transcript.warning()
+                && limit.status == LimitStatus::AllowedWarning
+            {
+                let until = limit.resets_at.map_or(now_unix() + 3600, unix_secs);
+                self.warned_until = Some(self.warned_until.map_or(until, |t| t.max(until)));
+            }
+            if let Some(limit) = run.transcript.rejection()
+                && !matches!(r.verdict, Some(Verdict::Parked { .. }))
+            {
+                let until = limit.resets_at.map(unix_secs);
+                let kind = limit.limit_type.as_ref().map(|t| t.as_str().to_string());
+                rejected.push((
+                    stream.clone(),
+                    until,
+                    kind,
+                    run.transcript.session_id().map(String::from),
+                ));
+            }
+            if wants
+                && let Some(text) = worker::tail(&run.log, 16 * 1024)
+                    .as_deref()
+                    .and_then(render::latest_activity)
                 && run.last_activity.as_ref() != Some(&text)
             {
                 run.last_activity = Some(text.clone());
                 news.push((stream.clone(), text));
             }
+        }
+        for (stream, until, limit_type, session) in rejected {
+            let now = now_unix();
+            let min = self.settings.backoff_min;
+            let tries = self.run_of(&stream).limited + 1;
+            let until = until.unwrap_or_else(|| now + backoff(min, tries));
+            let park = Park {
+                until,
+                since: now,
+                cause: ParkCause::UsageLimit {
+                    limit_type,
+                    reset_known: true,
+                    message: "the API refused on a usage limit".into(),
+                },
+                session_id: session,
+            };
+            self.set_verdict(&stream, Verdict::Parked { park })?;
         }
         for (stream, text) in news {
             self.reporter.event(Event::Activity {
@@ -533,6 +816,7 @@ impl<'a> Scheduler<'a> {
                 text,
             });
         }
+        Ok(())
     }
 
     /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
@@ -579,6 +863,12 @@ impl<'a> Scheduler<'a> {
 
     /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
     fn on_exit(&mut self, record: i64) -> Result<()> {
+        if let Some(stream) = self.runs.iter().find_map(|(s, r)| match &r.slot {
+            Slot::Verifying(v) if v.record == record => Some(s.clone()),
+            _ => None,
+        }) {
+            return self.on_verify_exit(&stream, record);
+        }
         let Some(stream) = self.runs.iter().find_map(|(s, r)| match &r.slot {
             Slot::Running(run) if run.record == record => Some(s.clone()),
             _ => None,
@@ -611,7 +901,10 @@ impl<'a> Scheduler<'a> {
             blind: false,
             rec: Some(rec),
             log: run.log,
+            resumed: run.resumed,
+            placement: run.placement,
         }));
+        self.account_spending();
         // Read the task database before saying the worker exited, so that whoever reads the
         // message knows the judgment's read was already tried.
         let read = self.refresh();
@@ -696,28 +989,38 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    /// Done, retried or failed: what an exited worker's stream comes to.
+    /// Done (or on to verification), parked, retried or failed: what an exited worker's
+    /// stream comes to.
     fn judge(&mut self, stream: &str, exited: Box<Exited>) -> Result<()> {
         let Some(s) = self.graph.get(stream) else {
             return Ok(());
         };
         let counts = s.record.counts;
-        if counts.is_complete() || counts.is_cancelled() {
+        let rec = exited.rec.as_ref();
+        let outcome = exits::outcome(rec, &exited.log);
+        if let Some(session) = rec.and_then(|r| r.session_id.clone()) {
+            self.run_of(stream).session = Some(session);
+        }
+        if counts.is_cancelled() {
             return Ok(());
+        }
+        if counts.is_complete() {
+            // A park recorded while it ran (a rejection it then got past) no longer holds.
+            if matches!(self.run_of(stream).verdict, Some(Verdict::Parked { .. })) {
+                self.clear_verdict(stream)?;
+            }
+            return self.maybe_verify(stream, &exited);
         }
         // `stop` records its verdict before it signals, so a stopped worker is not retried.
         if let Some(v @ Verdict::Stopped) = self.store.verdicts()?.remove(stream) {
             self.run_of(stream).verdict = Some(v);
             return Ok(());
         }
-        let rec = exited.rec.as_ref();
         if let Some(failure) = rec.and_then(exits::cannot_run) {
             return self.fail(stream, failure);
         }
         if exited.blind {
-            // The next launch reuses this attempt's number.
-            let run = self.run_of(stream);
-            run.attempts = run.attempts.min(exited.attempt.saturating_sub(1));
+            // It could neither read nor mark its tasks: not a failure of its own.
             self.reporter.event(Event::Note {
                 stream: Some(stream),
                 text: "its worker ended while the task database could not be read; it runs \
@@ -726,17 +1029,148 @@ impl<'a> Scheduler<'a> {
             });
             return Ok(());
         }
-        if exited.attempt <= self.settings.retries {
-            let why = exits::failure(rec, &exited.log, exited.attempt);
-            self.reporter.event(Event::Retrying {
-                stream,
-                attempt: exited.attempt + 1,
-                why: &why,
-            });
-            return Ok(());
+        let session = self.run_of(stream).session.clone();
+        match outcome {
+            Outcome::UsageLimit {
+                resets_at,
+                limit_type,
+                message,
+            } => {
+                let run = self.run_of(stream);
+                let reset = resets_at.map(unix_secs);
+                if reset.is_none() {
+                    run.limited += 1;
+                }
+                let tries = run.limited;
+                let until =
+                    reset.unwrap_or_else(|| now_unix() + backoff(self.settings.backoff_min, tries));
+                let cause = ParkCause::UsageLimit {
+                    limit_type: limit_type.map(|t| t.as_str().to_string()),
+                    reset_known: reset.is_some(),
+                    message,
+                };
+                self.park(stream, until, cause, session)
+            }
+            Outcome::Transient { status, message } => {
+                let run = self.run_of(stream);
+                run.unavailable += 1;
+                let tries = run.unavailable;
+                if tries > MAX_UNAVAILABLE {
+                    return self.fail(
+                        stream,
+                        Failure::Unavailable {
+                            status,
+                            tries,
+                            message,
+                        },
+                    );
+                }
+                let until = now_unix() + backoff(self.settings.backoff_min, tries);
+                self.park(
+                    stream,
+                    until,
+                    ParkCause::Overloaded {
+                        status,
+                        tries,
+                        message,
+                    },
+                    session,
+                )
+            }
+            Outcome::BudgetExceeded { message } => {
+                self.fail(stream, Failure::BudgetExceeded { message })
+            }
+            Outcome::SessionNotFound { message } if exited.resumed => {
+                // Not the worker's fault: start afresh at once, with the full prompt.
+                let run = self.run_of(stream);
+                run.fresh_next = true;
+                let _ = worker::append_log_line(
+                    &exited.log,
+                    &format!(
+                        "orchestrate: the session to resume was not found ({message}); the next attempt starts a fresh session with the full prompt"
+                    ),
+                );
+                self.reporter.event(Event::Note {
+                    stream: Some(stream),
+                    text: "its session could not be resumed; starting a fresh session".into(),
+                });
+                Ok(())
+            }
+            _ => {
+                let run = self.run_of(stream);
+                run.failures += 1;
+                run.unavailable = 0;
+                run.limited = 0;
+                let failures = run.failures;
+                let failure = exits::failure(rec, &exited.log, failures);
+                if failures <= self.settings.retries {
+                    self.run_of(stream).happened = Some(Happened::Failed(failure.clone()));
+                    self.reporter.event(Event::Retrying {
+                        stream,
+                        attempt: exited.attempt + 1,
+                        why: &failure,
+                    });
+                    return Ok(());
+                }
+                self.fail(stream, failure)
+            }
         }
-        let failure = exits::failure(rec, &exited.log, exited.attempt);
-        self.fail(stream, failure)
+    }
+
+    /// Parks `stream` until `until` (unix s): not a failed attempt; it resumes its session.
+    fn park(
+        &mut self,
+        stream: &str,
+        until: i64,
+        cause: ParkCause,
+        session: Option<String>,
+    ) -> Result<()> {
+        self.run_of(stream).happened = Some(Happened::Parked(cause.clone()));
+        let park = Park {
+            until,
+            since: now_unix(),
+            cause,
+            session_id: session,
+        };
+        self.set_verdict(stream, Verdict::Parked { park })
+    }
+
+    /// Adds up what the run spent after a worker ended; says so at 80 % of the budget and
+    /// when it is reached.
+    fn account_spending(&mut self) {
+        let Some(limit) = self.budget.limit else {
+            return;
+        };
+        let Ok(rows) = self.store.workers_since(&self.budget.since) else {
+            return;
+        };
+        let before = self.budget.reached();
+        self.budget.spent = Spending::of(&rows).cost_usd;
+        let spent = self.budget.spent;
+        if !self.budget.warned && spent >= 0.8 * limit && spent < limit {
+            self.budget.warned = true;
+            self.reporter.event(Event::Note {
+                stream: None,
+                text: format!(
+                    "the run has spent ${spent:.2} of its ${limit:.2} budget (80 %); at 100 % nothing new starts"
+                ),
+            });
+        }
+        if !before && self.budget.reached() {
+            self.reporter.event(Event::Note {
+                stream: None,
+                text: format!(
+                    "the run's budget is spent (${spent:.2} of ${limit:.2}): nothing new starts; running workers finish"
+                ),
+            });
+        }
+    }
+
+    /// Forgets `stream`'s verdict, in the store and here.
+    pub(super) fn clear_verdict(&mut self, stream: &str) -> Result<()> {
+        self.store.clear_verdict(stream)?;
+        self.run_of(stream).verdict = None;
+        Ok(())
     }
 
     pub(super) fn fail(&mut self, stream: &str, failure: Failure) -> Result<()> {
@@ -751,7 +1185,11 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Every selected stream that is not complete, and why, as the model says.
-    fn summary(&self) -> RunEnd {
+    fn summary(&self) -> (RunEnd, RunStats) {
+        (self.end(), self.stats())
+    }
+
+    fn end(&self) -> RunEnd {
         let model = self.model();
         let unfinished = |v: &model::StreamView| Unfinished {
             stream: v.id.clone(),
@@ -771,6 +1209,27 @@ impl<'a> Scheduler<'a> {
         } else {
             RunEnd::Incomplete(mine.into_iter().map(unfinished).collect())
         }
+    }
+}
+
+/// Seconds to wait before the `tries`-th retry: `min` doubled each time, up to an hour, with
+/// ±20 % jitter so that several workers do not come back together.
+pub(super) fn backoff(min: Duration, tries: u32) -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    let base = min.as_secs_f64().max(1.0) * 2f64.powi(tries.saturating_sub(1).min(16) as i32);
+    let base = base.min(3600.0);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let jitter = 0.8 + 0.4 * (random % 10_000) as f64 / 10_000.0;
+    (base * jitter).round() as i64
+}
+
+/// Unix seconds of a time.
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => 0,
     }
 }
 

@@ -77,6 +77,17 @@ pub struct Unfinished {
     pub reason: Option<Reason>,
 }
 
+/// What a run spent and how long a usage limit held it, for the end summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunStats {
+    /// What the workers launched by this `start` reported spending.
+    pub spending: crate::facts::Spending,
+    /// `--run-budget-usd`, if set.
+    pub budget: Option<f64>,
+    /// How long every launch was held by a usage limit.
+    pub parked: std::time::Duration,
+}
+
 /// How `Scheduler::run` ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {

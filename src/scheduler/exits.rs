@@ -7,7 +7,25 @@ use std::path::Path;
 use super::ExitSummary;
 use crate::model::{ExitStatus, Failure};
 use crate::state::WorkerRecord;
+use crate::worker::agent::{Outcome, Transcript};
 use crate::worker::{self, render, supervise};
+
+/// How much of the end of an attempt's log is read for what its agent reported.
+const OUTCOME_BYTES: u64 = 4 << 20;
+
+/// How the attempt in `rec` ended as its agent reported it (`NoResult` when it printed no
+/// result: judge by the exit status then).
+pub fn outcome(rec: Option<&WorkerRecord>, log: &Path) -> Outcome {
+    let offset = rec.map_or(0, |r| r.log_offset);
+    let len = std::fs::metadata(log).map_or(0, |m| m.len());
+    let from = offset.max(len.saturating_sub(OUTCOME_BYTES));
+    let mut transcript = Transcript::default();
+    if let Some(bytes) = worker::read_from(log, from, OUTCOME_BYTES) {
+        transcript.feed(&bytes);
+        transcript.finish();
+    }
+    transcript.outcome()
+}
 
 /// Log lines quoted in a failure.
 const REASON_LINES: usize = 5;
@@ -103,6 +121,10 @@ mod tests {
             turns: None,
             log_offset: offset,
             finalized_at: None,
+            kind: crate::state::RowKind::Worker,
+            agent_version: None,
+            input_tokens: None,
+            output_tokens: None,
         }
     }
 

@@ -11,13 +11,16 @@ use tokio::time::Instant;
 use super::dispatcher::{Running, Scheduler, Slot};
 use super::event::Event;
 use super::signals::Signals;
+use crate::cmdline;
 use crate::error::{Error, Result};
 use crate::graph::Stream;
 use crate::model::{Failure, Verdict};
 use crate::proc::{Found, Identity, found_workers, identity_of};
-use crate::state::{Claim, NewWorker};
+use crate::state::{Claim, NewWorker, RowKind};
 use crate::taskdb::TaskSource;
-use crate::worker::{self, prompt};
+use crate::worker::agent::Transcript;
+use crate::worker::prompt::Happened;
+use crate::worker::{self, WorkerCommand, prompt};
 use crate::workspace::{Placement, PrepareFailure};
 
 impl Scheduler<'_> {
@@ -42,6 +45,7 @@ impl Scheduler<'_> {
             attempt,
             log_path: &log,
             log_offset: std::fs::metadata(&log).map_or(0, |m| m.len()),
+            kind: RowKind::Worker,
             command: &self.settings.worker_cmd,
             dir: &self.settings.project.root,
             branch: None,
@@ -76,6 +80,13 @@ impl Scheduler<'_> {
             return Ok(true);
         }
         self.run_of(stream_id).slot = Slot::Preparing;
+        // Back from a park or a failed verification: the launch is the answer to that verdict.
+        if matches!(
+            self.run_of(stream_id).verdict,
+            Some(Verdict::Parked { .. } | Verdict::VerifyFailed { .. })
+        ) {
+            self.clear_verdict(stream_id)?;
+        }
         let prepared = {
             let workspaces = self.workspaces.clone();
             let (stream, graph) = (stream.clone(), self.graph.clone());
@@ -182,26 +193,71 @@ impl Scheduler<'_> {
             });
         }
         let abandon = |s: &mut Self, failure: Failure| -> Result<()> {
-            s.store
-                .record_spawn_failure(record, &crate::ui::reason::failure_summary(&failure))?;
+            // The row records why nothing ran; the verdict carries the typed failure.
+            let why = serde_json::to_string(&failure).expect("failures serialise");
+            s.store.record_spawn_failure(record, &why)?;
             s.run_of(stream_id).slot = Slot::Idle;
             s.fail(stream_id, failure)
         };
         let tasks = self.db.tasks(Some(stream_id))?;
-        let text = prompt::render(
-            &self.settings.prompt_template,
-            &prompt::PromptVars {
-                stream_id,
-                stream_name: &stream.record.name,
-                dependencies: &stream.dependencies,
-                tasks: &tasks,
-                worktree: &placement.dir,
-                branch: placement.branch.as_deref(),
-                db: &self.settings.db_path,
-            },
-        );
-        let argv = worker::build_argv(&self.settings.worker_cmd, &text, stream_id, &placement.dir)?;
-        if worker::find_program(&argv[0], &placement.dir).is_none() {
+        let command = WorkerCommand::parse(&self.settings.worker_cmd)?;
+        let resume = self.resume_of(stream_id, &command);
+        let text = match &resume {
+            Some((_, happened)) => prompt::render_resume(
+                &self.settings.resume_template,
+                &prompt::ResumeVars {
+                    stream_id,
+                    stream_name: &stream.record.name,
+                    attempt,
+                    tasks: &tasks,
+                    worktree: &placement.dir,
+                    branch: placement.branch.as_deref(),
+                    happened,
+                },
+            ),
+            None => prompt::render(
+                &self.settings.prompt_template,
+                &prompt::PromptVars {
+                    stream_id,
+                    stream_name: &stream.record.name,
+                    dependencies: &stream.dependencies,
+                    tasks: &tasks,
+                    worktree: &placement.dir,
+                    branch: placement.branch.as_deref(),
+                    db: &self.settings.db_path,
+                    task_commands: self.db.kind().task_commands(),
+                },
+            ),
+        };
+        let prompt_file = worker::prompt_path(&self.settings.project.run_dir(), stream_id);
+        let filled = command.fill(&worker::Values {
+            prompt: &text,
+            stream: stream_id,
+            worktree: &placement.dir,
+            prompt_file: &prompt_file,
+        });
+        let filled = match filled {
+            Ok(mut f) => {
+                // Claude's own options go right after the program.
+                let mut extra = Vec::new();
+                if let Some((session, _)) = &resume {
+                    extra.extend(["--resume".to_string(), session.clone()]);
+                }
+                if let (true, Some(usd)) = (command.is_claude(), self.settings.max_budget_usd) {
+                    extra.extend(["--max-budget-usd".to_string(), usd.to_string()]);
+                }
+                f.argv.splice(1..1, extra);
+                f
+            }
+            // Retrying cannot help: the prompt stays as long.
+            Err(e) => {
+                let program = command.program().to_string();
+                let detail = format!("{:?}", Error::from(e));
+                return abandon(self, Failure::CannotRun { program, detail });
+            }
+        };
+        let argv = &filled.argv;
+        if cmdline::find_program(&argv[0], &placement.dir).is_none() {
             // Retrying cannot help: fail at once, with the fix.
             let detail = format!(
                 "not found on PATH or relative to {}; set the worker command with --worker-cmd, ORCHESTRATE_WORKER_CMD or worker_cmd in the config",
@@ -224,7 +280,13 @@ impl Scheduler<'_> {
         if let Some(what) = with_nul {
             return abandon(self, Failure::BadTaskData { what: what.into() });
         }
-        match self.spawn(stream, attempt, &placement, &argv, log, record) {
+        if let Err(e) = worker::write_prompt(&prompt_file, &text) {
+            let program = argv[0].clone();
+            let detail = format!("{:?}", Error::from(e));
+            return abandon(self, Failure::CannotRun { program, detail });
+        }
+        let resumed = resume.is_some();
+        match self.spawn(stream, attempt, &placement, &filled, log, record, resumed) {
             Ok(identity) => {
                 self.workspaces
                     .lock()
@@ -235,15 +297,26 @@ impl Scheduler<'_> {
                     pid: identity.pid,
                     attempt,
                 });
-                self.run_of(stream_id).slot = Slot::Running(Box::new(Running {
+                let warned = self.warned();
+                let run = self.run_of(stream_id);
+                run.fresh_next = false;
+                // New work: whatever passed before must pass again.
+                if run.verify_cmd.is_some() {
+                    run.verify = crate::model::VerifyFact::Pending;
+                }
+                run.launched_while_warned = warned;
+                run.slot = Slot::Running(Box::new(Running {
                     record,
                     identity,
                     attempt,
                     placement,
+                    read_to: std::fs::metadata(log).map_or(0, |m| m.len()),
                     log: log.to_path_buf(),
                     adopted: false,
                     via_claimer: false,
                     last_activity: None,
+                    transcript: Transcript::default(),
+                    resumed,
                 }));
                 Ok(())
             }
@@ -260,15 +333,61 @@ impl Scheduler<'_> {
         }
     }
 
+    /// The session to resume and what to tell it, when this launch resumes one: a Claude
+    /// worker, resume on, an earlier session, and no word that it is gone.
+    fn resume_of(&mut self, stream: &str, command: &WorkerCommand) -> Option<(String, Happened)> {
+        let on = self.settings.resume && command.is_claude();
+        let run = self.run_of(stream);
+        if !on || run.fresh_next {
+            return None;
+        }
+        Some((run.session.clone()?, run.happened.clone()?))
+    }
+
+    /// What the log header says about earlier attempts of the stream.
+    fn earlier_attempts(&self, stream: &str, resumed: bool) -> Vec<String> {
+        let Ok(rows) = self.store.attempts_of(stream) else {
+            return Vec::new();
+        };
+        // The row of this very launch is the last one.
+        let earlier = &rows[..rows.len().saturating_sub(1)];
+        if earlier.is_empty() {
+            return Vec::new();
+        }
+        let spent = crate::facts::Spending::of(earlier);
+        let mut lines = vec![format!(
+            "earlier attempts: {}, spent ${:.4}, {} turns, {} input and {} output tokens",
+            earlier.len(),
+            spent.cost_usd,
+            spent.turns,
+            spent.input_tokens,
+            spent.output_tokens
+        )];
+        match (
+            resumed,
+            self.runs.get(stream).and_then(|r| r.session.as_deref()),
+        ) {
+            (true, Some(session)) => lines.push(format!("resumes session {session}")),
+            (false, Some(session)) => {
+                lines.push(format!("starts a fresh session (the last was {session})"))
+            }
+            _ => {}
+        }
+        lines
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one launch's facts, passed once")]
     fn spawn(
         &self,
         stream: &Stream,
         attempt: u32,
         placement: &Placement,
-        argv: &[String],
+        filled: &worker::Filled,
         log: &Path,
         record: i64,
+        resumed: bool,
     ) -> Result<Identity> {
+        let earlier = self.earlier_attempts(stream.id(), resumed);
         let file = worker::open_log(
             log,
             &worker::Header {
@@ -279,6 +398,7 @@ impl Scheduler<'_> {
                 command: &self.settings.worker_cmd,
                 dir: &placement.dir,
                 branch: placement.branch.as_deref(),
+                earlier: &earlier,
             },
         )?;
         let spawn_err = |source| worker::WorkerError::Spawn {
@@ -292,9 +412,12 @@ impl Scheduler<'_> {
             .arg("--record")
             .arg(record.to_string())
             .arg("--state")
-            .arg(self.store.path())
-            .arg("--")
-            .args(argv)
+            .arg(self.store.path());
+        if filled.prompt_on_stdin {
+            cmd.arg("--stdin").arg(&filled.prompt_file);
+        }
+        cmd.arg("--")
+            .args(&filled.argv)
             .current_dir(&placement.dir)
             .process_group(0)
             .stdin(Stdio::null())
@@ -310,7 +433,17 @@ impl Scheduler<'_> {
             .env("ORCHESTRATE_DB", &s.db_path)
             .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
             .env("ORCHESTRATE_BIN", &s.exe)
-            .env("ORCHESTRATE_ATTEMPT", attempt.to_string());
+            .env("ORCHESTRATE_ATTEMPT", attempt.to_string())
+            .env("ORCHESTRATE_PROMPT_FILE", &filled.prompt_file);
+        // So that any agent CLI can resume the way Claude workers do.
+        if let Some(run) = self.runs.get(stream.id()) {
+            if let Some(session) = &run.session {
+                cmd.env("ORCHESTRATE_PREVIOUS_SESSION", session);
+            }
+            if let Some(happened) = &run.happened {
+                cmd.env("ORCHESTRATE_PREVIOUS_OUTCOME", happened.word());
+            }
+        }
         let mut child = cmd.spawn().map_err(spawn_err)?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         // The child is not reaped until we wait, so its /proc entry is readable even if it

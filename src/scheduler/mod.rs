@@ -6,19 +6,22 @@
 //! See `DESIGN.md` beside this file for the dispatcher and the worker's life, and
 //! `src/model/DESIGN.md` for the states.
 //!
-//! Files: `dispatcher.rs` (the loop, exits, verdicts, the summary), `launch.rs` (claim,
-//! prepare, spawn), `exits.rs` (how an exit becomes a typed failure), `watch.rs` (the database
-//! watch, shared with `status --watch`), `signals.rs`, `event.rs` (what the UI is told).
+//! Files: `dispatcher.rs` (the loop, exits judged into done / parked / retried / failed, the
+//! budget, the summary), `launch.rs` (claim, prepare, resume or start afresh, spawn),
+//! `verify.rs` (the verification gate), `exits.rs` (how an exit becomes typed facts),
+//! `watch.rs` (the database watch, shared with `status --watch`), `signals.rs`, `event.rs`
+//! (what the UI is told).
 
 mod dispatcher;
 mod event;
 mod exits;
 mod launch;
 mod signals;
+mod verify;
 pub mod watch;
 
 pub use dispatcher::Scheduler;
-pub use event::{Event, ExitSummary, Reporter, RunEnd, Unfinished};
+pub use event::{Event, ExitSummary, Reporter, RunEnd, RunStats, Unfinished};
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -41,4 +44,16 @@ pub struct Settings {
     pub worktree_mode: bool,
     /// `start STREAM…`: only these.
     pub selection: Option<BTreeSet<String>>,
+    /// The verify command every stream's work must pass (a stream may set its own).
+    pub verify: Option<String>,
+    pub verify_timeout: Duration,
+    /// `--max-budget-usd` for each Claude worker; `--run-budget-usd` for the run.
+    pub max_budget_usd: Option<f64>,
+    pub run_budget_usd: Option<f64>,
+    /// The first wait of a back-off (it doubles each time).
+    pub backoff_min: Duration,
+    /// Resume a retried or parked Claude worker's session.
+    pub resume: bool,
+    /// The continuation prompt of a resumed session.
+    pub resume_template: String,
 }

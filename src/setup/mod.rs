@@ -354,8 +354,9 @@ impl Plan {
         for change in &self.changes {
             match change {
                 Change::DirCreated { path } => {
+                    // Logs and state hold the worker command and agent output: 0700.
                     let dir = self.root.join(path);
-                    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+                    crate::private_files::dir(&dir).map_err(io_err("create", &dir))?;
                 }
                 Change::Created { path } | Change::Restored { path } | Change::Updated { path } => {
                     let template = TEMPLATES

@@ -13,6 +13,13 @@ pub struct Template {
 /// The worker prompt (owned by the worker code, `worker/prompt.rs`, which fills its `{{…}}`
 /// placeholders); installed so users can read and edit it.
 pub const WORKER_PROMPT: &str = include_str!("../../templates/worker-prompt.md");
+/// The continuation prompt of a resumed attempt (`claude --resume <session>`): what happened
+/// (an exit with tasks open, a usage limit that has reset, a failed verification with its
+/// output) and "check the task list and `git log`, then continue". Its placeholders:
+/// `{{stream_id}}`, `{{stream_name}}`, `{{attempt}}`, `{{branch}}`, `{{worktree}}`, `{{tasks}}`
+/// (as in the worker prompt) and `{{what_happened}}` (a paragraph, or a fenced block of a verify
+/// command's output, written by the scheduler).
+pub const WORKER_RESUME: &str = include_str!("../../templates/worker-resume.md");
 /// The documented default config (every key commented out).
 pub const CONFIG: &str = include_str!("../../templates/config.toml");
 /// The Claude Code slash command `/orchestrate`.
@@ -27,7 +34,7 @@ pub const WATCH_STATUS_LINK: &str = "watch-status";
 pub const WATCH_STATUS_LINK_TARGET: &str = ".claude/orchestrator/watch-status";
 
 /// Every installed file, in the order they are reported.
-pub const TEMPLATES: [Template; 5] = [
+pub const TEMPLATES: [Template; 6] = [
     Template {
         path: ".claude/commands/orchestrate.md",
         content: SLASH_COMMAND,
@@ -36,6 +43,11 @@ pub const TEMPLATES: [Template; 5] = [
     Template {
         path: ".claude/orchestrator/worker-prompt.md",
         content: WORKER_PROMPT,
+        executable: false,
+    },
+    Template {
+        path: ".claude/orchestrator/worker-resume.md",
+        content: WORKER_RESUME,
         executable: false,
     },
     Template {
@@ -92,6 +104,40 @@ mod tests {
                 "worker-prompt.md lacks {needle}"
             );
         }
+    }
+
+    #[test]
+    fn the_resume_prompt_says_what_happened_and_how_to_pick_up() {
+        for needle in [
+            "{{stream_id}}",
+            "{{stream_name}}",
+            "{{attempt}}",
+            "{{what_happened}}",
+            "{{branch}}",
+            "{{worktree}}",
+            "{{tasks}}",
+            "orchestrate task list --stream {{stream_id}}",
+            "git log",
+            "completed",
+        ] {
+            assert!(
+                WORKER_RESUME.contains(needle),
+                "worker-resume.md lacks {needle}"
+            );
+        }
+        // Only those placeholders: an unknown one would reach the agent unfilled.
+        use crate::worker::template::{PROMPT, unknown, used};
+        let names = [
+            "stream_id",
+            "stream_name",
+            "attempt",
+            "what_happened",
+            "branch",
+            "worktree",
+            "tasks",
+        ];
+        assert_eq!(used(WORKER_RESUME, PROMPT, &names), names);
+        assert!(unknown(WORKER_RESUME, PROMPT, &names).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod time;
 mod verdicts;
 mod worktrees;
 
-pub use store::{Claim, Finalize, NewWorker, StateStore, WorkerRecord};
+pub use store::{AgentReport, Claim, Finalize, NewWorker, RowKind, StateStore, WorkerRecord};
 pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;
@@ -161,48 +161,21 @@ impl Diagnostic for StateError {
     }
 }
 
-/// Creates `dir` (and parents) if needed and makes it 0700.
+/// Creates `dir` (and parents) if needed and makes it 0700 (see [`crate::private_files`]).
 pub(crate) fn private_dir(dir: &std::path::Path) -> Result<(), StateError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let created = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir);
-    created.map_err(|source| StateError::CreateDir {
+    crate::private_files::dir(dir).map_err(|source| StateError::CreateDir {
         path: dir.to_path_buf(),
         source,
-    })?;
-    tighten(dir, 0o700)
+    })
 }
 
 /// Creates `file` empty if missing, 0600, so SQLite (which gives `-wal`/`-shm` the database
-/// file's mode) never makes it readable by others.
+/// file's mode) never makes it readable by others; tightens a loose one and its `-wal`/`-shm`.
 pub(crate) fn private_file(file: &std::path::Path) -> Result<(), StateError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let opened = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(file);
-    opened.map_err(|source| StateError::Permissions {
+    crate::private_files::prepare_db(file).map_err(|source| StateError::Permissions {
         path: file.to_path_buf(),
         source,
-    })?;
-    tighten(file, 0o600)
-}
-
-/// Removes group and other permissions from an existing path (an older version made 0644).
-fn tighten(path: &std::path::Path, mode: u32) -> Result<(), StateError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |source| StateError::Permissions {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(err)?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    }
-    Ok(())
+    })
 }
 
 /// A worker row as `status` shows it; liveness is checked against `/proc` now.

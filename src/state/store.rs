@@ -45,7 +45,11 @@ CREATE TABLE IF NOT EXISTS workers (
     session_id TEXT, cost_usd REAL, turns INTEGER,
     -- when a `start` looked at what the ended worker left (auto-commit, dirty check)
     finalized_at TEXT,
-    -- the `start` doing that now (its marker, pid-starttime): exactly one does it
+    -- `worker`, or `verify` for a run of the stream's verify command
+    kind TEXT NOT NULL DEFAULT 'worker',
+    -- from the agent's stream-json output: its version (how to add costs up) and tokens
+    agent_version TEXT, input_tokens INTEGER, output_tokens INTEGER,
+    -- the `start` processing what the ended worker left (its marker): exactly one does it
     finalizer TEXT
 );
 CREATE INDEX IF NOT EXISTS workers_stream ON workers(stream, id);
@@ -73,6 +77,10 @@ CREATE TABLE IF NOT EXISTS run (
     base_commit TEXT,
     -- 1 when the run uses a worktree per stream (`start --worktrees`)
     worktrees INTEGER NOT NULL DEFAULT 0,
+    -- the verify command every stream's work must pass (a stream may set its own)
+    verify TEXT,
+    -- `--run-budget-usd`, and since when spending counts against it
+    budget_usd REAL, budget_since TEXT,
     recorded_at TEXT NOT NULL
 );
 ";
@@ -85,6 +93,13 @@ const SCHEMA_VERSION: i64 = 1;
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("workers", "log_offset", "INTEGER"),
     ("workers", "finalized_at", "TEXT"),
+    ("workers", "kind", "TEXT NOT NULL DEFAULT 'worker'"),
+    ("workers", "agent_version", "TEXT"),
+    ("workers", "input_tokens", "INTEGER"),
+    ("workers", "output_tokens", "INTEGER"),
+    ("run", "verify", "TEXT"),
+    ("run", "budget_usd", "REAL"),
+    ("run", "budget_since", "TEXT"),
     ("workers", "finalizer", "TEXT"),
 ];
 
@@ -116,6 +131,41 @@ pub struct WorkerRecord {
     pub log_offset: u64,
     /// When a `start` processed what the ended worker left; `None` while that is pending.
     pub finalized_at: Option<String>,
+    pub kind: RowKind,
+    /// The agent's version (from its output), which says how its costs add up.
+    pub agent_version: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
+/// What a `workers` row runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowKind {
+    /// The stream's agent.
+    #[default]
+    Worker,
+    /// The stream's verify command, after its worker finished its tasks.
+    Verify,
+}
+
+impl RowKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Worker => "worker",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+/// What an agent reported about one run, from its structured output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentReport {
+    pub session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u32>,
+    pub version: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
 }
 
 impl WorkerRecord {
@@ -147,6 +197,7 @@ pub struct NewWorker<'a> {
     pub log_path: &'a Path,
     /// The log's length when this attempt begins.
     pub log_offset: u64,
+    pub kind: RowKind,
     pub command: &'a str,
     pub dir: &'a Path,
     pub branch: Option<&'a str>,
@@ -204,7 +255,8 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 
 const COLUMNS: &str = "id, stream, attempt, claimer_pid, claimer_ticks, pid, start_ticks, boot_id,
     worker_pid, log_path, command, dir, branch, base, started_at, ended_at, exit_code, signal,
-    outcome, error, session_id, cost_usd, turns, log_offset, finalized_at";
+    outcome, error, session_id, cost_usd, turns, log_offset, finalized_at, kind, agent_version,
+    input_tokens, output_tokens";
 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     let boot: Option<String> = r.get(7)?;
@@ -247,6 +299,13 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
         turns: r.get(22)?,
         log_offset: r.get::<_, Option<i64>>(23)?.unwrap_or(0).max(0) as u64,
         finalized_at: r.get(24)?,
+        kind: match r.get::<_, Option<String>>(25)?.as_deref() {
+            Some("verify") => RowKind::Verify,
+            _ => RowKind::Worker,
+        },
+        agent_version: r.get(26)?,
+        input_tokens: r.get::<_, Option<i64>>(27)?.map(|n| n.max(0) as u64),
+        output_tokens: r.get::<_, Option<i64>>(28)?.map(|n| n.max(0) as u64),
     })
 }
 
@@ -491,8 +550,8 @@ impl StateStore {
         }
         tx.execute(
             "INSERT INTO workers (stream, attempt, claimer_pid, claimer_ticks, boot_id, log_path,
-                                  command, dir, branch, base, started_at, log_offset)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                  command, dir, branch, base, started_at, log_offset, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 new.stream,
                 new.attempt,
@@ -505,7 +564,8 @@ impl StateStore {
                 new.branch,
                 new.base,
                 now_rfc3339(),
-                new.log_offset as i64
+                new.log_offset as i64,
+                new.kind.as_str()
             ],
         )
         .map_err(q)?;
@@ -675,18 +735,23 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records the agent's session id, cost and turns.
-    pub fn set_session(
-        &self,
-        id: i64,
-        session_id: Option<&str>,
-        cost_usd: Option<f64>,
-        turns: Option<u32>,
-    ) -> Result<(), StateError> {
+    /// Records what the agent reported about its run (session, cost, turns, version, tokens).
+    pub fn set_agent_report(&self, id: i64, r: &AgentReport) -> Result<(), StateError> {
+        let tokens = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         self.conn
             .execute(
-                "UPDATE workers SET session_id = ?2, cost_usd = ?3, turns = ?4 WHERE id = ?1",
-                params![id, session_id, cost_usd, turns.map(i64::from)],
+                "UPDATE workers SET session_id = ?2, cost_usd = ?3, turns = ?4, agent_version = ?5,
+                        input_tokens = ?6, output_tokens = ?7
+                 WHERE id = ?1",
+                params![
+                    id,
+                    r.session_id,
+                    r.cost_usd,
+                    r.turns.map(i64::from),
+                    r.version,
+                    tokens(r.input_tokens),
+                    tokens(r.output_tokens)
+                ],
             )
             .map_err(self.w())?;
         Ok(())
@@ -737,8 +802,34 @@ impl StateStore {
     /// The latest worker row of every stream.
     pub fn latest_workers(&self) -> Result<Vec<WorkerRecord>, StateError> {
         self.select(
-            "WHERE id IN (SELECT MAX(id) FROM workers GROUP BY stream) ORDER BY stream",
+            "WHERE id IN (SELECT MAX(id) FROM workers WHERE kind = 'worker' GROUP BY stream)
+             ORDER BY stream",
             [],
+        )
+    }
+
+    /// The latest verify run of every stream that had one.
+    pub fn latest_verifications(&self) -> Result<Vec<WorkerRecord>, StateError> {
+        self.select(
+            "WHERE id IN (SELECT MAX(id) FROM workers WHERE kind = 'verify' GROUP BY stream)
+             ORDER BY stream",
+            [],
+        )
+    }
+
+    /// Every worker run (not verification) of `stream`, oldest first: its spending.
+    pub fn attempts_of(&self, stream: &str) -> Result<Vec<WorkerRecord>, StateError> {
+        self.select(
+            "WHERE stream = ?1 AND kind = 'worker' ORDER BY id",
+            [stream],
+        )
+    }
+
+    /// Every worker run started at or after `since` (RFC 3339), oldest first.
+    pub fn workers_since(&self, since: &str) -> Result<Vec<WorkerRecord>, StateError> {
+        self.select(
+            "WHERE kind = 'worker' AND started_at >= ?1 ORDER BY id",
+            [since],
         )
     }
 
@@ -902,6 +993,7 @@ mod tests {
             attempt: 1,
             log_path: log,
             log_offset: 0,
+            kind: RowKind::Worker,
             command: "fake",
             dir: Path::new("/tmp"),
             branch: None,

@@ -22,7 +22,7 @@ pub struct WorktreeRecord {
 }
 
 /// The run every `start` of this project continues until the user records a new one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
     /// The branch merge-back targets.
     pub target_branch: Option<String>,
@@ -31,6 +31,11 @@ pub struct RunRecord {
     pub base_commit: Option<String>,
     /// The run gives each stream its own worktree (`start --worktrees`).
     pub worktrees: bool,
+    /// The verify command every stream's work must pass (a stream may set its own).
+    pub verify: Option<String>,
+    /// `--run-budget-usd`, and since when (RFC 3339) spending counts against it.
+    pub budget_usd: Option<f64>,
+    pub budget_since: Option<String>,
     pub recorded_at: String,
 }
 
@@ -114,14 +119,22 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records whether the run gives each stream a worktree, so that `status` from another
-    /// shell judges streams the way that `start` does.
-    pub fn set_run_mode(&self, worktrees: bool) -> Result<(), StateError> {
+    /// Records how this `start` runs streams (worktrees, the verify command, the budget and
+    /// since when it counts), so that `status` from another shell judges streams the way that
+    /// `start` does.
+    pub fn set_run_mode(
+        &self,
+        worktrees: bool,
+        verify: Option<&str>,
+        budget_usd: Option<f64>,
+    ) -> Result<(), StateError> {
         self.conn
             .execute(
-                "INSERT INTO run (id, worktrees, recorded_at) VALUES (1, ?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET worktrees = ?1",
-                params![worktrees, now_rfc3339()],
+                "INSERT INTO run (id, worktrees, verify, budget_usd, budget_since, recorded_at)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT(id) DO UPDATE SET worktrees = ?1, verify = ?2, budget_usd = ?3,
+                    budget_since = ?4",
+                params![worktrees, verify, budget_usd, now_rfc3339()],
             )
             .map_err(self.w())?;
         Ok(())
@@ -130,14 +143,18 @@ impl StateStore {
     pub fn run(&self) -> Result<Option<RunRecord>, StateError> {
         self.conn
             .query_row(
-                "SELECT target_branch, base_commit, worktrees, recorded_at FROM run WHERE id = 1",
+                "SELECT target_branch, base_commit, worktrees, verify, budget_usd, budget_since,
+                        recorded_at FROM run WHERE id = 1",
                 [],
                 |r| {
                     Ok(RunRecord {
                         target_branch: r.get(0)?,
                         base_commit: r.get(1)?,
                         worktrees: r.get(2)?,
-                        recorded_at: r.get(3)?,
+                        verify: r.get(3)?,
+                        budget_usd: r.get(4)?,
+                        budget_since: r.get(5)?,
+                        recorded_at: r.get(6)?,
                     })
                 },
             )

@@ -140,7 +140,10 @@ pub struct StreamRecord {
     /// `worktreePath` / `branchName` set by Task Copilot's own worktree tools.
     pub worktree_path: Option<String>,
     pub branch_name: Option<String>,
-    /// Paused in the task store (`tc` streams): shown, never launched.
+    /// `metadata.verify`: the command this stream's work must pass (overrides the run's).
+    pub verify: Option<String>,
+    /// tc's `streams.status` is `paused`: shown, never launched (the legacy store has no such
+    /// state).
     pub paused: bool,
 }
 
@@ -194,6 +197,78 @@ pub struct Task {
     pub archived: bool,
     /// The parsed metadata; `Null` when absent or malformed.
     pub metadata: serde_json::Value,
+}
+
+/// A change to one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskUpdate {
+    pub status: TaskStatus,
+    /// Replaces the task's notes when given.
+    pub notes: Option<String>,
+    /// Required with [`TaskStatus::Blocked`]; recorded as `blocked_reason`.
+    pub blocked_reason: Option<String>,
+}
+
+/// What the task looked like before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskChange {
+    pub id: String,
+    pub title: String,
+    pub from: String,
+    pub to: TaskStatus,
+    pub updated_at: String,
+}
+
+/// Which of the two Task Copilot stores a database is (see `TASK-COPILOT.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The MCP-server era's `<TASK_DB_PATH>/<workspace>/tasks.db`.
+    Legacy,
+    /// The `tc` CLI's `.copilot/tasks.db` (Task Copilot v3).
+    Tc,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy",
+            Self::Tc => "tc",
+        }
+    }
+
+    /// How a person names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy Task Copilot store",
+            Self::Tc => "tc (Task Copilot v3) store",
+        }
+    }
+
+    /// What a worker runs to mark a task, for its prompt: `orchestrate task set` works with
+    /// either store; with tc's, its own CLI writes the same.
+    pub fn task_commands(self) -> &'static str {
+        match self {
+            Self::Legacy => {
+                "Task Copilot's MCP tool `task_update` if you have it, otherwise \
+                 `orchestrate task set ID in_progress`, `orchestrate task set ID completed --notes \
+                 \"what you did\"` and `orchestrate task set ID blocked --reason \"…\"`"
+            }
+            Self::Tc => {
+                "`orchestrate task set ID in_progress`, `orchestrate task set ID completed --notes \
+                 \"what you did\"` and `orchestrate task set ID blocked --reason \"…\"` (ids are \
+                 the numbers listed above). This project keeps its tasks with the `tc` CLI, so \
+                 `tc task update ID --status in_progress` and `tc task update ID --status completed` \
+                 work too; only `orchestrate task set` records your notes and a blocked reason"
+            }
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

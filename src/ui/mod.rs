@@ -12,6 +12,7 @@ pub mod run;
 pub mod status;
 pub mod stop;
 pub mod style;
+pub mod tclog;
 
 use std::io::{IsTerminal, Write};
 
@@ -174,10 +175,7 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 /// `word` quoted for a POSIX shell when it needs it, and escaped for the terminal: for the
 /// commands we print for the user to run.
 pub fn shell_word(word: &str) -> String {
-    let quoted = shlex::try_quote(word)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", word.replace('\'', r"'\''")));
-    printable(&quoted).into_owned()
+    printable(&crate::cmdline::quote(word)).into_owned()
 }
 
 /// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).

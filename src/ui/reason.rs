@@ -4,7 +4,9 @@
 //! [`super::printable`] as it goes in.
 
 use super::printable as p;
-use crate::model::{Attention, Block, ExitStatus, Failure, Reason, State, Wait};
+use crate::model::{
+    Attention, Block, ExitStatus, Failure, Park, ParkCause, Reason, State, VerifyRun, Wait,
+};
 
 /// One line: why the stream is in its state.
 pub fn summary(reason: &Reason) -> String {
@@ -42,7 +44,66 @@ pub fn summary(reason: &Reason) -> String {
             }
         ),
         Reason::Paused => "paused in the task store".into(),
+        Reason::Parked { park, hit_by } => park_summary(park, hit_by.as_deref()),
+        Reason::VerifyFailed(run) => format!(
+            "{}; its worker goes back to work (attempt {} of the retries)",
+            verify_summary(run),
+            run.attempts + 1
+        ),
+        Reason::BudgetReached => "the run's budget is spent (--run-budget-usd)".into(),
     }
+}
+
+/// "parked until 14:05 UTC (five_hour limit), in 12m", or why it waits on another stream.
+fn park_summary(park: &Park, hit_by: Option<&str>) -> String {
+    let when = until_words(park.until);
+    let what = match &park.cause {
+        ParkCause::UsageLimit {
+            limit_type,
+            reset_known,
+            ..
+        } => {
+            let limit = match limit_type {
+                Some(t) => format!("{} limit", p(t)),
+                None => "usage limit".to_string(),
+            };
+            if *reset_known {
+                limit
+            } else {
+                format!("{limit}, backing off")
+            }
+        }
+        ParkCause::Overloaded { status, tries, .. } => {
+            format!("the API answered {status}; back-off {tries}")
+        }
+    };
+    match hit_by {
+        Some(by) => format!("parked until {when}: {} hit a {what}", p(by)),
+        None => format!("parked until {when} ({what})"),
+    }
+}
+
+/// "14:05:30 UTC, in 12m 30s" (or "now" once it has passed).
+fn until_words(unix: i64) -> String {
+    let now = crate::state::time::now_unix();
+    let at = jiff::Timestamp::from_second(unix)
+        .map(|t| t.strftime("%H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| unix.to_string());
+    if unix <= now {
+        return format!("{at}, now");
+    }
+    let left = indicatif::HumanDuration(std::time::Duration::from_secs((unix - now) as u64));
+    format!("{at}, in {left}")
+}
+
+fn verify_summary(run: &VerifyRun) -> String {
+    let how = match run.exit {
+        Some(ExitStatus::Code { code }) => format!("exited with code {code}"),
+        Some(ExitStatus::Signal { signal }) => format!("was killed by signal {signal}"),
+        Some(ExitStatus::Lost) => "ended without an exit status".into(),
+        None => "ran out of time (verify_timeout)".into(),
+    };
+    format!("verify failed: `{}` {how}", p(&run.command))
 }
 
 /// Lines to show under the summary (a failure's last log lines), each escaped.
@@ -50,6 +111,13 @@ pub fn detail_lines(reason: &Reason) -> Vec<String> {
     match reason {
         Reason::Failed(Failure::Exited { log_lines, .. }) => {
             log_lines.iter().map(|l| p(l).into_owned()).collect()
+        }
+        Reason::Failed(Failure::VerifyFailed { verify }) | Reason::VerifyFailed(verify) => {
+            let keep = verify.output_lines.len().saturating_sub(5);
+            verify.output_lines[keep..]
+                .iter()
+                .map(|l| p(l).into_owned())
+                .collect()
         }
         _ => Vec::new(),
     }
@@ -101,6 +169,14 @@ pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
         }
         Reason::Stopped => format!("`orchestrate start {s}` starts it again"),
         Reason::Paused => "set the stream active again in the task store (`tc`)".into(),
+        Reason::Parked { .. } => format!(
+            "it resumes by itself when the time comes; `orchestrate start {s}` tries it now"
+        ),
+        Reason::VerifyFailed(_) => return None,
+        Reason::BudgetReached => {
+            "raise --run-budget-usd (or run_budget_usd in the config) and `orchestrate start` again"
+                .into()
+        }
     })
 }
 
@@ -201,6 +277,24 @@ pub fn failure_summary(failure: &Failure) -> String {
         Failure::BadTaskData { what } => format!(
             "{} contains a NUL byte, which cannot be passed to a worker; remove it from the task database",
             p(what)
+        ),
+        Failure::VerifyFailed { verify } => format!(
+            "{} (after {} attempt{})",
+            verify_summary(verify),
+            verify.attempts,
+            if verify.attempts == 1 { "" } else { "s" }
+        ),
+        Failure::BudgetExceeded { message } => format!(
+            "its worker reached its spending cap (--max-budget-usd): {}",
+            p(message)
+        ),
+        Failure::Unavailable {
+            status,
+            tries,
+            message,
+        } => format!(
+            "the API kept failing ({status}) through {tries} back-offs: {}",
+            p(message)
         ),
         Failure::Legacy { text } => p(text).into_owned(),
     }

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{OutputMode, Ui, printable as p, progress, reason};
 use crate::model::State;
-use crate::scheduler::{Event, ExitSummary, Reporter, RunEnd, Unfinished};
+use crate::scheduler::{Event, ExitSummary, Reporter, RunEnd, RunStats, Unfinished};
 
 pub struct RunView<'a> {
     ui: &'a Ui,
@@ -62,7 +62,7 @@ fn bar_style() -> ProgressStyle {
 }
 
 /// "worker exited with code 0 (session …, cost $…, N turns)".
-fn exit_words(summary: &ExitSummary) -> String {
+pub(super) fn exit_words(summary: &ExitSummary) -> String {
     let mut text = match summary.exit {
         None => "worker stopped".to_string(),
         Some(exit) => reason::exit_words(exit).replacen("its worker", "worker", 1),
@@ -217,6 +217,35 @@ pub fn render_end(end: &RunEnd) -> String {
             )
         }
     }
+}
+
+/// One line of what the run spent and how long a usage limit held it; `None` when there is
+/// nothing to say (no agent reported spending, nothing was held).
+pub fn render_stats(stats: &RunStats) -> Option<String> {
+    let s = &stats.spending;
+    let mut parts = Vec::new();
+    if s.cost_usd > 0.0 || s.turns > 0 {
+        let mut spent = format!(
+            "spent ${:.4} over {} attempt{}, {} turns, {} input and {} output tokens",
+            s.cost_usd,
+            s.attempts,
+            if s.attempts == 1 { "" } else { "s" },
+            s.turns,
+            s.input_tokens,
+            s.output_tokens
+        );
+        if let Some(limit) = stats.budget {
+            let _ = write!(spent, " (budget ${limit:.2})");
+        }
+        parts.push(spent);
+    }
+    if !stats.parked.is_zero() {
+        parts.push(format!(
+            "parked on a usage limit for {}",
+            indicatif::HumanDuration(stats.parked)
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("this run: {}", parts.join("; ")))
 }
 
 fn push_unfinished(text: &mut String, list: &[Unfinished]) {

@@ -21,6 +21,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         workspace: &'a Option<String>,
         /// Lossy: a path that is not UTF-8 must not make the document fail.
         db: std::borrow::Cow<'a, str>,
+        source: &'a Option<crate::project::StoreSource>,
         overall: &'a crate::dashboard::Overall,
         streams: &'a [StreamStatus],
         warnings: &'a [String],
@@ -30,6 +31,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         version: JSON_VERSION,
         workspace: &d.workspace,
         db: d.db.to_string_lossy(),
+        source: &d.source,
         overall: &d.overall,
         streams: &d.streams,
         warnings: &d.warnings,
@@ -41,13 +43,15 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
 fn state_colour(p: &Palette, state: StreamState, text: &str) -> String {
     match state {
         StreamState::Complete => p.good(text),
-        StreamState::Running | StreamState::Preparing => p.busy(text),
+        StreamState::Running | StreamState::Preparing | StreamState::Verifying => p.busy(text),
         StreamState::Failed => p.bad(text),
         StreamState::Blocked
         | StreamState::NeedsAttention
         | StreamState::Stopped
         | StreamState::Skipped
-        | StreamState::Paused => p.caution(text),
+        | StreamState::Paused
+        | StreamState::Parked
+        | StreamState::BudgetReached => p.caution(text),
         StreamState::Cancelled | StreamState::Waiting => p.dim(text),
         StreamState::Ready => text.to_string(),
     }
@@ -78,6 +82,18 @@ fn overall_line(d: &Dashboard) -> String {
         );
     }
     line
+}
+
+/// The header: which store, which file, how it was found.
+fn source_line(d: &Dashboard) -> String {
+    let db = match &d.workspace {
+        Some(ws) => format!("workspace {ws} · {}", d.db.display()),
+        None => format!("database {}", d.db.display()),
+    };
+    match &d.source {
+        Some(src) => format!("{} · {db} ({})", src.kind.describe(), src.how),
+        None => db,
+    }
 }
 
 fn ascii_bar(done: u32, total: u32, width: usize) -> String {
@@ -178,11 +194,7 @@ fn note(s: &StreamStatus) -> String {
 /// `palette` has colour on.
 pub fn render_plain(d: &Dashboard, palette: &Palette) -> String {
     let mut out = String::new();
-    if let Some(ws) = &d.workspace {
-        let _ = writeln!(out, "workspace {ws} · {}", d.db.display());
-    } else {
-        let _ = writeln!(out, "database {}", d.db.display());
-    }
+    let _ = writeln!(out, "{}", super::printable(&source_line(d)));
     let _ = writeln!(out, "{}", overall_line(d));
     let id_w = d
         .streams
@@ -266,10 +278,7 @@ impl Bars {
             .unwrap_or(6);
         let mut bars = self.bars.iter();
         let mut next = || bars.next().expect("one bar per line of the layout");
-        let source = match &d.workspace {
-            Some(ws) => format!("workspace {ws} · {}", d.db.display()),
-            None => format!("database {}", d.db.display()),
-        };
+        let source = super::printable(&source_line(d)).into_owned();
         next().set_message(format!("{}\n{}", p.dim(&source), p.bold(&overall_line(d))));
         let mut depth = None;
         for s in &d.streams {

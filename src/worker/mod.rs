@@ -1,25 +1,35 @@
 //! Worker processes: building the command, spawning it under a supervisor in its own process
 //! group, proving its identity, stopping its whole group, and reading its log.
 //!
-//! Shape of a running worker: `start` spawns `orchestrate __supervise --record ID --state DB --
-//! <argv…>` as a new process group (`process_group(0)`), stdin `/dev/null`, stdout and stderr
-//! appended to the stream's log after a header. The supervisor is the group leader; it runs the
+//! Shape of a running worker: `start` spawns `orchestrate __supervise --record ID --state DB
+//! [--stdin PROMPT_FILE] -- <argv…>` as a new process group (`process_group(0)`), stdin
+//! `/dev/null`, stdout and stderr appended to the stream's log (private: 0600) after a header.
+//! The worker's stdin is the prompt file when the prompt was too long to be an argument
+//! ([`command`]), else `/dev/null`: never a terminal. The supervisor is the group leader; it runs the
 //! real worker in the same group, survives SIGTERM, and writes the worker's exit status into the
 //! state store — so an exit is recorded even when no `start` is running. The recorded identity is
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
+//! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
 
+pub mod agent;
+pub mod command;
+pub mod env;
 pub mod prompt;
 pub mod render;
 pub mod stop;
 pub mod supervise;
+pub mod template;
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use command::{Filled, Values, WorkerCommand};
+
 use crate::error::Diagnostic;
+use crate::exit_codes;
 use crate::state::time::now_rfc3339;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +38,28 @@ pub enum WorkerError {
     BadCommand { command: String, message: String },
     #[error("the worker command is empty")]
     EmptyCommand,
+    #[error(
+        "the worker command `{command}` has {placeholder} inside a script that `{runner}` runs \
+         as code: whatever a stream id or task holds would be run"
+    )]
+    PlaceholderInScript {
+        command: String,
+        placeholder: String,
+        runner: String,
+    },
+    #[error(
+        "the prompt ({bytes} bytes) is too long to be a command-line argument, and {{prompt}} \
+         is inside the word `{word}`, so it cannot be left out for stdin"
+    )]
+    PromptTooLarge { bytes: usize, word: String },
     #[error("cannot write log file {path}")]
     Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the prompt file {path}")]
+    PromptFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -50,54 +80,38 @@ impl Diagnostic for WorkerError {
                  --worker-cmd to a command such as `claude -p {prompt}`"
                     .into(),
             ),
-            Self::Log { .. } => Some("check that .claude/orchestrator/logs is writable".into()),
+            Self::PlaceholderInScript { .. } => Some(
+                "read the values from the worker's environment instead: ORCHESTRATE_STREAM, \
+                 ORCHESTRATE_WORKTREE, ORCHESTRATE_PROMPT_FILE (the prompt), …; or pass them as \
+                 words of their own after the script: `sh -c 'exec agent \"$1\"' sh {stream}`"
+                    .into(),
+            ),
+            Self::PromptTooLarge { .. } => Some(
+                "make {prompt} a word of its own (it is then left out and the prompt comes on \
+                 stdin, which `claude -p` reads), or use {prompt_file}, the path of a file \
+                 holding the prompt"
+                    .into(),
+            ),
+            Self::Log { .. } | Self::PromptFile { .. } => {
+                Some("check that .claude/orchestrator is writable by you".into())
+            }
+            Self::Spawn { source, .. } if source.raw_os_error() == Some(nix::libc::E2BIG) => Some(
+                "the worker's command line and environment are larger than the system allows: \
+                 look for a very long stream id or name, or a large environment"
+                    .into(),
+            ),
             Self::Spawn { .. } => None,
         }
     }
-}
 
-/// Splits the worker command into words (no shell involved) and fills the placeholders in each.
-pub fn build_argv(
-    template: &str,
-    prompt: &str,
-    stream: &str,
-    worktree: &Path,
-) -> Result<Vec<String>, WorkerError> {
-    let words = shell_words::split(template).map_err(|e| WorkerError::BadCommand {
-        command: template.to_string(),
-        message: e.to_string(),
-    })?;
-    if words.is_empty() {
-        return Err(WorkerError::EmptyCommand);
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::BadCommand { .. } | Self::EmptyCommand | Self::PlaceholderInScript { .. } => {
+                exit_codes::USAGE
+            }
+            _ => exit_codes::FAILURE,
+        }
     }
-    let worktree = worktree.display().to_string();
-    Ok(words
-        .into_iter()
-        .map(|w| {
-            w.replace("{prompt}", prompt)
-                .replace("{stream}", stream)
-                .replace("{worktree}", &worktree)
-        })
-        .collect())
-}
-
-/// Finds the program a worker command names, as `execvp` would from `dir`.
-pub fn find_program(program: &str, dir: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        let p = dir.join(program);
-        return executable(&p).then_some(p);
-    }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| dir.join(d).join(program))
-        .find(|p| executable(p))
 }
 
 /// What the log header says about a launch.
@@ -110,28 +124,23 @@ pub struct Header<'a> {
     pub command: &'a str,
     pub dir: &'a Path,
     pub branch: Option<&'a str>,
+    /// What earlier attempts did (spending, the session this one resumes), one line each.
+    pub earlier: &'a [String],
 }
 
-/// Opens `path` for appending (creating its folder) and writes the launch header.
+/// Opens `path` for appending (private, creating its folder) and writes the launch header.
 pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
     let err = |source| WorkerError::Log {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(err)?;
+    let mut file = crate::private_files::open_append(path).map_err(err)?;
     let deps = if h.dependencies.is_empty() {
         "none".to_string()
     } else {
         h.dependencies.join(", ")
     };
-    let header = format!(
+    let mut header = format!(
         "{m} orchestrate worker: {} ({}), attempt {}\n{m} time: {}\n{m} dependencies: {deps}\n\
          {m} dir: {}{}\n{m} command: {}\n",
         h.stream,
@@ -145,8 +154,44 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
         h.command,
         m = render::MARK,
     );
+    for line in h.earlier {
+        header.push_str(&format!("{} {line}\n", render::MARK));
+    }
     file.write_all(header.as_bytes()).map_err(err)?;
     Ok(file)
+}
+
+/// Opens a stream's log for appending (private, creating its folder), with no header.
+pub fn open_log_append(path: &Path) -> Result<File, WorkerError> {
+    crate::private_files::open_append(path).map_err(|source| WorkerError::Log {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Appends one of `orchestrate`'s own lines to a stream's log.
+pub fn append_log_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut file = crate::private_files::open_append(path)?;
+    let line = if line.starts_with(render::MARK) {
+        format!("{line}\n")
+    } else {
+        format!("{} {line}\n", render::MARK)
+    };
+    file.write_all(line.as_bytes())
+}
+
+/// Up to `max` bytes of a file from `offset` on (what a growing log added since the last
+/// look); `None` when there is nothing new or it cannot be read.
+pub fn read_from(path: &Path, offset: u64, max: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    if f.metadata().ok()?.len() <= offset {
+        return None;
+    }
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf).ok()?;
+    (!buf.is_empty()).then_some(buf)
 }
 
 /// The last `max` bytes of a file as text, without a partial first line.
@@ -177,47 +222,22 @@ pub fn log_path(logs_dir: &Path, stream: &str) -> PathBuf {
     logs_dir.join(format!("{}.log", crate::names::slug(stream)))
 }
 
+/// The prompt file of a stream: `prompt.md` in its runtime folder (named like its log).
+pub fn prompt_path(run_dir: &Path, stream: &str) -> PathBuf {
+    run_dir.join(crate::names::slug(stream)).join("prompt.md")
+}
+
+/// Writes the prompt file (private, whole: a worker never reads half of it).
+pub fn write_prompt(path: &Path, prompt: &str) -> Result<(), WorkerError> {
+    crate::private_files::write(path, prompt.as_bytes()).map_err(|source| WorkerError::PromptFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_words_and_fills_placeholders_per_word() {
-        let argv = build_argv(
-            "claude -p --x 'a b' {prompt} --name={stream} {worktree}",
-            "do it; rm -rf /",
-            "Stream-A",
-            Path::new("/w"),
-        )
-        .unwrap();
-        assert_eq!(
-            argv,
-            [
-                "claude",
-                "-p",
-                "--x",
-                "a b",
-                "do it; rm -rf /",
-                "--name=Stream-A",
-                "/w"
-            ]
-        );
-        assert!(matches!(
-            build_argv("claude 'open", "", "", Path::new("/")),
-            Err(WorkerError::BadCommand { .. })
-        ));
-        assert!(matches!(
-            build_argv("  ", "", "", Path::new("/")),
-            Err(WorkerError::EmptyCommand)
-        ));
-    }
-
-    #[test]
-    fn finds_programs_on_path_and_relative_ones() {
-        assert!(find_program("sh", Path::new("/")).is_some());
-        assert!(find_program("no-such-program-here", Path::new("/")).is_none());
-        assert!(find_program("./nope", Path::new("/")).is_none());
-    }
 
     #[test]
     fn log_names_are_one_safe_component() {

@@ -2,6 +2,7 @@
 //! activity of a worker, and why a worker failed.
 //!
 //! Pure functions over text; `logs`, the live view and the scheduler's failure summary use them.
+//! What a log *means* (session, cost, how the agent ended) is read by [`super::agent`], once.
 
 use serde_json::Value;
 
@@ -114,7 +115,7 @@ fn render_result(v: &Value) -> String {
     } else {
         "result: success".to_string()
     };
-    if let Some(text) = result_text(v) {
+    if let Some(text) = super::agent::result_message(v) {
         out.push_str(&format!(": {}", one_line(&text, 300)));
     }
     let mut extra = Vec::new();
@@ -128,24 +129,6 @@ fn render_result(v: &Value) -> String {
         out.push_str(&format!(" ({})", extra.join(", ")));
     }
     out
-}
-
-/// A result's message: `result`, else the joined `errors`.
-fn result_text(v: &Value) -> Option<String> {
-    if let Some(text) = v
-        .get("result")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-    {
-        return Some(text.to_string());
-    }
-    let errors: Vec<&str> = v
-        .get("errors")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 /// A one-line description of what a worker is doing, from one log line.
@@ -165,16 +148,10 @@ pub fn latest_activity(text: &str) -> Option<String> {
 
 /// The message of the last `result` event with `is_error: true`, if the last result is one.
 pub fn error_result(text: &str) -> Option<String> {
-    let last = text
-        .lines()
-        .rev()
-        .filter_map(parse_event)
-        .find(|v| v.get("type").and_then(Value::as_str) == Some("result"))?;
-    if last.get("is_error").and_then(Value::as_bool) == Some(true) {
-        Some(result_text(&last).unwrap_or_else(|| "the agent reported an error".into()))
-    } else {
-        None
-    }
+    let outcome = transcript(text).finished()?.outcome.clone();
+    outcome
+        .is_error()
+        .then(|| outcome.message().unwrap_or_default().to_string())
 }
 
 /// What the agent's structured output says about its session.
@@ -187,17 +164,20 @@ pub struct SessionInfo {
 
 /// The session id (from `init` or `result`), cost and turns (from the last `result`).
 pub fn session_info(text: &str) -> SessionInfo {
-    let mut info = SessionInfo::default();
-    for v in text.lines().filter_map(parse_event) {
-        if let Some(id) = v.get("session_id").and_then(Value::as_str) {
-            info.session_id = Some(id.to_string());
-        }
-        if v.get("type").and_then(Value::as_str) == Some("result") {
-            info.cost_usd = v.get("total_cost_usd").and_then(Value::as_f64);
-            info.turns = v.get("num_turns").and_then(Value::as_u64);
-        }
+    let t = transcript(text);
+    let usage = t.finished().map(|f| f.usage).unwrap_or_default();
+    SessionInfo {
+        session_id: t.session_id().map(String::from),
+        cost_usd: usage.cost_usd,
+        turns: usage.turns.map(u64::from),
     }
-    info
+}
+
+fn transcript(text: &str) -> super::agent::Transcript {
+    let mut t = super::agent::Transcript::default();
+    t.feed(text.as_bytes());
+    t.finish();
+    t
 }
 
 /// The last `n` lines of a log worth showing: rendered (one event may render as several

@@ -26,9 +26,16 @@ pub const CANNOT_EXEC: i32 = 127;
 /// died first and a later `start` already declared the row lost (and may run the stream).
 pub const ABANDONED: i32 = 125;
 
-/// Runs `argv` as the worker of `record`; returns the worker's exit code. `log` receives
+/// Runs `argv` as the worker of `record`, its stdin the file `stdin` (the prompt, when it was
+/// too long to be an argument) or `/dev/null`; returns the worker's exit code. `log` receives
 /// `orchestrate`'s own lines (it is the stream's log: our stderr).
-pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i32 {
+pub fn run(
+    record: i64,
+    state: &Path,
+    argv: &[String],
+    stdin: Option<&Path>,
+    log: &mut dyn Write,
+) -> i32 {
     // SIGTERM/SIGINT/SIGHUP reach the whole group; the supervisor must live on to record the
     // worker's end, so it only notes them. SIGKILL (from `stop` after the grace) still ends it.
     for sig in [
@@ -67,14 +74,24 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     };
     let marker = me.as_ref().map(Identity::worker_marker);
     let mut worker = Command::new(program);
-    worker.args(args).stdin(Stdio::null());
+    worker.args(args);
+    super::env::prepare(&mut worker, |var| std::env::var_os(var));
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }
-    let mut child = match worker.spawn() {
+    let spawned = match worker_stdin(stdin) {
+        Ok(input) => worker
+            .stdin(input)
+            .spawn()
+            .map_err(|e| format!("cannot run worker program `{program}`: {e}")),
+        Err((path, e)) => Err(format!(
+            "cannot open the prompt file {}: {e}",
+            path.display()
+        )),
+    };
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => {
-            let msg = format!("cannot run worker program `{program}`: {e}");
+        Err(msg) => {
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
             if let (Some(store), Some(me)) = (&store, &me) {
                 let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(&msg));
@@ -106,16 +123,9 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     if let (Some(store), Some(me)) = (&store, &me) {
         let _ = store.record_exit(record, me, code, signal, None);
         if let Ok(Some(rec)) = store.worker(record) {
-            let info = super::render::session_info(
-                &super::tail(&rec.log_path, 256 * 1024).unwrap_or_default(),
-            );
-            if info != super::render::SessionInfo::default() {
-                let _ = store.set_session(
-                    record,
-                    info.session_id.as_deref(),
-                    info.cost_usd,
-                    info.turns.and_then(|t| u32::try_from(t).ok()),
-                );
+            let report = agent_report(&rec.log_path, rec.log_offset);
+            if report != crate::state::AgentReport::default() {
+                let _ = store.set_agent_report(record, &report);
             }
         }
     }
@@ -126,6 +136,39 @@ pub fn run(record: i64, state: &Path, argv: &[String], log: &mut dyn Write) -> i
     );
     clear_leftovers(marker.as_deref());
     code.unwrap_or(128 + signal.unwrap_or(0))
+}
+
+/// The worker's stdin: a file, or nothing. Never ours: a worker in its own process group that
+/// reads a terminal is stopped (SIGTTIN).
+fn worker_stdin(path: Option<&Path>) -> Result<Stdio, (&Path, std::io::Error)> {
+    Ok(match path {
+        Some(path) => Stdio::from(std::fs::File::open(path).map_err(|e| (path, e))?),
+        None => Stdio::null(),
+    })
+}
+
+/// What the agent reported about this run, from its part of the log (its structured output,
+/// when it prints one).
+fn agent_report(log: &Path, offset: u64) -> crate::state::AgentReport {
+    const MAX: u64 = 4 << 20;
+    let len = std::fs::metadata(log).map_or(0, |m| m.len());
+    let mut t = super::agent::Transcript::default();
+    if let Some(bytes) = super::read_from(log, offset.max(len.saturating_sub(MAX)), MAX) {
+        t.feed(&bytes);
+        t.finish();
+    }
+    let usage = t.finished().map(|f| f.usage).unwrap_or_default();
+    let tokens = |n: u64| (n > 0).then_some(n);
+    crate::state::AgentReport {
+        session_id: t.session_id().map(String::from),
+        cost_usd: usage.cost_usd,
+        turns: usage.turns,
+        version: t.start().and_then(|s| s.version.clone()),
+        input_tokens: tokens(
+            usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens,
+        ),
+        output_tokens: tokens(usage.output_tokens),
+    }
 }
 
 /// Ends what the worker left running: in our group (background jobs, stuck grandchildren) and,

@@ -100,3 +100,24 @@ fn init_warns_about_a_broken_config_and_keeps_it() {
         "worktrees = \"yes\"\n"
     );
 }
+
+#[test]
+fn seconds_flags_are_checked_like_the_config_file() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    // `--grace 1e30` used to panic converting to a duration (exit 101).
+    for args in [
+        &["stop", "--grace", "1e30"][..],
+        &["stop", "--grace=-1"],
+        &["start", "--dry-run", "--stagger", "NaN"],
+        &["status", "--watch", "0"],
+    ] {
+        let run = env.run(args).expect_code(orchestrate::exit_codes::USAGE);
+        let err = run.stderr();
+        assert!(
+            err.contains("number of seconds") || err.contains("more than 0 seconds"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

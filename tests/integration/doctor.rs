@@ -71,7 +71,12 @@ fn a_missing_database_blocks_and_says_how_the_path_was_derived() {
     assert!(db.starts_with('✗'), "{out}");
     assert!(db.contains("does not exist"), "{out}");
     assert!(db.contains("WORKSPACE_ID unset"), "{out}");
-    assert!(out.contains("fix: set WORKSPACE_ID"), "{out}");
+    assert!(
+        db.contains("no tc .copilot/tasks.db found walking up"),
+        "{out}"
+    );
+    assert!(out.contains("fix: in a tc project run `tc init`"), "{out}");
+    assert!(out.contains("set WORKSPACE_ID"), "{out}");
     assert!(out.contains("1 problem blocks a run"), "{out}");
 }
 
@@ -86,7 +91,12 @@ fn a_file_that_is_not_a_task_database_fails_the_schema_check() {
         .unwrap();
     let out = doctor(&env).expect_code(1).stdout();
     assert!(line(&out, "schema").starts_with('✗'), "{out}");
-    assert!(line(&out, "schema").contains("no `tasks` table"), "{out}");
+    let schema = line(&out, "schema");
+    assert!(schema.contains("lacks table `tasks`"), "{out}");
+    assert!(
+        schema.contains("neither a legacy Task Copilot store nor a tc"),
+        "{out}"
+    );
 }
 
 #[test]

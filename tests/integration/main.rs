@@ -3,6 +3,9 @@
 
 mod support;
 
+mod agents;
+mod agreement;
+mod claude;
 mod clean;
 mod config;
 mod dbfaults;
@@ -11,6 +14,9 @@ mod doctor;
 mod logs;
 mod merge;
 mod one_worker;
+mod parking;
+mod private_files;
+mod prompts;
 mod reliability_data;
 mod reliability_procs;
 mod setup;
@@ -18,4 +24,5 @@ mod start;
 mod status;
 mod stop;
 mod task;
+mod tc_store;
 mod worktrees;

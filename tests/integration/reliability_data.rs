@@ -371,11 +371,11 @@ fn snapshot_reads_the_replaced_file_without_a_change_probe_first() {
     // The scheduler re-reads right after a worker exits, without probing first: the reader
     // itself must notice a replaced file, or a completion written to the new file is missed
     // and the stream is run again.
-    use orchestrate::taskdb::{SqliteTaskDb, TaskSource};
+    use orchestrate::taskdb::{TaskDb, TaskSource};
     let mut env = TestEnv::new();
     set_journal_mode(&env, "DELETE");
     let ids = env.add_stream("A", &[], 1, "pending");
-    let mut db = SqliteTaskDb::open(&env.db_path(), "test").unwrap();
+    let mut db = TaskDb::open(&env.db_path(), "test").unwrap();
     assert_eq!(db.snapshot().unwrap().streams[0].counts.completed, 0);
     let staged = env.db_path().with_extension("restored");
     env.conn()

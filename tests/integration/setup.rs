@@ -6,9 +6,10 @@ use std::path::Path;
 
 use crate::support::TestEnv;
 
-const INSTALLED: [&str; 5] = [
+const INSTALLED: [&str; 6] = [
     ".claude/commands/orchestrate.md",
     ".claude/orchestrator/worker-prompt.md",
+    ".claude/orchestrator/worker-resume.md",
     ".claude/orchestrator/config.toml",
     ".claude/orchestrator/ORCHESTRATION_GUIDE.md",
     ".claude/orchestrator/watch-status",

@@ -9,13 +9,13 @@ use orchestrate::git::WorktreeWorkspaces;
 use orchestrate::graph::{Stream, StreamGraph};
 use orchestrate::model::{Attention, Block};
 use orchestrate::project::Project;
-use orchestrate::taskdb::{SqliteTaskDb, TaskSource};
+use orchestrate::taskdb::{TaskDb, TaskSource};
 use orchestrate::workspace::{Placement, PrepareFailure, Workspaces};
 
 use crate::support::TestEnv;
 
 pub fn graph(env: &TestEnv) -> StreamGraph {
-    let mut db = SqliteTaskDb::open(&env.db_path(), "test").unwrap();
+    let mut db = TaskDb::open(&env.db_path(), "test").unwrap();
     StreamGraph::build(&db.snapshot().unwrap()).unwrap()
 }
 

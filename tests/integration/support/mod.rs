@@ -6,10 +6,14 @@
     reason = "each test module uses a different part of the harness"
 )]
 
+pub mod api;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod tc;
 
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
@@ -283,6 +287,8 @@ pub struct Watched {
     pub child: std::process::Child,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The threads collecting stdout and stderr; done when the pipes close.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Watched {
@@ -294,10 +300,11 @@ impl Watched {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let collect = |mut pipe: Box<dyn Read + Send>| {
+        let mut readers = Vec::new();
+        let mut collect = |mut pipe: Box<dyn Read + Send>| {
             let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
             let sink = buf.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 let mut chunk = [0u8; 4096];
                 while let Ok(n) = pipe.read(&mut chunk) {
                     if n == 0 {
@@ -307,7 +314,7 @@ impl Watched {
                         .unwrap()
                         .push_str(&String::from_utf8_lossy(&chunk[..n]));
                 }
-            });
+            }));
             buf
         };
         let stdout = collect(Box::new(child.stdout.take().unwrap()));
@@ -316,6 +323,7 @@ impl Watched {
             child,
             stdout,
             stderr,
+            readers,
         }
     }
 
@@ -355,6 +363,13 @@ impl Watched {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Its last lines may still be in the pipes: read them before answering (a
+                // loaded machine once ran the test's checks before the collector's last read).
+                wait_for("the output pipes to close", timeout, || {
+                    self.readers
+                        .iter()
+                        .all(std::thread::JoinHandle::is_finished)
+                });
                 return status.code();
             }
             if Instant::now() >= deadline {
@@ -375,4 +390,26 @@ impl Drop for Watched {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `cmd` run under an address-space limit of `kib` KiB (`ulimit -v`, inherited by everything it
+/// starts): a runaway allocation fails instead of taking the machine's memory.
+pub fn with_memory_limit(cmd: &Command, kib: u64) -> Command {
+    let mut limited = Command::new("sh");
+    limited
+        .env_clear()
+        .arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => limited.env(key, v),
+            None => limited.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        limited.current_dir(dir);
+    }
+    limited
 }

@@ -1,5 +1,5 @@
-//! The one write `orchestrate` makes to the task database: `task set`, done exactly as Task
-//! Copilot does it (status, `updated_at` in ISO-8601 UTC with milliseconds, notes, a
+//! The one write `orchestrate` makes to a legacy task database: `task set`, done exactly as Task
+//! Copilot's server does it (status, `updated_at` in ISO-8601 UTC with milliseconds, notes, a
 //! `blocked_reason` with `blocked`, metadata untouched, archived tasks refused), in one short
 //! `BEGIN IMMEDIATE` transaction with a busy timeout so it is safe while agents write too.
 
@@ -8,29 +8,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{TaskDbError, TaskStatus};
+use crate::taskdb::{TaskChange, TaskDbError, TaskUpdate};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A change to one task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskUpdate {
-    pub status: TaskStatus,
-    /// Replaces the task's notes when given.
-    pub notes: Option<String>,
-    /// Required with [`TaskStatus::Blocked`]; recorded as `blocked_reason`.
-    pub blocked_reason: Option<String>,
-}
-
-/// What the task looked like before and after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskChange {
-    pub id: String,
-    pub title: String,
-    pub from: String,
-    pub to: TaskStatus,
-    pub updated_at: String,
-}
 
 /// Applies `update` to task `id` in the database at `path` (which must exist).
 pub fn set_task(path: &Path, id: &str, update: &TaskUpdate) -> Result<TaskChange, TaskDbError> {

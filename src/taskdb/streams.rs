@@ -1,0 +1,353 @@
+//! Folding task rows into stream records, shared by both stores: the metadata keys a stream is
+//! made of (`streamId`, `streamName`, `dependencies` ∪ `streamDependencies`, …), parsed without
+//! building a `serde_json::Value`, and the per-stream aggregate.
+//!
+//! Invariants: a row whose metadata is malformed becomes a warning, never an error; dependencies
+//! are unioned over a stream's tasks and sorted and deduplicated once, in [`StreamAccumulator::finish`].
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::{BlockedTask, Snapshot, SourceWarning, StreamRecord, TaskCounts, TaskStatus};
+
+/// The metadata keys a stream is made of; everything else is skipped unparsed.
+#[derive(Deserialize, Default)]
+pub(crate) struct StreamMeta<'a> {
+    #[serde(rename = "streamId", default)]
+    pub stream_id: Option<IdValue<'a>>,
+    #[serde(rename = "streamName", borrow, default)]
+    pub stream_name: Option<Cow<'a, str>>,
+    #[serde(rename = "streamPhase", borrow, default)]
+    pub stream_phase: Option<Cow<'a, str>>,
+    #[serde(rename = "worktreePath", borrow, default)]
+    pub worktree_path: Option<Cow<'a, str>>,
+    #[serde(rename = "branchName", borrow, default)]
+    pub branch_name: Option<Cow<'a, str>>,
+    /// The command this stream's work must pass before dependents start on it.
+    #[serde(borrow, default)]
+    pub verify: Option<Cow<'a, str>>,
+    /// tc has no `blocked_reason` column: `orchestrate task set` keeps the reason here.
+    #[serde(rename = "blockedReason", borrow, default)]
+    pub blocked_reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub dependencies: Deps<'a>,
+    #[serde(rename = "streamDependencies", borrow, default)]
+    pub stream_dependencies: Deps<'a>,
+}
+
+/// What a row's metadata text turned out to be.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one lives on the stack per row read; boxing it would allocate once per task"
+)]
+pub(crate) enum Parsed<'a> {
+    Meta(StreamMeta<'a>),
+    /// Valid JSON but not an object (`[]`, a string): not a stream task, not a problem.
+    NotAnObject,
+    /// Not JSON at all: reported as a warning.
+    Malformed,
+}
+
+impl<'a> StreamMeta<'a> {
+    pub fn parse(text: &'a str) -> Parsed<'a> {
+        match serde_json::from_str(text) {
+            Ok(meta) => Parsed::Meta(meta),
+            Err(_) if serde_json::from_str::<IgnoredAny>(text).is_ok() => Parsed::NotAnObject,
+            Err(_) => Parsed::Malformed,
+        }
+    }
+
+    /// `streamId`, trimmed; `None` when absent, empty or not a string or number.
+    pub fn stream_id(&mut self) -> Option<String> {
+        self.stream_id.take().and_then(IdValue::into_id)
+    }
+}
+
+/// `streamId` as written: usually a string, sometimes a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum IdValue<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Number(serde_json::Number),
+    Other(IgnoredAny),
+}
+
+impl IdValue<'_> {
+    pub fn into_id(self) -> Option<String> {
+        let id = match self {
+            Self::Text(s) => s.trim().to_string(),
+            Self::Number(n) => n.to_string(),
+            Self::Other(_) => return None,
+        };
+        (!id.is_empty()).then_some(id)
+    }
+}
+
+/// The columns of one task row the aggregate needs, borrowed from the row.
+pub(crate) struct TaskRow<'a> {
+    pub id: &'a dyn Fn() -> String,
+    pub status: Option<&'a str>,
+    /// Only read for blocked tasks.
+    pub title: Option<&'a str>,
+    /// Only read for blocked tasks.
+    pub blocked_reason: Option<&'a str>,
+}
+
+/// Folds task rows into stream records.
+#[derive(Default)]
+pub(crate) struct StreamAccumulator {
+    pub streams: BTreeMap<String, StreamRecord>,
+    pub warnings: Vec<SourceWarning>,
+}
+
+fn empty_record(id: &str) -> StreamRecord {
+    StreamRecord {
+        id: id.to_string(),
+        name: String::new(),
+        raw_dependencies: Vec::new(),
+        counts: TaskCounts::default(),
+        blocked: Vec::new(),
+        phase: None,
+        worktree_path: None,
+        branch_name: None,
+        verify: None,
+        paused: false,
+    }
+}
+
+impl StreamAccumulator {
+    pub fn malformed(&mut self, task_id: String) {
+        self.warnings
+            .push(SourceWarning::MalformedMetadata { task_id });
+    }
+
+    /// Adds one task of stream `id`; returns the stream's record for store-specific extras.
+    pub fn add(
+        &mut self,
+        id: String,
+        meta: StreamMeta<'_>,
+        row: &TaskRow<'_>,
+    ) -> &mut StreamRecord {
+        let record = self
+            .streams
+            .entry(id)
+            .or_insert_with_key(|id| empty_record(id));
+        let keep = |slot: &mut Option<String>, value: Option<Cow<'_, str>>| {
+            if slot.is_none() {
+                *slot = value.map(Cow::into_owned).filter(|v| !v.trim().is_empty());
+            }
+        };
+        if record.name.is_empty()
+            && let Some(name) = meta.stream_name.filter(|n| !n.trim().is_empty())
+        {
+            record.name = name.into_owned();
+        }
+        keep(&mut record.phase, meta.stream_phase);
+        keep(&mut record.worktree_path, meta.worktree_path);
+        keep(&mut record.branch_name, meta.branch_name);
+        keep(&mut record.verify, meta.verify);
+        for dep in meta
+            .dependencies
+            .0
+            .into_iter()
+            .chain(meta.stream_dependencies.0)
+        {
+            // Tasks of a stream usually repeat the same list: allocate only what is new.
+            if !record.raw_dependencies.iter().any(|d| *d == dep) {
+                record.raw_dependencies.push(dep.into_owned());
+            }
+        }
+        let c = &mut record.counts;
+        c.total += 1;
+        match row.status.and_then(|s| s.parse().ok()) {
+            Some(TaskStatus::Completed) => c.completed += 1,
+            Some(TaskStatus::InProgress) => c.in_progress += 1,
+            Some(TaskStatus::Blocked) => {
+                c.blocked += 1;
+                let reason = row
+                    .blocked_reason
+                    .map(str::to_string)
+                    .or_else(|| meta.blocked_reason.map(Cow::into_owned));
+                record.blocked.push(BlockedTask {
+                    id: (row.id)(),
+                    title: row.title.unwrap_or_default().to_string(),
+                    reason,
+                });
+            }
+            Some(TaskStatus::Cancelled) => c.cancelled += 1,
+            // Anything that is not one of the other four counts as pending.
+            Some(TaskStatus::Pending) | None => c.pending += 1,
+        }
+        record
+    }
+
+    /// Folds `other` (tasks found under another key) into the stream `id`.
+    pub fn absorb(&mut self, id: &str, other: StreamRecord) {
+        let record = self
+            .streams
+            .entry(id.to_string())
+            .or_insert_with(|| empty_record(id));
+        if record.name.is_empty() {
+            record.name = other.name;
+        }
+        for (slot, value) in [
+            (&mut record.phase, other.phase),
+            (&mut record.worktree_path, other.worktree_path),
+            (&mut record.branch_name, other.branch_name),
+            (&mut record.verify, other.verify),
+        ] {
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+        record.raw_dependencies.extend(other.raw_dependencies);
+        let (c, o) = (&mut record.counts, other.counts);
+        c.total += o.total;
+        c.completed += o.completed;
+        c.in_progress += o.in_progress;
+        c.pending += o.pending;
+        c.blocked += o.blocked;
+        c.cancelled += o.cancelled;
+        record.blocked.extend(other.blocked);
+        record.paused |= other.paused;
+    }
+
+    pub fn finish(self) -> Snapshot {
+        let streams = self
+            .streams
+            .into_values()
+            .map(|mut s| {
+                if s.name.is_empty() {
+                    s.name = s.id.clone();
+                }
+                s.raw_dependencies.sort();
+                s.raw_dependencies.dedup();
+                s.blocked.sort_by(|a, b| a.id.cmp(&b.id));
+                s
+            })
+            .collect();
+        Snapshot {
+            streams,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// One task's `dependencies` value, read without building a `serde_json::Value`: the ids in a
+/// string, a number, or (nested) arrays of them; a string holding a JSON array is unpacked;
+/// objects, booleans and nulls contribute nothing.
+#[derive(Default)]
+pub(crate) struct Deps<'a>(pub Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Deps<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut ids = Vec::new();
+        d.deserialize_any(DepsVisitor(&mut ids))?;
+        Ok(Deps(ids))
+    }
+}
+
+struct DepsVisitor<'o, 'a>(&'o mut Vec<Cow<'a, str>>);
+
+impl<'o, 'a> DepsVisitor<'o, 'a> {
+    fn push(self, id: Cow<'a, str>) {
+        let trimmed = id.trim();
+        if trimmed.starts_with('[')
+            && let Ok(Deps(inner)) = serde_json::from_str::<Deps<'_>>(trimmed)
+        {
+            self.0
+                .extend(inner.into_iter().map(|d| Cow::Owned(d.into_owned())));
+            return;
+        }
+        if trimmed.is_empty() {
+            return;
+        }
+        self.0.push(match id {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        });
+    }
+}
+
+impl<'de: 'a, 'a, 'o> serde::de::Visitor<'de> for DepsVisitor<'o, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stream ids")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.push(Cow::Borrowed(v));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(DepsSeed(self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+struct DepsSeed<'o, 'a>(&'o mut Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a, 'o> serde::de::DeserializeSeed<'de> for DepsSeed<'o, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(DepsVisitor(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_accept_arrays_strings_and_nested_json() {
+        let text =
+            r#"[["A","B"], null, " C ", ["A"], "[\"D\"]", 7, -1, 2.5, "", {"x": "no"}, true]"#;
+        let Deps(ids) = serde_json::from_str(text).unwrap();
+        assert_eq!(ids, vec!["A", "B", "C", "A", "D", "7", "-1", "2.5"]);
+        let Deps(one) = serde_json::from_str(r#""Stream-A: Foundation""#).unwrap();
+        assert_eq!(one, vec!["Stream-A: Foundation"]);
+    }
+}
