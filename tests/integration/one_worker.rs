@@ -15,25 +15,33 @@ use std::time::{Duration, Instant};
 use crate::start::{Fake, LONG, alive, state_db, wait_exit};
 use crate::support::{TestEnv, wait_for};
 
-/// The parent of `pid` (field 4 of `/proc/<pid>/stat`).
-fn ppid(pid: i32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')')
-        .unwrap()
+/// The parent of `pid` (field 4 of `/proc/<pid>/stat`), if `pid` still exists.
+fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
         .1
         .split_whitespace()
-        .nth(1)
-        .unwrap()
+        .nth(1)?
         .parse()
-        .unwrap()
+        .ok()
+}
+
+/// The supervisor of a worker: its parent, if that is an `orchestrate __supervise` (a worker
+/// orphaned earlier has another parent, which is never to be signalled).
+fn supervisor_of(worker: i32) -> Option<i32> {
+    let parent = ppid(worker)?;
+    let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).ok()?;
+    cmdline
+        .split(|&b| b == 0)
+        .any(|a| a == b"__supervise")
+        .then_some(parent)
 }
 
 fn sigkill_pid(pid: i32) {
-    nix::sys::signal::kill(
+    let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    );
 }
 
 fn sigkill(child: &mut Child) {
@@ -97,8 +105,8 @@ impl Loss {
         if matches!(
             self,
             Loss::SupervisorKilled | Loss::DeletedAndSupervisorKilled
-        ) {
-            let supervisor = ppid(worker);
+        ) && let Some(supervisor) = supervisor_of(worker)
+        {
             sigkill_pid(supervisor);
             wait_for("the supervisor to die", LONG, || !alive(supervisor));
         }
@@ -349,7 +357,7 @@ fn an_exit_is_recorded_in_the_store_rebuilt_while_the_worker_ran() {
             .set("EXIT", None, "5");
         let mut start = fake.spawn(&["start"], "start");
         let worker = fake.pid("Stream-A");
-        let supervisor = ppid(worker);
+        let supervisor = supervisor_of(worker).expect("the worker runs under its supervisor");
         sigkill(&mut start);
         loss.inflict(&fake.env.root, worker);
         std::fs::write(&go, "").unwrap();
@@ -660,6 +668,121 @@ fn long_two_starts_at_once() {
     let line = format!(
         "two starts at once: {runs} trials (diamond, half with --worktrees), {:.1} s, failed \
          trials: {}",
+        started.elapsed().as_secs_f64(),
+        bad.len()
+    );
+    crate::reliability_procs::report(&line);
+    assert!(bad.is_empty(), "{line}\n{}", bad.join("\n\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state lost at random moments (promise 5, long run)
+
+/// One trial: the diamond (workers of random length, each holding its stream's marker); 1–4
+/// times, `start` is SIGKILLed at a random moment and the state lost in a random way (none,
+/// deleted, garbage, a live worker's supervisor SIGKILLed, or both) before `start` runs again;
+/// the run that ends by itself must succeed with every stream complete and no duplicate.
+/// Returns the duplicates seen, or the failure.
+fn state_loss_trial(
+    rng: &mut crate::reliability_procs::Rng,
+    worktrees: bool,
+) -> Result<(), String> {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let mut fake = Fake::new(env);
+    fake.set("LOCK", None, "1");
+    if worktrees {
+        fake.set("COMMIT", None, "1");
+    }
+    for s in DIAMOND {
+        let ms = 100 + rng.below(600);
+        fake.set("SLEEP", Some(s), &format!("{}.{:03}", ms / 1000, ms % 1000));
+    }
+    let args = start_args(worktrees);
+    let kills = 1 + rng.below(4);
+    for round in 0..=kills {
+        let name = format!("start-{round}");
+        let mut start = fake.spawn(&args, &name);
+        if round == kills {
+            let code = wait_exit(&mut start, LONG);
+            if code != 0 {
+                return Err(format!(
+                    "{name} exited {code}\n{}{}",
+                    fake.output_of(&name, "out"),
+                    fake.output_of(&name, "err")
+                ));
+            }
+            break;
+        }
+        // The fault schedule, not synchronisation.
+        std::thread::sleep(Duration::from_millis(rng.below(900)));
+        if start.try_wait().unwrap().is_some() {
+            continue;
+        }
+        sigkill(&mut start);
+        let live: Vec<i32> = DIAMOND
+            .iter()
+            .filter_map(|s| fake.lines(s, "pid").last()?.trim().parse().ok())
+            .filter(|&pid| alive(pid))
+            .collect();
+        let loss = match rng.below(5) {
+            0 => None,
+            1 => Some(Loss::Deleted),
+            2 => Some(Loss::Garbage),
+            3 => Some(Loss::SupervisorKilled),
+            _ => Some(Loss::DeletedAndSupervisorKilled),
+        };
+        let worker = live
+            .get(rng.below(live.len().max(1) as u64) as usize)
+            .copied();
+        match (loss, worker) {
+            (Some(Loss::SupervisorKilled | Loss::DeletedAndSupervisorKilled), None) => {}
+            (Some(loss), Some(w)) if alive(w) => loss.inflict(&fake.env.root, w),
+            (Some(Loss::Deleted), None) => delete_store(&fake.env.root),
+            (Some(Loss::Garbage), None) if state_db(&fake.env.root).exists() => {
+                garbage_store(&fake.env.root)
+            }
+            _ => {}
+        }
+    }
+    let dups = duplicates(&fake);
+    if !dups.is_empty() {
+        return Err(format!("duplicates {dups:?}"));
+    }
+    let doc = fake.env.run(&["status", "--json"]).json();
+    for s in doc["streams"].as_array().into_iter().flatten() {
+        if s["state"] != "complete" {
+            return Err(format!("not complete: {s}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn state_lost_at_random_moments_never_means_a_second_worker() {
+    let mut rng = crate::reliability_procs::Rng::seeded(7);
+    let seed = rng.0;
+    let result = state_loss_trial(&mut rng, false);
+    assert!(result.is_ok(), "seed {seed}: {result:?}");
+}
+
+#[test]
+#[ignore = "long run: scripts/reliability/state-loss.sh"]
+fn long_state_loss_trials() {
+    let trials = crate::reliability_procs::trials(20);
+    let worktrees = std::env::var_os("RELIABILITY_WORKTREES").is_some_and(|v| v == "1");
+    let started = Instant::now();
+    let mut bad = Vec::new();
+    for trial in 0..trials {
+        let mut rng = crate::reliability_procs::Rng::seeded(trial);
+        let seed = rng.0;
+        if let Err(e) = state_loss_trial(&mut rng, worktrees) {
+            bad.push(format!("trial {trial} (seed {seed}): {e}"));
+        }
+    }
+    let line = format!(
+        "state lost at random moments{}: {trials} trials, {:.1} s, failed trials: {}",
+        if worktrees { " (--worktrees)" } else { "" },
         started.elapsed().as_secs_f64(),
         bad.len()
     );

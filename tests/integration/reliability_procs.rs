@@ -20,10 +20,10 @@ use crate::support::{TestEnv, wait_for};
 
 /// A small xorshift generator: the trials need varied timings, not quality randomness, and the
 /// seed is printed so a failing schedule can be replayed (`RELIABILITY_SEED`).
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn seeded(trial: u64) -> Self {
+    pub fn seeded(trial: u64) -> Self {
         let base = std::env::var("RELIABILITY_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -44,7 +44,7 @@ impl Rng {
     }
 
     /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
