@@ -28,6 +28,13 @@ pub struct Cli {
 }
 
 /// Flags accepted by every command.
+impl Cli {
+    /// The process's command line, parsed (clap exits with its usage error on a bad one).
+    pub fn from_args() -> Self {
+        Self::parse()
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The Task Copilot database file [default: <TASK_DB_PATH>/<WORKSPACE_ID>/tasks.db].
@@ -157,7 +164,7 @@ pub struct StatusArgs {
     )]
     pub watch: Option<Duration>,
 
-    /// Print one JSON document (format version 1, see docs/status-json.md).
+    /// Print one JSON document (format version 2, see docs/status-json.md).
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
 }

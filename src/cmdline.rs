@@ -15,12 +15,48 @@ pub fn split(cmd: &str) -> Option<Vec<String>> {
     shlex::split(cmd)
 }
 
-/// `word` quoted for a POSIX shell, only when it needs it.
+/// `word` quoted for a POSIX shell, only when it needs it: exact when pasted (byte for byte),
+/// and showing no control character but the line break on the terminal it is printed on.
+///
+/// A control character other than `\n` (an escape, a tab, a carriage return) cannot be shown
+/// raw, so it is written as `"$(printf '\ooo')"` beside single-quoted parts; a line break stays
+/// inside the quotes (safe on a terminal, and `$(…)` would strip it). A NUL byte, which no
+/// shell word can hold, is left inside the quotes for the printer to escape.
 pub fn quote(word: &str) -> Cow<'_, str> {
-    // `try_quote` refuses only a NUL byte, which no shell word can hold: quote it anyway, so
-    // the text is never pasted unquoted.
-    shlex::try_quote(word)
-        .unwrap_or_else(|_| Cow::Owned(format!("'{}'", word.replace('\'', r"'\''"))))
+    if !word.chars().any(needs_printf) {
+        // `try_quote` refuses only a NUL byte: quote it anyway, so the text is never pasted
+        // unquoted.
+        return shlex::try_quote(word).unwrap_or_else(|_| Cow::Owned(single_quoted(word)));
+    }
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in word.chars() {
+        if !needs_printf(c) {
+            run.push(c);
+            continue;
+        }
+        if !run.is_empty() {
+            out.push_str(&single_quoted(&run));
+            run.clear();
+        }
+        let mut utf8 = [0u8; 4];
+        for byte in c.encode_utf8(&mut utf8).bytes() {
+            out.push_str(&format!("\"$(printf '\\{byte:03o}')\""));
+        }
+    }
+    if !run.is_empty() {
+        out.push_str(&single_quoted(&run));
+    }
+    Cow::Owned(out)
+}
+
+/// A control character that [`quote`] writes as a `printf`.
+fn needs_printf(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\0'
+}
+
+fn single_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Resolves `program` as `execvp` would from the folder `dir`: a path with a `/` (relative ones
@@ -256,6 +292,39 @@ mod tests {
             "-rf",
         ] {
             assert_eq!(split(&quote(hostile)).unwrap(), [hostile], "{hostile}");
+        }
+    }
+
+    /// What `sh -c 'printf %s WORD'` makes of a quoted word.
+    fn through_sh(quoted: &str) -> Vec<u8> {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {quoted}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{quoted}");
+        out.stdout
+    }
+
+    #[test]
+    fn quoted_words_survive_sh_exactly_and_show_no_control_character() {
+        for word in [
+            "plain",
+            "with space",
+            "quote's \"double\"",
+            "$(touch PWNED) `x` ;|&",
+            "new\nline\n",
+            "\u{1b}[31mred\u{1b}[0m\ttab\r",
+            "bell\u{7}\u{1b}]0;title\u{7}",
+            "c1 \u{9b}2J",
+            "ünïcödé-流れ-🚀",
+            "-rf",
+        ] {
+            let q = quote(word);
+            assert!(
+                !q.chars().any(needs_printf),
+                "{word:?} quoted as {q:?} shows a control character"
+            );
+            assert_eq!(through_sh(&q), word.as_bytes(), "{word:?} quoted as {q:?}");
         }
     }
 

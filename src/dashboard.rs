@@ -38,7 +38,7 @@ pub struct StreamStatus {
 }
 
 /// Totals over every stream.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Overall {
     pub streams: usize,
     pub complete: usize,
@@ -56,7 +56,7 @@ pub struct Overall {
 }
 
 /// The run's spending against its budget.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Budget {
     pub spent_usd: f64,
     pub limit_usd: f64,
@@ -112,7 +112,11 @@ impl Dashboard {
                 }
             })
             .collect();
-        let mut overall = overall(&streams);
+        let mut overall = Overall::tally(streams.iter().map(|s| (s.state, &s.tasks)));
+        overall.cost_usd = streams
+            .iter()
+            .filter_map(|s| s.spending.map(|sp| sp.cost_usd))
+            .sum();
         overall.budget = facts.budget.map(|(spent_usd, limit_usd)| Budget {
             spent_usd,
             limit_usd,
@@ -128,33 +132,28 @@ impl Dashboard {
     }
 }
 
-fn overall(streams: &[StreamStatus]) -> Overall {
-    let mut o = Overall {
-        streams: streams.len(),
-        ..Overall::default()
-    };
-    for s in streams {
-        let t = &mut o.tasks;
-        t.total += s.tasks.total;
-        t.completed += s.tasks.completed;
-        t.in_progress += s.tasks.in_progress;
-        t.pending += s.tasks.pending;
-        t.blocked += s.tasks.blocked;
-        t.cancelled += s.tasks.cancelled;
-        o.cost_usd += s.spending.map_or(0.0, |sp| sp.cost_usd);
-        match s.state {
-            State::Complete => o.complete += 1,
-            State::Running | State::Preparing => o.running += 1,
-            State::Failed => o.failed += 1,
-            State::Blocked | State::NeedsAttention => o.need_a_person += 1,
-            _ => {}
+impl Overall {
+    /// The totals over streams given as (state, task counts): one function for `status` and
+    /// `start`'s live view, so an overall line always agrees with the rows it sits above.
+    pub fn tally<'a>(streams: impl IntoIterator<Item = (State, &'a TaskCounts)>) -> Self {
+        let mut o = Overall::default();
+        for (state, counts) in streams {
+            o.streams += 1;
+            o.tasks += *counts;
+            match state {
+                State::Complete => o.complete += 1,
+                State::Running | State::Preparing => o.running += 1,
+                State::Failed => o.failed += 1,
+                State::Blocked | State::NeedsAttention => o.need_a_person += 1,
+                _ => {}
+            }
         }
+        let done = u64::from(o.tasks.completed + o.tasks.cancelled);
+        o.percent = if o.tasks.total == 0 {
+            0
+        } else {
+            (done * 100 / u64::from(o.tasks.total)) as u32
+        };
+        o
     }
-    let done = u64::from(o.tasks.completed + o.tasks.cancelled);
-    o.percent = if o.tasks.total == 0 {
-        0
-    } else {
-        (done * 100 / u64::from(o.tasks.total)) as u32
-    };
-    o
 }

@@ -1,9 +1,7 @@
 //! Parse, set up logging, run, map to an exit code. Only this function exits the process.
 
-use clap::Parser;
-
 fn main() {
-    let cli = orchestrate::cli::Cli::parse();
+    let cli = orchestrate::cli::Cli::from_args();
     let ui = orchestrate::ui::Ui::new(&cli.global);
     orchestrate::ui::init_tracing(&cli.global, &ui);
     let code = match orchestrate::commands::run(cli, &ui) {

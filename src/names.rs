@@ -119,7 +119,7 @@ mod tests {
     fn valid_everywhere(id: &str) {
         let n = StreamNames::new(id);
         assert!(
-            git2::Reference::is_valid_name(&n.branch_ref()),
+            crate::git::is_valid_ref_name(&n.branch_ref()),
             "{id:?} → invalid ref {}",
             n.branch_ref()
         );

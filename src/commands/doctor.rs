@@ -642,6 +642,7 @@ fn check_db_writes(db: &Path) -> Option<Check> {
 }
 
 fn render(checks: &[Check], ui: &Ui) -> String {
+    use crate::ui::printable_lines as esc;
     let p = &ui.out;
     let width = checks.iter().map(|c| c.title.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -651,14 +652,20 @@ fn render(checks: &[Check], ui: &Ui) -> String {
             Level::Warn => p.caution("!"),
             Level::Fail => p.bad("✗"),
         };
+        // Details and fixes quote paths, commands and file contents: escaped.
         out.push_str(&format!(
             "{mark} {:width$}  {}\n",
-            check.title,
-            check.detail,
+            esc(check.title),
+            esc(&check.detail),
             width = width
         ));
         if let Some(fix) = &check.fix {
-            out.push_str(&format!("  {:width$}  {} {fix}\n", "", p.hint("fix:")));
+            out.push_str(&format!(
+                "  {:width$}  {} {}\n",
+                "",
+                p.hint("fix:"),
+                esc(fix)
+            ));
         }
     }
     let blocking = checks.iter().filter(|c| c.level == Level::Fail).count();

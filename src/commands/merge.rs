@@ -8,7 +8,7 @@ use crate::exit_codes;
 use crate::git::error::summarize;
 use crate::git::repo::Repo;
 use crate::git::{MergePreview, merge, preview};
-use crate::graph::{Stream, StreamGraph};
+use crate::graph::{Stream, StreamGraph, UnknownStreams};
 use crate::ui::{self, Ui};
 
 pub fn run(global: &GlobalArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
@@ -48,17 +48,13 @@ pub fn run(global: &GlobalArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
     Ok(exit_codes::OK)
 }
 
-/// The named streams (all when none are named), in dependency order; an unknown name is an
-/// error naming it.
+/// The named streams (all when none are named), in dependency order; an unknown name is the
+/// error every command gives for one.
 pub fn select<'g>(graph: &'g StreamGraph, names: &[String]) -> Result<Vec<&'g Stream>> {
-    if let Some(unknown) = names.iter().find(|n| graph.get(n).is_none()) {
-        return Err(Error::msg(format!("there is no stream `{unknown}`"))
-            .with_hint("`orchestrate status` lists the streams")
-            .with_code(exit_codes::NO_STREAMS));
-    }
+    UnknownStreams::check(names, graph.streams().iter().map(|s| s.id()))?;
     Ok(graph
         .streams()
         .iter()
-        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.id()))
+        .filter(|s| names.is_empty() || names.iter().any(|n| n.trim() == s.id() || n == s.id()))
         .collect())
 }

@@ -126,7 +126,13 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
-    let mut view = RunView::new(ui);
+    // The board's first line names the store as `status` does.
+    let source = crate::ui::board::source_line(
+        ctx.db.workspace.as_deref(),
+        &ctx.db.path,
+        Some(&ctx.db.source(db.kind())),
+    );
+    let mut view = RunView::new(ui, source);
     let end = if db.kind() == StoreKind::Tc {
         // tc's own log shows the run too (`tc log`, `tc watch`).
         let mut tee = TcActivity::new(&ctx.db.path, &mut view);

@@ -7,8 +7,9 @@ use super::context::Context;
 use crate::cli::{GlobalArgs, TaskCommand, TaskListArgs, TaskSetArgs, TaskShowArgs};
 use crate::error::{Error, Result};
 use crate::exit_codes;
+use crate::graph::UnknownStreams;
 use crate::taskdb::{Task, TaskSource, TaskStatus, TaskUpdate, set_task};
-use crate::ui::Ui;
+use crate::ui::{Ui, printable as p, printable_lines};
 
 pub fn run(global: &GlobalArgs, command: &TaskCommand, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
@@ -44,40 +45,56 @@ fn list(ctx: &Context, args: &TaskListArgs, ui: &Ui) -> Result<i32> {
         let Some(stream) = stream else {
             return Err(ctx.no_streams_error());
         };
+        // A name that matches no stream: the one error every command gives.
         let known: Vec<String> = db.snapshot()?.streams.into_iter().map(|s| s.id).collect();
+        UnknownStreams::check(&[stream.to_string()], known.iter().map(String::as_str))?;
         return Err(Error::msg(format!(
             "stream `{stream}` has no tasks in {}",
             ctx.db.path.display()
         ))
-        .with_hint(format!("known streams: {}", known.join(", ")))
         .with_code(exit_codes::NO_STREAMS));
     }
     if args.json {
         let doc: Vec<Value> = tasks.iter().map(task_json).collect();
-        ui.print(&serde_json::to_string_pretty(&doc).expect("JSON values serialise"));
+        ui.print(&crate::ui::json(&doc));
         return Ok(exit_codes::OK);
     }
-    let id_w = tasks.iter().map(|t| t.id.len()).max().unwrap_or(2);
-    let stream_w = tasks
+    // Every field is free text from the task database: escaped, which also keeps one task on
+    // one line (agents parse this table by line, id first).
+    let rows: Vec<[String; 4]> = tasks
         .iter()
-        .filter_map(|t| t.stream_id.as_ref())
-        .map(|s| s.chars().count())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+        .map(|t| {
+            [
+                p(&t.id).into_owned(),
+                t.status.as_str().to_string(),
+                p(t.stream_id.as_deref().unwrap_or("")).into_owned(),
+                p(&t.title).into_owned(),
+            ]
+        })
+        .collect();
+    let width = |i: usize, header: &str| {
+        rows.iter()
+            .map(|r| console::measure_text_width(&r[i]))
+            .max()
+            .unwrap_or(0)
+            .max(header.len())
+    };
+    let (id_w, status_w, stream_w) = (width(0, "ID"), width(1, "STATUS"), width(2, "STREAM"));
+    let pad = |text: &str, w: usize| {
+        console::pad_str(text, w, console::Alignment::Left, None).into_owned()
+    };
     let mut out = format!(
-        "{:id_w$}  {:11}  {:stream_w$}  TITLE\n",
-        "ID", "STATUS", "STREAM"
+        "{}  {}  {}  TITLE\n",
+        pad("ID", id_w),
+        pad("STATUS", status_w),
+        pad("STREAM", stream_w)
     );
-    for t in &tasks {
-        // Stream ids are free text too: a newline in one must not split the row (agents
-        // parse this table by line).
-        let stream = one_line(t.stream_id.as_deref().unwrap_or(""));
+    for [id, status, stream, title] in &rows {
         let line = format!(
-            "{:id_w$}  {:11}  {stream:stream_w$}  {}",
-            t.id,
-            t.status.as_str(),
-            one_line(&t.title)
+            "{}  {}  {}  {title}",
+            pad(id, id_w),
+            pad(status, status_w),
+            pad(stream, stream_w)
         );
         out.push_str(line.trim_end());
         out.push('\n');
@@ -86,23 +103,20 @@ fn list(ctx: &Context, args: &TaskListArgs, ui: &Ui) -> Result<i32> {
     Ok(exit_codes::OK)
 }
 
-/// Titles and stream ids are free text; keep one task on one line.
-fn one_line(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
-}
-
 fn show(ctx: &Context, args: &TaskShowArgs, ui: &Ui) -> Result<i32> {
     let mut db = ctx.open_db()?;
     let task = db
         .task(&args.id)?
         .ok_or_else(|| no_such_task(ctx, &args.id))?;
     if args.json {
-        ui.print(&serde_json::to_string_pretty(&task_json(&task)).expect("JSON values serialise"));
+        ui.print(&crate::ui::json(&task_json(&task)));
         return Ok(exit_codes::OK);
     }
-    let mut out = format!("{}  {}\n", task.id, task.title);
+    // Free text from the task database, escaped; a description and notes keep their lines.
+    let mut out = format!("{}  {}\n", p(&task.id), p(&task.title));
     let mut field = |name: &str, value: Option<&str>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
+            let v = printable_lines(v).replace('\n', &format!("\n{:>17}", ""));
             out.push_str(&format!("{name:>15}: {v}\n"));
         }
     };
@@ -114,7 +128,7 @@ fn show(ctx: &Context, args: &TaskShowArgs, ui: &Ui) -> Result<i32> {
     field("archived", task.archived.then_some("yes"));
     field("notes", task.notes.as_deref());
     if let Some(desc) = task.description.as_deref().filter(|d| !d.is_empty()) {
-        out.push_str(&format!("\n{desc}\n"));
+        out.push_str(&format!("\n{}\n", printable_lines(desc)));
     }
     ui.print(&out);
     Ok(exit_codes::OK)
@@ -150,10 +164,10 @@ fn set(ctx: &Context, args: &TaskSetArgs, ui: &Ui) -> Result<i32> {
     let change = set_task(&ctx.db.path, &args.id, &update)?;
     ui.print(&format!(
         "{}: {} → {} ({})",
-        change.id,
-        change.from,
+        p(&change.id),
+        p(&change.from),
         change.to,
-        one_line(&change.title)
+        p(&change.title)
     ));
     Ok(exit_codes::OK)
 }

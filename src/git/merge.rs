@@ -81,7 +81,11 @@ pub fn merge_streams(
             preview: MergePreview::Clean,
         };
         if repo.contains(head, tip)? {
-            entry.preview = MergePreview::AlreadyMerged;
+            entry.preview = if is_complete(stream) {
+                MergePreview::AlreadyMerged
+            } else {
+                MergePreview::NoCommits
+            };
             report.skipped.push(entry);
             continue;
         }

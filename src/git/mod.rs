@@ -7,6 +7,7 @@ pub mod clean;
 pub mod error;
 pub mod exclude;
 pub mod include;
+pub mod info;
 pub mod merge;
 pub mod preview;
 pub mod recheck;
@@ -16,6 +17,7 @@ pub mod worktree;
 
 pub use crate::names::StreamNames;
 pub use error::GitError;
+pub use info::{RepoInfo, is_valid_ref_name};
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 

@@ -28,6 +28,10 @@ pub enum MergePreview {
     },
     /// The target already contains the branch.
     AlreadyMerged,
+    /// The stream is not complete and its branch has no commit the target lacks: it has no
+    /// work of its own yet (a failed or stopped stream whose worker committed nothing), which
+    /// is not the same as merged.
+    NoCommits,
     /// The stream's tasks are not complete; not part of the merge.
     Incomplete,
 }
@@ -127,7 +131,11 @@ pub fn plan(
         };
         let commits_ahead = repo.commits_ahead(start, tip)?;
         let preview = if repo.contains(current, tip)? {
-            MergePreview::AlreadyMerged
+            if is_complete(stream) {
+                MergePreview::AlreadyMerged
+            } else {
+                MergePreview::NoCommits
+            }
         } else if !is_complete(stream) {
             MergePreview::Incomplete
         } else {

@@ -483,6 +483,8 @@ impl<'a> Scheduler<'a> {
             self.reporter.event(Event::Adopted {
                 stream: &rec.stream,
                 pid: identity.pid,
+                attempt: rec.attempt,
+                started_at: &rec.started_at,
             });
         }
         self.watch(rec);

@@ -25,7 +25,13 @@ pub enum Event<'a> {
         attempt: u32,
     },
     /// A worker launched by an earlier `start` is alive and is being watched.
-    Adopted { stream: &'a str, pid: i32 },
+    Adopted {
+        stream: &'a str,
+        pid: i32,
+        attempt: u32,
+        /// When it was started (RFC 3339, as recorded), for the live view's runtime.
+        started_at: &'a str,
+    },
     /// A worker ended.
     Exited {
         stream: &'a str,

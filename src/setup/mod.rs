@@ -9,17 +9,16 @@
 //! chmod-ed or replaced; every change made is reported.
 
 mod manifest;
-mod repo;
 pub mod templates;
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::git::RepoInfo;
 use crate::git::exclude;
 pub use crate::git::exclude::ensure_lines;
 use manifest::{Manifest, hash};
-use repo::RepoInfo;
 use templates::{TEMPLATES, Template, WATCH_STATUS_LINK, WATCH_STATUS_LINK_TARGET};
 
 use crate::error::Diagnostic;

@@ -72,6 +72,19 @@ pub struct TaskCounts {
     pub cancelled: u32,
 }
 
+/// Counts summed field by field (a stream's tasks over several records, streams over a
+/// dashboard).
+impl std::ops::AddAssign for TaskCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.total += o.total;
+        self.completed += o.completed;
+        self.in_progress += o.in_progress;
+        self.pending += o.pending;
+        self.blocked += o.blocked;
+        self.cancelled += o.cancelled;
+    }
+}
+
 impl TaskCounts {
     /// All tasks completed or cancelled, and at least one completed.
     pub fn is_complete(&self) -> bool {

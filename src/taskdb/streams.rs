@@ -204,13 +204,7 @@ impl StreamAccumulator {
             }
         }
         record.raw_dependencies.extend(other.raw_dependencies);
-        let (c, o) = (&mut record.counts, other.counts);
-        c.total += o.total;
-        c.completed += o.completed;
-        c.in_progress += o.in_progress;
-        c.pending += o.pending;
-        c.blocked += o.blocked;
-        c.cancelled += o.cancelled;
+        record.counts += other.counts;
         record.blocked.extend(other.blocked);
         record.paused |= other.paused;
     }

@@ -3,7 +3,9 @@
 //! The `ui` decides *how* things look, never *what* happens. The output mode is resolved once
 //! from the terminal, `CI`, `TERM` and the flags ([`OutputMode::resolve`]), so it can be tested.
 
+pub mod board;
 pub mod clean;
+pub mod live;
 pub mod mergeback;
 pub mod plan;
 pub mod progress;
@@ -49,6 +51,11 @@ pub struct Ui {
     pub err: Palette,
     pub quiet: bool,
     pub verbose: u8,
+    /// Whether stdout is a terminal (a one-shot `status` is fitted to its width; `logs --raw`
+    /// escapes what it prints there).
+    pub stdout_is_terminal: bool,
+    /// Whether the terminal's character set is UTF-8 (Unicode bars), else ASCII.
+    pub unicode: bool,
 }
 
 fn env_set(key: &str) -> bool {
@@ -70,6 +77,8 @@ impl Ui {
             err: Palette::new(colour(std::io::stderr().is_terminal())),
             quiet: global.quiet,
             verbose: global.verbose,
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+            unicode: unicode_locale(|key| std::env::var_os(key)) && !term_dumb,
         }
     }
 
@@ -81,6 +90,8 @@ impl Ui {
             err: Palette::new(false),
             quiet: false,
             verbose: 0,
+            stdout_is_terminal: false,
+            unicode: false,
         }
     }
 
@@ -94,31 +105,53 @@ impl Ui {
         let _ = out.flush();
     }
 
+    /// Writes bytes to stdout exactly as given (`logs --raw` when stdout is not a terminal).
+    pub fn print_bytes(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
     /// A diagnostic line on stderr (suppressed by `-q`), printed above any progress bars.
+    /// Diagnostics embed data (stream ids, paths, agent output): the text is escaped here,
+    /// keeping its line breaks, so no caller can let a control character through.
     pub fn info(&self, text: &str) {
         if !self.quiet {
-            self.eprint(text);
+            self.eprint(&printable_lines(text));
         }
     }
 
-    /// A warning on stderr (shown even with `-q`).
+    /// A warning on stderr (shown even with `-q`); escaped like [`Ui::info`].
     pub fn warn(&self, text: &str) {
-        self.eprint(&format!("{} {text}", self.err.warning("warning:")));
+        self.eprint(&format!(
+            "{} {}",
+            self.err.warning("warning:"),
+            printable_lines(text)
+        ));
     }
 
-    /// Renders a failed command: the error, its causes, and the hint.
+    /// Renders a failed command: the error, its causes, and the hint. Every part is escaped
+    /// (errors name streams, branches and paths); the colours are ours, added after.
     pub fn error(&self, err: &Error) {
         let mut chain = err.chain().into_iter();
         let mut text = format!(
             "{} {}",
             self.err.error("error:"),
-            chain.next().unwrap_or_default()
+            printable_lines(&chain.next().unwrap_or_default())
         );
         for cause in chain {
-            text.push_str(&format!("\n  {} {cause}", self.err.dim("caused by:")));
+            text.push_str(&format!(
+                "\n  {} {}",
+                self.err.dim("caused by:"),
+                printable_lines(&cause)
+            ));
         }
         if let Some(hint) = err.hint() {
-            text.push_str(&format!("\n{} {hint}", self.err.hint("hint:")));
+            text.push_str(&format!(
+                "\n{} {}",
+                self.err.hint("hint:"),
+                printable_lines(hint)
+            ));
         }
         self.eprint(&text);
     }
@@ -133,7 +166,7 @@ impl Ui {
 
 /// Logging through `tracing`, filtered by `ORCHESTRATE_LOG` (default: warnings; `-v` info,
 /// `-vv` debug), written above any progress bars.
-pub fn init_tracing(global: &GlobalArgs, ui: &Ui) {
+pub fn init_tracing(global: &GlobalArgs, _ui: &Ui) {
     use tracing_subscriber::EnvFilter;
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
@@ -143,9 +176,11 @@ pub fn init_tracing(global: &GlobalArgs, ui: &Ui) {
     };
     let filter =
         EnvFilter::try_from_env("ORCHESTRATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // No colour codes from the formatter: the writer escapes every control character in the
+    // event (which may quote data), and could not tell the formatter's codes from the data's.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ui.err.enabled())
+        .with_ansi(false)
         .with_target(false)
         .without_time()
         .with_writer(|| progress::SuspendWriter)
@@ -172,10 +207,57 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
-/// `word` quoted for a POSIX shell when it needs it, and escaped for the terminal: for the
-/// commands we print for the user to run.
+/// `text` escaped like [`printable`], except that line breaks are kept: for diagnostics and
+/// rendered log lines, which may span lines but must not carry any other control character.
+pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.split('\n')
+            .map(printable)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// `value` as pretty-printed JSON with every control character escaped. serde_json escapes
+/// U+0000–U+001F, as JSON requires, but leaves DEL and the C1 controls (U+007F–U+009F) raw, and
+/// a terminal takes U+009B for an escape sequence's start. They can only stand inside strings,
+/// where `\uXXXX` means the same character, so the document's meaning is unchanged.
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let text = serde_json::to_string_pretty(value).expect("our documents always serialise");
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Whether the locale's character set is UTF-8 (`LC_ALL`, else `LC_CTYPE`, else `LANG`, the
+/// first one set wins, as in C's `setlocale`): Unicode bar glyphs only then.
+pub fn unicode_locale(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|key| var(key).filter(|v| !v.is_empty()))
+        .is_some_and(|v| {
+            let v = v.to_string_lossy().to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        })
+}
+
+/// `word` quoted for a POSIX shell when it needs it, exact when pasted and with no control
+/// character but the line break ([`crate::cmdline::quote`]): for the commands we print for the
+/// user to run.
 pub fn shell_word(word: &str) -> String {
-    printable(&crate::cmdline::quote(word)).into_owned()
+    crate::cmdline::quote(word).into_owned()
 }
 
 /// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).
@@ -188,6 +270,29 @@ pub fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+/// Like [`interrupt_flag`], and also calls `wake` (from a helper thread, after the flag is
+/// set) so that a loop blocked on a channel notices Ctrl-C at once.
+pub fn interrupt_wake(
+    wake: impl Fn() + Send + 'static,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = interrupt_flag();
+    let seen = flag.clone();
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        let _ = std::thread::Builder::new()
+            .name("interrupt-wake".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    wake();
+                }
+            });
+    }
+    flag
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +301,43 @@ mod tests {
     fn printable_escapes_control_characters_only() {
         assert_eq!(printable("Stream-A ☃"), "Stream-A ☃");
         assert_eq!(printable("evil\u{1b}[2Jid\nx\t"), "evil\\u{1b}[2Jid\\nx\\t");
+    }
+
+    #[test]
+    fn json_escapes_c1_controls_and_keeps_its_meaning() {
+        let value = serde_json::json!({"id": "a\u{9b}2J\u{7f}\u{1b}b"});
+        let text = json(&value);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn printable_lines_keeps_line_breaks_only() {
+        assert_eq!(printable_lines("a\nb"), "a\nb");
+        assert_eq!(printable_lines("a\u{1b}[2J\nb\r\t"), "a\\u{1b}[2J\nb\\r\\t");
+    }
+
+    #[test]
+    fn unicode_follows_the_first_locale_variable_set() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(unicode_locale(env(&[("LANG", "en_US.UTF-8")])));
+        assert!(unicode_locale(env(&[("LC_ALL", "C.utf8"), ("LANG", "C")])));
+        assert!(!unicode_locale(env(&[
+            ("LC_ALL", "C"),
+            ("LANG", "en_US.UTF-8")
+        ])));
+        assert!(!unicode_locale(env(&[])));
     }
 
     #[test]

@@ -1,64 +1,125 @@
-//! `start`'s live view: one line per event, and on a terminal a bar per stream (completed
-//! tasks of total) drawn from the dispatcher's latest snapshot (the model's states), with the
-//! worker's latest activity; and the summary when the run ends.
+//! `start`'s view: one line per event, and on a terminal the live area (the same [`Board`] as
+//! `status --watch`) drawn from the dispatcher's latest snapshot, with each running worker's
+//! runtime and latest activity; and the summary when the run ends.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-use super::{OutputMode, Ui, printable as p, progress, reason};
-use crate::model::State;
+use super::board::{self, Board, Life, Row, WorkerCell};
+use super::live::LiveArea;
+use super::{OutputMode, Ui, printable as p, reason};
+use crate::graph::StreamGraph;
+use crate::model::{Model, State};
 use crate::scheduler::{Event, ExitSummary, Reporter, RunEnd, RunStats, Unfinished};
 
 pub struct RunView<'a> {
     ui: &'a Ui,
-    bars: HashMap<String, ProgressBar>,
-    /// Per stream: its state word and its worker's latest activity.
-    labels: HashMap<String, (State, Option<String>)>,
+    area: Option<LiveArea>,
+    /// Where the streams come from, for the board's first line (escaped).
+    source: String,
+    /// The rows of the last snapshot, without their worker cells and activity.
+    rows: Vec<Row>,
+    /// Each live worker: pid, attempt, since when.
+    workers: HashMap<String, (i32, u32, Option<SystemTime>)>,
+    /// Each running worker's latest activity (escaped).
+    activity: HashMap<String, String>,
 }
 
 impl<'a> RunView<'a> {
-    pub fn new(ui: &'a Ui) -> Self {
-        if ui.mode == OutputMode::Progress {
-            progress::show();
-        }
+    /// `source` is the board's first line ([`board::source_line`]).
+    pub fn new(ui: &'a Ui, source: String) -> Self {
+        let area = (ui.mode == OutputMode::Progress).then(|| LiveArea::start(ui.err, ui.unicode));
         Self {
             ui,
-            bars: HashMap::new(),
-            labels: HashMap::new(),
+            area,
+            source,
+            rows: Vec::new(),
+            workers: HashMap::new(),
+            activity: HashMap::new(),
         }
     }
 
-    /// Clears the bars (the summary follows as plain text).
+    /// Clears the live area (the summary follows as plain text).
     pub fn finish(self) {
-        for bar in self.bars.values() {
-            bar.finish_and_clear();
-            progress::area().remove(bar);
+        if let Some(area) = self.area {
+            area.finish(false);
         }
     }
 
-    fn redraw(&self, stream: &str) {
-        if let (Some(bar), Some((state, activity))) =
-            (self.bars.get(stream), self.labels.get(stream))
-        {
-            bar.set_message(match activity {
-                Some(a) if *state == State::Running => format!("{} · {}", state.as_str(), p(a)),
-                _ => state.as_str().to_string(),
-            });
-        }
+    /// Keeps the rows of a new snapshot.
+    fn take_snapshot(&mut self, graph: &StreamGraph, model: &Model) {
+        self.rows = graph
+            .streams()
+            .iter()
+            .zip(model.views())
+            .map(|(s, view)| Row {
+                id: p(s.id()).into_owned(),
+                depth: s.depth,
+                state: view.state,
+                tasks: s.record.counts,
+                worker: None,
+                note: board::reason_notes(view.reason.as_ref(), &s.record.blocked),
+                details: view
+                    .reason
+                    .as_ref()
+                    .map(reason::detail_lines)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let running: Vec<&str> = graph
+            .streams()
+            .iter()
+            .zip(model.views())
+            .filter(|(_, v)| matches!(v.state, State::Running | State::Preparing))
+            .map(|(s, _)| s.id())
+            .collect();
+        self.workers.retain(|s, _| running.contains(&s.as_str()));
+        self.activity.retain(|s, _| running.contains(&s.as_str()));
+    }
+
+    /// Hands the live area a board of the last snapshot with the workers' runtimes and
+    /// activity.
+    fn redraw(&self) {
+        let Some(area) = &self.area else {
+            return;
+        };
+        let ids: HashMap<String, &str> = self
+            .workers
+            .keys()
+            .chain(self.activity.keys())
+            .map(|s| (p(s).into_owned(), s.as_str()))
+            .collect();
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| {
+                let mut row = row.clone();
+                if row.state == State::Running
+                    && let Some(stream) = ids.get(&row.id)
+                {
+                    if let Some(&(pid, attempt, since)) = self.workers.get(*stream) {
+                        row.worker = Some(WorkerCell {
+                            pid,
+                            attempt,
+                            life: Life::Running(since),
+                            agent: Vec::new(),
+                        });
+                    }
+                    if let Some(activity) = self.activity.get(*stream) {
+                        row.note.insert(0, activity.clone());
+                    }
+                }
+                row
+            })
+            .collect();
+        area.show(Board::new(self.source.clone(), rows));
     }
 
     /// An event line; every piece of data in it was escaped where it was put in.
     fn line(&self, text: &str) {
         self.ui.info(text);
     }
-}
-
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:<14} [{bar:24}] {pos}/{len} {wide_msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("#>-")
 }
 
 /// "worker exited with code 0 (session …, cost $…, N turns)".
@@ -101,11 +162,28 @@ impl Reporter for RunView<'_> {
                     String::new()
                 };
                 self.line(&format!("started {} (pid {pid}{again})", p(stream)));
+                self.workers
+                    .insert(stream.to_string(), (pid, attempt, Some(SystemTime::now())));
+                self.activity.remove(stream);
+                self.redraw();
             }
-            Event::Adopted { stream, pid } => self.line(&format!(
-                "adopted {} (pid {pid}, started by another `orchestrate start`)",
-                p(stream)
-            )),
+            Event::Adopted {
+                stream,
+                pid,
+                attempt,
+                started_at,
+            } => {
+                self.line(&format!(
+                    "adopted {} (pid {pid}, started by another `orchestrate start`)",
+                    p(stream)
+                ));
+                let since = crate::state::time::parse_unix_millis(started_at)
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+                self.workers
+                    .insert(stream.to_string(), (pid, attempt, since));
+                self.redraw();
+            }
             Event::Exited { stream, summary } => {
                 self.line(&format!("{}: {}", p(stream), exit_words(summary)))
             }
@@ -143,36 +221,14 @@ impl Reporter for RunView<'_> {
                 None => self.line(&p(&text)),
             },
             Event::Activity { stream, text } => {
-                if let Some(label) = self.labels.get_mut(stream) {
-                    label.1 = Some(text);
-                }
-                self.redraw(stream);
+                self.activity
+                    .insert(stream.to_string(), p(&text).into_owned());
+                self.redraw();
             }
             Event::Snapshot { graph, model } => {
-                if self.ui.mode != OutputMode::Progress {
-                    return;
-                }
-                for (s, view) in graph.streams().iter().zip(model.views()) {
-                    let bar = self.bars.entry(s.id().to_string()).or_insert_with(|| {
-                        let bar = progress::area().add(ProgressBar::new(0));
-                        bar.set_style(bar_style());
-                        bar.set_prefix(p(s.id()).into_owned());
-                        bar
-                    });
-                    let counts = s.record.counts;
-                    bar.set_length(u64::from(counts.total));
-                    bar.set_position(u64::from(counts.completed + counts.cancelled));
-                    let label = self
-                        .labels
-                        .entry(s.id().to_string())
-                        .or_insert((view.state, None));
-                    if label.0 != view.state {
-                        *label = (view.state, None);
-                    }
-                }
-                let ids: Vec<String> = graph.streams().iter().map(|s| s.id().to_string()).collect();
-                for id in ids {
-                    self.redraw(&id);
+                if self.area.is_some() {
+                    self.take_snapshot(graph, model);
+                    self.redraw();
                 }
             }
         }

@@ -1,13 +1,13 @@
-//! Rendering the dashboard: plain aligned text, the versioned JSON document, and live bars.
+//! Rendering the dashboard: the versioned JSON document, and the [`Board`] every other view
+//! draws (plain text, once on a terminal, live with `--watch`).
 
-use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-use super::{Palette, Ui, progress};
+use super::board::{self, Board, Life, Look, Row, WorkerCell};
+use super::live::LiveArea;
+use super::{Palette, Ui, printable as p};
 use crate::dashboard::{Dashboard, StreamStatus};
 use crate::error::Error;
-use crate::model::State as StreamState;
 
 /// The `--json` format version; bump on any incompatible change (see docs/status-json.md).
 pub const JSON_VERSION: u32 = 2;
@@ -37,104 +37,79 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         warnings: &d.warnings,
         merge_back,
     };
-    serde_json::to_string_pretty(&doc).expect("the dashboard always serialises")
+    super::json(&doc)
 }
 
-fn state_colour(p: &Palette, state: StreamState, text: &str) -> String {
-    match state {
-        StreamState::Complete => p.good(text),
-        StreamState::Running | StreamState::Preparing | StreamState::Verifying => p.busy(text),
-        StreamState::Failed => p.bad(text),
-        StreamState::Blocked
-        | StreamState::NeedsAttention
-        | StreamState::Stopped
-        | StreamState::Skipped
-        | StreamState::Paused
-        | StreamState::Parked
-        | StreamState::BudgetReached => p.caution(text),
-        StreamState::Cancelled | StreamState::Waiting => p.dim(text),
-        StreamState::Ready => text.to_string(),
+/// The dashboard as a [`Board`]: the one look every view draws.
+pub fn board(d: &Dashboard) -> Board {
+    let rows = d
+        .streams
+        .iter()
+        .map(|s| {
+            let mut note = board::reason_notes(s.reason.as_ref(), &s.blocked_tasks);
+            if let Some(branch) = &s.branch {
+                note.push(branch_note(branch, s.commits_since_base));
+            }
+            Row {
+                id: p(&s.id).into_owned(),
+                depth: s.depth,
+                state: s.state,
+                tasks: s.tasks,
+                worker: s.worker.as_ref().map(worker_cell),
+                note,
+                details: s
+                    .reason
+                    .as_ref()
+                    .map(super::reason::detail_lines)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    Board::new(
+        board::source_line(d.workspace.as_deref(), &d.db, d.source.as_ref()),
+        rows,
+    )
+}
+
+/// "stream/A: 3 commits since its base" (the branch's own work; the merge-back section says
+/// how far it is ahead of the target).
+fn branch_note(branch: &str, since_base: Option<usize>) -> String {
+    match since_base {
+        Some(n) => format!(
+            "{}: {n} commit{} since its base",
+            p(branch),
+            if n == 1 { "" } else { "s" }
+        ),
+        None => format!("branch {}", p(branch)),
     }
 }
 
-fn overall_line(d: &Dashboard) -> String {
-    let o = &d.overall;
-    let mut line = format!(
-        "overall: {}/{} tasks done ({}%) · {}/{} streams complete",
-        o.tasks.completed + o.tasks.cancelled,
-        o.tasks.total,
-        o.percent,
-        o.complete,
-        o.streams
-    );
-    if o.running > 0 {
-        let _ = write!(line, " · {} running", o.running);
-    }
-    if o.failed > 0 {
-        let _ = write!(line, " · {} failed", o.failed);
-    }
-    if o.need_a_person > 0 {
-        let _ = write!(
-            line,
-            " · {} need{} a person",
-            o.need_a_person,
-            if o.need_a_person == 1 { "s" } else { "" }
-        );
-    }
-    line
-}
-
-/// The header: which store, which file, how it was found.
-fn source_line(d: &Dashboard) -> String {
-    let db = match &d.workspace {
-        Some(ws) => format!("workspace {ws} · {}", d.db.display()),
-        None => format!("database {}", d.db.display()),
-    };
-    match &d.source {
-        Some(src) => format!("{} · {db} ({})", src.kind.describe(), src.how),
-        None => db,
-    }
-}
-
-fn ascii_bar(done: u32, total: u32, width: usize) -> String {
-    let filled = if total == 0 {
-        0
-    } else {
-        (done as usize * width) / total as usize
-    };
-    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
-}
-
-/// "pid 123 running 4m 10s", "pid 123 exited 0 after 12s", … with the attempt when retried.
-fn worker_note(w: &crate::state::WorkerInfo) -> String {
+/// A worker row of the state store as the board's worker cell.
+fn worker_cell(w: &crate::state::WorkerInfo) -> WorkerCell {
     use crate::state::{WorkerState, time};
-    let started = time::parse_unix_millis(&w.started_at);
-    let ended = match w.state {
-        WorkerState::Running => time::parse_unix_millis(&time::now_rfc3339()),
-        _ => w.ended_at.as_deref().and_then(time::parse_unix_millis),
+    let at = |text: &str| {
+        time::parse_unix_millis(text)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
     };
-    let ran = match (started, ended) {
-        (Some(s), Some(e)) if e >= s => Some(human_duration(((e - s) / 1000) as u64)),
+    let started = at(&w.started_at);
+    let ran = match (started, w.ended_at.as_deref().and_then(at)) {
+        (Some(s), Some(e)) => e.duration_since(s).ok().map(board::runtime),
         _ => None,
     };
-    let mut note = format!("pid {} ", w.pid);
-    note.push_str(&match (w.state, ran) {
-        (WorkerState::Running, Some(ran)) => format!("running {ran}"),
-        (WorkerState::Running, None) => "running".into(),
-        (WorkerState::Exited, ran) => {
-            let code = w.exit_code.map(|c| format!(" {c}")).unwrap_or_default();
-            ran.map_or(format!("exited{code}"), |ran| {
-                format!("exited{code} after {ran}")
-            })
-        }
-        (WorkerState::Stopped, ran) => {
-            ran.map_or("stopped".into(), |ran| format!("stopped after {ran}"))
-        }
-        (WorkerState::Lost, _) => "lost (ended without a record)".into(),
-    });
-    if w.attempt > 1 {
-        note.push_str(&format!(" (attempt {})", w.attempt));
-    }
+    let after = |words: String| match &ran {
+        Some(ran) => format!("{words} after {ran}"),
+        None => words,
+    };
+    let life = match w.state {
+        WorkerState::Running => Life::Running(started),
+        WorkerState::Exited => Life::Ended(after(match w.exit_code {
+            Some(code) => format!("exited {code}"),
+            None => "exited".into(),
+        })),
+        WorkerState::Stopped => Life::Ended(after("stopped".into())),
+        WorkerState::Lost => Life::Ended("lost (ended without a record)".into()),
+    };
     let mut agent = Vec::new();
     if let Some(cost) = w.cost_usd {
         agent.push(format!("${cost:.4}"));
@@ -143,245 +118,87 @@ fn worker_note(w: &crate::state::WorkerInfo) -> String {
         agent.push(format!("{turns} turns"));
     }
     if let Some(session) = &w.session_id {
-        agent.push(format!("session {session}"));
+        agent.push(format!("session {}", p(session)));
     }
-    if !agent.is_empty() {
-        note.push_str(&format!(", {}", agent.join(", ")));
-    }
-    note
-}
-
-/// `42s`, `3m 05s`, `2h 07m`.
-fn human_duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
-        s => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    WorkerCell {
+        pid: w.pid,
+        attempt: w.attempt,
+        life,
+        agent,
     }
 }
 
-/// What a stream's last column says: worker, why (typed reason in words), branch.
-fn note(s: &StreamStatus) -> String {
-    let mut parts = Vec::new();
-    if let Some(w) = &s.worker {
-        parts.push(worker_note(w));
-    }
-    if let Some(reason) = &s.reason {
-        parts.push(super::reason::summary(reason));
-    } else if !s.blocked_tasks.is_empty() {
-        // Ready with some tasks blocked: the worker does what it can; say which wait.
-        let titles: Vec<String> = s
-            .blocked_tasks
-            .iter()
-            .map(|b| super::printable(&b.title).into_owned())
-            .collect();
-        parts.push(format!("blocked tasks: {}", titles.join(", ")));
-    }
-    if let Some(branch) = &s.branch {
-        let branch = super::printable(branch);
-        match s.commits_since_base {
-            Some(n) => parts.push(format!(
-                "{branch}: {n} commit{} since its base",
-                if n == 1 { "" } else { "s" }
-            )),
-            None => parts.push(format!("branch {branch}")),
-        }
-    }
-    parts.join("; ")
-}
-
-/// Plain aligned text, grouped by depth, deterministic (depth, then id); no escape codes unless
-/// `palette` has colour on.
+/// Plain aligned text, grouped by depth, deterministic (depth, then id), ASCII bars, full
+/// lines; no escape codes unless `palette` has colour on. For a pipe or a file.
 pub fn render_plain(d: &Dashboard, palette: &Palette) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", super::printable(&source_line(d)));
-    let _ = writeln!(out, "{}", overall_line(d));
-    let id_w = d
-        .streams
-        .iter()
-        .map(|s| super::printable(&s.id).chars().count())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let state_w = 11;
-    let mut depth = None;
-    for s in &d.streams {
-        if depth != Some(s.depth) {
-            depth = Some(s.depth);
-            let _ = writeln!(out, "\n{}", palette.bold(&format!("level {}", s.depth)));
-            let _ = writeln!(
-                out,
-                "  {:id_w$}  {:state_w$}  {:12}  {:>7}  {:>4}  {:>4}  {:>4}  NOTE",
-                "STREAM", "STATE", "PROGRESS", "DONE", "RUN", "PEND", "BLKD"
-            );
-        }
-        let t = &s.tasks;
-        let done = t.completed + t.cancelled;
-        let state = format!("{:state_w$}", s.state.as_str());
-        let line = format!(
-            "  {:id_w$}  {}  {}  {:>7}  {:>4}  {:>4}  {:>4}  {}",
-            super::printable(&s.id),
-            state_colour(palette, s.state, &state),
-            ascii_bar(done, t.total, 10),
-            format!("{done}/{}", t.total),
-            t.in_progress,
-            t.pending,
-            t.blocked,
-            note(s),
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    out
+    let look = Look {
+        palette: *palette,
+        unicode: false,
+        width: None,
+    };
+    board::render(&board(d), &look, SystemTime::now()) + "\n"
 }
 
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("  {prefix} {bar:20.cyan/blue} {pos:>3}/{len:3} {msg}")
-        .expect("the template is valid")
-        .progress_chars("█▉▊▋▌▍▎▏░")
+/// The dashboard once, for stdout on a terminal: the live view's look (Unicode bars where the
+/// terminal allows), every line fitted to the terminal's width, written in one piece.
+pub fn render_for_terminal(d: &Dashboard, ui: &Ui) -> String {
+    let look = Look {
+        palette: ui.out,
+        unicode: ui.unicode,
+        width: console::Term::stdout()
+            .size_checked()
+            .map(|(_, cols)| usize::from(cols)),
+    };
+    board::render(&board(d), &look, SystemTime::now()) + "\n"
 }
 
-fn header_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg}").expect("the template is valid")
-}
-
-/// The bars of one dashboard, added to the progress area.
-struct Bars {
-    bars: Vec<ProgressBar>,
-    /// The stream ids the bars were built for; a change rebuilds them.
-    layout: Vec<(usize, String)>,
-}
-
-impl Bars {
-    fn build(d: &Dashboard) -> Self {
-        let area = progress::area();
-        let mut bars = vec![area.add(ProgressBar::new(0).with_style(header_style()))];
-        let mut depth = None;
-        for s in &d.streams {
-            if depth != Some(s.depth) {
-                depth = Some(s.depth);
-                bars.push(area.add(ProgressBar::new(0).with_style(header_style())));
-            }
-            bars.push(area.add(ProgressBar::new(0).with_style(bar_style())));
-        }
-        Self {
-            bars,
-            layout: layout(d),
-        }
-    }
-
-    fn update(&self, d: &Dashboard, p: &Palette) {
-        let id_w = d
-            .streams
-            .iter()
-            .map(|s| super::printable(&s.id).chars().count())
-            .max()
-            .unwrap_or(6);
-        let mut bars = self.bars.iter();
-        let mut next = || bars.next().expect("one bar per line of the layout");
-        let source = super::printable(&source_line(d)).into_owned();
-        next().set_message(format!("{}\n{}", p.dim(&source), p.bold(&overall_line(d))));
-        let mut depth = None;
-        for s in &d.streams {
-            if depth != Some(s.depth) {
-                depth = Some(s.depth);
-                next().set_message(p.bold(&format!("level {}", s.depth)));
-            }
-            let bar = next();
-            let t = &s.tasks;
-            bar.set_length(u64::from(t.total));
-            bar.set_position(u64::from(t.completed + t.cancelled));
-            bar.set_prefix(format!(
-                "{:id_w$} {}",
-                super::printable(&s.id),
-                state_colour(p, s.state, &format!("{:11}", s.state.as_str()))
-            ));
-            bar.set_message(format!(
-                "run {} pend {} blkd {}  {}",
-                t.in_progress,
-                t.pending,
-                t.blocked,
-                note(s)
-            ));
-        }
-    }
-
-    fn clear(self) {
-        for b in self.bars {
-            b.finish_and_clear();
-            progress::area().remove(&b);
-        }
-    }
-}
-
-fn layout(d: &Dashboard) -> Vec<(usize, String)> {
-    d.streams.iter().map(|s| (s.depth, s.id.clone())).collect()
-}
-
-/// Draws the dashboard once as bars on a terminal, and leaves it on screen.
-pub fn draw_bars_once(d: &Dashboard, ui: &Ui) {
-    progress::show();
-    let bars = Bars::build(d);
-    bars.update(d, &ui.err);
-    for b in &bars.bars {
-        b.abandon();
-    }
-}
-
-/// The `--watch` view: bars on a terminal, otherwise a fresh plain dashboard per change.
+/// The `--watch` view: the live area on a terminal, otherwise a fresh plain dashboard on
+/// stdout each time it looks different.
 pub struct LiveView<'a> {
     ui: &'a Ui,
-    bars: Option<Bars>,
+    area: Option<LiveArea>,
     last_plain: Option<String>,
 }
 
 impl<'a> LiveView<'a> {
     pub fn new(ui: &'a Ui) -> Self {
-        if ui.mode == super::OutputMode::Progress {
-            progress::show();
-        }
+        let area =
+            (ui.mode == super::OutputMode::Progress).then(|| LiveArea::start(ui.err, ui.unicode));
         Self {
             ui,
-            bars: None,
+            area,
             last_plain: None,
         }
     }
 
     pub fn show(&mut self, d: &Dashboard) {
-        if self.ui.mode == super::OutputMode::Plain {
-            // In plain mode print only when something changed: a log, not a flicker.
-            let text = render_plain(d, &self.ui.out);
-            if self.last_plain.as_deref() != Some(text.as_str()) {
-                self.ui.print(&text);
-                self.last_plain = Some(text);
+        match &self.area {
+            Some(area) => area.show(board(d)),
+            None => {
+                // A log, not a flicker: print only when something changed.
+                let text = render_plain(d, &self.ui.out);
+                if self.last_plain.as_deref() != Some(text.as_str()) {
+                    self.ui.print(&text);
+                    self.last_plain = Some(text);
+                }
             }
-            return;
         }
-        if self.bars.as_ref().is_some_and(|b| b.layout != layout(d))
-            && let Some(bars) = self.bars.take()
-        {
-            bars.clear();
-        }
-        let bars = self.bars.get_or_insert_with(|| Bars::build(d));
-        bars.update(d, &self.ui.err);
     }
 
     /// Shows why there is nothing to draw (no database yet, no streams), and keeps waiting.
     pub fn show_problem(&mut self, err: &Error) {
         let text = format!("{err} (waiting for it to change)");
         if self.last_plain.as_deref() != Some(text.as_str()) {
-            if let Some(bars) = self.bars.take() {
-                bars.clear();
-            }
+            // Above the live area, which keeps the last board it had.
             self.ui.info(&text);
             self.last_plain = Some(text);
         }
     }
 
+    /// Leaves the last frame on screen.
     pub fn finish(self) {
-        if let Some(bars) = self.bars {
-            for b in &bars.bars {
-                b.abandon();
-            }
+        if let Some(area) = self.area {
+            area.finish(true);
         }
     }
 }
@@ -406,31 +223,202 @@ mod tests {
         }
     }
 
+    fn words(w: &WorkerInfo) -> String {
+        worker_cell(w).words(SystemTime::now())
+    }
+
     #[test]
     fn worker_notes_say_what_happened_and_for_how_long() {
         assert_eq!(
-            worker_note(&worker(WorkerState::Exited, Some(0), 1)),
-            "pid 42 exited 0 after 3m 05s"
+            words(&worker(WorkerState::Exited, Some(0), 1)),
+            "pid 42 exited 0 after 3 minutes"
         );
         assert_eq!(
-            worker_note(&worker(WorkerState::Stopped, None, 2)),
-            "pid 42 stopped after 3m 05s (attempt 2)"
+            words(&worker(WorkerState::Stopped, None, 2)),
+            "pid 42 stopped after 3 minutes (attempt 2)"
         );
         assert_eq!(
-            worker_note(&worker(WorkerState::Lost, None, 1)),
+            words(&worker(WorkerState::Lost, None, 1)),
             "pid 42 lost (ended without a record)"
         );
-        assert!(worker_note(&worker(WorkerState::Running, None, 1)).starts_with("pid 42 running "));
-        assert_eq!(human_duration(7325), "2h 02m");
+        let running = worker_cell(&worker(WorkerState::Running, None, 1));
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        assert_eq!(
+            running.words(start + Duration::from_secs(42)),
+            "pid 42 running 42 seconds"
+        );
         let agent = WorkerInfo {
-            session_id: Some("9f1c".into()),
+            session_id: Some("9f1c\u{1b}[2J".into()),
             cost_usd: Some(0.4216),
             turns: Some(12),
             ..worker(WorkerState::Exited, Some(0), 1)
         };
         assert_eq!(
-            worker_note(&agent),
-            "pid 42 exited 0 after 3m 05s, $0.4216, 12 turns, session 9f1c"
+            words(&agent),
+            "pid 42 exited 0 after 3 minutes, $0.4216, 12 turns, session 9f1c\\u{1b}[2J"
         );
+    }
+
+    const DOC: &str = include_str!("../../docs/status-json.md");
+
+    fn serde_name<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// docs/status-json.md lists the states in the model's precedence order, twice (the
+    /// machine-read comment and the numbered list), and names every reason kind and cause.
+    #[test]
+    fn the_json_doc_matches_the_model() {
+        use crate::model::{
+            Attention, Block, ExitStatus, Failure, Park, ParkCause, Reason, State, VerifyRun,
+        };
+        let park = |cause| Park {
+            until: 2,
+            since: 1,
+            cause,
+            session_id: None,
+        };
+        let verify = || VerifyRun {
+            command: "make test".into(),
+            exit: Some(ExitStatus::Code { code: 1 }),
+            output_lines: vec![],
+            attempts: 1,
+        };
+        let all: Vec<String> = State::ALL.iter().map(serde_name).collect();
+        let listed = DOC
+            .lines()
+            .find_map(|l| l.strip_prefix("<!-- states: "))
+            .and_then(|l| l.strip_suffix(" -->"))
+            .expect("the states comment");
+        assert_eq!(listed.split(' ').collect::<Vec<_>>(), all);
+        let numbered: Vec<String> = DOC
+            .lines()
+            .filter_map(|l| {
+                let (n, rest) = l.split_once(". `")?;
+                n.parse::<usize>().ok()?;
+                Some(rest.split('`').next()?.to_string())
+            })
+            .collect();
+        assert_eq!(numbered, all);
+        assert!(DOC.contains(&format!("format version {JSON_VERSION}")));
+
+        let exited = Failure::Exited {
+            attempts: 1,
+            exit: ExitStatus::Lost,
+            agent_error: None,
+            log_lines: vec![],
+        };
+        let reasons = [
+            Reason::Waiting { on: vec![] },
+            Reason::BlockedTasks { tasks: vec![] },
+            Reason::Blocked(Block::BaseConflict {
+                branches: vec![],
+                paths: vec![],
+                tips: vec![],
+            }),
+            Reason::Blocked(Block::WorktreeInTheWay {
+                path: "/w".into(),
+                branch: "b".into(),
+            }),
+            Reason::Blocked(Block::CheckedOutElsewhere {
+                branch: "b".into(),
+                path: "/w".into(),
+            }),
+            Reason::NeedsAttention(Attention::DirtyFinish {
+                dir: "/w".into(),
+                files: vec![],
+            }),
+            Reason::NeedsAttention(Attention::LeftBranch {
+                dir: "/w".into(),
+                branch: "b".into(),
+                head_branch: None,
+                head: "0".into(),
+            }),
+            Reason::Failed(exited),
+            Reason::Failed(Failure::CannotRun {
+                program: "p".into(),
+                detail: "d".into(),
+            }),
+            Reason::Failed(Failure::Prepare { detail: "d".into() }),
+            Reason::Failed(Failure::BadTaskData { what: "w".into() }),
+            Reason::Failed(Failure::Legacy { text: "t".into() }),
+            Reason::Stopped,
+            Reason::Skipped {
+                dependency: "A".into(),
+                dependency_state: State::Failed,
+            },
+            Reason::Paused,
+            Reason::Parked {
+                park: park(ParkCause::UsageLimit {
+                    limit_type: None,
+                    reset_known: false,
+                    message: "m".into(),
+                }),
+                hit_by: None,
+            },
+            Reason::Parked {
+                park: park(ParkCause::Overloaded {
+                    status: 529,
+                    tries: 1,
+                    message: "m".into(),
+                }),
+                hit_by: Some("A".into()),
+            },
+            Reason::VerifyFailed(verify()),
+            Reason::Failed(Failure::VerifyFailed { verify: verify() }),
+            Reason::Failed(Failure::BudgetExceeded {
+                message: "m".into(),
+            }),
+            Reason::Failed(Failure::Unavailable {
+                status: 500,
+                tries: 3,
+                message: "m".into(),
+            }),
+            Reason::BudgetReached,
+        ];
+        // Every key and every tag value, nested ones too, is named in the doc.
+        fn documented(json: &serde_json::Value) {
+            let Some(object) = json.as_object() else {
+                return;
+            };
+            for (key, value) in object {
+                let named = |word: &str| {
+                    DOC.contains(&format!("`{word}`")) || DOC.contains(&format!("\"{word}\""))
+                };
+                assert!(named(key), "field {key} undocumented");
+                if let ("kind" | "cause" | "how", Some(tag)) = (key.as_str(), value.as_str()) {
+                    assert!(named(tag), "{key} {tag} undocumented");
+                }
+                documented(value);
+            }
+        }
+        for reason in &reasons {
+            documented(&serde_json::to_value(reason).unwrap());
+        }
+        for exit in [
+            ExitStatus::Code { code: 1 },
+            ExitStatus::Signal { signal: 9 },
+            ExitStatus::Lost,
+        ] {
+            let json = serde_json::to_string(&exit).unwrap();
+            let how = serde_json::to_value(exit).unwrap()["how"].clone();
+            assert!(
+                DOC.contains(&format!("\"how\": {how}")),
+                "{json} undocumented"
+            );
+        }
+    }
+
+    #[test]
+    fn branches_say_their_commits_are_since_their_base() {
+        assert_eq!(
+            branch_note("stream/A", Some(1)),
+            "stream/A: 1 commit since its base"
+        );
+        assert_eq!(branch_note("stream/A", None), "branch stream/A");
     }
 }

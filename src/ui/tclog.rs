@@ -129,7 +129,7 @@ fn entry_of(event: &Event<'_>) -> Option<Entry> {
             "worker_started".to_string(),
             format!("worker started (attempt {attempt}, pid {pid})"),
         ),
-        Event::Adopted { stream, pid } => (
+        Event::Adopted { stream, pid, .. } => (
             *stream,
             "worker_adopted".to_string(),
             format!("worker pid {pid}, started by another `orchestrate start`, is watched"),

@@ -1,5 +1,5 @@
 //! `orchestrate logs`: stream-json rendered or raw, `-f` following until the worker ends, and
-//! an unknown stream listing the known ones.
+//! a stream that has no log told apart from a name that matches no stream.
 
 use crate::start::{Fake, LONG, wait_exit};
 use crate::support::{TestEnv, wait_for};
@@ -43,18 +43,21 @@ fn logs_render_stream_json_and_raw_prints_it_as_written() {
 }
 
 #[test]
-fn unknown_stream_lists_the_known_ones() {
+fn a_stream_without_a_log_and_an_unknown_name_are_told_apart() {
+    use orchestrate::exit_codes::{FAILURE, NO_STREAMS};
     let fake = one_stream();
-    let run = fake.run(&["logs", "Stream-A"]).expect_code(4);
+    let run = fake.run(&["logs", "Stream-A"]).expect_code(FAILURE);
     assert!(
-        run.stderr().contains("no worker has run"),
+        run.stderr().contains("stream `Stream-A` has no log yet")
+            && run.stderr().contains("no worker has run for it"),
         "{}",
         run.stderr()
     );
     fake.run(&["start"]).success();
-    let run = fake.run(&["logs", "Stream-Q"]).expect_code(4);
+    let run = fake.run(&["logs", "Stream-Q"]).expect_code(NO_STREAMS);
     assert!(
-        run.stderr().contains("streams with a log: Stream-A"),
+        run.stderr()
+            .contains("no stream named `Stream-Q` (did you mean `Stream-A`?)"),
         "{}",
         run.stderr()
     );

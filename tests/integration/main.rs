@@ -25,4 +25,6 @@ mod status;
 mod stop;
 mod task;
 mod tc_store;
+mod terminal;
+mod ui_views;
 mod worktrees;

@@ -87,7 +87,9 @@ fn merges_complete_streams_in_dependency_order() {
         "the preview is made in memory"
     );
     assert!(preview.contains("Merge-back into main"), "{preview}");
-    assert!(preview.contains("1. Stream-A (stream/Stream-A) 1 commit ahead: merges cleanly"));
+    assert!(
+        preview.contains("1. Stream-A (stream/Stream-A) 1 commit ahead of main: merges cleanly")
+    );
     assert_eq!(
         env.git(&["rev-parse", "HEAD"]),
         env.git(&["rev-parse", "main"])
@@ -138,7 +140,7 @@ fn stops_at_a_conflict_with_the_tree_and_index_unchanged() {
     let env = diamond_branches(true);
     let preview = env.run(&["merge", "--dry-run"]).success().stdout();
     assert!(
-        preview.contains("Stream-C (stream/Stream-C) 3 commits ahead: conflicts in 1 file"),
+        preview.contains("Stream-C (stream/Stream-C) 3 commits ahead of main: conflicts in 1 file"),
         "{preview}"
     );
     assert!(preview.contains("conflict: shared.txt"), "{preview}");

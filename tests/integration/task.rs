@@ -131,9 +131,10 @@ fn list_defaults_to_the_workers_stream_and_lists_ids_first() {
     assert_eq!(all.as_array().unwrap().len(), 3);
     let run = env
         .run(&["task", "list", "--stream", "Nope"])
-        .expect_code(4);
+        .expect_code(orchestrate::exit_codes::NO_STREAMS);
     assert!(
-        run.stderr().contains("known streams: A, B"),
+        run.stderr().contains("no stream named `Nope`")
+            && run.stderr().contains("the streams are: A, B"),
         "{}",
         run.stderr()
     );

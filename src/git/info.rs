@@ -1,6 +1,6 @@
 //! The little set-up needs to know about the project's git repository: whether there is one,
 //! where its `info/exclude` lives, and whether a path is tracked (tracked files are never
-//! edited). Read-only; everything that changes git state lives in `git/`.
+//! edited). Read-only.
 
 use std::path::{Path, PathBuf};
 
@@ -30,4 +30,9 @@ impl RepoInfo {
             .as_ref()
             .is_some_and(|index| index.get_path(Path::new(rel), 0).is_some())
     }
+}
+
+/// Whether `name` is a valid full ref name (`refs/heads/…`) for git.
+pub fn is_valid_ref_name(name: &str) -> bool {
+    git2::Reference::is_valid_name(name)
 }
