@@ -83,6 +83,8 @@ fn main() {
             &worker_cmd(),
         ])
         .env("BENCH_MARKS", &marks)
+        // Sandboxed workers (the default) may write their marks.
+        .env("ORCHESTRATE_SANDBOX_WRITABLE", &marks)
         .output()
         .unwrap();
     let wall = started.elapsed();

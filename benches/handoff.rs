@@ -7,7 +7,11 @@
 //! `updated_at` (set inside the write transaction, millisecond resolution); the start moment is
 //! the worker's first action (`date +%s.%N`). Target: median ≤ 50 ms, p95 ≤ 150 ms.
 //!
-//! Run: `cargo bench --bench handoff` (about 3 minutes; `HANDOFF_QUICK=1` for one run each).
+//! Then the sandbox's cost: the same handoffs with `--sandbox landlock` and `--sandbox off`,
+//! runs alternating in one process, and the difference of the medians. Target: ≤ 2 ms.
+//!
+//! Run: `cargo bench --bench handoff` (about 4 minutes; `HANDOFF_QUICK=1` for one run each,
+//! `HANDOFF_SANDBOX_ONLY=1` for the sandbox's part alone).
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -48,8 +52,8 @@ fn diamond() -> Topology {
     ]
 }
 
-/// Runs `topology` once; returns every handoff latency.
-fn run_once(topology: &Topology, linger_secs: u32) -> Vec<Duration> {
+/// Runs `topology` once with `--sandbox MODE`; returns every handoff latency.
+fn run_once(topology: &Topology, linger_secs: u32, sandbox: &str) -> Vec<Duration> {
     let mut env = TestEnv::new();
     for (id, deps) in topology {
         let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
@@ -70,8 +74,11 @@ fn run_once(topology: &Topology, linger_secs: u32) -> Vec<Duration> {
             "0",
             "--worker-cmd",
             &worker_cmd(),
+            "--sandbox",
+            sandbox,
         ])
         .env("BENCH_MARKS", &marks)
+        .env("ORCHESTRATE_SANDBOX_WRITABLE", &marks)
         .env("BENCH_LINGER", linger_secs.to_string())
         .output()
         .unwrap();
@@ -110,14 +117,110 @@ fn run_once(topology: &Topology, linger_secs: u32) -> Vec<Duration> {
 
 fn main() {
     let quick = std::env::var_os("HANDOFF_QUICK").is_some();
+    if std::env::var_os("HANDOFF_SANDBOX_ONLY").is_some() {
+        return sandbox_overhead(quick);
+    }
     println!("## handoff latency (stagger 0)\n\n{TABLE_HEADER}");
     for (variant, linger) in [("worker keeps running 5 s", 5), ("worker exits at once", 0)] {
         for (name, topology, runs) in [("chain of 10", chain(10), 2), ("diamond", diamond(), 5)] {
             let runs = if quick { 1 } else { runs };
             let samples: Vec<Duration> = (0..runs)
-                .flat_map(|_| run_once(&topology, linger))
+                .flat_map(|_| run_once(&topology, linger, "auto"))
                 .collect();
             println!("{}", Stats::of(&samples).row(&format!("{name}, {variant}")));
         }
     }
+    sandbox_overhead(quick);
+}
+
+/// Handoffs with and without the sandbox, alternating so that both see the same machine.
+fn sandbox_overhead(quick: bool) {
+    let support = orchestrate::worker::sandbox::Support::probe();
+    if support.abi().is_none() {
+        println!("\nsandbox overhead: skipped, {}", support.describe());
+        return;
+    }
+    println!(
+        "\n## sandbox overhead ({}), worker exits at once\n\n{TABLE_HEADER}",
+        support.describe()
+    );
+    for (name, topology, runs) in [("chain of 10", chain(10), 6), ("diamond", diamond(), 15)] {
+        let runs = if quick { 1 } else { runs };
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            on.extend(run_once(&topology, 0, "landlock"));
+            off.extend(run_once(&topology, 0, "off"));
+        }
+        let (on, off) = (Stats::of(&on), Stats::of(&off));
+        println!("{}", on.row(&format!("{name}, --sandbox landlock")));
+        println!("{}", off.row(&format!("{name}, --sandbox off")));
+        println!(
+            "{}",
+            difference(&format!("{name}: landlock − off"), &on, &off)
+        );
+    }
+    launch_step(quick);
+}
+
+fn difference(label: &str, on: &Stats, off: &Stats) -> String {
+    format!(
+        "| {label} | | {:+.2} | {:+.2} | {:+.2} | {:+.2} |",
+        on.min - off.min,
+        on.median - off.median,
+        on.p95 - off.p95,
+        on.max - off.max
+    )
+}
+
+/// The launch step alone, less noisy than a whole run: a worker's `__sandbox` wrapper (the
+/// plan a stream in a worktree gets) exec'ing `true`, against `true` spawned directly.
+fn launch_step(quick: bool) {
+    use orchestrate::worker::sandbox::{Mode, Place, Policy, Support};
+    let env = TestEnv::new();
+    env.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "stream/A",
+        ".claude/worktrees/A",
+    ]);
+    let project = orchestrate::project::Project {
+        root: env.root.clone(),
+    };
+    let policy = Policy {
+        mode: Mode::Landlock,
+        support: Support::probe(),
+        extra: Vec::new(),
+        exe: env!("CARGO_BIN_EXE_orchestrate").into(),
+    };
+    let dir = env.root.join(".claude/worktrees/A");
+    let plan = policy
+        .plan(&Place {
+            project: &project,
+            stream: "A",
+            dir: &dir,
+            db: Some(&env.db_path()),
+        })
+        .expect("landlock is supported");
+    let (wrapped, _) = plan.worker_launch(vec!["true".into()], None);
+    let time = |argv: &[std::ffi::OsString]| {
+        let started = std::time::Instant::now();
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        started.elapsed()
+    };
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..if quick { 20 } else { 300 } {
+        on.push(time(&wrapped));
+        off.push(time(&["true".into()]));
+    }
+    let (on, off) = (Stats::of(&on), Stats::of(&off));
+    println!("\n## the launch step alone: spawn until `true` exits\n\n{TABLE_HEADER}");
+    println!("{}", on.row("`orchestrate __sandbox … -- true`"));
+    println!("{}", off.row("`true`"));
+    println!("{}", difference("sandbox step", &on, &off));
 }

@@ -94,6 +94,8 @@ fn main() {
             &worker_cmd(),
         ])
         .env("BENCH_MARKS", &marks)
+        // Sandboxed workers (the default) may write their marks.
+        .env("ORCHESTRATE_SANDBOX_WRITABLE", &marks)
         .env("BENCH_WORK", work.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -3,6 +3,7 @@
 //! The doc comments here *are* the help text (`orchestrate help <command>`), so they are written
 //! for the user. Nothing in this file decides behaviour; `commands/` does.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -149,6 +150,11 @@ pub struct StartArgs {
     /// A spending cap for the whole run: at 100 % nothing new starts.
     #[arg(long, value_name = "USD")]
     pub run_budget_usd: Option<f64>,
+
+    /// Confine each worker with Landlock so it can write only to its own worktree: `auto` where
+    /// the kernel supports it, `landlock` or no worker, or `off` [default: auto].
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "landlock", "off"])]
+    pub sandbox: Option<String>,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.
@@ -316,7 +322,7 @@ pub struct SuperviseArgs {
 
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
-    pub argv: Vec<String>,
+    pub argv: Vec<OsString>,
 }
 
 /// `--watch`: a number of seconds, checked as every other (`config::seconds`), and > 0 (a

@@ -55,6 +55,10 @@ pub struct Config {
     pub backoff_min: Duration,
     /// A retried or parked Claude worker resumes its session (`claude --resume`).
     pub resume: bool,
+    /// Confine workers (and `post_create`) with Landlock: auto, landlock or off.
+    pub sandbox: crate::worker::sandbox::Mode,
+    /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
+    pub sandbox_writable: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -76,6 +80,8 @@ impl Default for Config {
             run_budget_usd: None,
             backoff_min: Duration::from_secs(60),
             resume: true,
+            sandbox: crate::worker::sandbox::Mode::Auto,
+            sandbox_writable: Vec::new(),
         }
     }
 }
@@ -143,6 +149,8 @@ struct FileConfig {
     run_budget_usd: Option<Spanned<f64>>,
     backoff_min: Option<Spanned<f64>>,
     resume: Option<Spanned<bool>>,
+    sandbox: Option<Spanned<String>>,
+    sandbox_writable: Option<Spanned<Vec<String>>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -157,6 +165,7 @@ pub struct Overrides {
     pub verify: Option<String>,
     pub max_budget_usd: Option<f64>,
     pub run_budget_usd: Option<f64>,
+    pub sandbox: Option<crate::worker::sandbox::Mode>,
 }
 
 /// Where a value came from, so a validation error can say so.
@@ -187,7 +196,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 16] = [
+pub const ENV_KEYS: [(&str, &str); 18] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -204,6 +213,8 @@ pub const ENV_KEYS: [(&str, &str); 16] = [
     ("run_budget_usd", "ORCHESTRATE_RUN_BUDGET_USD"),
     ("backoff_min", "ORCHESTRATE_BACKOFF_MIN"),
     ("resume", "ORCHESTRATE_RESUME"),
+    ("sandbox", "ORCHESTRATE_SANDBOX"),
+    ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
 ];
 
 impl Config {
@@ -261,6 +272,8 @@ impl Config {
         set!(run_budget_usd, dollars);
         set!(backoff_min, duration);
         set!(resume, plain);
+        set!(sandbox, sandbox_mode);
+        set!(sandbox_writable, paths);
         Ok(())
     }
 
@@ -295,6 +308,14 @@ impl Config {
                 }
                 "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
                 "resume" => self.resume = boolean(&origin, &raw)?,
+                "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "sandbox_writable" => {
+                    // A list like PATH: colon-separated.
+                    let list = std::env::split_paths(&raw)
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect();
+                    self.sandbox_writable = paths(&origin, key, None, list)?;
+                }
                 _ => unreachable!("ENV_KEYS lists only known keys"),
             }
         }
@@ -330,6 +351,9 @@ impl Config {
         if let Some(usd) = flags.run_budget_usd {
             self.run_budget_usd = dollars(&Origin::Flag("--run-budget-usd"), "", None, usd)?;
         }
+        if let Some(mode) = flags.sandbox {
+            self.sandbox = mode;
+        }
         Ok(())
     }
 }
@@ -357,6 +381,36 @@ fn optional_command(
     v: String,
 ) -> Result<Option<String>, ConfigError> {
     Ok(Some(v).filter(|c| !c.trim().is_empty()))
+}
+
+fn sandbox_mode(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+) -> Result<crate::worker::sandbox::Mode, ConfigError> {
+    crate::worker::sandbox::Mode::parse(&v).ok_or_else(|| {
+        origin.error(
+            key,
+            span,
+            format!(
+                "`{v}` is not one of {}",
+                crate::worker::sandbox::Mode::CHOICES.join(", ")
+            ),
+        )
+    })
+}
+
+fn paths(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: Vec<String>,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    if let Some(empty) = v.iter().position(|p| p.trim().is_empty()) {
+        return Err(origin.error(key, span, format!("entry {} is empty", empty + 1)));
+    }
+    Ok(v.into_iter().map(PathBuf::from).collect())
 }
 
 fn branch(
@@ -526,7 +580,8 @@ mod tests {
         let c = parse(
             "worker_cmd = \"sh w.sh\"\nmax_parallel = 2\nstagger = 0.5\nretries = 0\ngrace = 3\n\
              worktrees = true\npost_create = \"make deps\"\npost_create_timeout = 60\n\
-             target_branch = \"develop\"\nauto_commit = false\n",
+             target_branch = \"develop\"\nauto_commit = false\nsandbox = \"landlock\"\n\
+             sandbox_writable = [\"~/.npm\", \"/opt/cache\"]\n",
         )
         .unwrap();
         assert_eq!(c.worker_cmd, "sh w.sh");
@@ -539,6 +594,33 @@ mod tests {
         assert_eq!(c.post_create_timeout, Duration::from_secs(60));
         assert_eq!(c.target_branch.as_deref(), Some("develop"));
         assert!(!c.auto_commit);
+        assert_eq!(c.sandbox, crate::worker::sandbox::Mode::Landlock);
+        assert_eq!(
+            c.sandbox_writable,
+            [PathBuf::from("~/.npm"), PathBuf::from("/opt/cache")]
+        );
+    }
+
+    #[test]
+    fn sandbox_values_are_checked_in_file_and_env() {
+        let e = err("sandbox = \"on\"\n");
+        assert!(
+            e.contains("`sandbox`: `on` is not one of auto, landlock, off"),
+            "{e}"
+        );
+        let e = err("sandbox_writable = [\"\"]\n");
+        assert!(e.contains("`sandbox_writable`: entry 1 is empty"), "{e}");
+        let env = |k: &str| match k {
+            "ORCHESTRATE_SANDBOX" => Some("off".to_string()),
+            "ORCHESTRATE_SANDBOX_WRITABLE" => Some("/a:/b c".to_string()),
+            _ => None,
+        };
+        let c = Config::load_from(Path::new("/nonexistent/config.toml"), env).unwrap();
+        assert_eq!(c.sandbox, crate::worker::sandbox::Mode::Off);
+        assert_eq!(
+            c.sandbox_writable,
+            [PathBuf::from("/a"), PathBuf::from("/b c")]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::setup::{self, Notice};
 use crate::taskdb::{Snapshot, StoreKind, TaskDb, TaskDbError, TaskSource};
 use crate::ui::Ui;
 use crate::worker::command::PLACEHOLDERS;
+use crate::worker::sandbox::{Mode, Support};
 use crate::worker::{WorkerCommand, WorkerError, template};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,7 @@ fn check_project(project: &Project, global: &GlobalArgs) -> Vec<Check> {
                 config.post_create.as_deref(),
                 &project.root,
             ));
+            checks.push(check_sandbox(config.sandbox));
             checks.extend(check_target_branch(
                 config.target_branch.as_deref(),
                 &project.root,
@@ -467,6 +469,48 @@ fn check_post_create(post_create: Option<&str>, root: &Path) -> Option<Check> {
             "install it, or change post_create in .claude/orchestrator/config.toml",
         ),
     })
+}
+
+/// Whether workers will be confined: the setting and what the kernel offers.
+fn check_sandbox(mode: Mode) -> Check {
+    let support = Support::probe();
+    let setting = format!("sandbox = \"{}\"", mode.as_str());
+    match (mode, support.abi()) {
+        (Mode::Off, _) => warn(
+            "sandbox",
+            format!(
+                "off ({setting}; the kernel offers {}): workers can write anywhere you can",
+                support.describe()
+            ),
+            "remove `sandbox = \"off\"` (config file, ORCHESTRATE_SANDBOX) to confine each \
+             worker to its worktree",
+        ),
+        (_, Some(_)) => ok(
+            "sandbox",
+            format!(
+                "{} ({setting}): workers can write only to their worktree, its git data, the \
+                 task database's folder, a temp dir, agent state and sandbox_writable",
+                support.describe()
+            ),
+        ),
+        (Mode::Auto, None) => warn(
+            "sandbox",
+            format!(
+                "{}: workers run unsandboxed ({setting})",
+                support.describe()
+            ),
+            "a Linux kernel with Landlock enabled (5.13 or later, `landlock` in the `lsm=` boot \
+             list) confines each worker to its worktree",
+        ),
+        (Mode::Landlock, None) => fail(
+            "sandbox",
+            format!(
+                "{}, but {setting} requires Landlock: no worker can start",
+                support.describe()
+            ),
+            "use a kernel with Landlock enabled, or set `sandbox = \"auto\"`",
+        ),
+    }
 }
 
 /// A configured target branch must exist, or `merge` has nowhere to go.

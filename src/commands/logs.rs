@@ -37,6 +37,8 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
     let mut buf = Vec::new();
     file.read_to_end(&mut buf).map_err(|e| read_err(&path, e))?;
     out.chunk(&buf, &mut pending);
+    // Said once, after the log, for the refusals the last (sandboxed) run logged so far.
+    let hint = worker::sandbox::refusal_hint(&String::from_utf8_lossy(&buf));
     if args.follow {
         let interrupted = ui::interrupt_flag();
         let store = StateStore::open_existing(&project.state_db())?;
@@ -66,6 +68,9 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
     }
     if !pending.is_empty() {
         out.line(&pending);
+    }
+    if let Some(hint) = hint {
+        ui.info(&format!("hint: {}", ui::printable(&hint)));
     }
     Ok(exit_codes::OK)
 }

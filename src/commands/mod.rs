@@ -7,6 +7,7 @@ mod doctor;
 pub mod init;
 mod logs;
 mod merge;
+pub mod sandbox;
 mod start;
 mod status;
 mod stop;

@@ -69,6 +69,7 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
             &ctx.project.orchestrator_dir().join("worker-resume.md"),
             prompt::DEFAULT_RESUME_TEMPLATE,
         ),
+        sandbox: crate::worker::sandbox::Policy::from_config(&config, &ctx.project)?,
     };
     // A command that cannot run safely is refused before anything runs, plan included.
     WorkerCommand::parse(&settings.worker_cmd)?;
@@ -182,6 +183,10 @@ fn overrides(args: &StartArgs) -> Overrides {
         verify: args.verify.clone(),
         max_budget_usd: args.max_budget_usd,
         run_budget_usd: args.run_budget_usd,
+        sandbox: args
+            .sandbox
+            .as_deref()
+            .and_then(crate::worker::sandbox::Mode::parse),
         ..Overrides::default()
     }
 }

@@ -155,6 +155,13 @@ impl WorktreeWorkspaces {
                 ));
             }
             if let Some(cmd) = &self.config.post_create {
+                let cmd = &crate::worker::sandbox::wrap_post_create(
+                    &self.config,
+                    &self.project,
+                    stream.id(),
+                    &path,
+                    cmd,
+                )?;
                 run_post_create(
                     &self.project,
                     stream.id(),

@@ -119,6 +119,7 @@ mod tests {
             session_id: None,
             cost_usd: None,
             turns: None,
+            sandbox: None,
             log_offset: offset,
             finalized_at: None,
             kind: crate::state::RowKind::Worker,

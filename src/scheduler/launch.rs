@@ -280,13 +280,36 @@ impl Scheduler<'_> {
         if let Some(what) = with_nul {
             return abandon(self, Failure::BadTaskData { what: what.into() });
         }
+        let sandbox = self.settings.sandbox.plan(&worker::sandbox::Place {
+            project: &self.settings.project,
+            stream: stream_id,
+            dir: &placement.dir,
+            db: Some(&self.settings.db_path),
+        });
+        let sandbox = match sandbox {
+            Ok(plan) => plan,
+            // Required but not enforceable here: retrying cannot help either.
+            Err(e) => {
+                let (program, detail) = (argv[0].clone(), format!("{:?}", Error::from(e)));
+                return abandon(self, Failure::CannotRun { program, detail });
+            }
+        };
+        self.store.set_sandbox(record, sandbox.applied())?;
         if let Err(e) = worker::write_prompt(&prompt_file, &text) {
             let program = argv[0].clone();
             let detail = format!("{:?}", Error::from(e));
             return abandon(self, Failure::CannotRun { program, detail });
         }
         let resumed = resume.is_some();
-        match self.spawn(stream, attempt, &placement, &filled, log, record, resumed) {
+        match self.spawn(
+            stream,
+            attempt,
+            &placement,
+            (&filled, &sandbox),
+            log,
+            record,
+            resumed,
+        ) {
             Ok(identity) => {
                 self.workspaces
                     .lock()
@@ -382,7 +405,7 @@ impl Scheduler<'_> {
         stream: &Stream,
         attempt: u32,
         placement: &Placement,
-        filled: &worker::Filled,
+        (filled, sandbox): (&worker::Filled, &worker::sandbox::Plan),
         log: &Path,
         record: i64,
         resumed: bool,
@@ -399,6 +422,7 @@ impl Scheduler<'_> {
                 dir: &placement.dir,
                 branch: placement.branch.as_deref(),
                 earlier: &earlier,
+                sandbox: &sandbox.header(),
             },
         )?;
         let spawn_err = |source| worker::WorkerError::Spawn {
@@ -413,11 +437,15 @@ impl Scheduler<'_> {
             .arg(record.to_string())
             .arg("--state")
             .arg(self.store.path());
-        if filled.prompt_on_stdin {
-            cmd.arg("--stdin").arg(&filled.prompt_file);
+        let prompt = filled
+            .prompt_on_stdin
+            .then_some(filled.prompt_file.as_path());
+        let (argv, stdin) = sandbox.worker_launch(filled.argv.clone(), prompt);
+        if let Some(stdin) = stdin {
+            cmd.arg("--stdin").arg(stdin);
         }
         cmd.arg("--")
-            .args(&filled.argv)
+            .args(&argv)
             .current_dir(&placement.dir)
             .process_group(0)
             .stdin(Stdio::null())

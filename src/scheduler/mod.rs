@@ -56,4 +56,6 @@ pub struct Settings {
     pub resume: bool,
     /// The continuation prompt of a resumed session.
     pub resume_template: String,
+    /// Whether and how workers are confined.
+    pub sandbox: crate::worker::sandbox::Policy,
 }

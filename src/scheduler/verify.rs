@@ -129,6 +129,19 @@ impl Scheduler<'_> {
             path: new.log_path.to_path_buf(),
             source,
         })?;
+        // Confined like the stream's worker.
+        let sandbox = self
+            .settings
+            .sandbox
+            .plan(&worker::sandbox::Place {
+                project: &self.settings.project,
+                stream,
+                dir: new.dir,
+                db: Some(&self.settings.db_path),
+            })
+            .map_err(Error::from)?;
+        self.store.set_sandbox(record, sandbox.applied())?;
+        let (argv, _) = sandbox.worker_launch(vec!["sh".into(), "-c".into(), command.into()], None);
         let file = worker::open_log_append(new.log_path)?;
         let err_file = file.try_clone().map_err(spawn_err)?;
         let s = &self.settings;
@@ -139,7 +152,7 @@ impl Scheduler<'_> {
             .arg("--state")
             .arg(self.store.path())
             .arg("--")
-            .args(["sh", "-c", command])
+            .args(&argv)
             .current_dir(new.dir)
             .process_group(0)
             .stdin(Stdio::null())

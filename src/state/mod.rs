@@ -48,6 +48,8 @@ pub struct WorkerInfo {
     /// What the agent reported it spent, in US dollars.
     pub cost_usd: Option<f64>,
     pub turns: Option<u32>,
+    /// What confined it (absent for workers recorded before the sandbox existed).
+    pub sandbox: Option<crate::worker::sandbox::Applied>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,5 +201,6 @@ pub fn worker_info(rec: &WorkerRecord) -> WorkerInfo {
         session_id: rec.session_id.clone(),
         cost_usd: rec.cost_usd,
         turns: rec.turns,
+        sandbox: rec.sandbox,
     }
 }

@@ -18,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::StateError;
 use super::time::now_rfc3339;
 use crate::proc::Identity;
+use crate::worker::sandbox::Applied;
 
 /// The tables of a store at [`SCHEMA_VERSION`]. Columns added later are listed in
 /// [`ADDED_COLUMNS`] too, so an older file gains them.
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS workers (
     kind TEXT NOT NULL DEFAULT 'worker',
     -- from the agent's stream-json output: its version (how to add costs up) and tokens
     agent_version TEXT, input_tokens INTEGER, output_tokens INTEGER,
+    -- what confined it (`sandbox::Applied::to_db`)
+    sandbox TEXT,
     -- the `start` processing what the ended worker left (its marker): exactly one does it
     finalizer TEXT
 );
@@ -100,6 +103,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("run", "verify", "TEXT"),
     ("run", "budget_usd", "REAL"),
     ("run", "budget_since", "TEXT"),
+    ("workers", "sandbox", "TEXT"),
     ("workers", "finalizer", "TEXT"),
 ];
 
@@ -136,6 +140,8 @@ pub struct WorkerRecord {
     pub agent_version: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// What confined it; `None` until it is launched (and for rows older than the sandbox).
+    pub sandbox: Option<Applied>,
 }
 
 /// What a `workers` row runs.
@@ -256,7 +262,7 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 const COLUMNS: &str = "id, stream, attempt, claimer_pid, claimer_ticks, pid, start_ticks, boot_id,
     worker_pid, log_path, command, dir, branch, base, started_at, ended_at, exit_code, signal,
     outcome, error, session_id, cost_usd, turns, log_offset, finalized_at, kind, agent_version,
-    input_tokens, output_tokens";
+    input_tokens, output_tokens, sandbox";
 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     let boot: Option<String> = r.get(7)?;
@@ -306,6 +312,10 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
         agent_version: r.get(26)?,
         input_tokens: r.get::<_, Option<i64>>(27)?.map(|n| n.max(0) as u64),
         output_tokens: r.get::<_, Option<i64>>(28)?.map(|n| n.max(0) as u64),
+        sandbox: r
+            .get::<_, Option<String>>(29)?
+            .as_deref()
+            .and_then(Applied::from_db),
     })
 }
 
@@ -600,6 +610,17 @@ impl StateStore {
                 params![id, dir.to_string_lossy(), branch, base],
             )
             .map_err(self.w())?;
+        Ok(())
+    }
+
+    /// Records what confines the worker about to be spawned.
+    pub fn set_sandbox(&self, id: i64, sandbox: Applied) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET sandbox = ?2 WHERE id = ?1",
+                params![id, sandbox.to_db()],
+            )
+            .map_err(self.q())?;
         Ok(())
     }
 
@@ -1164,6 +1185,13 @@ mod tests {
         );
         // Rows of the old version were judged by the `start` that saw them end.
         assert!(store.latest_workers().unwrap()[0].finalized_at.is_some());
+        // They predate the sandbox; a new row records what confined it.
+        assert_eq!(store.latest_workers().unwrap()[0].sandbox, None);
+        store.set_sandbox(1, Applied::Landlock { abi: 7 }).unwrap();
+        assert_eq!(
+            store.worker(1).unwrap().unwrap().sandbox,
+            Some(Applied::Landlock { abi: 7 })
+        );
         // Opening again changes nothing.
         drop(store);
         assert_eq!(

@@ -164,8 +164,23 @@ pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
             super::shell_word(&dir.display().to_string()),
             super::shell_word(branch)
         ),
-        Reason::Failed(_) => {
-            format!("`orchestrate logs {s}` shows its log; `orchestrate start` tries it again")
+        Reason::Failed(failure) => {
+            let logs =
+                format!("`orchestrate logs {s}` shows its log; `orchestrate start` tries it again");
+            match failure {
+                Failure::Exited { log_lines, .. } => {
+                    match crate::worker::sandbox::refusal_in(log_lines.iter().map(String::as_str)) {
+                        // Its log header says whether it was sandboxed; `logs` checks.
+                        Some(refused) => format!(
+                            "{}: if the sandbox refused it, {}; {logs}",
+                            p(&refused),
+                            crate::worker::sandbox::SANDBOX_WRITABLE_HINT
+                        ),
+                        None => logs,
+                    }
+                }
+                _ => logs,
+            }
         }
         Reason::Stopped => format!("`orchestrate start {s}` starts it again"),
         Reason::Paused => "set the stream active again in the task store (`tc`)".into(),

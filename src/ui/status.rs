@@ -120,6 +120,9 @@ fn worker_cell(w: &crate::state::WorkerInfo) -> WorkerCell {
     if let Some(session) = &w.session_id {
         agent.push(format!("session {}", p(session)));
     }
+    if let Some(sandbox) = w.sandbox {
+        agent.push(sandbox.to_string());
+    }
     WorkerCell {
         pid: w.pid,
         attempt: w.attempt,
@@ -218,6 +221,7 @@ mod tests {
             attempt,
             exit_code,
             session_id: None,
+            sandbox: None,
             cost_usd: None,
             turns: None,
         }

@@ -12,12 +12,15 @@
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
 //! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
+//! A sandboxed worker is started by the supervisor as `orchestrate __sandbox … -- <argv…>`, which
+//! confines itself and execs the worker, keeping the pid ([`sandbox`]).
 
 pub mod agent;
 pub mod command;
 pub mod env;
 pub mod prompt;
 pub mod render;
+pub mod sandbox;
 pub mod stop;
 pub mod supervise;
 pub mod template;
@@ -126,6 +129,8 @@ pub struct Header<'a> {
     pub branch: Option<&'a str>,
     /// What earlier attempts did (spending, the session this one resumes), one line each.
     pub earlier: &'a [String],
+    /// What confines it and where it may write ([`sandbox::Plan::header`]).
+    pub sandbox: &'a [String],
 }
 
 /// Opens `path` for appending (private, creating its folder) and writes the launch header.
@@ -155,6 +160,9 @@ pub fn open_log(path: &Path, h: &Header<'_>) -> Result<File, WorkerError> {
         m = render::MARK,
     );
     for line in h.earlier {
+        header.push_str(&format!("{} {line}\n", render::MARK));
+    }
+    for line in h.sandbox {
         header.push_str(&format!("{} {line}\n", render::MARK));
     }
     file.write_all(header.as_bytes()).map_err(err)?;

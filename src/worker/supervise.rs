@@ -3,6 +3,7 @@
 //! what the worker left running: in its group, and anywhere else if it carries the worker's
 //! marker ([`WORKER_ID_VAR`], so `setsid` escapees are found too).
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -32,7 +33,7 @@ pub const ABANDONED: i32 = 125;
 pub fn run(
     record: i64,
     state: &Path,
-    argv: &[String],
+    argv: &[OsString],
     stdin: Option<&Path>,
     log: &mut dyn Write,
 ) -> i32 {
@@ -79,26 +80,49 @@ pub fn run(
     if let Some(marker) = &marker {
         worker.env(WORKER_ID_VAR, marker);
     }
-    let spawned = match worker_stdin(stdin) {
-        Ok(input) => worker
-            .stdin(input)
-            .spawn()
-            .map_err(|e| format!("cannot run worker program `{program}`: {e}")),
-        Err((path, e)) => Err(format!(
-            "cannot open the prompt file {}: {e}",
-            path.display()
-        )),
+    // A sandboxed worker starts as `__sandbox`, which execs it: a pipe on its stdin tells us
+    // whether that exec happened (the spawn itself succeeds either way).
+    let mut report = None;
+    let input = if super::sandbox::reports_on_stdin(argv) {
+        // (It opens the prompt file itself: `__sandbox --stdin FILE`.)
+        std::io::pipe()
+            .map(|(reader, writer)| {
+                report = Some(reader);
+                Stdio::from(writer)
+            })
+            .map_err(|e| format!("cannot make the sandbox's report pipe: {e}"))
+    } else {
+        worker_stdin(stdin)
+    };
+    let spawned = match input {
+        Ok(input) => worker.stdin(input).spawn().map_err(|e| {
+            format!(
+                "cannot run worker program `{}`: {e}",
+                program.to_string_lossy()
+            )
+        }),
+        Err(e) => Err(e),
+    };
+    // Our copy of the pipe's write end goes with the command, so the read below ends.
+    drop(worker);
+    let failed = |msg: &str| {
+        if let (Some(store), Some(me)) = (&store, &me) {
+            let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(msg));
+        }
+        CANNOT_EXEC
     };
     let mut child = match spawned {
         Ok(c) => c,
         Err(msg) => {
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
-            if let (Some(store), Some(me)) = (&store, &me) {
-                let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(&msg));
-            }
-            return CANNOT_EXEC;
+            return failed(&msg);
         }
     };
+    if let Some(why) = report.and_then(super::sandbox::read_report) {
+        // `__sandbox` said so in the log already.
+        let _ = child.wait();
+        return failed(&why);
+    }
     if let Some(store) = &store {
         let _ = store.set_worker_pid(record, child.id() as i32);
     }
@@ -140,9 +164,12 @@ pub fn run(
 
 /// The worker's stdin: a file, or nothing. Never ours: a worker in its own process group that
 /// reads a terminal is stopped (SIGTTIN).
-fn worker_stdin(path: Option<&Path>) -> Result<Stdio, (&Path, std::io::Error)> {
+fn worker_stdin(path: Option<&Path>) -> Result<Stdio, String> {
     Ok(match path {
-        Some(path) => Stdio::from(std::fs::File::open(path).map_err(|e| (path, e))?),
+        Some(path) => Stdio::from(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot open the prompt file {}: {e}", path.display()))?,
+        ),
         None => Stdio::null(),
     })
 }

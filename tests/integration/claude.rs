@@ -15,7 +15,7 @@ use crate::support::TestEnv;
 use crate::support::api::{self, Api, Kind, Reply, claude_env, real_claude, unix_in};
 
 /// The worker protocol as one Bash call: every task of the stream completed, one commit.
-const PROTOCOL: &str = r#"set -e
+pub const PROTOCOL: &str = r#"set -e
 for id in $("$ORCHESTRATE_BIN" --db "$ORCHESTRATE_DB" task list --stream "$ORCHESTRATE_STREAM" | tail -n +2 | awk '{print $1}'); do
   "$ORCHESTRATE_BIN" --db "$ORCHESTRATE_DB" task set "$id" completed --notes "done by claude"
 done
@@ -24,7 +24,7 @@ git add "$ORCHESTRATE_STREAM.txt"
 git commit -q -m "work of $ORCHESTRATE_STREAM""#;
 
 /// A fake API key: the CLI sends it as `x-api-key`; the stand-in accepts anything.
-const API_KEY: &str = "sk-ant-api03-standin";
+pub const API_KEY: &str = "sk-ant-api03-standin";
 /// A fake subscription token (`Authorization: Bearer`), for the subscription's code paths.
 const OAUTH_TOKEN: &str = "sk-ant-oat01-standin";
 
@@ -129,6 +129,13 @@ fn real_claude_completes_a_stream_through_start() {
     assert_eq!(w["session_id"], session.as_str(), "{doc}");
     assert_eq!(w["turns"], 2, "{doc}");
     assert!(w["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{doc}");
+    if orchestrate::worker::sandbox::Support::probe()
+        .abi()
+        .is_some()
+    {
+        // It ran in the sandbox (the default where the kernel has Landlock).
+        assert_eq!(w["sandbox"]["kind"], "landlock", "{doc}");
+    }
 
     // And the parser reads the log the same way.
     let log = std::fs::read(env.root.join(".claude/orchestrator/logs/Stream-A.log")).unwrap();

@@ -19,6 +19,7 @@ mod private_files;
 mod prompts;
 mod reliability_data;
 mod reliability_procs;
+mod sandbox;
 mod setup;
 mod start;
 mod status;

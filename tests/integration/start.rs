@@ -85,7 +85,9 @@ impl Fake {
             "ORCHESTRATE_WORKER_CMD",
             format!("{FAKE_WORKER} {{prompt}}"),
         )
-        .env("FAKE_MARKER", &self.markers);
+        .env("FAKE_MARKER", &self.markers)
+        // The marker folder is outside the project: a sandboxed worker may write it.
+        .env("ORCHESTRATE_SANDBOX_WRITABLE", &self.markers);
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }

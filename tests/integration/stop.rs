@@ -43,6 +43,13 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
     assert_eq!(doc["streams"][0]["state"], "running");
     assert_eq!(doc["streams"][0]["worker"]["state"], "running");
     assert_eq!(doc["streams"][0]["worker"]["pid"], supervisors[0]);
+    if orchestrate::worker::sandbox::Support::probe()
+        .abi()
+        .is_some()
+    {
+        // Stopped below through its sandbox: `__sandbox` exec'd into the worker, same group.
+        assert_eq!(doc["streams"][0]["worker"]["sandbox"]["kind"], "landlock");
+    }
 
     let run = fake.run(&["stop", "--grace", "0.3"]).success();
     assert!(

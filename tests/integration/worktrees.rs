@@ -23,6 +23,12 @@ pub fn workspaces(env: &TestEnv, config: Config) -> WorktreeWorkspaces {
     let project = Project {
         root: env.root.clone(),
     };
+    // In-process, this test program would stand in for `orchestrate __sandbox` around
+    // `post_create`: the sandboxed post_create is tested through the binary (sandbox.rs).
+    let config = Config {
+        sandbox: orchestrate::worker::sandbox::Mode::Off,
+        ..config
+    };
     WorktreeWorkspaces::new(project, config).unwrap()
 }
 

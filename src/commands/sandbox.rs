@@ -1,0 +1,114 @@
+//! `orchestrate __sandbox --abi N [--tmpdir DIR] [--write PATH]… [--stdin FILE] [--report-stdin]
+//! -- CMD…`
+//! (hidden): confines itself with Landlock, then execs CMD, which keeps this process's pid. Run
+//! by the supervisor for every sandboxed worker (and for `post_create`); its stderr is the
+//! stream's log. `main` calls it before the command line parser and the logging set-up: at
+//! every launch, those cost more than the rest of this step together, so its few arguments
+//! (always written by [`sandbox::Plan::wrap`]) are read here by hand.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::exit_codes;
+use crate::worker::sandbox::{self, Entry};
+
+/// `Some(exit code)` when this process was started as `orchestrate __sandbox …`; it returns
+/// only when the program could not be started.
+pub fn run_if_called() -> Option<i32> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != sandbox::SUBCOMMAND {
+        return None;
+    }
+    let mut log = std::io::stderr();
+    Some(match parse(args) {
+        Ok(entry) => sandbox::enter(&entry, &mut log),
+        Err(why) => {
+            let _ = writeln!(log, "error: {} {why}", sandbox::SUBCOMMAND);
+            exit_codes::USAGE
+        }
+    })
+}
+
+/// The arguments after `__sandbox`.
+fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Entry, String> {
+    let mut entry = Entry {
+        abi: 0,
+        tmpdir: None,
+        writable: Vec::new(),
+        stdin: None,
+        report_stdin: false,
+        argv: Vec::new(),
+    };
+    let mut abi = None;
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{} needs a value", arg.to_string_lossy()))
+        };
+        match arg.to_str() {
+            Some("--abi") => {
+                let v = value()?;
+                abi = Some(
+                    v.to_str()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| format!("--abi takes a number, not {v:?}"))?,
+                );
+            }
+            Some("--tmpdir") => entry.tmpdir = Some(PathBuf::from(value()?)),
+            Some("--write") => entry.writable.push(PathBuf::from(value()?)),
+            Some("--stdin") => entry.stdin = Some(PathBuf::from(value()?)),
+            Some(sandbox::REPORT_FLAG) => entry.report_stdin = true,
+            Some("--") => {
+                entry.argv = args.collect();
+                break;
+            }
+            _ => return Err(format!("does not take {arg:?}")),
+        }
+    }
+    entry.abi = abi.ok_or("needs --abi N")?;
+    if entry.argv.is_empty() {
+        return Err("needs `-- PROGRAM [ARGS…]`".into());
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> impl Iterator<Item = OsString> {
+        text.split(' ')
+            .map(OsString::from)
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn reads_what_wrap_writes() {
+        let e = parse(words(
+            "--abi 7 --tmpdir /t --write /a --write /b --stdin /p --report-stdin -- sh -c --write",
+        ))
+        .unwrap();
+        assert_eq!(e.abi, 7);
+        assert_eq!(e.tmpdir, Some(PathBuf::from("/t")));
+        assert_eq!(e.writable, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(e.report_stdin);
+        assert_eq!(e.stdin, Some(PathBuf::from("/p")));
+        assert_eq!(e.argv, ["sh", "-c", "--write"]);
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_know() {
+        for (args, why) in [
+            ("--abi 7 --bogus -- x", "does not take \"--bogus\""),
+            ("--write /a -- x", "needs --abi N"),
+            ("--abi seven -- x", "--abi takes a number"),
+            ("--abi 7", "needs `-- PROGRAM"),
+            ("--abi 7 --write", "--write needs a value"),
+        ] {
+            let err = parse(words(args)).err().unwrap();
+            assert!(err.contains(why), "{args}: {err}");
+        }
+    }
+}
