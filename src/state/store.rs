@@ -440,8 +440,12 @@ impl StateStore {
     /// and never launch a second one: a live supervisor under the row id it writes to, an
     /// orphaned worker tree (its supervisor SIGKILLed) under a new row naming that supervisor.
     fn adopt_found(&mut self) -> Result<(), StateError> {
-        for found in crate::proc::found_workers(&self.path) {
-            self.insert_found(&found)?;
+        let mut found = crate::proc::found_workers(&self.path);
+        // Supervisors first, under the ids they write to; orphans then take new ids, so an
+        // orphan's row never takes the id a live supervisor writes to.
+        found.sort_by_key(|f| f.record.is_none());
+        for f in &found {
+            self.insert_found(f)?;
         }
         Ok(())
     }

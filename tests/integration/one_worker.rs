@@ -706,10 +706,18 @@ fn state_loss_trial(
         if round == kills {
             let code = wait_exit(&mut start, LONG);
             if code != 0 {
+                let mut all = String::new();
+                for r in 0..=round {
+                    let n = format!("start-{r}");
+                    all.push_str(&format!(
+                        "--- {n}\n{}{}",
+                        fake.output_of(&n, "out"),
+                        fake.output_of(&n, "err")
+                    ));
+                }
                 return Err(format!(
-                    "{name} exited {code}\n{}{}",
-                    fake.output_of(&name, "out"),
-                    fake.output_of(&name, "err")
+                    "{name} exited {code}, duplicates {:?}\n{all}",
+                    duplicates(&fake)
                 ));
             }
             break;
