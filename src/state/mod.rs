@@ -119,29 +119,17 @@ impl StateError {
     fn is_disk_full(&self) -> bool {
         let full_io = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::ENOSPC);
         match self {
-            Self::Open { source, .. } | Self::Read { source, .. } | Self::Write { source, .. } => {
-                match source.sqlite_error_code() {
-                    Some(rusqlite::ErrorCode::DiskFull) => true,
-                    Some(rusqlite::ErrorCode::SystemIoFailure) => no_room(self.path()),
-                    _ => false,
-                }
-            }
+            Self::Open { source, path }
+            | Self::Read { source, path }
+            | Self::Write { source, path } => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => true,
+                Some(rusqlite::ErrorCode::SystemIoFailure) => no_room(path),
+                _ => false,
+            },
             Self::CreateDir { source, .. }
             | Self::Permissions { source, .. }
             | Self::Lock { source, .. }
             | Self::SetAside { source, .. } => full_io(source),
-        }
-    }
-
-    fn path(&self) -> &std::path::Path {
-        match self {
-            Self::Read { path, .. }
-            | Self::Write { path, .. }
-            | Self::Open { path, .. }
-            | Self::CreateDir { path, .. }
-            | Self::Permissions { path, .. }
-            | Self::Lock { path, .. }
-            | Self::SetAside { path, .. } => path,
         }
     }
 }
