@@ -696,19 +696,24 @@ fn render(checks: &[Check], ui: &Ui) -> String {
             Level::Warn => p.caution("!"),
             Level::Fail => p.bad("✗"),
         };
-        // Details and fixes quote paths, commands and file contents: escaped.
+        // Details and fixes quote paths, commands and file contents: escaped, line breaks
+        // kept, and continuation lines start under the first line's text.
+        let indent = " ".repeat(2 + width + 2);
         out.push_str(&format!(
             "{mark} {:width$}  {}\n",
             esc(check.title),
-            esc(&check.detail),
+            esc(&check.detail).replace('\n', &format!("\n{indent}")),
             width = width
         ));
         if let Some(fix) = &check.fix {
+            // Most fixes are imperatives; "fix: fix the JSON" says it twice.
+            let fix = fix.strip_prefix("fix ").unwrap_or(fix);
+            let indent = format!("{indent}     ");
             out.push_str(&format!(
                 "  {:width$}  {} {}\n",
                 "",
                 p.hint("fix:"),
-                esc(fix)
+                esc(fix).replace('\n', &format!("\n{indent}"))
             ));
         }
     }
@@ -735,6 +740,32 @@ fn render(checks: &[Check], ui: &Ui) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fix that starts with the verb reads once, and every line of a multi-line detail or
+    /// fix starts under the first.
+    #[test]
+    fn fixes_say_fix_once_and_multi_line_text_stays_aligned() {
+        let checks = [
+            ok("git", "2.47.3"),
+            fail(
+                "task metadata",
+                "2 tasks have metadata that is not JSON:\nTASK-1\nTASK-2",
+                "fix the JSON in those tasks' `metadata`\nthen run doctor again",
+            ),
+        ];
+        let text = render(&checks, &Ui::plain());
+        assert!(!text.contains("fix: fix"), "{text}");
+        assert!(text.contains("fix: the JSON in those tasks'"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        // Display columns (the marks are multi-byte).
+        let col = |line: &str, what: &str| line.find(what).map(|i| line[..i].chars().count());
+        let column = col(lines[1], "2 tasks");
+        assert!(column.is_some());
+        assert_eq!(col(lines[2], "TASK-1"), column, "{text}");
+        assert_eq!(col(lines[3], "TASK-2"), column, "{text}");
+        let fix_column = col(lines[4], "the JSON");
+        assert_eq!(col(lines[5], "then run"), fix_column, "{text}");
+    }
 
     #[test]
     fn root_refusal_needs_root_a_skipping_flag_and_no_sandbox() {

@@ -80,6 +80,10 @@ impl Scheduler<'_> {
             return Ok(true);
         }
         self.run_of(stream_id).slot = Slot::Preparing;
+        self.reporter.event(Event::Preparing {
+            stream: stream_id,
+            attempt,
+        });
         // Back from a park or a failed verification: the launch is the answer to that verdict.
         if matches!(
             self.run_of(stream_id).verdict,

@@ -1,16 +1,18 @@
 //! The orchestrator's own durable state, and the only owner of its database: workers
 //! (identity, attempts, exits), each stream's durable verdict, the stream worktrees and the
-//! run's recorded base.
+//! run's recorded base, and the history of every run (`history.rs`).
 //!
 //! [`StateStore`] is the SQLite file (`store.rs` holds its schema and migrations). A project
 //! where `start` never ran has no store, which reads as "no workers". Files are private (0600
 //! in a 0700 folder): they hold worker commands, which may carry keys.
 
+mod history;
 mod store;
 pub mod time;
 mod verdicts;
 mod worktrees;
 
+pub use history::{RunEvent, RunRow};
 pub use store::{AgentReport, Claim, Finalize, NewWorker, RowKind, StateStore, WorkerRecord};
 pub use worktrees::{RunRecord, WorktreeRecord};
 

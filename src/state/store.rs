@@ -86,10 +86,34 @@ CREATE TABLE IF NOT EXISTS run (
     budget_usd REAL, budget_since TEXT,
     recorded_at TEXT NOT NULL
 );
+-- run history: one row per `start` that ran the scheduler (not the `run` row above, which is
+-- the merge-back target every `start` continues)
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    pid INTEGER NOT NULL,
+    worktrees INTEGER NOT NULL DEFAULT 0,
+    -- JSON array of the streams named on the command line, NULL for every stream
+    selection TEXT,
+    outcome TEXT,      -- complete | incomplete | interrupted; NULL while it runs or if it died
+    exit_code INTEGER
+);
+-- what happened during a run, in order: one typed entry (timeline::Entry as JSON) each
+CREATE TABLE IF NOT EXISTS run_events (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    stream TEXT,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+);
 ";
 
-/// `PRAGMA user_version` of a store made by this version.
-const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA user_version` of a store made by this version (2: run history, `runs` and
+/// `run_events`, created by [`SCHEMA`]'s `IF NOT EXISTS` when an older store is opened).
+const SCHEMA_VERSION: i64 = 2;
 
 /// Columns added after a table was first released: (table, column, declaration). Added with
 /// `ALTER TABLE` when missing, so a file written by an older version keeps working.
@@ -624,7 +648,7 @@ impl StateStore {
                 "UPDATE workers SET sandbox = ?2 WHERE id = ?1",
                 params![id, sandbox.to_db()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 

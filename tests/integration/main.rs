@@ -20,6 +20,7 @@ mod prompts;
 mod reliability_data;
 mod reliability_procs;
 mod sandbox;
+mod see;
 mod setup;
 mod start;
 mod status;
