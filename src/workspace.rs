@@ -23,6 +23,18 @@ pub struct Placement {
     pub notes: Vec<String>,
 }
 
+impl Placement {
+    /// Where a recorded worker ran (the project root when the row does not say).
+    pub fn of_record(rec: &crate::state::WorkerRecord, root: &std::path::Path) -> Self {
+        Self {
+            dir: rec.dir.clone().unwrap_or_else(|| root.to_path_buf()),
+            branch: rec.branch.clone(),
+            base: rec.base.clone(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// Why a stream cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareFailure {

@@ -464,15 +464,7 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         for (stream, rec) in pending {
-            let placement = Placement {
-                dir: rec
-                    .dir
-                    .clone()
-                    .unwrap_or_else(|| self.settings.project.root.clone()),
-                branch: rec.branch.clone(),
-                base: rec.base.clone(),
-                notes: Vec::new(),
-            };
+            let placement = Placement::of_record(&rec, &self.settings.project.root);
             self.finish_worker(&stream, rec.id, &placement)?;
         }
         Ok(())

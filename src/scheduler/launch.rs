@@ -433,29 +433,13 @@ impl Scheduler<'_> {
             stream: stream.id().to_string(),
             source,
         };
-        let err_file = file.try_clone().map_err(spawn_err)?;
-        let s = &self.settings;
-        let mut cmd = tokio::process::Command::new(&s.exe);
-        cmd.arg("__supervise")
-            .arg("--record")
-            .arg(record.to_string())
-            .arg("--state")
-            .arg(self.store.path());
         let prompt = filled
             .prompt_on_stdin
             .then_some(filled.prompt_file.as_path());
         let (argv, stdin) = sandbox.worker_launch(filled.argv.clone(), prompt);
-        if let Some(stdin) = stdin {
-            cmd.arg("--stdin").arg(stdin);
-        }
-        cmd.arg("--")
-            .args(&argv)
-            .current_dir(&placement.dir)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err_file))
-            .env("ORCHESTRATE_STREAM", stream.id())
+        let s = &self.settings;
+        let mut cmd = self.supervisor(record, stdin.as_deref(), &argv, &placement.dir, file)?;
+        cmd.env("ORCHESTRATE_STREAM", stream.id())
             .env("ORCHESTRATE_STREAM_NAME", &stream.record.name)
             .env("ORCHESTRATE_WORKTREE", &placement.dir)
             .env(
@@ -476,14 +460,58 @@ impl Scheduler<'_> {
                 cmd.env("ORCHESTRATE_PREVIOUS_OUTCOME", happened.word());
             }
         }
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let child = cmd.spawn().map_err(spawn_err)?;
+        self.watch_spawned(child, record, stream.id())
+    }
+
+    /// `orchestrate __supervise --record R --state DB [--stdin F] -- ARGV…` in `dir`: the
+    /// leader of a new process group, stdin `/dev/null`, its output (and the worker's)
+    /// appended to `log` (a stream's log file, opened by the caller).
+    pub(super) fn supervisor(
+        &self,
+        record: i64,
+        stdin: Option<&Path>,
+        argv: &[std::ffi::OsString],
+        dir: &Path,
+        log: std::fs::File,
+    ) -> Result<tokio::process::Command> {
+        let err_log = log.try_clone().map_err(|source| worker::WorkerError::Log {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = tokio::process::Command::new(&self.settings.exe);
+        cmd.arg("__supervise")
+            .arg("--record")
+            .arg(record.to_string())
+            .arg("--state")
+            .arg(self.store.path());
+        if let Some(stdin) = stdin {
+            cmd.arg("--stdin").arg(stdin);
+        }
+        cmd.arg("--")
+            .args(argv)
+            .current_dir(dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log));
+        Ok(cmd)
+    }
+
+    /// Records a just-spawned supervisor and watches for its exit (the dispatcher hears of it
+    /// through `exits_tx`).
+    pub(super) fn watch_spawned(
+        &self,
+        mut child: tokio::process::Child,
+        record: i64,
+        stream: &str,
+    ) -> Result<Identity> {
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         // The child is not reaped until we wait, so its /proc entry is readable even if it
         // already exited.
         let identity = identity_of(pid).ok_or_else(|| {
             Error::msg(format!(
-                "the supervisor of {} (pid {pid}) vanished at once",
-                stream.id()
+                "the supervisor of {stream} (pid {pid}) vanished at once"
             ))
         })?;
         self.store.set_spawned(record, &identity)?;
