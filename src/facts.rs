@@ -226,7 +226,7 @@ pub fn in_use(project: &Project) -> Result<std::collections::BTreeMap<String, i3
 pub fn worker_fact(rec: &WorkerRecord) -> WorkerFact {
     if rec.ended_at.is_none() {
         match (&rec.identity, &rec.claimer) {
-            (Some(id), _) if id.is_alive() => WorkerFact::Live,
+            (Some(id), _) if id.tree_alive() => WorkerFact::Live,
             (None, Some(claimer)) if claimer.is_alive() => WorkerFact::Preparing,
             // Gone without a record (its supervisor was killed): nothing looked at what it
             // left.

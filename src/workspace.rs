@@ -68,6 +68,13 @@ pub trait Workspaces: Send {
 
     /// The worker exited (worktree mode unlocks, and auto-commits leftovers).
     fn worker_finished(&mut self, stream: &str, placement: &Placement) -> Finished;
+
+    /// A live process that holds `stream`'s place by its own record (worktree mode: the lock
+    /// on the stream's worktree naming a live process, by pid and start time), consulted
+    /// before each launch so that a worker the state store lost is never run twice.
+    fn holder(&self, _stream: &Stream) -> Option<crate::proc::Found> {
+        None
+    }
 }
 
 /// Every stream in the project root (no `--worktrees`, and always for the `main` stream).

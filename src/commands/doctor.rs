@@ -277,6 +277,7 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
             },
         ),
     ];
+    checks.extend(check_db_writes(&location.path));
     if kind == StoreKind::Tc {
         checks.extend(check_tc_store(project, &location.path));
     }
@@ -648,18 +649,62 @@ fn check_state(path: &Path) -> Check {
             r.get::<_, i64>(0)
         })
     });
+    let corrupt = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        )
+    };
     match read {
         Ok(_) => ok("state store", format!("{} is readable", path.display())),
+        // Every command that opens it (status, stop, start) sets it aside and rebuilds it from
+        // the workers alive in /proc; doctor changes nothing, so it only says so.
+        Err(e) if corrupt(&e) => warn(
+            "state store",
+            format!(
+                "{} is corrupt ({e}); the next `orchestrate` command that opens it has it set \
+                 aside (kept beside it as state.db.corrupt-TIME) and rebuilt from the running \
+                 workers",
+                path.display()
+            ),
+            "nothing to do: `orchestrate status` rebuilds it now, and shows the workers it found",
+        ),
         Err(e) => fail(
             "state store",
             format!("cannot read {}: {e}", path.display()),
             format!(
-                "stop any workers (`orchestrate stop`), then move {} aside; the next `start` \
-                 creates a new one",
+                "make {} and its folder readable and writable by you",
                 path.display()
             ),
         ),
     }
+}
+
+/// Workers mark their tasks in the task database (`orchestrate task set`, Task Copilot): a
+/// file or folder they cannot write means no task is ever marked done.
+fn check_db_writes(db: &Path) -> Option<Check> {
+    use nix::unistd::{AccessFlags, access};
+    let folder = db.parent().unwrap_or(Path::new("."));
+    let blocked = if access(db, AccessFlags::W_OK).is_err() {
+        db
+    } else if access(folder, AccessFlags::W_OK).is_err() {
+        // SQLite creates its journal or WAL files beside the database.
+        folder
+    } else {
+        return None;
+    };
+    Some(fail(
+        "database writes",
+        format!(
+            "{} is read-only: workers cannot mark tasks done (`orchestrate task set` and Task \
+             Copilot write to it)",
+            blocked.display()
+        ),
+        format!(
+            "make {} writable by you (or move the database off a read-only mount)",
+            blocked.display()
+        ),
+    ))
 }
 
 fn render(checks: &[Check], ui: &Ui) -> String {

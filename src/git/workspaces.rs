@@ -283,6 +283,30 @@ impl Workspaces for WorktreeWorkspaces {
         }
     }
 
+    fn holder(&self, stream: &Stream) -> Option<crate::proc::Found> {
+        if stream.id() == MAIN_STREAM {
+            return None;
+        }
+        let names = StreamNames::new(stream.id());
+        let path = self.project.root.join(names.worktree_rel());
+        let repo = Repo::open(&self.project.root).ok()?;
+        let held = worktree::list(&repo)
+            .ok()?
+            .into_iter()
+            .find(|w| worktree::same_path(&w.path, &path))?;
+        let leader = held.lock_holder()?;
+        Some(crate::proc::Found {
+            stream: stream.id().to_string(),
+            pid: leader.pid,
+            leader,
+            record: None,
+            attempt: 0,
+            log: None,
+            dir: path,
+            branch: Some(names.branch()),
+        })
+    }
+
     fn worker_finished(&mut self, stream: &str, placement: &Placement) -> Finished {
         let mut finished = Finished::default();
         let Some(branch) = &placement.branch else {

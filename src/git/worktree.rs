@@ -56,6 +56,11 @@ impl WorktreeInfo {
             .and_then(lock_pid)
             .filter(|pid| pid_alive(*pid))
     }
+
+    /// The live process our lock reason names (pid and start time), if any.
+    pub fn lock_holder(&self) -> Option<crate::proc::Identity> {
+        self.lock.as_deref().and_then(lock_holder)
+    }
 }
 
 /// How [`ensure`] got the worktree.
@@ -421,12 +426,18 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
 /// left behind (its marker is: the next attempt knows what it finds).
 fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
     let admin = admin_dir(&repo.inner, name);
+    // `register` creates both folders exclusively: one there before is not ours to remove.
+    let (admin_existed, path_existed) = (admin.exists(), path.exists());
     let result = register(repo, name, path, branch_ref)
         .and_then(|()| checkout::populate(path, Fill::Ours))
         .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&admin);
-        let _ = std::fs::remove_dir_all(path);
+        if !admin_existed {
+            let _ = std::fs::remove_dir_all(&admin);
+        }
+        if !path_existed {
+            let _ = std::fs::remove_dir_all(path);
+        }
     }
     result
 }
@@ -478,9 +489,35 @@ pub fn name_at(repo: &Repo, path: &Path) -> Result<Option<String>> {
         .map(|w| w.name))
 }
 
-/// The lock reason naming the stream and worker pid; [`lock_pid`] reads the pid back.
+/// The lock reason naming the stream, the worker's pid and its start time (so a pid reused by
+/// another process is not taken for the worker); [`lock_pid`] and [`lock_holder`] read it back.
 pub fn lock_reason(stream: &str, pid: u32) -> String {
-    format!("orchestrate: stream {stream} worker pid {pid}")
+    match crate::proc::stat(pid as i32) {
+        Some(stat) => format!(
+            "orchestrate: stream {stream} worker pid {pid} start {}",
+            stat.start_ticks
+        ),
+        None => format!("orchestrate: stream {stream} worker pid {pid}"),
+    }
+}
+
+/// The live process a lock reason written by [`lock_reason`] names. With a start time, that
+/// exact process; without (an older lock), a live process of ours that carries a stream in
+/// its environment, so that a pid reused by anything else holds nothing.
+pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
+    let pid = i32::try_from(lock_pid(reason)?).ok()?;
+    let ticks = reason
+        .rsplit_once(" start ")
+        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let now = crate::proc::identity_of(pid).filter(crate::proc::Identity::is_alive)?;
+    let ours = match ticks {
+        Some(ticks) => now.start_ticks == ticks,
+        None => std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0)
+                .any(|v| v.starts_with(b"ORCHESTRATE_STREAM="))
+        }),
+    };
+    ours.then_some(now)
 }
 
 /// The pid in a lock reason written by [`lock_reason`].
@@ -557,6 +594,23 @@ mod tests {
         let r = lock_reason("Stream-A pid 5", 1234);
         assert_eq!(lock_pid(&r), Some(1234));
         assert_eq!(lock_pid("someone else's lock"), None);
+    }
+
+    #[test]
+    fn a_lock_holds_only_for_the_process_it_names() {
+        let me = std::process::id();
+        let reason = lock_reason("Stream-A", me);
+        assert_eq!(lock_pid(&reason), Some(me));
+        let held = lock_holder(&reason).expect("we are alive");
+        assert_eq!(held, crate::proc::Identity::current().unwrap());
+        // The same pid with another start time is another process.
+        let ticks = held.start_ticks + 1;
+        let reused = format!("orchestrate: stream Stream-A worker pid {me} start {ticks}");
+        assert_eq!(lock_holder(&reused), None);
+        assert_eq!(
+            lock_holder("orchestrate: stream S worker pid 4194999 start 1"),
+            None
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Launching one stream: claim it in the state store (so no second `start` launches it and
-//! nothing removes its worktree meanwhile), prepare where it runs, render its prompt, and
+//! nothing removes its worktree meanwhile), make sure no worker of it is alive that the store
+//! does not know (`/proc`, the worktree lock), prepare where it runs, render its prompt, and
 //! spawn its supervisor.
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::cmdline;
 use crate::error::{Error, Result};
 use crate::graph::Stream;
 use crate::model::{Failure, Verdict};
-use crate::proc::{Identity, identity_of};
+use crate::proc::{Found, Identity, found_workers, identity_of};
 use crate::state::{Claim, NewWorker, RowKind};
 use crate::taskdb::TaskSource;
 use crate::worker::agent::Transcript;
@@ -58,6 +59,26 @@ impl Scheduler<'_> {
                 return Ok(true);
             }
         };
+        // The store says nobody runs it; `/proc` and the worktree lock have the last word.
+        if let Some(found) = self.holder(&stream)? {
+            self.store.hand_over(record, &found)?;
+            self.reporter.event(Event::Note {
+                stream: Some(stream_id),
+                text: format!(
+                    "a worker of this stream is already running (pid {}) though the state store \
+                     did not record it; watching it instead of starting another",
+                    found.pid
+                ),
+            });
+            if let Some(rec) = self.store.worker(record)? {
+                self.watch(rec);
+            }
+            return Ok(true);
+        }
+        if !self.still_launchable(stream_id)? {
+            self.store.release_claim(record)?;
+            return Ok(true);
+        }
         self.run_of(stream_id).slot = Slot::Preparing;
         self.reporter.event(Event::Preparing {
             stream: stream_id,
@@ -115,6 +136,48 @@ impl Scheduler<'_> {
             return Err(e);
         }
         Ok(true)
+    }
+
+    /// A live worker of `stream` the state store does not account for (its store was lost, or
+    /// its supervisor SIGKILLed and its row declared lost): found in `/proc` by its marker and
+    /// environment, or named, with its start time, by the lock on the stream's worktree.
+    fn holder(&self, stream: &Stream) -> Result<Option<Found>> {
+        for found in found_workers(self.store.path()) {
+            if found.stream != stream.id() {
+                continue;
+            }
+            // A supervisor with its row here is accounted for: our claim was granted, so its
+            // row is ended (the worker finished, or the launch was given up) and it is leaving.
+            if let Some(id) = found.record
+                && self
+                    .store
+                    .worker(id)?
+                    .is_some_and(|r| r.stream == found.stream)
+            {
+                continue;
+            }
+            return Ok(Some(found));
+        }
+        Ok(self
+            .workspaces
+            .lock()
+            .expect("no panics while holding the workspaces")
+            .holder(stream))
+    }
+
+    /// Whether the model still launches `stream` on fresh facts, read after the claim: another
+    /// `start` may have run it to completion (or given it a verdict) since this run last read
+    /// the task database, and its worker's end, which freed the claim, came after its tasks
+    /// were marked.
+    fn still_launchable(&mut self, stream: &str) -> Result<bool> {
+        if !self.refresh() {
+            return Ok(false);
+        }
+        let mut verdicts = self.store.verdicts()?;
+        for (id, run) in &mut self.runs {
+            run.verdict = verdicts.remove(id);
+        }
+        Ok(self.model().get(stream).is_some_and(|v| v.actions.launch))
     }
 
     /// Renders the prompt and spawns the claimed stream's supervisor.

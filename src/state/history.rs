@@ -70,7 +70,7 @@ impl StateStore {
                 "INSERT INTO runs (started_at, pid, worktrees, selection) VALUES (?1, ?2, ?3, ?4)",
                 params![started_at, pid, worktrees, selection],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -89,7 +89,7 @@ impl StateStore {
                     event.body
                 ],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -107,7 +107,7 @@ impl StateStore {
                  WHERE id = ?1 AND ended_at IS NULL",
                 params![run, ended_at, outcome, exit_code],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 

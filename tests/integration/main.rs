@@ -13,6 +13,7 @@ mod demo;
 mod doctor;
 mod logs;
 mod merge;
+mod one_worker;
 mod parking;
 mod private_files;
 mod prompts;
