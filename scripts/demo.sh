@@ -30,10 +30,12 @@ case $profile in
 esac
 step "Building orchestrate ($profile)"
 if [ -z "${ORCHESTRATE_BIN:-}" ]; then
-    (cd "$repo" && cargo build --quiet "${cargo_profile[@]}" --bin orchestrate)
+    # cargo shows its progress: a first build compiles libgit2 and SQLite from source.
+    echo "A first build compiles libgit2 and SQLite from source: minutes on a 2-core machine (up to half an hour on a busy one); later builds take seconds."
+    (cd "$repo" && cargo build "${cargo_profile[@]}" --bin orchestrate)
     ORCHESTRATE_BIN="${CARGO_TARGET_DIR:-$repo/target}/$target_sub/orchestrate"
 fi
-(cd "$repo" && cargo build --quiet "${cargo_profile[@]}" --example make-demo-db)
+(cd "$repo" && cargo build "${cargo_profile[@]}" --example make-demo-db)
 make_db="${CARGO_TARGET_DIR:-$repo/target}/$target_sub/examples/make-demo-db"
 [ -x "$ORCHESTRATE_BIN" ] || die "no binary at $ORCHESTRATE_BIN"
 ORCHESTRATE_BIN=$(cd "$(dirname "$ORCHESTRATE_BIN")" && pwd)/$(basename "$ORCHESTRATE_BIN")
@@ -98,6 +100,11 @@ echo "the run took $(($(date +%s) - started)) s"
 
 step "The dashboard after the run"
 show orchestrate status
+
+step "The stream graph, and where the run's time went"
+show orchestrate graph
+show orchestrate report
+show orchestrate report --html "$sandbox/report.html"
 show git worktree list
 show git log --oneline --graph --all
 
@@ -119,6 +126,7 @@ The sandbox is $sandbox
   project:        $project
   task database:  $db
   worker logs:    $project/.claude/orchestrator/logs/
+  the run's chart: $sandbox/report.html (open it in a browser)
 Look around:    cd $project && orchestrate status && orchestrate logs Stream-Z
 Remove it:      rm -rf $sandbox
 EOF

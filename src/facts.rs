@@ -141,6 +141,13 @@ pub fn gather(
             .is_some_and(|v| !v.trim().is_empty());
         observed.verify = verify_fact(required, worker, check);
     }
+    // Worktrees whose git record was deleted behind our back: nothing recorded them yet.
+    let known = store.verdicts()?;
+    for (stream, verdict) in crate::git::recheck::discover(project, graph) {
+        if known.get(&stream) != Some(&verdict) {
+            store.set_verdict(&stream, &verdict)?;
+        }
+    }
     for (stream, verdict) in store.verdicts()? {
         let Some(s) = graph.get(&stream) else {
             continue;
@@ -219,7 +226,7 @@ pub fn in_use(project: &Project) -> Result<std::collections::BTreeMap<String, i3
 pub fn worker_fact(rec: &WorkerRecord) -> WorkerFact {
     if rec.ended_at.is_none() {
         match (&rec.identity, &rec.claimer) {
-            (Some(id), _) if id.is_alive() => WorkerFact::Live,
+            (Some(id), _) if id.tree_alive() => WorkerFact::Live,
             (None, Some(claimer)) if claimer.is_alive() => WorkerFact::Preparing,
             // Gone without a record (its supervisor was killed): nothing looked at what it
             // left.

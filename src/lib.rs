@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod setup;
 pub mod state;
 pub mod taskdb;
+pub mod timeline;
 pub mod ui;
 pub mod worker;
 pub mod workspace;

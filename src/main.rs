@@ -6,6 +6,8 @@ fn main() {
     if let Some(code) = orchestrate::commands::sandbox::run_if_called() {
         std::process::exit(code);
     }
+    // A shell asking for completions (`orchestrate completions`) is answered and exits here.
+    orchestrate::cli::complete_from_env();
     let cli = orchestrate::cli::Cli::from_args();
     let ui = orchestrate::ui::Ui::new(&cli.global);
     orchestrate::ui::init_tracing(&cli.global, &ui);

@@ -1,12 +1,13 @@
 //! Reading `/proc`: a process's identity (pid + start time + boot id), whether it is alive,
-//! which processes are in a process group, and which carry a worker's marker in their
-//! environment (descendants that left the group with `setsid` or a double fork).
+//! which processes are in a process group, which carry a worker's marker in their
+//! environment (descendants that left the group with `setsid` or a double fork), and which
+//! workers of a project are alive whatever the state store says ([`found_workers`]).
 //!
 //! Invariant: a pid alone never proves anything. A zombie (state `Z`/`X`) is not alive — PID 1
 //! in some sandboxes never reaps, and `kill(pid, 0)` succeeds on zombies — and a pid whose start
 //! time or boot id differs from the record is another process that reused the number.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Enough to tell a recorded process apart from any later process with the same pid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +89,24 @@ impl Identity {
         format!("{}-{}", self.pid, self.start_ticks)
     }
 
+    /// The supervisor a worker marker ([`Identity::worker_marker`]) names, on this boot (a
+    /// process carrying the marker is alive now, so it was set on this boot).
+    pub fn from_marker(marker: &str) -> Option<Self> {
+        let (pid, ticks) = marker.split_once('-')?;
+        Some(Self {
+            pid: pid.parse().ok()?,
+            start_ticks: ticks.parse().ok()?,
+            boot_id: boot_id(),
+        })
+    }
+
+    /// True if this supervisor is alive or its worker tree is: processes carrying its marker
+    /// outlive a supervisor that was SIGKILLed, and they are still its stream's worker.
+    pub fn tree_alive(&self) -> bool {
+        self.is_alive()
+            || (self.boot_id == boot_id() && !marked_processes(&self.worker_marker()).is_empty())
+    }
+
     /// This process.
     pub fn current() -> Option<Self> {
         identity_of(std::process::id() as i32)
@@ -145,54 +164,68 @@ pub fn marked_processes(marker: &str) -> Vec<Stat> {
         .collect()
 }
 
-/// A live `orchestrate __supervise` process, as `/proc` shows it: enough to rebuild its worker
-/// row when the state store was lost under it.
+/// A worker found alive in `/proc` for one project, whatever the state store says: its
+/// supervisor, or — the supervisor SIGKILLed — the orphaned worker tree that still carries the
+/// supervisor's marker. Enough to rebuild its worker row, and to refuse a second launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Supervisor {
-    /// The state store row it writes to (`--record`).
-    pub record: i64,
+pub struct Found {
     pub stream: String,
+    /// The supervisor (group leader). Dead when the worker is orphaned: its marker still
+    /// names it, so `stop` and the liveness checks reach the tree through the marker.
+    pub leader: Identity,
+    /// The state-store row the supervisor writes (`--record`), if the supervisor is alive.
+    pub record: Option<i64>,
+    /// A live process of it, to name: the supervisor, or an orphaned worker process.
+    pub pid: i32,
     pub attempt: u32,
-    pub identity: Identity,
-    /// Its stderr: the stream's log.
-    pub log: Option<std::path::PathBuf>,
-    pub dir: std::path::PathBuf,
+    /// The stream's log (the supervisor's stderr, or the worker's stdout).
+    pub log: Option<PathBuf>,
+    pub dir: PathBuf,
     pub branch: Option<String>,
 }
 
-/// Live supervisors of our user that write to the state store at `state`.
-pub fn supervisors(state: &Path) -> Vec<Supervisor> {
+/// Workers alive in `/proc` that belong to the project whose state store is `state`: live
+/// `__supervise` processes writing to it, and processes of our user whose environment names a
+/// stream of this project (`ORCHESTRATE_STREAM`, `ORCHESTRATE_PROJECT_ROOT`) and carries a
+/// worker marker, grouped by the supervisor the marker names.
+pub fn found_workers(state: &Path) -> Vec<Found> {
+    let wanted = state.canonicalize().unwrap_or_else(|_| state.to_path_buf());
+    let ours = |p: &Path| p == state || p == wanted;
+    let mut found: Vec<Found> = Vec::new();
+    for pid in own_pids() {
+        let Some(seen) = examine(pid, &ours) else {
+            continue;
+        };
+        match found.iter_mut().find(|f| f.leader == seen.leader) {
+            // The supervisor itself says best where its worker runs and which row it writes.
+            Some(f) if seen.record.is_some() => *f = seen,
+            Some(_) => {}
+            None => found.push(seen),
+        }
+    }
+    found
+}
+
+/// Pids of our user's processes (this one included: a supervisor rebuilding the store it
+/// writes to must find itself).
+fn own_pids() -> Vec<i32> {
     use std::os::unix::fs::MetadataExt;
     let uid = nix::unistd::geteuid().as_raw();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let wanted = state.canonicalize().unwrap_or_else(|_| state.to_path_buf());
     entries
         .filter_map(|e| {
             let e = e.ok()?;
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             (e.metadata().ok()?.uid() == uid).then_some(pid)
         })
-        .filter_map(|pid| supervisor(pid, state, &wanted))
         .collect()
 }
 
-fn supervisor(pid: i32, state: &Path, wanted: &Path) -> Option<Supervisor> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    if args.get(1) != Some(&b"__supervise".as_slice()) {
-        return None;
-    }
-    let value = |flag: &[u8]| {
-        let i = args.iter().position(|a| *a == flag)?;
-        std::str::from_utf8(args.get(i + 1)?).ok()
-    };
-    let path = Path::new(value(b"--state")?);
-    if path != state && path != wanted {
-        return None;
-    }
-    let record = value(b"--record")?.parse().ok()?;
+/// What one process says about the worker it belongs to, if it belongs to one of the store
+/// `ours` accepts: a supervisor by its `--state` argument, anything else by its environment.
+fn examine(pid: i32, ours: &dyn Fn(&Path) -> bool) -> Option<Found> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let var = |name: &str| {
         let prefix = format!("{name}=");
@@ -200,16 +233,46 @@ fn supervisor(pid: i32, state: &Path, wanted: &Path) -> Option<Supervisor> {
             .find_map(|v| v.strip_prefix(prefix.as_bytes()))
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
-    let identity = identity_of(pid).filter(Identity::is_alive)?;
-    Some(Supervisor {
+    let stream = var("ORCHESTRATE_STREAM")?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let arg = |flag: &[u8]| {
+        let i = args.iter().position(|a| *a == flag)?;
+        std::str::from_utf8(args.get(i + 1)?).ok()
+    };
+    let (leader, record, dir, log) = if args.get(1) == Some(&b"__supervise".as_slice()) {
+        if !ours(Path::new(arg(b"--state")?)) {
+            return None;
+        }
+        let leader = identity_of(pid).filter(Identity::is_alive)?;
+        let record = arg(b"--record")?.parse().ok()?;
+        let dir = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let log = std::fs::read_link(format!("/proc/{pid}/fd/2")).ok();
+        (leader, Some(record), dir, log)
+    } else {
+        let root = PathBuf::from(var("ORCHESTRATE_PROJECT_ROOT")?);
+        if !ours(&crate::project::Project { root }.state_db()) {
+            return None;
+        }
+        // Zombies and dead tasks hold nothing.
+        stat(pid).filter(Stat::is_live)?;
+        let leader = Identity::from_marker(&var(WORKER_ID_VAR)?)?;
+        let dir = var("ORCHESTRATE_WORKTREE")
+            .map(PathBuf::from)
+            .or_else(|| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())?;
+        let log = std::fs::read_link(format!("/proc/{pid}/fd/1")).ok();
+        (leader, None, dir, log)
+    };
+    Some(Found {
+        stream,
+        leader,
         record,
-        stream: var("ORCHESTRATE_STREAM")?,
+        pid,
         attempt: var("ORCHESTRATE_ATTEMPT")
             .and_then(|a| a.parse().ok())
             .unwrap_or(1),
-        identity,
-        log: std::fs::read_link(format!("/proc/{pid}/fd/2")).ok(),
-        dir: std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?,
+        log: log.filter(|l| l.is_absolute()),
+        dir,
         branch: var("ORCHESTRATE_BRANCH").filter(|b| !b.is_empty()),
     })
 }
@@ -234,6 +297,21 @@ mod tests {
         assert_eq!(s.state, 'S');
         assert_eq!(s.pgrp, 4242);
         assert_eq!(s.start_ticks, 987654);
+    }
+
+    #[test]
+    fn a_marker_names_its_supervisor() {
+        let me = Identity::current().unwrap();
+        assert_eq!(Identity::from_marker(&me.worker_marker()), Some(me.clone()));
+        assert_eq!(Identity::from_marker("12"), None);
+        assert_eq!(Identity::from_marker("a-1"), None);
+        // Alive itself; a dead supervisor with no marked process left is not.
+        assert!(me.tree_alive());
+        let gone = Identity {
+            start_ticks: me.start_ticks + 1,
+            ..me
+        };
+        assert!(!gone.tree_alive());
     }
 
     #[test]

@@ -23,6 +23,18 @@ pub struct Placement {
     pub notes: Vec<String>,
 }
 
+impl Placement {
+    /// Where a recorded worker ran (the project root when the row does not say).
+    pub fn of_record(rec: &crate::state::WorkerRecord, root: &std::path::Path) -> Self {
+        Self {
+            dir: rec.dir.clone().unwrap_or_else(|| root.to_path_buf()),
+            branch: rec.branch.clone(),
+            base: rec.base.clone(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// Why a stream cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareFailure {
@@ -56,6 +68,13 @@ pub trait Workspaces: Send {
 
     /// The worker exited (worktree mode unlocks, and auto-commits leftovers).
     fn worker_finished(&mut self, stream: &str, placement: &Placement) -> Finished;
+
+    /// A live process that holds `stream`'s place by its own record (worktree mode: the lock
+    /// on the stream's worktree naming a live process, by pid and start time), consulted
+    /// before each launch so that a worker the state store lost is never run twice.
+    fn holder(&self, _stream: &Stream) -> Option<crate::proc::Found> {
+        None
+    }
 }
 
 /// Every stream in the project root (no `--worktrees`, and always for the `main` stream).

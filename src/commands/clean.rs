@@ -1,5 +1,6 @@
 //! `orchestrate clean`: remove stream worktrees (and with `--branches` their branches) that
-//! hold nothing unsaved; list what is kept, why, and how to override.
+//! hold nothing unsaved, never one in use; list what is kept, why, and how to override; keep
+//! what `--force` would strand reachable; register orphaned worktrees again.
 
 use std::collections::BTreeMap;
 
@@ -42,10 +43,11 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, ui: &Ui) -> Result<i32> {
         force: args.force,
         branches: args.branches,
     };
-    let plan = clean::plan(&ctx.project, graph.as_ref(), &running, &opts)?;
-    if !args.dry_run {
-        clean::execute(&ctx.project, &plan)?;
-    }
+    let plan = if args.dry_run {
+        clean::plan(&ctx.project, graph.as_ref(), &running, &opts)?
+    } else {
+        clean::run(&ctx.project, graph.as_ref(), &running, &opts)?
+    };
     ui.print(&ui::clean::render(&plan, args.dry_run, &ui.out));
     Ok(exit_codes::OK)
 }

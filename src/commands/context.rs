@@ -54,17 +54,29 @@ impl Context {
         let store = taskdb::kind_of(&self.db.path)
             .map(|k| format!("the {} ", k.describe()))
             .unwrap_or_default();
+        // Before `init` the guide is not in the project yet: say how to get it.
+        let guide = self
+            .project
+            .orchestrator_dir()
+            .join("ORCHESTRATION_GUIDE.md");
+        let guide = if guide.is_file() {
+            format!("see {}", guide.display())
+        } else {
+            "`orchestrate init` installs it as .claude/orchestrator/ORCHESTRATION_GUIDE.md, \
+             which explains stream metadata"
+                .to_string()
+        };
         Error::msg(format!(
             "no stream tasks in {store}{} ({}): no task in scope has a stream \
              (`metadata.streamId`, or in a tc store a `stream_id`)",
             self.db.path.display(),
             self.db.explain()
         ))
-        .with_hint(
-            "create tasks with `metadata.streamId` (see ORCHESTRATION_GUIDE.md; in a tc project \
-             `tc stream create` and `tc task create --stream N --metadata …`), or point at another \
-             database with `--db FILE` or WORKSPACE_ID",
-        )
+        .with_hint(format!(
+            "create tasks with `metadata.streamId` ({guide}; in a tc project `tc stream create` \
+             and `tc task create --stream N --metadata …`), or point at another database with \
+             `--db FILE` or WORKSPACE_ID"
+        ))
         .with_code(exit_codes::NO_STREAMS)
     }
 }

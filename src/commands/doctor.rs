@@ -121,6 +121,7 @@ fn check_project(project: &Project, global: &GlobalArgs) -> Vec<Check> {
         &project.worktrees_dir(),
         "stream worktrees",
     ));
+    checks.extend(check_orphans(project));
     checks.push(check_writable(
         "runtime folders",
         &project.orchestrator_dir(),
@@ -200,6 +201,27 @@ fn check_git(root: &Path, worktrees_on: bool) -> Vec<Check> {
     checks
 }
 
+/// Stream worktrees whose `.git/worktrees/<name>` was deleted: git no longer sees them.
+fn check_orphans(project: &Project) -> Option<Check> {
+    let orphans = crate::git::worktree::orphans_of(project);
+    if orphans.is_empty() {
+        return None;
+    }
+    let dirs: Vec<String> = orphans
+        .iter()
+        .map(|o| o.dir.display().to_string())
+        .collect();
+    Some(warn(
+        "stream worktrees",
+        format!(
+            "git no longer knows {} (its record under .git/worktrees/ was deleted): what is \
+             uncommitted there is invisible, and its stream's dependents wait",
+            dirs.join(", ")
+        ),
+        "`orchestrate clean` registers them with git again, keeping every file",
+    ))
+}
+
 fn on_or_off(on: bool) -> &'static str {
     if on {
         " (worktrees = true in config)"
@@ -255,6 +277,7 @@ fn check_database(project: &Project, global: &GlobalArgs) -> Vec<Check> {
             },
         ),
     ];
+    checks.extend(check_db_writes(&location.path));
     if kind == StoreKind::Tc {
         checks.extend(check_tc_store(project, &location.path));
     }
@@ -626,18 +649,62 @@ fn check_state(path: &Path) -> Check {
             r.get::<_, i64>(0)
         })
     });
+    let corrupt = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        )
+    };
     match read {
         Ok(_) => ok("state store", format!("{} is readable", path.display())),
+        // Every command that opens it (status, stop, start) sets it aside and rebuilds it from
+        // the workers alive in /proc; doctor changes nothing, so it only says so.
+        Err(e) if corrupt(&e) => warn(
+            "state store",
+            format!(
+                "{} is corrupt ({e}); the next `orchestrate` command that opens it has it set \
+                 aside (kept beside it as state.db.corrupt-TIME) and rebuilt from the running \
+                 workers",
+                path.display()
+            ),
+            "nothing to do: `orchestrate status` rebuilds it now, and shows the workers it found",
+        ),
         Err(e) => fail(
             "state store",
             format!("cannot read {}: {e}", path.display()),
             format!(
-                "stop any workers (`orchestrate stop`), then move {} aside; the next `start` \
-                 creates a new one",
+                "make {} and its folder readable and writable by you",
                 path.display()
             ),
         ),
     }
+}
+
+/// Workers mark their tasks in the task database (`orchestrate task set`, Task Copilot): a
+/// file or folder they cannot write means no task is ever marked done.
+fn check_db_writes(db: &Path) -> Option<Check> {
+    use nix::unistd::{AccessFlags, access};
+    let folder = db.parent().unwrap_or(Path::new("."));
+    let blocked = if access(db, AccessFlags::W_OK).is_err() {
+        db
+    } else if access(folder, AccessFlags::W_OK).is_err() {
+        // SQLite creates its journal or WAL files beside the database.
+        folder
+    } else {
+        return None;
+    };
+    Some(fail(
+        "database writes",
+        format!(
+            "{} is read-only: workers cannot mark tasks done (`orchestrate task set` and Task \
+             Copilot write to it)",
+            blocked.display()
+        ),
+        format!(
+            "make {} writable by you (or move the database off a read-only mount)",
+            blocked.display()
+        ),
+    ))
 }
 
 fn render(checks: &[Check], ui: &Ui) -> String {
@@ -651,19 +718,24 @@ fn render(checks: &[Check], ui: &Ui) -> String {
             Level::Warn => p.caution("!"),
             Level::Fail => p.bad("✗"),
         };
-        // Details and fixes quote paths, commands and file contents: escaped.
+        // Details and fixes quote paths, commands and file contents: escaped, line breaks
+        // kept, and continuation lines start under the first line's text.
+        let indent = " ".repeat(2 + width + 2);
         out.push_str(&format!(
             "{mark} {:width$}  {}\n",
             esc(check.title),
-            esc(&check.detail),
+            esc(&check.detail).replace('\n', &format!("\n{indent}")),
             width = width
         ));
         if let Some(fix) = &check.fix {
+            // Most fixes are imperatives; "fix: fix the JSON" says it twice.
+            let fix = fix.strip_prefix("fix ").unwrap_or(fix);
+            let indent = format!("{indent}     ");
             out.push_str(&format!(
                 "  {:width$}  {} {}\n",
                 "",
                 p.hint("fix:"),
-                esc(fix)
+                esc(fix).replace('\n', &format!("\n{indent}"))
             ));
         }
     }
@@ -690,6 +762,32 @@ fn render(checks: &[Check], ui: &Ui) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fix that starts with the verb reads once, and every line of a multi-line detail or
+    /// fix starts under the first.
+    #[test]
+    fn fixes_say_fix_once_and_multi_line_text_stays_aligned() {
+        let checks = [
+            ok("git", "2.47.3"),
+            fail(
+                "task metadata",
+                "2 tasks have metadata that is not JSON:\nTASK-1\nTASK-2",
+                "fix the JSON in those tasks' `metadata`\nthen run doctor again",
+            ),
+        ];
+        let text = render(&checks, &Ui::plain());
+        assert!(!text.contains("fix: fix"), "{text}");
+        assert!(text.contains("fix: the JSON in those tasks'"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        // Display columns (the marks are multi-byte).
+        let col = |line: &str, what: &str| line.find(what).map(|i| line[..i].chars().count());
+        let column = col(lines[1], "2 tasks");
+        assert!(column.is_some());
+        assert_eq!(col(lines[2], "TASK-1"), column, "{text}");
+        assert_eq!(col(lines[3], "TASK-2"), column, "{text}");
+        let fix_column = col(lines[4], "the JSON");
+        assert_eq!(col(lines[5], "then run"), fix_column, "{text}");
+    }
 
     #[test]
     fn root_refusal_needs_root_a_skipping_flag_and_no_sandbox() {

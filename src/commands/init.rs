@@ -89,8 +89,25 @@ fn render(project: &Project, report: &Report, ui: &Ui) -> String {
             p.bold(".claude/orchestrator/ORCHESTRATION_GUIDE.md"),
             p.bold(".claude/orchestrator/config.toml"),
         ));
+        if !report.notices.contains(&Notice::NoGit) {
+            out.push_str(&format!("\n{}", what_to_commit(p)));
+        }
     }
     out
+}
+
+/// The installed files are meant to be shared (the slash command, the config, the prompts);
+/// the runtime folders are in `.git/info/exclude` already.
+fn what_to_commit(p: &crate::ui::Palette) -> String {
+    format!(
+        "Commit the set-up to share it (the slash command, config and prompts; the runtime \
+         folders logs/, run/ and state/ are excluded already):\n  {}\n\
+         To keep it to yourself instead, add those paths to .git/info/exclude.\n",
+        p.bold(
+            "git add .claude/commands/orchestrate.md .claude/orchestrator/ watch-status && \
+             git commit -m 'Set up orchestrate'"
+        )
+    )
 }
 
 #[cfg(test)]

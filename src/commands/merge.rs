@@ -6,7 +6,8 @@ use crate::cli::{GlobalArgs, MergeArgs};
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::git::error::summarize;
-use crate::git::repo::Repo;
+use crate::git::merge::Stop;
+use crate::git::repo::{Repo, short};
 use crate::git::{MergePreview, merge, preview};
 use crate::graph::{Stream, StreamGraph, UnknownStreams};
 use crate::ui::{self, Ui};
@@ -26,6 +27,29 @@ pub fn run(global: &GlobalArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
     }
     let report = merge::merge_streams(&repo, &target, &selected, complete)?;
     ui.print(&ui::mergeback::render_report(&report, &ui.out));
+    match report.stopped {
+        Some(Stop::Moved { expected, found }) => {
+            return Err(Error::msg(format!(
+                "{target} moved from {} to {} while merging (someone committed on it or moved it); \
+                 stopped there: it was not overwritten, and the work tree and index are as they were \
+                 before this merge",
+                short(expected),
+                short(found)
+            ))
+            .with_hint("run `orchestrate merge` again to merge the rest onto the new tip")
+            .with_code(exit_codes::REFUSED));
+        }
+        Some(Stop::LockTaken) => {
+            return Err(Error::msg(format!(
+                "another git process took {} between two merges; stopped there, after the \
+                 merges listed above",
+                repo.inner.path().join("index.lock").display()
+            ))
+            .with_hint("run `orchestrate merge` again once it is done, to merge the rest")
+            .with_code(exit_codes::REFUSED));
+        }
+        None => {}
+    }
     if let Some(c) = &report.conflict {
         let paths = match &c.preview {
             MergePreview::Conflicts { paths } => paths.clone(),

@@ -14,10 +14,12 @@ use crate::git::WorktreeWorkspaces;
 use crate::graph::{StreamGraph, UnknownStreams};
 use crate::model::{Mode, Model, Reason, State};
 use crate::project::Project;
-use crate::scheduler::{RunEnd, Scheduler, Settings};
+use crate::scheduler::{Reporter, RunEnd, Scheduler, Settings};
 use crate::state::StateStore;
 use crate::taskdb::StoreKind;
+use crate::timeline::{History, Recording};
 use crate::ui::Ui;
+use crate::ui::events::JsonEvents;
 use crate::ui::run::RunView;
 use crate::ui::tclog::TcActivity;
 use crate::worker::{WorkerCommand, prompt};
@@ -127,44 +129,78 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
+    // The run's timeline goes to the state store (`orchestrate report`); the live view is the
+    // board (bars or lines), or with --json one JSON object per event on stdout.
+    let selection: Option<Vec<String>> = settings
+        .selection
+        .as_ref()
+        .map(|s| s.iter().cloned().collect());
+    let recording = Recording::begin(&ctx.project.state_db(), worktrees, selection.as_deref());
+    let mut json = args.json.then(|| JsonEvents::new(recording.start_entry()));
     // The board's first line names the store as `status` does.
     let source = crate::ui::board::source_line(
         ctx.db.workspace.as_deref(),
         &ctx.db.path,
         Some(&ctx.db.source(db.kind())),
     );
-    let mut view = RunView::new(ui, source);
+    let mut view = (!args.json).then(|| RunView::new(ui, source));
+    let inner: &mut dyn Reporter = match (json.as_mut(), view.as_mut()) {
+        (Some(json), _) => json,
+        (None, Some(view)) => view,
+        (None, None) => unreachable!("one of the two is made above"),
+    };
+    let mut history = History::new(recording, inner);
     let end = if db.kind() == StoreKind::Tc {
         // tc's own log shows the run too (`tc log`, `tc watch`).
-        let mut tee = TcActivity::new(&ctx.db.path, &mut view);
+        let mut tee = TcActivity::new(&ctx.db.path, &mut history);
         let end = Scheduler::new(settings, db, store, workspaces, &mut tee)
             .map(|scheduler| runtime.block_on(scheduler.run()));
         tee.finish();
         end?
     } else {
-        let scheduler = Scheduler::new(settings, db, store, workspaces, &mut view)?;
+        let scheduler = Scheduler::new(settings, db, store, workspaces, &mut history)?;
         runtime.block_on(scheduler.run())
     };
-    view.finish();
     // Do not wait for the per-worker wait tasks: the workers outlive us by design.
     runtime.shutdown_background();
-    let (end, stats) = end?;
-    match &end {
-        // Diagnostics, not results: the workers keep running.
-        RunEnd::Interrupted(_) => ui.info(&crate::ui::run::render_end(&end)),
-        _ => ui.print(&crate::ui::run::render_end(&end)),
-    }
-    if let Some(line) = crate::ui::run::render_stats(&stats) {
-        ui.print(&line);
-    }
-    if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
-        merge_back_hints(&ctx, ui);
-    }
-    Ok(match end {
+    let code_of = |end: &RunEnd| match end {
         RunEnd::Complete { .. } => exit_codes::OK,
         RunEnd::Incomplete(_) => exit_codes::INCOMPLETE,
         RunEnd::Interrupted(_) => exit_codes::INTERRUPTED,
-    })
+    };
+    // A run the scheduler could not finish keeps no end: `report` shows it unended.
+    let run_id = match &end {
+        Ok((end, _)) => history.finish(end, code_of(end)),
+        Err(_) => {
+            drop(history);
+            None
+        }
+    };
+    if let Some(view) = view {
+        view.finish();
+    }
+    let (end, stats) = end?;
+    let code = code_of(&end);
+    // With --json stdout holds the events alone: the words go to stderr.
+    let say = |text: &str| match (&json, &end) {
+        (None, RunEnd::Complete { .. } | RunEnd::Incomplete(_)) => ui.print(text),
+        // Diagnostics, not results: the workers keep running.
+        _ => ui.info(text),
+    };
+    say(&crate::ui::run::render_end(&end));
+    if let Some(line) = crate::ui::run::render_stats(&stats) {
+        say(&line);
+    }
+    if worktrees && !matches!(end, RunEnd::Interrupted(_)) {
+        merge_back_hints(&ctx, ui, json.is_some());
+    }
+    if let Some(json) = json {
+        json.finish(&end, code);
+    }
+    if let Some(id) = run_id {
+        ui.info(&crate::ui::report::pointer(id));
+    }
+    Ok(code)
 }
 
 /// The command line's values, on top of the file and the environment (`Config::apply`).
@@ -267,12 +303,14 @@ fn plan_facts(
 }
 
 /// After a worktree run: how to merge the stream branches back, previewed in memory.
-fn merge_back_hints(ctx: &Context, ui: &Ui) {
+/// `to_stderr`: with `--json`, whose stdout holds the events alone.
+fn merge_back_hints(ctx: &Context, ui: &Ui, to_stderr: bool) {
     let plan = ctx
         .open_db()
         .and_then(|mut db| ctx.load_graph(&mut db))
         .and_then(|(_, graph)| Ok(crate::git::hints(&ctx.project, &graph, None)?));
     match plan {
+        Ok(plan) if to_stderr => ui.info(&crate::ui::mergeback::render_plan(&plan, &ui.err)),
         Ok(plan) => ui.print(&crate::ui::mergeback::render_plan(&plan, &ui.out)),
         Err(e) => ui.warn(&format!("cannot preview the merge-back: {e}")),
     }

@@ -22,6 +22,8 @@ pub enum GitError {
     },
     #[error("{path} has no branch checked out (detached HEAD or unborn branch)")]
     NoBranch { path: PathBuf },
+    #[error("{path} has no commit yet: there is nothing to branch stream worktrees from")]
+    NoCommit { path: PathBuf },
     #[error("cannot read branch `{branch}`")]
     ReadBranch {
         branch: String,
@@ -35,6 +37,12 @@ pub enum GitError {
         branch: String,
         #[source]
         source: git2::Error,
+    },
+    #[error("`{branch}` moved from {expected} to {found} meanwhile; it was left as it is")]
+    Moved {
+        branch: String,
+        expected: String,
+        found: String,
     },
     #[error("cannot delete branch `{branch}`")]
     DeleteBranch {
@@ -62,7 +70,7 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
-    #[error("cannot check out the merge result in {path}")]
+    #[error("cannot check out files in {path}")]
     Checkout {
         path: PathBuf,
         #[source]
@@ -88,6 +96,11 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
+    #[error(
+        "the checkout of worktree {path} is not complete, and finishing it would overwrite: {}",
+        summarize(.files)
+    )]
+    Unfinished { path: PathBuf, files: Vec<String> },
     #[error("{path} exists but is not the worktree of branch `{branch}`")]
     WorktreeInTheWay { path: PathBuf, branch: String },
     #[error("branch `{branch}` is already checked out at {path}")]
@@ -119,6 +132,8 @@ pub enum GitError {
         branch: String,
         files: Vec<String>,
     },
+    #[error("another git process holds {path}; nothing was changed")]
+    IndexLocked { path: PathBuf },
     #[error("{path} is in the middle of a {operation}")]
     Busy { path: PathBuf, operation: String },
     #[error("{path} is on `{current}`, not on the target branch `{target}`")]
@@ -155,9 +170,21 @@ impl Diagnostic for GitError {
                 "check out the branch to merge into (`git switch <branch>`), or pass `--into BRANCH`"
                     .into()
             }
+            Self::NoCommit { .. } => {
+                "make a first commit (`git add -A && git commit -m initial`), then run again".into()
+            }
+            Self::Moved { .. } => {
+                "someone changed it while orchestrate worked; run the command again".into()
+            }
             Self::MissingBranch { .. } => "`git branch --list 'stream/*'` lists stream branches".into(),
             Self::WorktreeInTheWay { path, .. } => format!(
                 "move {} away (or remove it if it holds nothing you need), then run again",
+                path.display()
+            ),
+            Self::Unfinished { path, .. } => format!(
+                "its checkout was cut short; keep what you need from {}, remove it \
+                 (`git worktree remove --force {}`), then run again",
+                path.display(),
                 path.display()
             ),
             Self::CheckedOutElsewhere { path, .. } => format!(
@@ -170,6 +197,11 @@ impl Diagnostic for GitError {
             Self::UntrackedInTheWay { .. } => {
                 "move them away or commit them (`git stash -u` stashes untracked files too), then run `orchestrate merge` again".into()
             }
+            Self::IndexLocked { path } => format!(
+                "wait for it to finish and run again; if no git process is running, a crashed one \
+                 left the lock: remove {}",
+                path.display()
+            ),
             Self::Busy { .. } => {
                 "finish it or abort it (`git merge --abort`, `git rebase --abort`, …) first".into()
             }

@@ -3,21 +3,26 @@
 //! and `.worktreeinclude`. Synchronous; each caller opens its own [`repo::Repo`].
 
 pub mod base;
+pub mod beneath;
+pub mod checkout;
 pub mod clean;
 pub mod error;
 pub mod exclude;
-pub mod info;
 pub mod include;
+pub mod index_lock;
+pub mod info;
 pub mod merge;
+pub mod occupants;
 pub mod preview;
 pub mod recheck;
 pub mod repo;
+pub mod rescue;
 pub mod workspaces;
 pub mod worktree;
 
 pub use crate::names::StreamNames;
-pub use info::{RepoInfo, is_valid_ref_name};
 pub use error::GitError;
+pub use info::{RepoInfo, is_valid_ref_name};
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 
@@ -135,7 +140,8 @@ pub fn plan_placement(
         });
     }
     let repo = repo::Repo::open_in_memory(&project.root)?;
-    let (base, blocked) = match base::resolve(&repo, stream)? {
+    let run = base::current_run_base(project, &repo)?;
+    let (base, blocked) = match base::resolve(&repo, stream, &run)? {
         base::Base::Commit { how, .. } if how.starts_with("merge") => (how, false),
         base::Base::Commit { oid, how } => (format!("{how} ({})", repo::short(oid)), false),
         base::Base::Conflict {

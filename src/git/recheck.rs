@@ -1,12 +1,17 @@
 //! Re-checking a durable verdict against the repository: is its cause still there? A base
 //! conflict is gone once the stream's branch exists (merged by hand) or its dependencies'
 //! branches now merge cleanly; a dirty finish once the worktree is clean; a worker that left
-//! its branch once the worktree is back on it; a folder in the way once it is gone.
+//! its branch once the worktree is back on it; a folder in the way once it is gone; an
+//! unrelated branch once it is gone or shares history; an orphaned worktree once git knows it
+//! again (or its folder is gone).
+//!
+//! [`discover`] finds what needs attention without any verdict recorded yet: stream worktrees
+//! whose admin folder was deleted behind our back.
 
 use super::error::Result;
 use super::repo::Repo;
 use super::{base, worktree};
-use crate::graph::Stream;
+use crate::graph::{Stream, StreamGraph};
 use crate::model::{Attention, Block, Verdict};
 use crate::names::StreamNames;
 use crate::project::Project;
@@ -32,7 +37,8 @@ fn block_holds(project: &Project, stream: &Stream, block: &Block) -> Result<bool
             if repo.branch_tip(&names.branch())?.is_some() {
                 return Ok(false);
             }
-            let now: Vec<String> = base::dependency_tips(&repo, stream)?
+            let run = base::current_run_base(project, &repo)?;
+            let now: Vec<String> = base::dependency_tips(&repo, stream, &run)?
                 .into_iter()
                 .map(|(_, tip)| tip.to_string())
                 .collect();
@@ -40,7 +46,14 @@ fn block_holds(project: &Project, stream: &Stream, block: &Block) -> Result<bool
                 return Ok(true);
             }
             // The dependencies moved: try the merge again, in memory.
-            Ok(base::probe(&repo, stream)?.is_some())
+            Ok(base::probe(&repo, stream, &run)?.is_some())
+        }
+        Block::UnrelatedBranch { branch, base, .. } => {
+            let (Some(tip), Ok(base)) = (repo.branch_tip(branch)?, git2::Oid::from_str(base))
+            else {
+                return Ok(false);
+            };
+            Ok(!base::related(&repo, tip, base)?)
         }
         Block::WorktreeInTheWay { path, .. } => {
             let ours = worktree::list(&repo)?.into_iter().any(|w| {
@@ -76,5 +89,32 @@ fn attention_holds(attention: &Attention) -> Result<bool> {
             }
             Ok(Repo::open(dir)?.current_branch().as_deref() != Some(branch.as_str()))
         }
+        Attention::Orphaned { dir, .. } => Ok(worktree::orphaned_admin(dir).is_some()),
     }
+}
+
+/// Streams of `graph` whose worktree folder is still there while git's record of it is gone,
+/// with the verdict to record: their dependents must not start without what is in them.
+pub fn discover(project: &Project, graph: &StreamGraph) -> Vec<(String, Verdict)> {
+    let Ok(repo) = Repo::open(&project.root) else {
+        return Vec::new();
+    };
+    worktree::orphans(&repo, &project.worktrees_dir())
+        .into_iter()
+        .filter_map(|o| {
+            let stream = graph
+                .streams()
+                .iter()
+                .find(|s| StreamNames::new(s.id()).slug == o.slug)?;
+            Some((
+                stream.id().to_string(),
+                Verdict::Attention {
+                    attention: Attention::Orphaned {
+                        dir: o.dir,
+                        admin: o.admin,
+                    },
+                },
+            ))
+        })
+        .collect()
 }

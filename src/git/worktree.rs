@@ -6,12 +6,19 @@
 //! * stale entries (folder deleted by hand) are pruned before adding, because libgit2 would
 //!   otherwise let the branch be checked out twice;
 //! * a failed add leaves neither `.git/worktrees/<name>` nor an empty folder behind;
-//! * nothing here deletes a work tree unless the caller asked for it explicitly ([`remove`]).
+//! * creation is crash-safe: a marker (`<git dir>/orchestrate/incomplete/<slug>`) is written
+//!   before anything else and removed only by [`mark_complete`], once the checkout is verified
+//!   and the worktree fully prepared; a worktree found with its marker is finished (or, if its
+//!   registration was cut short, discarded and made again) before anyone works in it, and so is
+//!   one whose index was never written (an older version's checkout cut short);
+//! * nothing here deletes a work tree unless the caller asked for it explicitly ([`remove`]),
+//!   or the marker proves it is our own unfinished creation that no worker ever saw.
 
 use std::path::{Path, PathBuf};
 
-use git2::{Repository, WorktreeAddOptions, WorktreeLockStatus, WorktreePruneOptions};
+use git2::{Repository, WorktreeLockStatus, WorktreePruneOptions};
 
+use super::checkout::{self, Fill};
 use super::error::{GitError, Result};
 use super::repo::Repo;
 use crate::names::StreamNames;
@@ -49,6 +56,11 @@ impl WorktreeInfo {
             .and_then(lock_pid)
             .filter(|pid| pid_alive(*pid))
     }
+
+    /// The live process our lock reason names (pid and start time), if any.
+    pub fn lock_holder(&self) -> Option<crate::proc::Identity> {
+        self.lock.as_deref().and_then(lock_holder)
+    }
 }
 
 /// How [`ensure`] got the worktree.
@@ -59,6 +71,8 @@ pub enum Ensured {
     Created,
     /// A stale entry (folder deleted by hand) was pruned and the worktree added again.
     Repaired,
+    /// An interrupted creation (a checkout cut short) was found and finished.
+    Finished,
 }
 
 /// Every linked worktree, sorted by path.
@@ -133,9 +147,12 @@ fn prune_entry(repo: &Repo, name: &str, locked: bool) -> Result<()> {
     wt.prune(Some(&mut opts)).map_err(err)
 }
 
-/// Makes sure `path` is a worktree with `names.branch()` checked out (the branch must exist).
+/// Makes sure `path` is a complete worktree with `names.branch()` checked out (the branch must
+/// exist). Unless it returns [`Ensured::Reused`], the worktree's creation marker is left in
+/// place: the caller finishes preparing it and then calls [`mark_complete`].
 pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> {
     let branch_ref = names.branch_ref();
+    let marker = Marker::of(repo, names);
     let before = list(repo)?;
     let pruned = prune_stale(repo)?;
     let mut repaired = before
@@ -144,18 +161,25 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     let mut existing = list(repo)?;
     if let Some(at_path) = existing.iter().find(|w| same_path(&w.path, path)) {
         if at_path.valid && at_path.branch.as_deref() == Some(branch_ref.as_str()) {
-            return Ok(Ensured::Reused);
+            return finish_existing(path, &marker);
         }
-        if at_path.valid || path.exists() {
+        if marker.exists() {
+            // Our own creation, cut before it was registered in full: no one ever saw it.
+            discard(repo, &at_path.name.clone(), path)?;
+        } else if at_path.valid || path.exists() {
             return Err(GitError::WorktreeInTheWay {
                 path: path.into(),
                 branch: names.branch(),
             });
+        } else {
+            // Stale but locked by a live process: its folder is gone, so nothing can be lost.
+            prune_entry(repo, &at_path.name.clone(), true)?;
         }
-        // Stale but locked by a live process: its folder is gone, so nothing can be lost.
-        prune_entry(repo, &at_path.name.clone(), true)?;
         repaired = true;
         existing = list(repo)?;
+    } else if path.exists() && marker.exists() {
+        // Cut before its admin folder was complete: the folder holds nothing but our start.
+        discard(repo, &admin_of(path).unwrap_or_default(), path)?;
     }
     if repo
         .inner
@@ -170,15 +194,7 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
             path: repo.path.clone(),
         });
     }
-    if let Some(other) = existing
-        .iter()
-        .find(|w| w.branch.as_deref() == Some(branch_ref.as_str()))
-    {
-        return Err(GitError::CheckedOutElsewhere {
-            branch: names.branch(),
-            path: other.path.clone(),
-        });
-    }
+    not_checked_out_in(&existing, names)?;
     if path.exists() {
         return Err(GitError::WorktreeInTheWay {
             path: path.into(),
@@ -186,12 +202,207 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
         });
     }
     let name = unused_name(repo, names.worktree_name(), &existing);
-    add(repo, &name, path, &names.branch())?;
+    marker.write(path)?;
+    add(repo, &name, path, &branch_ref)?;
     Ok(if repaired {
         Ensured::Repaired
     } else {
         Ensured::Created
     })
+}
+
+/// Refuses when a worktree of `existing` has the stream's branch checked out.
+fn not_checked_out_in(existing: &[WorktreeInfo], names: &StreamNames) -> Result<()> {
+    let branch_ref = names.branch_ref();
+    match existing
+        .iter()
+        .find(|w| w.branch.as_deref() == Some(branch_ref.as_str()))
+    {
+        Some(other) => Err(GitError::CheckedOutElsewhere {
+            branch: names.branch(),
+            path: other.path.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A valid worktree of our branch: reused as it is, unless its creation never finished.
+fn finish_existing(path: &Path, marker: &Marker) -> Result<Ensured> {
+    let fill = if marker.exists() {
+        Fill::Ours
+    } else if checkout::never_indexed(path) {
+        // Made by an older version that left no marker: someone may have edited it since,
+        // so only what is missing is written, and a changed file stops it.
+        Fill::Careful
+    } else {
+        return Ok(Ensured::Reused);
+    };
+    checkout::populate(path, fill)?;
+    checkout::verify(path, fill)?;
+    Ok(Ensured::Finished)
+}
+
+/// Declares the worktree of `names` complete: from now on it may be handed to a worker.
+pub fn mark_complete(repo: &Repo, names: &StreamNames) -> Result<()> {
+    Marker::of(repo, names).remove()
+}
+
+/// Forgets an unfinished creation of `names` (its worktree was removed).
+pub fn forget_incomplete(repo: &Repo, names: &StreamNames) -> Result<()> {
+    Marker::of(repo, names).remove()
+}
+
+/// Whether the worktree of `names` was begun and never completed.
+pub fn is_incomplete(repo: &Repo, names: &StreamNames) -> bool {
+    Marker::of(repo, names).exists()
+}
+
+/// `<common git dir>/orchestrate/incomplete/<slug>`: exists from before a worktree's creation
+/// begins until [`mark_complete`]; holds the worktree's path.
+struct Marker(PathBuf);
+
+impl Marker {
+    fn of(repo: &Repo, names: &StreamNames) -> Self {
+        Self::of_slug(repo, &names.slug)
+    }
+
+    fn of_slug(repo: &Repo, slug: &str) -> Self {
+        Self(
+            repo.inner
+                .commondir()
+                .join("orchestrate/incomplete")
+                .join(slug),
+        )
+    }
+
+    fn exists(&self) -> bool {
+        self.0.exists()
+    }
+
+    /// Written and synced (file and folder) before the creation it guards begins.
+    fn write(&self, worktree: &Path) -> Result<()> {
+        let io = GitError::io;
+        let dir = self.0.parent().expect("the marker has a folder");
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let mut file = std::fs::File::create(&self.0).map_err(io("create", &self.0))?;
+        use std::io::Write;
+        writeln!(file, "{}", worktree.display()).map_err(io("write", &self.0))?;
+        file.sync_all().map_err(io("write", &self.0))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync", dir))
+    }
+
+    fn remove(&self) -> Result<()> {
+        match std::fs::remove_file(&self.0) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(GitError::io("remove", &self.0)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Removes an unfinished worktree of ours: its admin folder `name` (if any) and its folder.
+/// The admin folder is removed only if it records this folder (or nothing yet).
+fn discard(repo: &Repo, name: &str, path: &Path) -> Result<()> {
+    let admin = admin_dir(&repo.inner, name);
+    let records_us = match std::fs::read_to_string(admin.join("gitdir")) {
+        Ok(text) => Path::new(text.trim())
+            .parent()
+            .is_some_and(|p| same_path(p, path)),
+        Err(_) => true,
+    };
+    if !name.is_empty() && admin.exists() && records_us {
+        std::fs::remove_dir_all(&admin).map_err(GitError::io("remove", &admin))?;
+    }
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(GitError::io("remove", path))?;
+    }
+    Ok(())
+}
+
+/// The admin folder the worktree at `path` points to, when that folder is gone: git's record of
+/// the worktree was deleted, its files (and uncommitted work) are still there.
+pub fn orphaned_admin(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path.join(".git")).ok()?;
+    let gitdir = PathBuf::from(text.trim().strip_prefix("gitdir:")?.trim());
+    (!gitdir.join("gitdir").exists()).then_some(gitdir)
+}
+
+/// A folder under `.claude/worktrees/` whose git record was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The folder's name: the stream's slug.
+    pub slug: String,
+    pub dir: PathBuf,
+    /// Where its `.git` file says its admin folder is.
+    pub admin: PathBuf,
+}
+
+/// Every orphaned worktree folder directly under `worktrees_dir` (but our own creations not
+/// complete yet: their registration may simply not be written yet).
+pub fn orphans(repo: &Repo, worktrees_dir: &Path) -> Vec<Orphan> {
+    let Ok(entries) = std::fs::read_dir(worktrees_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Orphan> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let dir = e.path();
+            let admin = orphaned_admin(&dir)?;
+            let slug = e.file_name().to_string_lossy().into_owned();
+            if Marker::of_slug(repo, &slug).exists() {
+                return None;
+            }
+            Some(Orphan { slug, dir, admin })
+        })
+        .collect();
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    out
+}
+
+/// The orphaned stream worktrees of a project (none if it is not a git repository).
+pub fn orphans_of(project: &crate::project::Project) -> Vec<Orphan> {
+    match Repo::open(&project.root) {
+        Ok(repo) => orphans(&repo, &project.worktrees_dir()),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Registers an orphaned worktree again, without touching its files: a new admin folder on the
+/// stream's branch, and an index rebuilt from that branch's tip (what was staged is unstaged;
+/// every change stays in the folder). Refused when the branch is gone or checked out elsewhere.
+pub fn reregister(repo: &Repo, orphan: &Orphan, names: &StreamNames) -> Result<()> {
+    let branch_ref = names.branch_ref();
+    repo.require_tip(&names.branch())?;
+    let existing = list(repo)?;
+    not_checked_out_in(&existing, names)?;
+    let name = unused_name(repo, names.worktree_name(), &existing);
+    let admin = admin_dir(&repo.inner, &name);
+    std::fs::create_dir_all(&admin).map_err(GitError::io("create", &admin))?;
+    write_registration(&admin, &orphan.dir, &branch_ref)?;
+    let wt = Repo::open(&orphan.dir)?;
+    let err = |source| GitError::Worktree {
+        action: "rebuild the index of",
+        name: name.clone(),
+        source,
+    };
+    let tree = wt.head_commit()?.tree().map_err(err)?;
+    let mut index = wt.inner.index().map_err(err)?;
+    index.read_tree(&tree).map_err(err)?;
+    index.write().map_err(err)
+}
+
+/// The admin name a worktree folder's `.git` file points to (`…/worktrees/<name>`).
+pub fn admin_of(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path.join(".git")).ok()?;
+    let gitdir = PathBuf::from(text.trim().strip_prefix("gitdir:")?.trim());
+    let parent = gitdir.parent()?;
+    (parent.file_name()? == "worktrees")
+        .then(|| gitdir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .flatten()
 }
 
 /// Our slug, or `<slug>-2`, … when a worktree elsewhere already uses that admin name.
@@ -211,38 +422,63 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
     name
 }
 
-fn add(repo: &Repo, name: &str, path: &Path, branch: &str) -> Result<()> {
+/// Registers the worktree and fills it. On failure neither its admin folder nor its folder is
+/// left behind (its marker is: the next attempt knows what it finds).
+fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
+    let admin = admin_dir(&repo.inner, name);
+    // `register` creates both folders exclusively: one there before is not ours to remove.
+    let (admin_existed, path_existed) = (admin.exists(), path.exists());
+    let result = register(repo, name, path, branch_ref)
+        .and_then(|()| checkout::populate(path, Fill::Ours))
+        .and_then(|()| checkout::verify(path, Fill::Ours));
+    if result.is_err() {
+        if !admin_existed {
+            let _ = std::fs::remove_dir_all(&admin);
+        }
+        if !path_existed {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+    result
+}
+
+/// Writes a worktree's registration as `git worktree add --no-checkout` does: the folder and
+/// its `.git` file, and `.git/worktrees/<name>/` with `commondir`, `HEAD` and, last, `gitdir`
+/// (the file that makes the entry visible to git). Both folders are created exclusively, so an
+/// existing one is never taken over.
+fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
     let io = GitError::io;
+    let add_err = |e: std::io::Error| GitError::AddWorktree {
+        name: name.into(),
+        path: path.into(),
+        branch: branch_ref.trim_start_matches("refs/heads/").into(),
+        source: git2::Error::from_str(&e.to_string()),
+    };
     let parent = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io("create", parent))?;
     let admin = admin_dir(&repo.inner, name);
-    let admin_existed = admin.exists();
-    let result = repo
-        .inner
-        .find_branch(branch, git2::BranchType::Local)
-        .and_then(|b| {
-            let mut opts = WorktreeAddOptions::new();
-            opts.reference(Some(b.get()));
-            repo.inner.worktree(name, path, Some(&opts))
-        });
-    match result {
-        Ok(_) => Ok(()),
-        Err(source) => {
-            // libgit2 leaves a half-made admin dir (and maybe the folder) behind on failure.
-            if !admin_existed && admin.exists() {
-                let _ = std::fs::remove_dir_all(&admin);
-            }
-            if path.read_dir().is_ok_and(|mut d| d.next().is_none()) {
-                let _ = std::fs::remove_dir(path);
-            }
-            Err(GitError::AddWorktree {
-                name: name.into(),
-                path: path.into(),
-                branch: branch.into(),
-                source,
-            })
-        }
-    }
+    let admins = admin.parent().expect("worktrees/ holds the admin folder");
+    std::fs::create_dir_all(admins).map_err(io("create", admins))?;
+    std::fs::create_dir(&admin).map_err(add_err)?;
+    std::fs::create_dir(path).map_err(add_err)?;
+    write_registration(&admin, path, branch_ref)
+}
+
+/// The files that make `path` a worktree of `branch_ref` with its record in `admin` (both
+/// folders exist): `commondir`, `HEAD`, the folder's `.git` file, and last `gitdir`, which
+/// makes the entry visible to git.
+fn write_registration(admin: &Path, path: &Path, branch_ref: &str) -> Result<()> {
+    let io = GitError::io;
+    let path = path.canonicalize().map_err(io("resolve", path))?;
+    let admin = admin.canonicalize().map_err(io("resolve", admin))?;
+    let write = |file: &Path, text: String| std::fs::write(file, text).map_err(io("write", file));
+    write(&admin.join("commondir"), "../..\n".into())?;
+    write(&admin.join("HEAD"), format!("ref: {branch_ref}\n"))?;
+    write(&path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
+    write(
+        &admin.join("gitdir"),
+        format!("{}\n", path.join(".git").display()),
+    )
 }
 
 /// The admin name of the worktree at `path`, if any.
@@ -253,9 +489,35 @@ pub fn name_at(repo: &Repo, path: &Path) -> Result<Option<String>> {
         .map(|w| w.name))
 }
 
-/// The lock reason naming the stream and worker pid; [`lock_pid`] reads the pid back.
+/// The lock reason naming the stream, the worker's pid and its start time (so a pid reused by
+/// another process is not taken for the worker); [`lock_pid`] and [`lock_holder`] read it back.
 pub fn lock_reason(stream: &str, pid: u32) -> String {
-    format!("orchestrate: stream {stream} worker pid {pid}")
+    match crate::proc::stat(pid as i32) {
+        Some(stat) => format!(
+            "orchestrate: stream {stream} worker pid {pid} start {}",
+            stat.start_ticks
+        ),
+        None => format!("orchestrate: stream {stream} worker pid {pid}"),
+    }
+}
+
+/// The live process a lock reason written by [`lock_reason`] names. With a start time, that
+/// exact process; without (an older lock), a live process of ours that carries a stream in
+/// its environment, so that a pid reused by anything else holds nothing.
+pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
+    let pid = i32::try_from(lock_pid(reason)?).ok()?;
+    let ticks = reason
+        .rsplit_once(" start ")
+        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let now = crate::proc::identity_of(pid).filter(crate::proc::Identity::is_alive)?;
+    let ours = match ticks {
+        Some(ticks) => now.start_ticks == ticks,
+        None => std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0)
+                .any(|v| v.starts_with(b"ORCHESTRATE_STREAM="))
+        }),
+    };
+    ours.then_some(now)
 }
 
 /// The pid in a lock reason written by [`lock_reason`].
@@ -332,6 +594,23 @@ mod tests {
         let r = lock_reason("Stream-A pid 5", 1234);
         assert_eq!(lock_pid(&r), Some(1234));
         assert_eq!(lock_pid("someone else's lock"), None);
+    }
+
+    #[test]
+    fn a_lock_holds_only_for_the_process_it_names() {
+        let me = std::process::id();
+        let reason = lock_reason("Stream-A", me);
+        assert_eq!(lock_pid(&reason), Some(me));
+        let held = lock_holder(&reason).expect("we are alive");
+        assert_eq!(held, crate::proc::Identity::current().unwrap());
+        // The same pid with another start time is another process.
+        let ticks = held.start_ticks + 1;
+        let reused = format!("orchestrate: stream Stream-A worker pid {me} start {ticks}");
+        assert_eq!(lock_holder(&reused), None);
+        assert_eq!(
+            lock_holder("orchestrate: stream S worker pid 4194999 start 1"),
+            None
+        );
     }
 
     #[test]

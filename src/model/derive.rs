@@ -218,21 +218,8 @@ mod tests {
     use crate::model::{Attention, Block, ExitStatus, Failure, ParkCause, VerifyRun};
     use crate::taskdb::{BlockedTask, Snapshot, StreamRecord, TaskCounts};
 
-    fn counts(
-        completed: u32,
-        in_progress: u32,
-        pending: u32,
-        blocked: u32,
-        cancelled: u32,
-    ) -> TaskCounts {
-        TaskCounts {
-            total: completed + in_progress + pending + blocked + cancelled,
-            completed,
-            in_progress,
-            pending,
-            blocked,
-            cancelled,
-        }
+    fn counts(c: u32, i: u32, p: u32, b: u32, x: u32) -> TaskCounts {
+        TaskCounts::of(c, i, p, b, x)
     }
 
     fn rec(id: &str, deps: &[&str], counts: TaskCounts) -> StreamRecord {

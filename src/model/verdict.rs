@@ -158,6 +158,14 @@ pub enum Block {
     WorktreeInTheWay { path: PathBuf, branch: String },
     /// The stream's branch is checked out somewhere else.
     CheckedOutElsewhere { branch: String, path: PathBuf },
+    /// The stream's branch exists and shares no history with the run's base (another
+    /// project's branch, an orphan branch): working on it could never be merged back.
+    UnrelatedBranch {
+        branch: String,
+        /// The run's base commit (hex) it was compared with, and its branch if any.
+        base: String,
+        target: Option<String>,
+    },
 }
 
 /// What a finished worker left that a person must look at.
@@ -176,4 +184,7 @@ pub enum Attention {
         /// HEAD's commit (hex).
         head: String,
     },
+    /// Its worktree folder is there, but git's record of it (`.git/worktrees/<admin>`) was
+    /// deleted: git no longer sees the folder or what is uncommitted in it.
+    Orphaned { dir: PathBuf, admin: PathBuf },
 }

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::proc::Identity;
 use crate::state::time::{now_rfc3339, now_unix};
-use crate::state::{StateStore, WorkerRecord};
+use crate::state::{Finalize, StateStore, WorkerRecord};
 use crate::taskdb::{Snapshot, TaskDb, TaskSource};
 use crate::worker::agent::{LimitStatus, Outcome, Transcript};
 use crate::worker::prompt::Happened;
@@ -36,6 +36,8 @@ const ACTIVITY_POLL: Duration = Duration::from_millis(500);
 /// How many times in a row a stream may be backed off because the API is overloaded or
 /// failing before it counts as failed.
 const MAX_UNAVAILABLE: u32 = 8;
+/// How long to wait for another `start` processing an ended worker's leftovers.
+const FINALIZE_WAIT: Duration = Duration::from_secs(30);
 
 /// A worker this run watches.
 pub(super) struct Running {
@@ -62,6 +64,9 @@ pub(super) struct Running {
 /// of the task database (judging on the last snapshot lost completions).
 pub(super) struct Exited {
     pub attempt: u32,
+    /// It ended while the task database could not be read: it worked blind, so its attempt
+    /// is not counted.
+    pub blind: bool,
     pub rec: Option<WorkerRecord>,
     pub log: PathBuf,
     pub resumed: bool,
@@ -153,6 +158,9 @@ pub struct Scheduler<'a> {
     pub(super) runs: BTreeMap<String, StreamRun>,
     /// Source warnings already reported (said once each).
     said_warnings: std::collections::HashSet<String>,
+    /// The task-database fault being ridden out, as said (once; again only when it changes).
+    /// While it lasts nothing is judged or launched.
+    db_fault: Option<String>,
     pub(super) next_launch: Option<Instant>,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
@@ -226,6 +234,7 @@ impl<'a> Scheduler<'a> {
             graph,
             runs: BTreeMap::new(),
             said_warnings,
+            db_fault: None,
             next_launch: None,
             exits_tx,
             exits_rx,
@@ -455,31 +464,30 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         for (stream, rec) in pending {
-            let placement = Placement {
-                dir: rec
-                    .dir
-                    .clone()
-                    .unwrap_or_else(|| self.settings.project.root.clone()),
-                branch: rec.branch.clone(),
-                base: rec.base.clone(),
-                notes: Vec::new(),
-            };
+            let placement = Placement::of_record(&rec, &self.settings.project.root);
             self.finish_worker(&stream, rec.id, &placement)?;
         }
         Ok(())
     }
 
     pub(super) fn watch_adopted(&mut self, rec: WorkerRecord) {
+        if let Some(identity) = rec.identity.as_ref().or(rec.claimer.as_ref()) {
+            self.reporter.event(Event::Adopted {
+                stream: &rec.stream,
+                pid: identity.pid,
+                attempt: rec.attempt,
+                started_at: &rec.started_at,
+            });
+        }
+        self.watch(rec);
+    }
+
+    /// Watches a worker this run did not spawn: its end is noticed by polling `/proc`.
+    pub(super) fn watch(&mut self, rec: WorkerRecord) {
         let via_claimer = rec.identity.is_none();
         let Some(identity) = rec.identity.clone().or(rec.claimer.clone()) else {
             return;
         };
-        self.reporter.event(Event::Adopted {
-            stream: &rec.stream,
-            pid: identity.pid,
-            attempt: rec.attempt,
-            started_at: &rec.started_at,
-        });
         let dir = rec
             .dir
             .clone()
@@ -567,7 +575,12 @@ impl<'a> Scheduler<'a> {
             else {
                 return Ok(Turn::Idle);
             };
-            if self.live_workers() >= self.settings.max_parallel || self.warned_hold() {
+            // While the task database cannot be read, a worker started could not read or mark
+            // its tasks.
+            if self.db_fault.is_some()
+                || self.live_workers() >= self.settings.max_parallel
+                || self.warned_hold()
+            {
                 return Ok(Turn::Idle);
             }
             if self.next_launch.is_some_and(|t| t > Instant::now()) {
@@ -660,11 +673,35 @@ impl<'a> Scheduler<'a> {
             Ok(true) => {
                 self.refresh();
             }
+            Ok(false) if self.db_fault.is_some() => {
+                // It may have come back without changing (a lock released).
+                self.refresh();
+            }
             Ok(false) => {}
-            Err(e) => self.reporter.event(Event::Note {
+            Err(e) => self.db_failed(e),
+        }
+    }
+
+    /// Says a task-database fault once (the watch and the probe see it many times a second),
+    /// and again only when it changes.
+    fn db_failed(&mut self, e: crate::taskdb::TaskDbError) {
+        let text = match &e {
+            crate::taskdb::TaskDbError::Missing { path, .. } => format!(
+                "the task database {} is gone (deleted or moved); no worker is judged or started \
+                 until it is back",
+                path.display()
+            ),
+            _ => format!(
+                "{}; no worker is judged or started until it can be read",
+                db_note("cannot read the task database", e)
+            ),
+        };
+        if self.db_fault.as_ref() != Some(&text) {
+            self.reporter.event(Event::Note {
                 stream: None,
-                text: db_note("cannot probe the task database", e),
-            }),
+                text: text.clone(),
+            });
+            self.db_fault = Some(text);
         }
     }
 
@@ -675,8 +712,8 @@ impl<'a> Scheduler<'a> {
             .runs
             .values()
             .filter_map(|r| match &r.slot {
-                Slot::Running(run) if run.adopted && !run.identity.is_alive() => Some(run.record),
-                Slot::Verifying(v) if v.adopted && !v.identity.is_alive() => Some(v.record),
+                Slot::Running(run) if run.adopted && !run.identity.tree_alive() => Some(run.record),
+                Slot::Verifying(v) if v.adopted && !v.identity.tree_alive() => Some(v.record),
                 _ => None,
             })
             .collect();
@@ -782,13 +819,16 @@ impl<'a> Scheduler<'a> {
         let snapshot = match self.db.snapshot() {
             Ok(s) => s,
             Err(e) => {
-                self.reporter.event(Event::Note {
-                    stream: None,
-                    text: db_note("cannot read the task database", e),
-                });
+                self.db_failed(e);
                 return false;
             }
         };
+        if self.db_fault.take().is_some() {
+            self.reporter.event(Event::Note {
+                stream: None,
+                text: "the task database can be read again".into(),
+            });
+        }
         // A malformed row that appears mid-run is ignored like at start, and said once.
         for w in &snapshot.warnings {
             let text = w.to_string();
@@ -834,8 +874,12 @@ impl<'a> Scheduler<'a> {
         };
         if rec.ended_at.is_none() {
             // Gone without recording anything (its supervisor was SIGKILLed) — unless the
-            // supervisor of a launch we adopted from its claimer recorded itself just now.
+            // supervisor of a launch we adopted from its claimer recorded itself just now, or
+            // the worker lives on without its supervisor: then watch it like an adopted one.
             if rec.is_live() || !self.store.mark_lost(&rec)? {
+                if let Slot::Running(run) = &mut self.run_of(&stream).slot {
+                    run.adopted = true;
+                }
                 self.learn_supervisors()?;
                 return Ok(());
             }
@@ -848,6 +892,7 @@ impl<'a> Scheduler<'a> {
         self.finish_worker(&stream, record, &run.placement)?;
         self.run_of(&stream).slot = Slot::Exited(Box::new(Exited {
             attempt: run.attempt,
+            blind: false,
             rec: Some(rec),
             log: run.log,
             resumed: run.resumed,
@@ -857,6 +902,9 @@ impl<'a> Scheduler<'a> {
         // Read the task database before saying the worker exited, so that whoever reads the
         // message knows the judgment's read was already tried.
         let read = self.refresh();
+        if let (false, Slot::Exited(exited)) = (read, &mut self.run_of(&stream).slot) {
+            exited.blind = true;
+        }
         self.reporter.event(Event::Exited {
             stream: &stream,
             summary: &summary,
@@ -865,8 +913,16 @@ impl<'a> Scheduler<'a> {
     }
 
     /// What an ended worker left: unlock, auto-commit or a verdict that needs a person; then
-    /// the row is marked processed.
+    /// the row is marked processed. Of two `start`s that saw the worker end, one does it and
+    /// the other takes its verdict from the store (both committing at once in one worktree
+    /// made one fail, and its stream wait for a person).
     fn finish_worker(&mut self, stream: &str, record: i64, placement: &Placement) -> Result<()> {
+        if !self.finalizing_is_mine(record)? {
+            if let Some(verdict) = self.store.verdicts()?.remove(stream) {
+                self.run_of(stream).verdict = Some(verdict);
+            }
+            return Ok(());
+        }
         let finished = self
             .workspaces
             .lock()
@@ -883,6 +939,22 @@ impl<'a> Scheduler<'a> {
         }
         self.store.set_finalized(record)?;
         Ok(())
+    }
+
+    /// Claims the processing of an ended worker's leftovers; while another live `start` does it,
+    /// waits (briefly: an auto-commit) for it to finish. False if it is not ours to do.
+    fn finalizing_is_mine(&self, record: i64) -> Result<bool> {
+        let deadline = std::time::Instant::now() + FINALIZE_WAIT;
+        loop {
+            match self.store.claim_finalize(record, &self.me)? {
+                Finalize::Mine => return Ok(true),
+                Finalize::Done => return Ok(false),
+                Finalize::Busy if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Finalize::Busy => return Ok(false),
+            }
+        }
     }
 
     /// Judges exited workers on a fresh read of the database.
@@ -940,6 +1012,16 @@ impl<'a> Scheduler<'a> {
         }
         if let Some(failure) = rec.and_then(exits::cannot_run) {
             return self.fail(stream, failure);
+        }
+        if exited.blind {
+            // It could neither read nor mark its tasks: not a failure of its own.
+            self.reporter.event(Event::Note {
+                stream: Some(stream),
+                text: "its worker ended while the task database could not be read; it runs \
+                       again, and that is not counted as a retry"
+                    .into(),
+            });
+            return Ok(());
         }
         let session = self.run_of(stream).session.clone();
         match outcome {

@@ -18,6 +18,9 @@ pub struct ExitSummary {
 /// Something that happened during a run.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
+    /// A `start` claimed the stream and is preparing where it runs (its worktree, base,
+    /// `.worktreeinclude`, `post_create`) before spawning attempt `attempt`.
+    Preparing { stream: &'a str, attempt: u32 },
     /// A worker was launched.
     Started {
         stream: &'a str,

@@ -1,5 +1,6 @@
 //! Launching one stream: claim it in the state store (so no second `start` launches it and
-//! nothing removes its worktree meanwhile), prepare where it runs, render its prompt, and
+//! nothing removes its worktree meanwhile), make sure no worker of it is alive that the store
+//! does not know (`/proc`, the worktree lock), prepare where it runs, render its prompt, and
 //! spawn its supervisor.
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::cmdline;
 use crate::error::{Error, Result};
 use crate::graph::Stream;
 use crate::model::{Failure, Verdict};
-use crate::proc::{Identity, identity_of};
+use crate::proc::{Found, Identity, found_workers, identity_of};
 use crate::state::{Claim, NewWorker, RowKind};
 use crate::taskdb::TaskSource;
 use crate::worker::agent::Transcript;
@@ -58,7 +59,31 @@ impl Scheduler<'_> {
                 return Ok(true);
             }
         };
+        // The store says nobody runs it; `/proc` and the worktree lock have the last word.
+        if let Some(found) = self.holder(&stream)? {
+            self.store.hand_over(record, &found)?;
+            self.reporter.event(Event::Note {
+                stream: Some(stream_id),
+                text: format!(
+                    "a worker of this stream is already running (pid {}) though the state store \
+                     did not record it; watching it instead of starting another",
+                    found.pid
+                ),
+            });
+            if let Some(rec) = self.store.worker(record)? {
+                self.watch(rec);
+            }
+            return Ok(true);
+        }
+        if !self.still_launchable(stream_id)? {
+            self.store.release_claim(record)?;
+            return Ok(true);
+        }
         self.run_of(stream_id).slot = Slot::Preparing;
+        self.reporter.event(Event::Preparing {
+            stream: stream_id,
+            attempt,
+        });
         // Back from a park or a failed verification: the launch is the answer to that verdict.
         if matches!(
             self.run_of(stream_id).verdict,
@@ -111,6 +136,48 @@ impl Scheduler<'_> {
             return Err(e);
         }
         Ok(true)
+    }
+
+    /// A live worker of `stream` the state store does not account for (its store was lost, or
+    /// its supervisor SIGKILLed and its row declared lost): found in `/proc` by its marker and
+    /// environment, or named, with its start time, by the lock on the stream's worktree.
+    fn holder(&self, stream: &Stream) -> Result<Option<Found>> {
+        for found in found_workers(self.store.path()) {
+            if found.stream != stream.id() {
+                continue;
+            }
+            // A supervisor with its row here is accounted for: our claim was granted, so its
+            // row is ended (the worker finished, or the launch was given up) and it is leaving.
+            if let Some(id) = found.record
+                && self
+                    .store
+                    .worker(id)?
+                    .is_some_and(|r| r.stream == found.stream)
+            {
+                continue;
+            }
+            return Ok(Some(found));
+        }
+        Ok(self
+            .workspaces
+            .lock()
+            .expect("no panics while holding the workspaces")
+            .holder(stream))
+    }
+
+    /// Whether the model still launches `stream` on fresh facts, read after the claim: another
+    /// `start` may have run it to completion (or given it a verdict) since this run last read
+    /// the task database, and its worker's end, which freed the claim, came after its tasks
+    /// were marked.
+    fn still_launchable(&mut self, stream: &str) -> Result<bool> {
+        if !self.refresh() {
+            return Ok(false);
+        }
+        let mut verdicts = self.store.verdicts()?;
+        for (id, run) in &mut self.runs {
+            run.verdict = verdicts.remove(id);
+        }
+        Ok(self.model().get(stream).is_some_and(|v| v.actions.launch))
     }
 
     /// Renders the prompt and spawns the claimed stream's supervisor.
@@ -366,29 +433,13 @@ impl Scheduler<'_> {
             stream: stream.id().to_string(),
             source,
         };
-        let err_file = file.try_clone().map_err(spawn_err)?;
-        let s = &self.settings;
-        let mut cmd = tokio::process::Command::new(&s.exe);
-        cmd.arg("__supervise")
-            .arg("--record")
-            .arg(record.to_string())
-            .arg("--state")
-            .arg(self.store.path());
         let prompt = filled
             .prompt_on_stdin
             .then_some(filled.prompt_file.as_path());
         let (argv, stdin) = sandbox.worker_launch(filled.argv.clone(), prompt);
-        if let Some(stdin) = stdin {
-            cmd.arg("--stdin").arg(stdin);
-        }
-        cmd.arg("--")
-            .args(&argv)
-            .current_dir(&placement.dir)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err_file))
-            .env("ORCHESTRATE_STREAM", stream.id())
+        let s = &self.settings;
+        let mut cmd = self.supervisor(record, stdin.as_deref(), &argv, &placement.dir, file)?;
+        cmd.env("ORCHESTRATE_STREAM", stream.id())
             .env("ORCHESTRATE_STREAM_NAME", &stream.record.name)
             .env("ORCHESTRATE_WORKTREE", &placement.dir)
             .env(
@@ -409,14 +460,58 @@ impl Scheduler<'_> {
                 cmd.env("ORCHESTRATE_PREVIOUS_OUTCOME", happened.word());
             }
         }
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let child = cmd.spawn().map_err(spawn_err)?;
+        self.watch_spawned(child, record, stream.id())
+    }
+
+    /// `orchestrate __supervise --record R --state DB [--stdin F] -- ARGV…` in `dir`: the
+    /// leader of a new process group, stdin `/dev/null`, its output (and the worker's)
+    /// appended to `log` (a stream's log file, opened by the caller).
+    pub(super) fn supervisor(
+        &self,
+        record: i64,
+        stdin: Option<&Path>,
+        argv: &[std::ffi::OsString],
+        dir: &Path,
+        log: std::fs::File,
+    ) -> Result<tokio::process::Command> {
+        let err_log = log.try_clone().map_err(|source| worker::WorkerError::Log {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = tokio::process::Command::new(&self.settings.exe);
+        cmd.arg("__supervise")
+            .arg("--record")
+            .arg(record.to_string())
+            .arg("--state")
+            .arg(self.store.path());
+        if let Some(stdin) = stdin {
+            cmd.arg("--stdin").arg(stdin);
+        }
+        cmd.arg("--")
+            .args(argv)
+            .current_dir(dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log));
+        Ok(cmd)
+    }
+
+    /// Records a just-spawned supervisor and watches for its exit (the dispatcher hears of it
+    /// through `exits_tx`).
+    pub(super) fn watch_spawned(
+        &self,
+        mut child: tokio::process::Child,
+        record: i64,
+        stream: &str,
+    ) -> Result<Identity> {
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         // The child is not reaped until we wait, so its /proc entry is readable even if it
         // already exited.
         let identity = identity_of(pid).ok_or_else(|| {
             Error::msg(format!(
-                "the supervisor of {} (pid {pid}) vanished at once",
-                stream.id()
+                "the supervisor of {stream} (pid {pid}) vanished at once"
             ))
         })?;
         self.store.set_spawned(record, &identity)?;

@@ -7,7 +7,6 @@
 //! when attempts run out the stream fails with "verify failed".
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,7 +15,6 @@ use super::dispatcher::{Exited, Scheduler, Slot, Verifying};
 use super::event::Event;
 use crate::error::{Error, Result};
 use crate::model::{ExitStatus, Failure, Verdict, VerifyFact, VerifyRun};
-use crate::proc::identity_of;
 use crate::state::{Claim, NewWorker, RowKind, WorkerRecord};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
@@ -45,15 +43,7 @@ impl Scheduler<'_> {
         else {
             return Ok(());
         };
-        let placement = Placement {
-            dir: rec
-                .dir
-                .clone()
-                .unwrap_or_else(|| self.settings.project.root.clone()),
-            branch: rec.branch.clone(),
-            base: rec.base.clone(),
-            notes: Vec::new(),
-        };
+        let placement = Placement::of_record(&rec, &self.settings.project.root);
         self.verify_work(stream, rec.attempt, &rec.log_path, &placement)
     }
 
@@ -143,41 +133,17 @@ impl Scheduler<'_> {
         self.store.set_sandbox(record, sandbox.applied())?;
         let (argv, _) = sandbox.worker_launch(vec!["sh".into(), "-c".into(), command.into()], None);
         let file = worker::open_log_append(new.log_path)?;
-        let err_file = file.try_clone().map_err(spawn_err)?;
         let s = &self.settings;
-        let mut cmd = tokio::process::Command::new(&s.exe);
-        cmd.arg("__supervise")
-            .arg("--record")
-            .arg(record.to_string())
-            .arg("--state")
-            .arg(self.store.path())
-            .arg("--")
-            .args(&argv)
-            .current_dir(new.dir)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err_file))
-            .env("ORCHESTRATE_STREAM", stream)
+        let mut cmd = self.supervisor(record, None, &argv, new.dir, file)?;
+        cmd.env("ORCHESTRATE_STREAM", stream)
             .env("ORCHESTRATE_WORKTREE", new.dir)
             .env("ORCHESTRATE_BRANCH", new.branch.unwrap_or(""))
             .env("ORCHESTRATE_DB", &s.db_path)
             .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
             .env("ORCHESTRATE_BIN", &s.exe)
             .env("ORCHESTRATE_VERIFY", "1");
-        let mut child = cmd.spawn().map_err(spawn_err)?;
-        let pid = child.id().map(|p| p as i32).unwrap_or(0);
-        let identity = identity_of(pid).ok_or_else(|| {
-            Error::msg(format!(
-                "the verify command of {stream} (pid {pid}) vanished at once"
-            ))
-        })?;
-        self.store.set_spawned(record, &identity)?;
-        let tx = self.exits_tx.clone();
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-            let _ = tx.send(record);
-        });
+        let child = cmd.spawn().map_err(spawn_err)?;
+        let identity = self.watch_spawned(child, record, stream)?;
         Ok(Verifying {
             record,
             identity,

@@ -15,10 +15,10 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::git::RepoInfo;
 use crate::git::exclude;
 pub use crate::git::exclude::ensure_lines;
 use manifest::{Manifest, hash};
-use crate::git::RepoInfo;
 use templates::{TEMPLATES, Template, WATCH_STATUS_LINK, WATCH_STATUS_LINK_TARGET};
 
 use crate::error::Diagnostic;

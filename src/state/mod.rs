@@ -1,17 +1,21 @@
 //! The orchestrator's own durable state, and the only owner of its database: workers
 //! (identity, attempts, exits), each stream's durable verdict, the stream worktrees and the
-//! run's recorded base.
+//! run's recorded base, and the history of every run (`history.rs`).
 //!
 //! [`StateStore`] is the SQLite file (`store.rs` holds its schema and migrations). A project
 //! where `start` never ran has no store, which reads as "no workers". Files are private (0600
 //! in a 0700 folder): they hold worker commands, which may carry keys.
 
+mod history;
 mod store;
 pub mod time;
 mod verdicts;
 mod worktrees;
 
-pub use store::{AgentReport, Claim, NewWorker, RowKind, StateStore, WorkerRecord};
+pub use history::{RunEvent, RunRow};
+pub use store::{
+    AgentReport, Claim, Finalize, NewWorker, Removal, RowKind, StateStore, WorkerRecord,
+};
 pub use worktrees::{RunRecord, WorktreeRecord};
 
 use serde::Serialize;
@@ -60,6 +64,12 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot write the orchestrator state {path}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("cannot open the orchestrator state {path}")]
     Open {
         path: std::path::PathBuf,
@@ -78,6 +88,16 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "stream {stream} is being removed by `orchestrate clean` (pid {pid}), which did not finish in two minutes"
+    )]
+    Removing { stream: String, pid: i32 },
+    #[error("cannot lock {path} to open the orchestrator state in it")]
+    Lock {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the orchestrator state {path} is corrupt and could not be set aside")]
     SetAside {
         path: std::path::PathBuf,
@@ -90,7 +110,9 @@ impl StateError {
     /// The file is not a database, or is damaged: set it aside and rebuild.
     pub fn is_corrupt(&self) -> bool {
         let source = match self {
-            Self::Open { source, .. } | Self::Read { source, .. } => source,
+            Self::Open { source, .. } | Self::Read { source, .. } | Self::Write { source, .. } => {
+                source
+            }
             _ => return false,
         };
         matches!(
@@ -99,23 +121,45 @@ impl StateError {
         )
     }
 
+    /// Out of space: SQLite says so, an I/O error says ENOSPC, or SQLite reports a bare I/O
+    /// error (growing its shared-memory file on a full disk is `SQLITE_IOERR_SHMSIZE`) where
+    /// the file system has next to no room left.
     fn is_disk_full(&self) -> bool {
         let full_io = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::ENOSPC);
         match self {
-            Self::Open { source, .. } | Self::Read { source, .. } => {
-                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
-            }
+            Self::Open { source, path }
+            | Self::Read { source, path }
+            | Self::Write { source, path } => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => true,
+                Some(rusqlite::ErrorCode::SystemIoFailure) => no_room(path),
+                _ => false,
+            },
             Self::CreateDir { source, .. }
             | Self::Permissions { source, .. }
+            | Self::Lock { source, .. }
             | Self::SetAside { source, .. } => full_io(source),
+            Self::Removing { .. } => false,
         }
     }
+}
+
+/// The file system holding `path` has less than 1 MiB free.
+fn no_room(path: &std::path::Path) -> bool {
+    path.ancestors()
+        .find(|p| p.exists())
+        .and_then(|p| nix::sys::statvfs::statvfs(p).ok())
+        .is_some_and(|s| s.blocks_available() * s.fragment_size() < 1 << 20)
 }
 
 impl Diagnostic for StateError {
     fn hint(&self) -> Option<String> {
         if self.is_disk_full() {
             return Some("the disk is full: free some space, then run the command again".into());
+        }
+        if let Self::Removing { pid, .. } = self {
+            return Some(format!(
+                "wait for that `clean` to end (or end it: `kill {pid}`), then run the command again"
+            ));
         }
         Some("`orchestrate doctor` checks the state store".into())
     }

@@ -7,7 +7,8 @@
 //! row's `ended_at` is written once (the first outcome wins, `stop` may relabel it `stopped`);
 //! a supervisor writes only the row that names its own pid, so a row id reused after the store
 //! was rebuilt is never written by a stranger. A file that is not a database, or is corrupt, is
-//! set aside (never deleted) and rebuilt from the supervisors found alive in `/proc`.
+//! set aside (never deleted) and rebuilt from the workers found alive in `/proc` (live
+//! supervisors, and worker trees orphaned by a SIGKILLed supervisor).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,7 +51,9 @@ CREATE TABLE IF NOT EXISTS workers (
     -- from the agent's stream-json output: its version (how to add costs up) and tokens
     agent_version TEXT, input_tokens INTEGER, output_tokens INTEGER,
     -- what confined it (`sandbox::Applied::to_db`)
-    sandbox TEXT
+    sandbox TEXT,
+    -- the `start` processing what the ended worker left (its marker): exactly one does it
+    finalizer TEXT
 );
 CREATE INDEX IF NOT EXISTS workers_stream ON workers(stream, id);
 -- one durable verdict per stream (model::Verdict as JSON)
@@ -70,6 +73,14 @@ CREATE TABLE IF NOT EXISTS worktrees (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- `clean` removing a stream's worktree or branch: while its process lives, `claim` waits
+CREATE TABLE IF NOT EXISTS removals (
+    stream TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    start_ticks INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
 -- the run's merge-back target and the commit every stream without dependencies starts from
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -83,10 +94,38 @@ CREATE TABLE IF NOT EXISTS run (
     budget_usd REAL, budget_since TEXT,
     recorded_at TEXT NOT NULL
 );
+-- run history: one row per `start` that ran the scheduler (not the `run` row above, which is
+-- the merge-back target every `start` continues)
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    pid INTEGER NOT NULL,
+    worktrees INTEGER NOT NULL DEFAULT 0,
+    -- JSON array of the streams named on the command line, NULL for every stream
+    selection TEXT,
+    outcome TEXT,      -- complete | incomplete | interrupted; NULL while it runs or if it died
+    exit_code INTEGER
+);
+-- what happened during a run, in order: one typed entry (timeline::Entry as JSON) each
+CREATE TABLE IF NOT EXISTS run_events (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    stream TEXT,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+);
 ";
 
-/// `PRAGMA user_version` of a store made by this version.
-const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA user_version` of a store made by this version (2: run history, `runs` and
+/// `run_events`; 3: `removals`; each created by [`SCHEMA`]'s `IF NOT EXISTS` when an older
+/// store is opened).
+const SCHEMA_VERSION: i64 = 3;
+
+/// How long a launch waits for a `clean` that is removing the same stream's worktree.
+const REMOVAL_WAIT: Duration = Duration::from_secs(120);
 
 /// Columns added after a table was first released: (table, column, declaration). Added with
 /// `ALTER TABLE` when missing, so a file written by an older version keeps working.
@@ -101,6 +140,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("run", "budget_usd", "REAL"),
     ("run", "budget_since", "TEXT"),
     ("workers", "sandbox", "TEXT"),
+    ("workers", "finalizer", "TEXT"),
 ];
 
 /// One worker row.
@@ -171,14 +211,15 @@ pub struct AgentReport {
 }
 
 impl WorkerRecord {
-    /// Unfinished and provably alive: the supervisor is the recorded process, or (in the instant
-    /// between claim and spawn) the `start` that claimed it is.
+    /// Unfinished and provably alive: the supervisor is the recorded process, or its worker
+    /// tree lives on without it (it was SIGKILLed), or (in the instant between claim and spawn)
+    /// the `start` that claimed it is.
     pub fn is_live(&self) -> bool {
         if self.ended_at.is_some() {
             return false;
         }
         match (&self.identity, &self.claimer) {
-            (Some(id), _) => id.is_alive(),
+            (Some(id), _) => id.tree_alive(),
             (None, Some(claimer)) => claimer.is_alive(),
             (None, None) => false,
         }
@@ -205,6 +246,17 @@ pub struct NewWorker<'a> {
     pub base: Option<&'a str>,
 }
 
+/// The answer to [`StateStore::claim_finalize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalize {
+    /// Ours to do.
+    Mine,
+    /// Another live `start` is doing it now.
+    Busy,
+    /// Already done.
+    Done,
+}
+
 /// The answer to a launch claim.
 #[derive(Debug)]
 pub enum Claim {
@@ -214,10 +266,52 @@ pub enum Claim {
     Taken(Box<WorkerRecord>),
 }
 
+/// The answer to [`StateStore::begin_removal`].
+#[derive(Debug)]
+pub enum Removal {
+    /// No launch can claim the stream until [`StateStore::end_removal`] (or this process
+    /// dies).
+    Granted,
+    /// A live worker, or a `start` preparing or launching one, holds the stream.
+    InUse(Box<WorkerRecord>),
+    /// Another live `clean` is removing it.
+    Removing(Identity),
+}
+
+/// One try at a claim.
+enum Attempt {
+    Done(Claim),
+    /// A live `clean` removes the stream's worktree: try again once it is done.
+    Removing(Identity),
+}
+
 pub struct StateStore {
     pub(super) conn: Connection,
     path: PathBuf,
     recovered: Option<PathBuf>,
+    /// (device, inode) of the file when opened.
+    file_id: Option<(u64, u64)>,
+}
+
+/// A lock on the store's folder (the folder itself: no lock file to leave behind), held while
+/// the guard lives.
+fn lock_folder(
+    path: &Path,
+    how: nix::fcntl::FlockArg,
+) -> Result<nix::fcntl::Flock<std::fs::File>, StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let locked = std::fs::File::open(dir).and_then(|d| {
+        nix::fcntl::Flock::lock(d, how).map_err(|(_, errno)| std::io::Error::from(errno))
+    });
+    locked.map_err(|source| StateError::Lock {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 const COLUMNS: &str = "id, stream, attempt, claimer_pid, claimer_ticks, pid, start_ticks, boot_id,
@@ -306,26 +400,63 @@ impl StateStore {
         if let Some(dir) = path.parent() {
             super::private_dir(dir)?;
         }
-        let fresh = !path.exists();
-        let (mut store, recovered) = match Self::open_file(path) {
-            Ok(store) => (store, None),
-            Err(e) if e.is_corrupt() => {
-                let aside = set_aside(path)?;
-                (Self::open_file(path)?, Some(aside))
+        {
+            // Shared: a recovery (exclusive) is never caught half-way, between setting the
+            // corrupt file aside and recording the workers in the new one.
+            let _turn = lock_folder(path, nix::fcntl::FlockArg::LockShared)?;
+            if let Some(store) = Self::open_sound(path)? {
+                return Ok(store);
             }
-            Err(e) => return Err(e),
-        };
-        if fresh || recovered.is_some() {
-            store.adopt_supervisors()?;
         }
-        store.recovered = recovered;
+        Self::recover(path)
+    }
+
+    /// Sets a corrupt store aside and rebuilds it from the workers alive in `/proc`. Commands
+    /// that find it corrupt at once take turns on a lock of the state folder (no lock file left
+    /// behind): the later ones find the rebuilt store and use it, so a good store is never set
+    /// aside and nobody writes to a file that was moved away.
+    fn recover(path: &Path) -> Result<Self, StateError> {
+        let _turn = lock_folder(path, nix::fcntl::FlockArg::LockExclusive)?;
+        if let Some(store) = Self::open_sound(path)? {
+            return Ok(store);
+        }
+        let aside = set_aside(path)?;
+        let mut store = Self::open_file(path)?;
+        store.adopt_found()?;
+        store.recovered = Some(aside);
         Ok(store)
     }
 
-    /// Opens the store only if it exists, or if supervisors writing to it are alive (it was
+    /// Opens the store unless it is corrupt (`None`); a new one records the workers alive.
+    fn open_sound(path: &Path) -> Result<Option<Self>, StateError> {
+        let fresh = !path.exists();
+        match Self::open_file(path) {
+            Ok(mut store) => {
+                if fresh {
+                    store.adopt_found()?;
+                }
+                Ok(Some(store))
+            }
+            Err(e) if e.is_corrupt() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reopens the store if its file was deleted, moved or replaced since it was opened (a
+    /// supervisor about to record its worker's exit: the exit goes to the store others read,
+    /// rebuilt with this supervisor's row if need be). True if it reopened.
+    pub fn reopen_if_replaced(&mut self) -> Result<bool, StateError> {
+        if file_id(&self.path) == self.file_id && self.file_id.is_some() {
+            return Ok(false);
+        }
+        *self = Self::open(&self.path)?;
+        Ok(true)
+    }
+
+    /// Opens the store only if it exists, or if workers of its project are alive (it was
     /// deleted under them): read paths must not create a store for nothing.
     pub fn open_existing(path: &Path) -> Result<Option<Self>, StateError> {
-        if path.exists() || !crate::proc::supervisors(path).is_empty() {
+        if path.exists() || !crate::proc::found_workers(path).is_empty() {
             Self::open(path).map(Some)
         } else {
             Ok(None)
@@ -350,6 +481,7 @@ impl StateStore {
             conn,
             path: path.to_path_buf(),
             recovered: None,
+            file_id: file_id(path),
         })
     }
 
@@ -358,39 +490,77 @@ impl StateStore {
         self.recovered.as_deref()
     }
 
-    /// Records every live supervisor that writes to this store and has no row here (the store
-    /// was deleted or set aside under it), under the row id it writes to, so `status`, `stop`
-    /// and the next `start` see its worker and never launch a second one.
-    fn adopt_supervisors(&mut self) -> Result<(), StateError> {
-        let found = crate::proc::supervisors(&self.path);
-        if found.is_empty() {
-            return Ok(());
+    /// Records every worker alive in `/proc` for this store's project that has no row here (the
+    /// store was deleted or set aside under it), so `status`, `stop` and the next `start` see it
+    /// and never launch a second one: a live supervisor under the row id it writes to, an
+    /// orphaned worker tree (its supervisor SIGKILLed) under a new row naming that supervisor.
+    fn adopt_found(&mut self) -> Result<(), StateError> {
+        let mut found = crate::proc::found_workers(&self.path);
+        // Supervisors first, under the ids they write to; orphans then take new ids, so an
+        // orphan's row never takes the id a live supervisor writes to.
+        found.sort_by_key(|f| f.record.is_none());
+        for f in &found {
+            self.insert_found(f)?;
         }
-        let now = now_rfc3339();
-        for sup in found {
-            self.conn
-                .execute(
-                    "INSERT OR IGNORE INTO workers (id, stream, attempt, pid, pgid, start_ticks,
-                         boot_id, log_path, dir, branch, started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        sup.record,
-                        sup.stream,
-                        sup.attempt,
-                        sup.identity.pid,
-                        sup.identity.start_ticks as i64,
-                        sup.identity.boot_id,
-                        sup.log
-                            .as_deref()
-                            .map(|p| p.to_string_lossy())
-                            .unwrap_or_default(),
-                        sup.dir.to_string_lossy(),
-                        sup.branch,
-                        now,
-                    ],
-                )
-                .map_err(self.q())?;
-        }
+        Ok(())
+    }
+
+    fn insert_found(&self, found: &crate::proc::Found) -> Result<(), StateError> {
+        // One statement each, so two commands rebuilding the store at once add one row.
+        let sql = if found.record.is_some() {
+            "INSERT OR IGNORE INTO workers (id, stream, attempt, pid, pgid, start_ticks, boot_id,
+                 log_path, dir, branch, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        } else {
+            "INSERT INTO workers (stream, attempt, pid, pgid, start_ticks, boot_id, log_path, dir,
+                 branch, started_at)
+             SELECT ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+             WHERE ?1 IS NULL AND NOT EXISTS (SELECT 1 FROM workers
+                 WHERE pid = ?4 AND start_ticks = ?5 AND boot_id = ?6 AND ended_at IS NULL)"
+        };
+        self.conn
+            .execute(
+                sql,
+                params![
+                    found.record,
+                    found.stream,
+                    found.attempt,
+                    found.leader.pid,
+                    found.leader.start_ticks as i64,
+                    found.leader.boot_id,
+                    found
+                        .log
+                        .as_deref()
+                        .map(|p| p.to_string_lossy())
+                        .unwrap_or_default(),
+                    found.dir.to_string_lossy(),
+                    found.branch,
+                    now_rfc3339(),
+                ],
+            )
+            .map_err(self.w())?;
+        Ok(())
+    }
+
+    /// Hands a row claimed for a launch over to a worker of the stream found alive meanwhile
+    /// (one the store did not know): the row now records that worker, and nothing is launched.
+    pub fn hand_over(&self, id: i64, found: &crate::proc::Found) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET pid = ?2, pgid = ?2, start_ticks = ?3, boot_id = ?4,
+                     dir = ?5, branch = ?6, log_path = COALESCE(?7, log_path)
+                 WHERE id = ?1 AND ended_at IS NULL",
+                params![
+                    id,
+                    found.leader.pid,
+                    found.leader.start_ticks as i64,
+                    found.leader.boot_id,
+                    found.dir.to_string_lossy(),
+                    found.branch,
+                    found.log.as_deref().map(|p| p.to_string_lossy()),
+                ],
+            )
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -398,6 +568,7 @@ impl StateStore {
         &self.path
     }
 
+    /// The error of a statement that reads.
     pub(super) fn q(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         |source| StateError::Read {
             path: self.path.clone(),
@@ -405,11 +576,43 @@ impl StateStore {
         }
     }
 
+    /// The error of a statement that writes (on a full disk, "cannot read" misled).
+    pub(super) fn w(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        |source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     /// Claims the right to launch a worker for `new.stream`: refuses if a live worker exists,
     /// and marks unfinished rows whose process is gone as `lost`, all in one write transaction.
+    /// While a live `clean` removes the stream's worktree ([`StateStore::begin_removal`]), it
+    /// waits (up to two minutes), so a launch never prepares a worktree being removed.
     pub fn claim(&mut self, new: &NewWorker<'_>, claimer: &Identity) -> Result<Claim, StateError> {
+        let deadline = std::time::Instant::now() + REMOVAL_WAIT;
+        loop {
+            match self.try_claim(new, claimer)? {
+                Attempt::Done(claim) => return Ok(claim),
+                Attempt::Removing(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Attempt::Removing(by) => {
+                    return Err(StateError::Removing {
+                        stream: new.stream.to_string(),
+                        pid: by.pid,
+                    });
+                }
+            }
+        }
+    }
+
+    fn try_claim(
+        &mut self,
+        new: &NewWorker<'_>,
+        claimer: &Identity,
+    ) -> Result<Attempt, StateError> {
         let path = self.path.clone();
-        let q = |source| StateError::Read {
+        let q = |source| StateError::Write {
             path: path.clone(),
             source,
         };
@@ -417,20 +620,13 @@ impl StateStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(q)?;
-        let open: Vec<WorkerRecord> = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "SELECT {COLUMNS} FROM workers WHERE stream = ?1 AND ended_at IS NULL"
-                ))
-                .map_err(q)?;
-            stmt.query_map([new.stream], record_from_row)
-                .map_err(q)?
-                .collect::<Result<_, _>>()
-                .map_err(q)?
-        };
+        if let Some(by) = live_remover(&tx, new.stream).map_err(q)? {
+            return Ok(Attempt::Removing(by));
+        }
+        let open = unfinished(&tx, new.stream).map_err(q)?;
         for rec in open {
             if rec.is_live() {
-                return Ok(Claim::Taken(Box::new(rec)));
+                return Ok(Attempt::Done(Claim::Taken(Box::new(rec))));
             }
             tx.execute(
                 "UPDATE workers SET ended_at = ?2, outcome = 'lost' WHERE id = ?1 AND ended_at IS NULL",
@@ -461,7 +657,68 @@ impl StateStore {
         .map_err(q)?;
         let id = tx.last_insert_rowid();
         tx.commit().map_err(q)?;
-        Ok(Claim::Granted(id))
+        Ok(Attempt::Done(Claim::Granted(id)))
+    }
+
+    /// Takes the right to remove `stream`'s worktree and branch (`clean`): granted only if no
+    /// live worker or launch holds the stream, checked and recorded in one write transaction,
+    /// so that no `start` can claim the stream until [`StateStore::end_removal`].
+    pub fn begin_removal(&mut self, stream: &str, me: &Identity) -> Result<Removal, StateError> {
+        let path = self.path.clone();
+        let q = |source| StateError::Read {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(q)?;
+        if let Some(by) = live_remover(&tx, stream).map_err(q)?
+            && by != *me
+        {
+            return Ok(Removal::Removing(by));
+        }
+        let open = unfinished(&tx, stream).map_err(q)?;
+        if let Some(live) = open.into_iter().find(WorkerRecord::is_live) {
+            return Ok(Removal::InUse(Box::new(live)));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO removals (stream, pid, start_ticks, boot_id, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                stream,
+                me.pid,
+                me.start_ticks as i64,
+                me.boot_id,
+                now_rfc3339()
+            ],
+        )
+        .map_err(q)?;
+        tx.commit().map_err(q)?;
+        Ok(Removal::Granted)
+    }
+
+    /// Gives back what [`StateStore::begin_removal`] took.
+    pub fn end_removal(&self, stream: &str, me: &Identity) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "DELETE FROM removals WHERE stream = ?1 AND pid = ?2 AND start_ticks = ?3",
+                params![stream, me.pid, me.start_ticks as i64],
+            )
+            .map_err(self.q())?;
+        Ok(())
+    }
+
+    /// Gives up a claim nothing was launched under (the stream turned out done meanwhile): the
+    /// row goes, as if never claimed.
+    pub fn release_claim(&self, id: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "DELETE FROM workers WHERE id = ?1 AND pid IS NULL AND ended_at IS NULL",
+                [id],
+            )
+            .map_err(self.w())?;
+        Ok(())
     }
 
     /// Records where the claimed worker runs, once its worktree is prepared.
@@ -477,7 +734,7 @@ impl StateStore {
                 "UPDATE workers SET dir = ?2, branch = ?3, base = ?4 WHERE id = ?1",
                 params![id, dir.to_string_lossy(), branch, base],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -488,7 +745,7 @@ impl StateStore {
                 "UPDATE workers SET sandbox = ?2 WHERE id = ?1",
                 params![id, sandbox.to_db()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -499,7 +756,7 @@ impl StateStore {
                 "UPDATE workers SET pid = ?2, pgid = ?2, start_ticks = ?3, boot_id = ?4 WHERE id = ?1",
                 params![id, who.pid, who.start_ticks as i64, who.boot_id],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -515,7 +772,7 @@ impl StateStore {
                  WHERE id = ?1 AND ended_at IS NULL",
                 params![id, who.pid, who.start_ticks as i64, who.boot_id],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(changed == 1)
     }
 
@@ -526,7 +783,7 @@ impl StateStore {
                 "UPDATE workers SET worker_pid = ?2 WHERE id = ?1",
                 params![id, pid],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -555,7 +812,7 @@ impl StateStore {
                     by.start_ticks as i64
                 ],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -568,8 +825,49 @@ impl StateStore {
                  WHERE id = ?1 AND ended_at IS NULL",
                 params![id, now_rfc3339(), error],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
+    }
+
+    /// Claims the processing of what an ended worker left (auto-commit, the dirty check), so
+    /// that of two `start`s that both saw it end exactly one commits in its worktree. A claim
+    /// held by a `start` that died is taken over.
+    pub fn claim_finalize(&self, id: i64, me: &Identity) -> Result<Finalize, StateError> {
+        let mine = me.worker_marker();
+        let take = |from: Option<&str>| {
+            self.conn
+                .execute(
+                    "UPDATE workers SET finalizer = ?2
+                     WHERE id = ?1 AND finalized_at IS NULL AND finalizer IS ?3",
+                    params![id, mine, from],
+                )
+                .map_err(self.w())
+        };
+        if take(None)? == 1 {
+            return Ok(Finalize::Mine);
+        }
+        let (done, holder): (Option<String>, Option<String>) = self
+            .conn
+            .query_row(
+                "SELECT finalized_at, finalizer FROM workers WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.q())?
+            .unwrap_or((Some(String::new()), None));
+        match holder {
+            _ if done.is_some() => Ok(Finalize::Done),
+            Some(h) if h == mine => Ok(Finalize::Mine),
+            Some(h) if Identity::from_marker(&h).is_none_or(|i| !i.is_alive()) => {
+                Ok(if take(Some(&h))? == 1 {
+                    Finalize::Mine
+                } else {
+                    Finalize::Busy
+                })
+            }
+            _ => Ok(Finalize::Busy),
+        }
     }
 
     /// Notes that what the ended worker left was processed (auto-commit or the dirty check).
@@ -579,7 +877,7 @@ impl StateStore {
                 "UPDATE workers SET finalized_at = ?2 WHERE id = ?1 AND finalized_at IS NULL",
                 params![id, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -601,7 +899,7 @@ impl StateStore {
                     tokens(r.output_tokens)
                 ],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -612,7 +910,7 @@ impl StateStore {
                 "UPDATE workers SET ended_at = COALESCE(ended_at, ?2), outcome = 'stopped' WHERE id = ?1",
                 params![id, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -632,7 +930,7 @@ impl StateStore {
                     seen.identity.as_ref().map(|i| i.pid)
                 ],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(changed == 1)
     }
 
@@ -699,6 +997,39 @@ impl StateStore {
             .map_err(self.q())?
             .collect::<Result<_, _>>()
             .map_err(self.q())
+    }
+}
+
+/// The unfinished worker rows of `stream`.
+fn unfinished(conn: &Connection, stream: &str) -> rusqlite::Result<Vec<WorkerRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM workers WHERE stream = ?1 AND ended_at IS NULL"
+    ))?;
+    stmt.query_map([stream], record_from_row)?.collect()
+}
+
+/// The live `clean` removing `stream`, if any (a dead one's row is dropped).
+fn live_remover(conn: &Connection, stream: &str) -> rusqlite::Result<Option<Identity>> {
+    let row = conn
+        .query_row(
+            "SELECT pid, start_ticks, boot_id FROM removals WHERE stream = ?1",
+            [stream],
+            |r| {
+                Ok(Identity {
+                    pid: r.get(0)?,
+                    start_ticks: r.get::<_, i64>(1)? as u64,
+                    boot_id: r.get(2)?,
+                })
+            },
+        )
+        .optional()?;
+    match row {
+        Some(by) if by.is_alive() => Ok(Some(by)),
+        Some(_) => {
+            conn.execute("DELETE FROM removals WHERE stream = ?1", [stream])?;
+            Ok(None)
+        }
+        None => Ok(None),
     }
 }
 
@@ -880,6 +1211,44 @@ mod tests {
     }
 
     #[test]
+    fn a_removal_keeps_launches_out_and_a_live_launch_keeps_removals_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        let me = Identity::current().unwrap();
+        let log = tmp.path().join("a.log");
+        assert!(matches!(
+            store.begin_removal("A", &me).unwrap(),
+            Removal::Granted
+        ));
+        // Another (live) `start` would wait; a dead remover is ignored.
+        let dead = Identity {
+            start_ticks: me.start_ticks + 7,
+            ..me.clone()
+        };
+        let mut other = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        assert!(matches!(
+            other.begin_removal("A", &dead).unwrap(),
+            Removal::Removing(by) if by == me
+        ));
+        store.end_removal("A", &me).unwrap();
+        let Claim::Granted(_) = store.claim(&new_worker("A", &log), &me).unwrap() else {
+            panic!("the removal is over");
+        };
+        assert!(matches!(
+            store.begin_removal("A", &me).unwrap(),
+            Removal::InUse(_)
+        ));
+        // A remover that died keeps nothing out.
+        assert!(matches!(
+            other.begin_removal("B", &dead).unwrap(),
+            Removal::Granted
+        ));
+        let Claim::Granted(_) = store.claim(&new_worker("B", &log), &me).unwrap() else {
+            panic!("a dead remover holds nothing");
+        };
+    }
+
+    #[test]
     fn a_supervisor_whose_row_was_declared_lost_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let mut store = StateStore::open(&tmp.path().join("state.db")).unwrap();
@@ -900,6 +1269,72 @@ mod tests {
         assert!(!store.confirm_spawned(first, &me).unwrap());
         assert!(store.worker(first).unwrap().unwrap().identity.is_none());
         assert!(store.confirm_spawned(second, &me).unwrap());
+    }
+
+    #[test]
+    fn one_start_finalizes_an_ended_worker_and_a_dead_ones_claim_is_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        let me = Identity::current().unwrap();
+        let log = tmp.path().join("a.log");
+        let Claim::Granted(id) = store.claim(&new_worker("A", &log), &me).unwrap() else {
+            panic!("granted");
+        };
+        // Another `start`, alive (our parent), holds it: busy.
+        let other = crate::proc::identity_of(nix::unistd::getppid().as_raw()).unwrap();
+        assert_eq!(store.claim_finalize(id, &other).unwrap(), Finalize::Mine);
+        assert_eq!(store.claim_finalize(id, &me).unwrap(), Finalize::Busy);
+        // The holder died (same pid, another start time): taken over.
+        let dead = Identity {
+            start_ticks: me.start_ticks + 9,
+            ..me.clone()
+        };
+        let Claim::Granted(id2) = store.claim(&new_worker("B", &log), &me).unwrap() else {
+            panic!("granted");
+        };
+        assert_eq!(store.claim_finalize(id2, &dead).unwrap(), Finalize::Mine);
+        assert_eq!(store.claim_finalize(id2, &me).unwrap(), Finalize::Mine);
+        store.set_finalized(id2).unwrap();
+        assert_eq!(store.claim_finalize(id2, &other).unwrap(), Finalize::Done);
+    }
+
+    #[test]
+    fn a_released_claim_leaves_no_row_and_a_spawned_one_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&tmp.path().join("state.db")).unwrap();
+        let me = Identity::current().unwrap();
+        let log = tmp.path().join("a.log");
+        let Claim::Granted(id) = store.claim(&new_worker("A", &log), &me).unwrap() else {
+            panic!("granted");
+        };
+        store.release_claim(id).unwrap();
+        assert_eq!(store.worker(id).unwrap(), None);
+        let Claim::Granted(id) = store.claim(&new_worker("A", &log), &me).unwrap() else {
+            panic!("granted");
+        };
+        store.set_spawned(id, &me).unwrap();
+        store.release_claim(id).unwrap();
+        assert!(
+            store.worker(id).unwrap().is_some(),
+            "a spawned worker's row stays"
+        );
+    }
+
+    #[test]
+    fn a_store_deleted_under_a_connection_is_reopened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state.db");
+        let mut store = StateStore::open(&path).unwrap();
+        assert!(!store.reopen_if_replaced().unwrap());
+        store
+            .set_verdict("A", &crate::model::Verdict::Stopped)
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert!(store.reopen_if_replaced().unwrap());
+        assert!(path.exists(), "a new store where the old one was");
+        assert!(store.verdicts().unwrap().is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ impl StateStore {
                  ON CONFLICT(stream) DO UPDATE SET kind = ?2, body = ?3, updated_at = ?4",
                 params![stream, verdict.kind(), body, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -27,7 +27,7 @@ impl StateStore {
     pub fn clear_verdict(&self, stream: &str) -> Result<(), StateError> {
         self.conn
             .execute("DELETE FROM verdicts WHERE stream = ?1", [stream])
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -35,7 +35,7 @@ impl StateStore {
     pub fn clear_verdicts_of_kind(&self, kind: &str) -> Result<(), StateError> {
         self.conn
             .execute("DELETE FROM verdicts WHERE kind = ?1", [kind])
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 

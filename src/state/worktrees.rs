@@ -69,7 +69,7 @@ impl StateStore {
                     now_rfc3339()
                 ],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -102,7 +102,7 @@ impl StateStore {
     pub fn forget_worktree(&self, stream: &str) -> Result<(), StateError> {
         self.conn
             .execute("DELETE FROM worktrees WHERE stream = ?1", [stream])
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -115,7 +115,7 @@ impl StateStore {
                     base_commit = COALESCE(?2, base_commit), recorded_at = ?3",
                 params![target, base, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -136,7 +136,7 @@ impl StateStore {
                     budget_since = ?4",
                 params![worktrees, verify, budget_usd, now_rfc3339()],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 

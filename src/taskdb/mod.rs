@@ -336,10 +336,16 @@ impl TaskDb {
         }
     }
 
-    /// Reopens the connection if the file at `path` was replaced (new inode).
+    /// Reopens the connection if the file at `path` was replaced (new inode); an error if it
+    /// is gone.
     fn reopen_if_replaced(&mut self) -> Result<bool, TaskDbError> {
+        // Gone: the open connection would go on reading the deleted file's last state, and
+        // workers (who open the path) could mark nothing.
         let Ok(meta) = std::fs::metadata(&self.path) else {
-            return Ok(false);
+            return Err(TaskDbError::Missing {
+                path: self.path.clone(),
+                how: "deleted or moved since it was opened".into(),
+            });
         };
         if (meta.dev(), meta.ino()) == self.file_id {
             return Ok(false);

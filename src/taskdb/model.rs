@@ -99,6 +99,24 @@ impl std::ops::AddAssign for TaskCounts {
 }
 
 impl TaskCounts {
+    /// Counts from each status's number of tasks (the total is their sum).
+    pub fn of(
+        completed: u32,
+        in_progress: u32,
+        pending: u32,
+        blocked: u32,
+        cancelled: u32,
+    ) -> Self {
+        Self {
+            total: completed + in_progress + pending + blocked + cancelled,
+            completed,
+            in_progress,
+            pending,
+            blocked,
+            cancelled,
+        }
+    }
+
     /// All tasks completed or cancelled, and at least one completed.
     pub fn is_complete(&self) -> bool {
         self.completed > 0 && self.completed + self.cancelled == self.total
@@ -326,21 +344,10 @@ impl fmt::Display for StoreKind {
 mod tests {
     use super::*;
 
-    fn counts(
-        completed: u32,
-        in_progress: u32,
-        pending: u32,
-        blocked: u32,
-        cancelled: u32,
-    ) -> TaskCounts {
-        TaskCounts {
-            total: completed + in_progress + pending + blocked + cancelled,
-            completed,
-            in_progress,
-            pending,
-            blocked,
-            cancelled,
-        }
+    use TaskCounts as C;
+
+    fn counts(c: u32, i: u32, p: u32, b: u32, x: u32) -> TaskCounts {
+        C::of(c, i, p, b, x)
     }
 
     #[test]

@@ -305,7 +305,8 @@ pub fn bar(done: u32, total: u32, unicode: bool) -> String {
     text
 }
 
-fn state_colour(p: &Palette, state: State, text: &str) -> String {
+/// A state's words in its colour (also `graph`'s and `report`'s).
+pub(super) fn state_colour(p: &Palette, state: State, text: &str) -> String {
     match state {
         State::Complete => p.good(text),
         State::Running | State::Preparing | State::Verifying => p.busy(text),

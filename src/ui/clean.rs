@@ -1,21 +1,35 @@
-//! What `orchestrate clean` removed (or would remove) and what it kept, and why. Paths, stream
-//! ids, branch names and the override commands are data: all escaped here.
+//! What `orchestrate clean` removed (or would remove) and what it kept, and why; the refs it
+//! made to keep commits reachable; the orphaned worktrees it registered again. Paths, stream
+//! ids, branch names, refs and the override commands are data: all escaped here.
 
 use indicatif::HumanBytes;
 
 use super::printable as p;
-use crate::git::clean::CleanPlan;
+use crate::git::clean::{CleanPlan, OrphanItem};
 use crate::ui::Palette;
 
 pub fn render(plan: &CleanPlan, dry_run: bool, pal: &Palette) -> String {
-    let (remove, delete, prune) = if dry_run {
-        ("would remove", "would delete", "would prune")
+    let (remove, delete, prune, keep) = if dry_run {
+        ("would remove", "would delete", "would prune", "would keep")
     } else {
-        ("removed", "deleted", "pruned")
+        ("removed", "deleted", "pruned", "kept")
     };
     let mut out = String::new();
     for name in &plan.stale {
         out.push_str(&format!("{prune} stale worktree metadata {}\n", p(name)));
+    }
+    for orphan in &plan.orphans {
+        out.push_str(&orphan_line(orphan, dry_run, pal));
+    }
+    for item in &plan.items {
+        for r in &item.rescued {
+            out.push_str(&format!(
+                "{keep} commit {} reachable as {} (stream {}: only what is removed reached it)\n",
+                p(&r.commit[..r.commit.len().min(10)]),
+                p(&r.refname),
+                p(&item.stream)
+            ));
+        }
     }
     for item in &plan.items {
         if item.remove_worktree
@@ -49,9 +63,19 @@ pub fn render(plan: &CleanPlan, dry_run: bool, pal: &Palette) -> String {
             p(&item.stream),
             refusals.join("; ")
         ));
-        if let Some(cmd) = &item.override_command {
-            out.push_str(&format!("  to remove it anyway: {}\n", p(cmd)));
+        match &item.override_command {
+            Some(cmd) if item.in_use => out.push_str(&format!(
+                "  it is in use, which --force never overrides; once it is not: {}\n",
+                p(cmd)
+            )),
+            Some(cmd) => out.push_str(&format!("  to remove it anyway: {}\n", p(cmd))),
+            None => {}
         }
+    }
+    if plan.items.iter().any(|i| !i.rescued.is_empty()) {
+        out.push_str(
+            "  `git for-each-ref refs/orchestrate/rescued/` lists kept commits; `git update-ref -d REF` drops one\n",
+        );
     }
     if out.is_empty() {
         out.push_str("nothing to clean\n");
@@ -59,4 +83,27 @@ pub fn render(plan: &CleanPlan, dry_run: bool, pal: &Palette) -> String {
     let freed = if dry_run { "would free" } else { "freed" };
     out.push_str(&format!("{freed} {}\n", HumanBytes(plan.bytes_freed())));
     out
+}
+
+fn orphan_line(o: &OrphanItem, dry_run: bool, pal: &Palette) -> String {
+    let dir = p(&o.dir.display().to_string()).into_owned();
+    let what = format!(
+        "orphaned worktree {dir} (stream {}): git's record {} was deleted",
+        p(&o.stream),
+        p(&o.admin.display().to_string())
+    );
+    match (&o.refusal, o.reregistered, dry_run) {
+        (Some(why), _, _) => format!(
+            "{} {what}; cannot register it again: {}\n",
+            pal.caution("kept"),
+            p(why)
+        ),
+        (None, _, true) => {
+            format!("{what}; would re-register it with git, keeping every file in it\n")
+        }
+        (None, true, false) => format!(
+            "{what}; re-registered it with git, every file kept (`git -C {dir} status` shows its work)\n"
+        ),
+        (None, false, false) => format!("{what}\n"),
+    }
 }

@@ -5,11 +5,15 @@
 
 pub mod board;
 pub mod clean;
+pub mod events;
+pub mod graph;
 pub mod live;
 pub mod mergeback;
 pub mod plan;
 pub mod progress;
 pub mod reason;
+pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod status;
 pub mod stop;

@@ -153,6 +153,12 @@ pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
             "switch {} to another branch, then `orchestrate start {s}`",
             p(&path.display().to_string())
         ),
+        Reason::Blocked(Block::UnrelatedBranch { branch, .. }) => format!(
+            "if {} is not this run's, rename it (`git branch -m {} {}`), then `orchestrate start {s}`",
+            p(branch),
+            super::shell_word(branch),
+            super::shell_word(&format!("{branch}-unrelated"))
+        ),
         Reason::NeedsAttention(Attention::DirtyFinish { dir, .. }) => format!(
             "commit or discard the changes in {} (or set `auto_commit = true`), then `orchestrate start`",
             p(&dir.display().to_string())
@@ -163,6 +169,9 @@ pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
             p(branch),
             super::shell_word(&dir.display().to_string()),
             super::shell_word(branch)
+        ),
+        Reason::NeedsAttention(Attention::Orphaned { .. }) => format!(
+            "`orchestrate clean {s}` registers it with git again, keeping every file; then look at its changes"
         ),
         Reason::Failed(failure) => {
             let logs =
@@ -232,6 +241,19 @@ fn block_summary(block: &Block) -> String {
             p(branch),
             p(&path.display().to_string())
         ),
+        Block::UnrelatedBranch {
+            branch,
+            base,
+            target,
+        } => format!(
+            "its branch {} exists and shares no history with the run's base ({}{}): work on it could not be merged back",
+            p(branch),
+            target
+                .as_deref()
+                .map(|t| format!("{} at ", p(t)))
+                .unwrap_or_default(),
+            p(&base[..base.len().min(10)])
+        ),
     }
 }
 
@@ -255,6 +277,11 @@ fn attention_summary(attention: &Attention) -> String {
                 None => format!("a detached HEAD ({})", p(&head[..head.len().min(10)])),
             },
             p(branch)
+        ),
+        Attention::Orphaned { dir, admin } => format!(
+            "git no longer knows its worktree {}: its record {} was deleted, so what is uncommitted there is invisible to git and to its dependents",
+            p(&dir.display().to_string()),
+            p(&admin.display().to_string())
         ),
     }
 }

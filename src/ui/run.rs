@@ -151,6 +151,8 @@ impl Reporter for RunView<'_> {
 
     fn event(&mut self, event: Event<'_>) {
         match event {
+            // The bar shows `preparing` from the next snapshot; a line per launch is enough.
+            Event::Preparing { .. } => {}
             Event::Started {
                 stream,
                 pid,

@@ -163,7 +163,10 @@ fn entry_of(event: &Event<'_>) -> Option<Entry> {
                 None => format!("stream {}", state.as_str()),
             },
         ),
-        Event::Note { .. } | Event::Activity { .. } | Event::Snapshot { .. } => return None,
+        Event::Preparing { .. }
+        | Event::Note { .. }
+        | Event::Activity { .. }
+        | Event::Snapshot { .. } => return None,
     };
     Some(Entry {
         stream: stream.to_string(),

@@ -49,7 +49,7 @@ pub fn run(
     // Orphans of the worker become our children, so "did it leave anything running?" is one
     // cheap `waitpid` instead of a scan of /proc, and their zombies get reaped.
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let store = match StateStore::open(state) {
+    let mut store = match StateStore::open(state) {
         Ok(s) => Some(s),
         Err(e) => {
             let _ = writeln!(log, "{MARK} orchestrate: cannot record this worker: {e}");
@@ -139,6 +139,11 @@ pub fn run(
         ),
         Err(e) => (None, None, format!("could not be waited for: {e}")),
     };
+    if let Some(store) = &mut store {
+        // The store may have been deleted or set aside while the worker ran (hours): write the
+        // exit where `status` and the next `start` look, not into a file nobody reads.
+        let _ = store.reopen_if_replaced();
+    }
     if let (Some(store), Some(me)) = (&store, &me) {
         let _ = store.record_exit(record, me, code, signal, None);
         if let Ok(Some(rec)) = store.worker(record) {

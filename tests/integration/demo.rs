@@ -51,6 +51,10 @@ fn the_demo_runs_end_to_end() {
         stdout.contains(&format!("The sandbox is {}", sandbox.display())),
         "{stdout}"
     );
+    // The graph and the run's timeline are shown, and the chart is written.
+    assert!(stdout.contains("4 streams in 3 levels"), "{stdout}");
+    assert!(stdout.contains("critical path: Stream-A → "), "{stdout}");
+    assert!(sandbox.join("report.html").is_file(), "{stdout}");
 }
 
 /// The demo's scripted worker on its own: one commit per task, every task completed, in the

@@ -198,16 +198,24 @@ fn damaged_set_up_and_unset_project_are_notes_not_blockers() {
 }
 
 #[test]
-fn an_unreadable_state_store_blocks() {
+fn a_corrupt_state_store_is_a_note_that_it_is_rebuilt() {
     let env = healthy();
-    std::fs::write(
-        env.root.join(".claude/orchestrator/state/state.db"),
-        "this is not sqlite, just text long enough to not be an empty database file......",
-    )
-    .unwrap();
-    let out = doctor(&env).expect_code(1).stdout();
-    assert!(line(&out, "state store").starts_with('✗'), "{out}");
-    assert!(out.contains("move"), "{out}");
+    let store = env.root.join(".claude/orchestrator/state/state.db");
+    let text = "this is not sqlite, just text long enough to not be an empty database file......";
+    std::fs::write(&store, text).unwrap();
+    // Every command that opens the store sets it aside and rebuilds it, `stop` included: the
+    // old advice ("stop the workers first, then move it aside") could not be followed.
+    let out = doctor(&env).success().stdout();
+    let state = line(&out, "state store");
+    assert!(state.starts_with('!'), "{out}");
+    assert!(
+        state.contains("corrupt") && state.contains("set aside"),
+        "{out}"
+    );
+    assert!(state.contains("rebuilt from the running workers"), "{out}");
+    assert!(!out.contains("orchestrate stop"), "{out}");
+    // Doctor changes nothing.
+    assert_eq!(std::fs::read_to_string(&store).unwrap(), text);
 }
 
 #[test]

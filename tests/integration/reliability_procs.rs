@@ -20,10 +20,10 @@ use crate::support::{TestEnv, wait_for};
 
 /// A small xorshift generator: the trials need varied timings, not quality randomness, and the
 /// seed is printed so a failing schedule can be replayed (`RELIABILITY_SEED`).
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn seeded(trial: u64) -> Self {
+    pub fn seeded(trial: u64) -> Self {
         let base = std::env::var("RELIABILITY_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -44,7 +44,7 @@ impl Rng {
     }
 
     /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -115,7 +115,7 @@ fn pgrp_of(pid: i32) -> i32 {
         .unwrap()
 }
 
-fn start_ticks(pid: i32) -> i64 {
+pub fn start_ticks(pid: i32) -> i64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     stat.rsplit_once(')')
         .unwrap()
@@ -580,7 +580,7 @@ fn long_crash_restart_trials() {
 
 // ---------------------------------------------------------------------------------------------
 
-fn trials(default: u64) -> u64 {
+pub fn trials(default: u64) -> u64 {
     std::env::var("RELIABILITY_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -588,7 +588,7 @@ fn trials(default: u64) -> u64 {
 }
 
 /// Appends a long run's figures to `RELIABILITY_REPORT` (a file the script prints).
-fn report(line: &str) {
+pub fn report(line: &str) {
     if let Some(path) = std::env::var_os("RELIABILITY_REPORT") {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()

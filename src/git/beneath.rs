@@ -1,0 +1,242 @@
+//! Reading and writing files *beneath* a folder through no symbolic link, for
+//! `.worktreeinclude`: every component of a relative path is opened with `O_NOFOLLOW` from the
+//! folder's own descriptor, so a link anywhere on the way (committed by a stream, or planted in
+//! the project root) stops the operation instead of leading it outside. Checking paths first
+//! and opening them afterwards would leave a window to swap a folder for a link; descriptors
+//! do not.
+//!
+//! Copies keep holes: a sparse file is copied as its data segments (`SEEK_DATA`/`SEEK_HOLE`),
+//! so it takes no more room in a worktree than in the project root.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, readlinkat};
+use nix::sys::stat::{Mode, mkdirat};
+
+/// Why a path could not be used.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A component on the way (`at`, relative) is a symbolic link or not a folder.
+    ThroughLink {
+        at: PathBuf,
+    },
+    /// The destination exists already (never overwritten).
+    Exists,
+    Io(std::io::Error),
+}
+
+impl From<Errno> for Refusal {
+    fn from(e: Errno) -> Self {
+        Refusal::Io(std::io::Error::from(e))
+    }
+}
+
+/// What sits at a path beneath a folder.
+pub enum Entry {
+    File(File),
+    /// A symbolic link, with its target (not followed).
+    Link(PathBuf),
+    /// Anything else (a folder, a socket, …).
+    Other,
+}
+
+/// A folder opened once, as the anchor for paths beneath it.
+pub struct Folder {
+    fd: OwnedFd,
+}
+
+impl Folder {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let fd = nix::fcntl::open(path, dir_flags(), Mode::empty())?;
+        Ok(Self { fd })
+    }
+
+    /// Opens `rel` (relative, no `..`) for reading through no link on the way.
+    pub fn read(&self, rel: &Path) -> Result<Entry, Refusal> {
+        let (parent, name) = self.walk(rel, false)?;
+        match openat(&parent, name, OFlag::O_RDONLY | nofollow(), Mode::empty()) {
+            Ok(fd) => {
+                let file = File::from(fd);
+                let meta = file.metadata().map_err(Refusal::Io)?;
+                Ok(if meta.is_file() {
+                    Entry::File(file)
+                } else {
+                    Entry::Other
+                })
+            }
+            // O_NOFOLLOW on a link: ELOOP.
+            Err(Errno::ELOOP) => Ok(Entry::Link(PathBuf::from(readlinkat(&parent, name)?))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates `rel` (and the folders on the way), refusing any link on the way and an existing
+    /// destination; copies `source` into it, keeping its holes and permission bits.
+    pub fn create_copy(&self, rel: &Path, source: &File) -> Result<(), Refusal> {
+        let (parent, name) = self.walk(rel, true)?;
+        let mode = source.metadata().map_err(Refusal::Io)?.mode() & 0o777;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | nofollow();
+        let fd = match openat(&parent, name, flags, Mode::from_bits_truncate(mode)) {
+            Err(Errno::EEXIST) => return Err(Refusal::Exists),
+            other => other?,
+        };
+        let dest = File::from(fd);
+        copy_sparse(source, &dest).map_err(Refusal::Io)
+    }
+
+    /// Creates the symbolic link `rel` → `target` (through no link on the way).
+    pub fn create_link(&self, rel: &Path, target: &Path) -> Result<(), Refusal> {
+        let (parent, name) = self.walk(rel, true)?;
+        match nix::unistd::symlinkat(target, &parent, name) {
+            Err(Errno::EEXIST) => Err(Refusal::Exists),
+            other => other.map_err(Refusal::from),
+        }
+    }
+
+    /// Opens every folder of `rel` but the last component with `O_NOFOLLOW`, creating missing
+    /// ones when `create`; returns the parent and the last component's name.
+    fn walk<'p>(&self, rel: &'p Path, create: bool) -> Result<(OwnedFd, &'p OsStr), Refusal> {
+        let parts: Vec<&OsStr> = rel
+            .components()
+            .map(|c| match c {
+                Component::Normal(n) => Ok(n),
+                _ => Err(Refusal::ThroughLink {
+                    at: rel.to_path_buf(),
+                }),
+            })
+            .collect::<Result<_, _>>()?;
+        let Some((name, folders)) = parts.split_last() else {
+            return Err(Refusal::Io(std::io::Error::other("an empty path")));
+        };
+        let mut dir = self.fd.try_clone().map_err(Refusal::Io)?;
+        let mut at = PathBuf::new();
+        for part in folders {
+            at.push(part);
+            if create {
+                match mkdirat(&dir, *part, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            dir = match openat(&dir, *part, dir_flags(), Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(Refusal::ThroughLink { at }),
+                Err(e) => return Err(e.into()),
+            };
+        }
+        Ok((dir, name))
+    }
+}
+
+fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow()
+}
+
+fn nofollow() -> OFlag {
+    OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+/// Copies `from` into the empty `to`, data segment by data segment; holes stay holes.
+fn copy_sparse(from: &File, to: &File) -> std::io::Result<()> {
+    use nix::unistd::{Whence, lseek};
+    let len = from.metadata()?.len();
+    let mut pos: i64 = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    while (pos as u64) < len {
+        let data = match lseek(from.as_fd(), pos, Whence::SeekData) {
+            Ok(d) => d,
+            // No data past `pos`: the rest is a hole.
+            Err(Errno::ENXIO) => break,
+            // A file system without hole reporting: all of it is data.
+            Err(Errno::EINVAL) => pos,
+            Err(e) => return Err(e.into()),
+        };
+        let hole = match lseek(from.as_fd(), data, Whence::SeekHole) {
+            Ok(h) => h,
+            Err(Errno::EINVAL) => len as i64,
+            Err(e) => return Err(e.into()),
+        };
+        let mut at = data as u64;
+        while at < hole as u64 {
+            let want = buf.len().min((hole as u64 - at) as usize);
+            let n = from.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            to.write_all_at(&buf[..n], at)?;
+            at += n as u64;
+        }
+        pos = hole;
+    }
+    to.set_len(len)
+}
+
+/// Whether the link target `target`, found at `rel` beneath a folder, stays beneath it when
+/// resolved by name: relative, and never climbing above the folder.
+pub fn link_stays_inside(rel: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = rel.components().count() as i64 - 1;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_that_climb_out_are_outside() {
+        let p = Path::new;
+        assert!(link_stays_inside(p("a/b"), p("c")));
+        assert!(link_stays_inside(p("a/b"), p("../x")));
+        assert!(!link_stays_inside(p("a/b"), p("../../x")));
+        assert!(!link_stays_inside(p("b"), p("/etc/passwd")));
+        assert!(!link_stays_inside(p("b"), p("../b")));
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_link_on_the_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (inside, outside) = (tmp.path().join("in"), tmp.path().join("out"));
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, inside.join("conf")).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::write(&src, "secret").unwrap();
+        let folder = Folder::open(&inside).unwrap();
+        let from = File::open(&src).unwrap();
+        assert!(matches!(
+            folder.create_copy(Path::new("conf/.env"), &from),
+            Err(Refusal::ThroughLink { .. })
+        ));
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+        folder.create_copy(Path::new("a/b/.env"), &from).unwrap();
+        assert_eq!(std::fs::read(inside.join("a/b/.env")).unwrap(), b"secret");
+        assert!(matches!(
+            folder.create_copy(Path::new("a/b/.env"), &from),
+            Err(Refusal::Exists)
+        ));
+        assert!(matches!(
+            folder.read(Path::new("conf/x")),
+            Err(Refusal::ThroughLink { .. })
+        ));
+        assert!(matches!(folder.read(Path::new("conf")), Ok(Entry::Link(_))));
+    }
+}
