@@ -11,7 +11,9 @@
 //!   by rowid, in the order a full read meets them.
 //!
 //! A refresh (only when `PRAGMA data_version` moved) reads the rows whose `updated_at` is at or
-//! after the start of the previous read less [`SLACK`], in one statement that SQLite filters
+//! after the start of the previous read less [`SLACK`], and every row above the highest rowid
+//! it knows (a row inserted with an old stamp, as an import or a hand-made `INSERT` makes it),
+//! in one statement that SQLite filters
 //! without handing the other rows out; of those, rows whose hash changed are re-marked, and the
 //! streams they left or joined are folded again from their rows. `tc` stamps whole seconds,
 //! so a second update within the same second keeps the same `updated_at`: rows stay in the
@@ -107,6 +109,8 @@ pub(crate) struct Marks {
     rows: HashMap<i64, Mark>,
     members: HashMap<Key, BTreeSet<i64>>,
     malformed: BTreeMap<i64, String>,
+    /// The highest rowid ever marked: a row above it is new, whatever its `updated_at`.
+    max_rowid: i64,
 }
 
 impl Marks {
@@ -117,6 +121,9 @@ impl Marks {
     /// Records `mark` for `rowid` (`None`: the row is gone); returns the keys whose rows
     /// changed (the one it left and the one it joined), and whether the warnings changed.
     pub fn set(&mut self, rowid: i64, mark: Option<Mark>) -> (Vec<Key>, bool) {
+        if mark.is_some() {
+            self.max_rowid = self.max_rowid.max(rowid);
+        }
         let old = match &mark {
             Some(m) => self.rows.insert(rowid, m.clone()),
             None => self.rows.remove(&rowid),
@@ -158,6 +165,11 @@ impl Marks {
             .get(key)
             .map(|rows| rows.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The highest rowid marked so far (rows above it are new).
+    pub fn max_rowid(&self) -> i64 {
+        self.max_rowid
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {

@@ -225,7 +225,8 @@ pub(crate) trait Reader {
         marks: Option<&mut Marks>,
     ) -> Result<Snapshot, TaskDbError>;
 
-    /// The rows whose `updated_at` is at or after `since` (every row when `None`) and whose
+    /// The rows whose `updated_at` is at or after `since` or whose rowid is above every row
+    /// `marks` knows (every row when `since` is `None`), and whose
     /// hash differs from `marks` (or that it lacks), with their new marks.
     fn read_recent(
         &self,

@@ -292,7 +292,12 @@ impl Reader for LegacyDb {
             Ok(())
         };
         match since {
-            Some(since) => self.each_row(conn, "WHERE updated_at >= ?1", [since], &mut visit)?,
+            Some(since) => self.each_row(
+                conn,
+                "WHERE updated_at >= ?1 OR rowid > ?2",
+                rusqlite::params![since, marks.max_rowid()],
+                &mut visit,
+            )?,
             None => self.each_row(conn, "", [], &mut visit)?,
         }
         Ok(changed)

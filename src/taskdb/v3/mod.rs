@@ -433,7 +433,12 @@ impl Reader for V3Db {
             }
         };
         match since {
-            Some(since) => self.each_row(conn, "WHERE updated_at >= ?1", [since], &mut visit)?,
+            Some(since) => self.each_row(
+                conn,
+                "WHERE updated_at >= ?1 OR id > ?2",
+                rusqlite::params![since, marks.max_rowid()],
+                &mut visit,
+            )?,
             None => self.each_row(conn, "", [], &mut visit)?,
         }
         Ok(changed)
