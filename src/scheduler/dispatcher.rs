@@ -22,7 +22,7 @@ use crate::model::{
 use crate::proc::Identity;
 use crate::state::time::{now_rfc3339, now_unix};
 use crate::state::{Finalize, StateStore, WorkerRecord};
-use crate::taskdb::{Snapshot, TaskDb, TaskSource};
+use crate::taskdb::{Changes, TaskDb, TaskSource};
 use crate::worker::agent::{LimitStatus, Outcome, Transcript};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
@@ -33,6 +33,10 @@ const ADOPTED_POLL: Duration = Duration::from_millis(100);
 /// How often running workers' logs are read: for the live view's activity line, and for what
 /// the API says while they run (a usage limit rejected, a warning past a threshold).
 const ACTIVITY_POLL: Duration = Duration::from_millis(500);
+/// A refresh for a database change waits until this many times the last one's cost has passed:
+/// while thousands of workers write, reading what changed costs at most about 1/20 of a core
+/// however fast they write (a worker's exit is read at once, whatever the wait).
+const REFRESH_SHARE: u32 = 20;
 /// How many times in a row a stream may be backed off because the API is overloaded or
 /// failing before it counts as failed.
 const MAX_UNAVAILABLE: u32 = 8;
@@ -153,8 +157,10 @@ pub struct Scheduler<'a> {
     pub(super) workspaces: Arc<Mutex<Box<dyn Workspaces>>>,
     pub(super) reporter: &'a mut dyn Reporter,
     pub(super) me: Identity,
-    pub(super) snapshot: Snapshot,
     pub(super) graph: StreamGraph,
+    /// The last build of the graph from the task database's view failed: it is older than
+    /// the view (see [`Self::apply_changes`]).
+    graph_stale: bool,
     pub(super) runs: BTreeMap<String, StreamRun>,
     /// Source warnings already reported (said once each).
     said_warnings: std::collections::HashSet<String>,
@@ -162,6 +168,8 @@ pub struct Scheduler<'a> {
     /// While it lasts nothing is judged or launched.
     db_fault: Option<String>,
     pub(super) next_launch: Option<Instant>,
+    /// No probe of the task database for its changes before this (see [`REFRESH_SHARE`]).
+    next_probe: Instant,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
     /// The API warned that a limit is near: one new launch at a time until then (unix s).
@@ -207,8 +215,10 @@ impl<'a> Scheduler<'a> {
         workspaces: Box<dyn Workspaces>,
         reporter: &'a mut dyn Reporter,
     ) -> Result<Self> {
-        let snapshot = db.snapshot()?;
-        let graph = StreamGraph::build(&snapshot)?;
+        // The long-lived view, kept current by `refresh` (reading only what changed).
+        db.refresh()?;
+        let snapshot = db.view();
+        let graph = StreamGraph::build(snapshot)?;
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -230,12 +240,13 @@ impl<'a> Scheduler<'a> {
             workspaces: Arc::new(Mutex::new(workspaces)),
             reporter,
             me,
-            snapshot,
+            graph_stale: false,
             graph,
             runs: BTreeMap::new(),
             said_warnings,
             db_fault: None,
             next_launch: None,
+            next_probe: Instant::now(),
             exits_tx,
             exits_rx,
         })
@@ -669,6 +680,10 @@ impl<'a> Scheduler<'a> {
     }
 
     fn probe_db(&mut self) {
+        // Not yet: the change stays unseen by the probe, and a later one finds it.
+        if Instant::now() < self.next_probe {
+            return;
+        }
         match self.db.has_changed() {
             Ok(true) => {
                 self.refresh();
@@ -813,11 +828,21 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
-    /// the previous view. False when the database could not be read.
+    /// Brings the view of the task database up to date (reading only what changed); a
+    /// transient error or a graph made invalid mid-run keeps the previous view. False when the
+    /// database could not be read.
     pub(super) fn refresh(&mut self) -> bool {
-        let snapshot = match self.db.snapshot() {
-            Ok(s) => s,
+        self.refresh_with(&[])
+    }
+
+    /// Like [`Self::refresh`], and the rows of `streams` are read again whatever their
+    /// `updated_at` says (a worker's exit is judged on them).
+    pub(super) fn refresh_with(&mut self, streams: &[String]) -> bool {
+        let started = Instant::now();
+        let read = self.db.reread(streams);
+        self.next_probe = started + started.elapsed().saturating_mul(REFRESH_SHARE);
+        let changes = match read {
+            Ok(c) => c,
             Err(e) => {
                 self.db_failed(e);
                 return false;
@@ -829,30 +854,66 @@ impl<'a> Scheduler<'a> {
                 text: "the task database can be read again".into(),
             });
         }
-        // A malformed row that appears mid-run is ignored like at start, and said once.
-        for w in &snapshot.warnings {
+        if changes.warnings {
+            self.say_warnings();
+        }
+        if changes.streams.is_empty() && !self.graph_stale {
+            return true;
+        }
+        if !self.apply_changes(&changes) {
+            return true;
+        }
+        // Counts changed: the bars move even when no state did.
+        let model = self.model();
+        self.reporter.event(Event::Snapshot {
+            graph: &self.graph,
+            model: &model,
+        });
+        true
+    }
+
+    /// A malformed row that appears mid-run is ignored like at start, and said once.
+    fn say_warnings(&mut self) {
+        for w in &self.db.view().warnings {
             let text = w.to_string();
             if self.said_warnings.insert(text.clone()) {
                 self.reporter.event(Event::Note { stream: None, text });
             }
         }
-        match StreamGraph::build(&snapshot) {
+    }
+
+    /// Puts the changed streams into the graph: their records alone when its shape stays, else
+    /// the graph built again from the whole view. False when nothing could be applied.
+    fn apply_changes(&mut self, changes: &Changes) -> bool {
+        let view = self.db.view();
+        let shape_stays = !changes.structure
+            && !self.graph_stale
+            && changes.streams.iter().all(|id| {
+                view.stream(id)
+                    .is_some_and(|record| self.graph.replace_record(record))
+            });
+        if shape_stays {
+            return true;
+        }
+        match StreamGraph::build(view) {
             Ok(graph) => {
                 self.graph = graph;
-                self.snapshot = snapshot;
-                // Counts changed: the bars move even when no state did.
-                let model = self.model();
-                self.reporter.event(Event::Snapshot {
-                    graph: &self.graph,
-                    model: &model,
-                });
+                self.graph_stale = false;
+                true
             }
-            Err(e) => self.reporter.event(Event::Note {
-                stream: None,
-                text: format!("the stream graph became invalid, keeping the last valid one: {e}"),
-            }),
+            Err(e) => {
+                // Until a build succeeds, every later change builds from the whole view (a
+                // record alone may carry the dependencies that made this one invalid).
+                self.graph_stale = true;
+                self.reporter.event(Event::Note {
+                    stream: None,
+                    text: format!(
+                        "the stream graph became invalid, keeping the last valid one: {e}"
+                    ),
+                });
+                false
+            }
         }
-        true
     }
 
     /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
@@ -901,7 +962,8 @@ impl<'a> Scheduler<'a> {
         self.account_spending();
         // Read the task database before saying the worker exited, so that whoever reads the
         // message knows the judgment's read was already tried.
-        let read = self.refresh();
+        // Its own rows are read again, whatever their `updated_at` says.
+        let read = self.refresh_with(std::slice::from_ref(&stream));
         if let (false, Slot::Exited(exited)) = (read, &mut self.run_of(&stream).slot) {
             exited.blind = true;
         }
@@ -959,11 +1021,14 @@ impl<'a> Scheduler<'a> {
 
     /// Judges exited workers on a fresh read of the database.
     pub(super) fn judge_exited(&mut self) -> Result<()> {
-        let waiting = self
+        let waiting: Vec<String> = self
             .runs
-            .values()
-            .any(|r| matches!(r.slot, Slot::Exited(_)));
-        if !waiting || !self.refresh() {
+            .iter()
+            .filter(|(_, r)| matches!(r.slot, Slot::Exited(_)))
+            .map(|(s, _)| s.clone())
+            .collect();
+        // Judged on their own rows read again, whatever their `updated_at` says.
+        if waiting.is_empty() || !self.refresh_with(&waiting) {
             return Ok(());
         }
         let exited: Vec<(String, Box<Exited>)> = self
