@@ -534,9 +534,17 @@ impl<'a> Scheduler<'a> {
 
     /// The model of this run's facts.
     pub(super) fn model(&self) -> Model {
+        // Only what is observed of a stream: one idle, without verdict or verify command, is
+        // what `derive` assumes of a stream it is told nothing of (at 2,000 streams, building
+        // the map for all of them was most of a derivation's cost, several times a launch).
         let observed: HashMap<String, Observed> = self
             .runs
             .iter()
+            .filter(|(_, r)| {
+                r.verdict.is_some()
+                    || !matches!(r.slot, Slot::Idle)
+                    || r.verify != VerifyFact::default()
+            })
             .map(|(s, r)| (s.clone(), r.observed()))
             .collect();
         model::derive(&self.graph, &observed, self.mode())
@@ -835,12 +843,15 @@ impl<'a> Scheduler<'a> {
         self.refresh_with(&[])
     }
 
-    /// Like [`Self::refresh`], and the rows of `streams` are read again whatever their
-    /// `updated_at` says (a worker's exit is judged on them).
+    /// With `streams`, only their rows are read again, whatever their `updated_at` says (a
+    /// worker's exit is judged on them), at the cost of those rows alone; without, a refresh.
     pub(super) fn refresh_with(&mut self, streams: &[String]) -> bool {
         let started = Instant::now();
         let read = self.db.reread(streams);
-        self.next_probe = started + started.elapsed().saturating_mul(REFRESH_SHARE);
+        // A cheap read of one stream never brings forward what an expensive refresh put off.
+        self.next_probe = self
+            .next_probe
+            .max(started + started.elapsed().saturating_mul(REFRESH_SHARE));
         let changes = match read {
             Ok(c) => c,
             Err(e) => {

@@ -59,8 +59,9 @@ pub trait TaskSource {
     /// refresh (the first one reads everything), and says what changed.
     fn refresh(&mut self) -> Result<Changes, TaskDbError>;
 
-    /// Like [`TaskSource::refresh`], and the rows of `streams` are read again whatever their
-    /// `updated_at` says: what a worker's exit is judged on.
+    /// The rows of `streams` read again, whatever their `updated_at` says (what a worker's exit
+    /// is judged on), and nothing else: its cost is those streams' rows, not the database's.
+    /// Other changes wait for the next [`TaskSource::refresh`].
     fn reread(&mut self, streams: &[String]) -> Result<Changes, TaskDbError>;
 
     /// The view as of the last refresh (empty before the first).
@@ -381,12 +382,17 @@ impl TaskDb {
             .map_err(&err)?;
         let reader = self.store.reader();
         let mut changes = None;
+        let mut seen_all = false;
         if let Some(c) = self.cache.as_mut()
             && !c.full_due(version, self.resync_min)
             && reader.partial_ok(&c.marks)
         {
             let mut keys: Vec<Key> = streams.iter().cloned().map(Key::Stream).collect();
-            if c.version != version {
+            // Named streams alone: their rows, not the window over every row (the scan of
+            // which is the one cost that grows with the database). The version stays, so the
+            // next refresh looks at the window.
+            seen_all = streams.is_empty();
+            if seen_all && c.version != version {
                 keys.extend(recent(reader, &tx, c)?);
                 // What the window cannot see waits for the next full read, due or not.
                 c.unsynced = true;
@@ -395,10 +401,13 @@ impl TaskDb {
         }
         let changes = match changes {
             Some(changes) => changes,
-            None => full_read(reader, &tx, &mut self.view, &mut self.cache)?,
+            None => {
+                seen_all = true;
+                full_read(reader, &tx, &mut self.view, &mut self.cache)?
+            }
         };
         let cache = self.cache.as_mut().expect("a read leaves a cache");
-        if cache.version != version {
+        if seen_all && cache.version != version {
             cache.version = version;
             cache.read_at = read_at;
         }
@@ -544,7 +553,10 @@ impl TaskSource for TaskDb {
     fn tasks(&mut self, stream: Option<&str>) -> Result<Vec<Task>, TaskDbError> {
         // One stream's tasks are read by rowid, from the rows the view knows it by: a launch
         // at 50,000 tasks used to read and parse every task for one stream's prompt.
-        self.update(&[])?;
+        // The stream's own rows read again (a row that joined it since the last refresh shows
+        // at the next one); every task: everything that changed.
+        let named: Vec<String> = stream.map(str::to_string).into_iter().collect();
+        self.update(&named)?;
         let rows = stream.and_then(|s| self.rows_of(s));
         match &self.store {
             Store::Legacy(db) => db.tasks(&self.conn, stream, rows.as_deref()),
