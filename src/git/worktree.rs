@@ -211,16 +211,22 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     })
 }
 
-/// Creates the stream's branch at `at`: the first step of its worktree's creation, so the
-/// creation's marker is written before it. A `start` killed while libgit2 wrote the branch
-/// leaves its lock file (`refs/heads/<branch>.lock`) and no branch; a marker found from before
-/// proves that lock ours (the caller holds the stream's launch claim, so no other `start`
-/// creates this branch now), and it is removed. A lock without a marker may be another git's:
-/// it is left alone and named.
-pub fn create_branch(repo: &Repo, names: &StreamNames, path: &Path, at: git2::Oid) -> Result<()> {
-    let marker = Marker::of(repo, names);
+/// Creates the stream's branch at `at`. A `start` killed while libgit2 wrote the branch leaves
+/// its lock file (`refs/heads/<branch>.lock`) and no branch, which would fail every later
+/// attempt. So a marker of its own (`<git dir>/orchestrate/branching/<slug>`, apart from the
+/// worktree's creation marker, whose presence means "the folder is ours") is written first and
+/// removed once the branch exists: a marker found from before proves the lock ours (the caller
+/// holds the stream's launch claim, so no other `start` creates this branch now), and it is
+/// removed. A lock without a marker may be another git's: it is left alone and named.
+pub fn create_branch(repo: &Repo, names: &StreamNames, at: git2::Oid) -> Result<()> {
+    let marker = Marker(
+        repo.inner
+            .commondir()
+            .join("orchestrate/branching")
+            .join(&names.slug),
+    );
     let cut_short = marker.exists();
-    marker.write(path)?;
+    marker.write(Path::new(&names.branch()))?;
     let branch = names.branch();
     let lock = repo
         .inner
@@ -232,10 +238,11 @@ pub fn create_branch(repo: &Repo, names: &StreamNames, path: &Path, at: git2::Oi
                 return Err(GitError::BranchLocked { branch, path: lock });
             }
             std::fs::remove_file(&lock).map_err(GitError::io("remove", &lock))?;
-            repo.create_branch(&branch, at)
+            repo.create_branch(&branch, at)?;
         }
-        other => other,
+        other => other?,
     }
+    marker.remove()
 }
 
 /// Refuses when a worktree of `existing` has the stream's branch checked out.
