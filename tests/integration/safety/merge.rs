@@ -124,6 +124,10 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
     // done it must get through within a few runs.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     let mut runs_after_user = 0;
+    // A run that finds the user's file staged (between their `add` and `commit`) merges into
+    // main and leaves the checkout alone, saying how to bring it along: the first such command
+    // (later runs see the checkout already behind) is run at the end, as the user would.
+    let mut update: Option<String> = None;
     loop {
         let finished = done.load(Ordering::SeqCst);
         let run = env.run(&["merge"]);
@@ -140,7 +144,14 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         if run.code() != 0 && !clean_stop {
             output.push_str(&format!("unexpected exit {}:\n{out}\n{err}\n", run.code()));
         }
-        let all_in = (0..streams).all(|i| env.root.join(format!("S{i:02}.txt")).exists());
+        if update.is_none() {
+            update = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("git read-tree "))
+                .map(str::to_string);
+        }
+        let tree = env.git(&["ls-tree", "--name-only", "main"]);
+        let all_in = (0..streams).all(|i| tree.lines().any(|l| l == format!("S{i:02}.txt")));
         if finished && all_in {
             break;
         }
@@ -154,6 +165,11 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         }
     }
     user.join().unwrap();
+    if let Some(args) = &update {
+        let mut words = vec!["read-tree"];
+        words.extend(args.split(' '));
+        env.git(&words);
+    }
     let log = env.git(&["log", "--format=%s", "main"]);
     let dropped = (0..commits)
         .filter(|i| !log.lines().any(|l| l == format!("user commit {i}")))
