@@ -347,3 +347,39 @@ fn clean_removes_the_leftover_of_a_killed_merge() {
     run_merge(&env, &["merge", "--verify"], &verify).success();
     assert_eq!(subjects(&env, "main").len(), 3);
 }
+
+/// Times a 4-stream queue on a repository of 2,000 files: `merge`, `merge --verify` (a verify
+/// that passes at once, so the scratch worktree's cost shows), and, when
+/// `ORCHESTRATE_OLD_BIN` names an older build, its `merge`. Prints the figures.
+#[test]
+#[ignore = "a measurement, not a check: cargo test --test integration queue_timing -- --ignored --nocapture"]
+fn queue_timing() {
+    let time = |bin: &std::path::Path, verify: bool| {
+        let env = parallel_streams(4);
+        for i in 0..2_000 {
+            let dir = env.root.join(format!("src/d{}", i % 40));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("f{i}.txt")), format!("{i}\n")).unwrap();
+        }
+        env.git(&["add", "src"]);
+        env.git(&["commit", "-q", "-m", "2,000 files"]);
+        let mut cmd = std::process::Command::new(bin);
+        env.apply_env(&mut cmd);
+        cmd.current_dir(&env.root).arg("merge");
+        if verify {
+            cmd.arg("--verify").env("ORCHESTRATE_VERIFY", "true");
+        }
+        let began = std::time::Instant::now();
+        let out = cmd.output().unwrap();
+        let took = began.elapsed();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(subjects(&env, "main").len(), 6);
+        took
+    };
+    let new = std::path::Path::new(env!("CARGO_BIN_EXE_orchestrate"));
+    super::report(&format!("merge, 4 streams, 2,000 files: {:?}", time(new, false)));
+    super::report(&format!("merge --verify (true): {:?}", time(new, true)));
+    if let Some(old) = std::env::var_os("ORCHESTRATE_OLD_BIN") {
+        super::report(&format!("old merge: {:?}", time(Path::new(&old), false)));
+    }
+}
