@@ -372,12 +372,19 @@ fn queue_timing() {
         let began = std::time::Instant::now();
         let out = cmd.output().unwrap();
         let took = began.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(subjects(&env, "main").len(), 6);
         took
     };
     let new = std::path::Path::new(env!("CARGO_BIN_EXE_orchestrate"));
-    super::report(&format!("merge, 4 streams, 2,000 files: {:?}", time(new, false)));
+    super::report(&format!(
+        "merge, 4 streams, 2,000 files: {:?}",
+        time(new, false)
+    ));
     super::report(&format!("merge --verify (true): {:?}", time(new, true)));
     if let Some(old) = std::env::var_os("ORCHESTRATE_OLD_BIN") {
         super::report(&format!("old merge: {:?}", time(Path::new(&old), false)));
