@@ -97,10 +97,20 @@ pub enum Checkout {
     None,
     /// Fast-forwarded: index and files are the new commit's.
     Updated { path: PathBuf },
-    /// Left byte-identical because it has uncommitted changes to tracked files.
-    Dirty { path: PathBuf, files: Vec<String> },
-    /// Left byte-identical because untracked files are where merged files go.
-    InTheWay { path: PathBuf, files: Vec<String> },
+    /// Left byte-identical because it has uncommitted changes to tracked files. `at`: the
+    /// commit its index is based on (to bring it along: `git read-tree -m -u <at> <target>`).
+    Dirty {
+        path: PathBuf,
+        files: Vec<String>,
+        at: Oid,
+    },
+    /// Left byte-identical because untracked files are where merged files go; its index is
+    /// `at`'s.
+    InTheWay {
+        path: PathBuf,
+        files: Vec<String>,
+        at: Oid,
+    },
 }
 
 /// Moves `target` from `expected` to `new` (compare-and-swap) and brings along the checkout
@@ -141,7 +151,12 @@ fn advance_checkout(
         .collect();
     if !dirty.is_empty() {
         lock.release(co);
-        let left = Checkout::Dirty { path, files: dirty };
+        let at = index_base(co)?;
+        let left = Checkout::Dirty {
+            path,
+            files: dirty,
+            at,
+        };
         return moved_or(repo, target, expected, new, left);
     }
     let found = repo.require_tip(target)?;
@@ -153,7 +168,11 @@ fn advance_checkout(
         Ok(scratch) => scratch,
         Err(files) => {
             lock.release(co);
-            let left = Checkout::InTheWay { path, files };
+            let left = Checkout::InTheWay {
+                path,
+                files,
+                at: expected,
+            };
             return moved_or(repo, target, expected, new, left);
         }
     };
@@ -201,6 +220,42 @@ fn checkout_of(repo: &Repo, target: &str) -> Result<Option<PathBuf>> {
         .into_iter()
         .find(|w| w.valid && w.branch.as_deref() == Some(full.as_str()))
         .map(|w| w.path))
+}
+
+/// The commit a checkout's index is based on: of its HEAD and HEAD's first-parent ancestors
+/// (at most 64), the nearest whose tree the index differs from in the fewest paths. Usually
+/// HEAD; but when an earlier `merge` left the checkout behind and the user committed there
+/// since (`git commit -- path` commits onto the moved branch and updates only that path in the
+/// index), the index is still the older tip's plus the user's paths, and that older tip is
+/// the base that bringing it along needs.
+fn index_base(co: &Repo) -> Result<Oid> {
+    let err = |source| GitError::Status {
+        path: co.path.clone(),
+        source,
+    };
+    let index = co.inner.index().map_err(err)?;
+    let mut commit = co.head_commit()?;
+    let mut best = (usize::MAX, commit.id());
+    for _ in 0..64 {
+        let tree = commit.tree().map_err(err)?;
+        let differ = co
+            .inner
+            .diff_tree_to_index(Some(&tree), Some(&index), None)
+            .map_err(err)?
+            .deltas()
+            .len();
+        if differ < best.0 {
+            best = (differ, commit.id());
+        }
+        if differ == 0 {
+            break;
+        }
+        match commit.parent(0) {
+            Ok(parent) => commit = parent,
+            Err(_) => break,
+        }
+    }
+    Ok(best.1)
 }
 
 /// No operation (merge, rebase, …) in progress in the checkout: finishing one after the

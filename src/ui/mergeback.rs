@@ -151,8 +151,7 @@ pub fn render_queue(report: &QueueReport, pal: &Palette) -> String {
 /// What became of the checkout that has the target, and how to bring a left one along.
 fn render_checkout(checkout: &Checkout, report: &QueueReport, pal: &Palette) -> String {
     let target = super::shell_word(&report.target);
-    let how = format!("git read-tree -m -u {} {target}", short(report.begun));
-    let (path, why) = match checkout {
+    let (path, why, at) = match checkout {
         Checkout::Updated { path } => {
             return format!(
                 "{} is up to date with {}\n",
@@ -166,28 +165,31 @@ fn render_checkout(checkout: &Checkout, report: &QueueReport, pal: &Palette) -> 
                 p(&report.target)
             );
         }
-        Checkout::Dirty { path, files } => (
+        Checkout::Dirty { path, files, at } => (
             path,
             format!(
                 "it has uncommitted changes ({})",
                 p(&crate::git::error::summarize(files))
             ),
+            *at,
         ),
-        Checkout::InTheWay { path, files } => (
+        Checkout::InTheWay { path, files, at } => (
             path,
             format!(
                 "untracked files are where merged files go ({})",
                 p(&crate::git::error::summarize(files))
             ),
+            *at,
         ),
     };
+    let how = format!("git read-tree -m -u {} {target}", short(at));
     format!(
         "{} {} was left exactly as it was: {why}. Its files and index are still those of {}, \
          so `git status` there shows the merges as undone: do not commit there before updating \
          it. To bring it to {} keeping your changes, run there:\n  {how}\n",
         pal.caution("note:"),
         p(&path.display().to_string()),
-        short(report.begun),
+        short(at),
         p(&report.target),
     )
 }
@@ -298,6 +300,7 @@ mod tests {
             checkout: Some(Checkout::Dirty {
                 path: evil.into(),
                 files: vec![evil.into()],
+                at: oid,
             }),
             cleaned: vec![evil.into()],
         };

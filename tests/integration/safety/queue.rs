@@ -348,6 +348,55 @@ fn clean_removes_the_leftover_of_a_killed_merge() {
     assert_eq!(subjects(&env, "main").len(), 3);
 }
 
+#[test]
+fn verify_asked_for_with_no_command_is_a_usage_error_that_changes_nothing() {
+    let env = diamond_branches(false);
+    let main = tip(&env, "main");
+    let err = env.run(&["merge", "--verify"]).expect_code(2).stderr();
+    assert!(
+        err.contains("no verify command for stream Stream-A"),
+        "{err}"
+    );
+    assert!(err.contains("verify = "), "{err}");
+    assert_eq!(tip(&env, "main"), main);
+    assert_no_scratch(&env);
+}
+
+#[test]
+fn a_verify_out_of_time_is_ended_and_fails_the_step() {
+    let env = parallel_streams(1);
+    let main = tip(&env, "main");
+    let mut cmd = merge_cmd(&env, &["merge", "--verify"], "echo waiting; sleep 600");
+    cmd.env("ORCHESTRATE_VERIFY_TIMEOUT", "0.5");
+    let run = crate::support::Run(cmd.output().unwrap()).expect_code(7);
+    let err = run.stderr();
+    assert!(err.contains("ran out of time"), "{err}");
+    assert!(err.contains("waiting"), "{err}");
+    assert_eq!(tip(&env, "main"), main);
+    assert_no_scratch(&env);
+    let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x00600"))
+            && std::fs::read_to_string(e.path().join("environ")).is_ok_and(|v| {
+                v.contains(&format!("ORCHESTRATE_PROJECT_ROOT={}", env.root.display()))
+            })
+    });
+    assert!(!alive, "the verify's process group was ended");
+}
+
+#[test]
+fn a_linked_worktree_that_has_the_target_is_fast_forwarded() {
+    let env = diamond_branches(false);
+    env.git(&["switch", "-q", "-c", "elsewhere"]);
+    let other = env.tmp.path().join("main-wt");
+    env.git(&["worktree", "add", "-q", other.to_str().unwrap(), "main"]);
+    let root_before = checkout(&env);
+    let out = env.run(&["merge", "--into", "main"]).success().stdout();
+    assert!(out.contains("is up to date with main"), "{out}");
+    assert!(other.join("z.txt").exists());
+    assert_eq!(env.git_in(&other, &["status", "--porcelain"]), "");
+    assert_eq!(checkout(&env), root_before);
+}
+
 /// Times a 4-stream queue on a repository of 2,000 files: `merge`, `merge --verify` (a verify
 /// that passes at once, so the scratch worktree's cost shows), and, when
 /// `ORCHESTRATE_OLD_BIN` names an older build, its `merge`. Prints the figures.
