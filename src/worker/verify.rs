@@ -85,6 +85,9 @@ pub fn run(v: &Run<'_>) -> Result<VerifyRun, WorkerError> {
         path: v.log.to_path_buf(),
         source,
     };
+    // Taken before our own line, as the scheduler does: `output_lines` drops the first line
+    // it reads as possibly partial, and that is then ours.
+    let offset = std::fs::metadata(v.log).map_or(0, |m| m.len());
     super::append_log_line(
         v.log,
         &format!(
@@ -96,7 +99,6 @@ pub fn run(v: &Run<'_>) -> Result<VerifyRun, WorkerError> {
         ),
     )
     .map_err(log_err)?;
-    let offset = std::fs::metadata(v.log).map_or(0, |m| m.len());
     let plan = v
         .policy
         .plan(&sandbox::Place {

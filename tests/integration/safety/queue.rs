@@ -118,7 +118,8 @@ fn a_clean_merge_that_fails_verify_changes_nothing_and_shows_the_output() {
     let run = run_merge(&env, &["merge", "--verify"], FAILS_ON_C).expect_code(7);
     let err = run.stderr();
     assert!(err.contains("Stream-C"), "{err}");
-    assert!(err.contains("error: c.txt breaks the build"), "{err}");
+    assert!(err.contains("| compiling…\n"), "{err}");
+    assert!(err.contains("| error: c.txt breaks the build"), "{err}");
     assert!(err.contains("exited with code 3"), "{err}");
     assert_eq!(tip(&env, "main"), main, "the target is not advanced");
     assert_eq!(
@@ -395,6 +396,37 @@ fn a_linked_worktree_that_has_the_target_is_fast_forwarded() {
     assert!(other.join("z.txt").exists());
     assert_eq!(env.git_in(&other, &["status", "--porcelain"]), "");
     assert_eq!(checkout(&env), root_before);
+}
+
+/// The verify runs confined like a worker: it cannot write the user's checkout (nor anything
+/// outside the scratch worktree and the places a worker may write).
+#[test]
+fn a_merge_verify_is_sandboxed_and_cannot_write_the_checkout() {
+    if crate::sandbox::landlock().is_none() {
+        return;
+    }
+    let env = parallel_streams(1);
+    let main = tip(&env, "main");
+    let before = checkout(&env);
+    let escape = env.root.join("escaped.txt");
+    let verify = format!("echo out > '{}' && touch built.txt", escape.display());
+    let err = run_merge(&env, &["merge", "--verify"], &verify)
+        .expect_code(7)
+        .stderr();
+    let log = std::fs::read_to_string(env.root.join(".git/orchestrate/merge.log")).unwrap();
+    assert!(err.contains("Permission denied"), "{err}\n{log}");
+    assert!(!escape.exists());
+    assert_eq!(tip(&env, "main"), main);
+    assert_eq!(checkout(&env), before);
+    // Inside its scratch worktree it may write (build output): the same merge passes.
+    run_merge(
+        &env,
+        &["merge", "--verify"],
+        "touch built.txt && test -e built.txt",
+    )
+    .success();
+    assert_eq!(subjects(&env, "main").len(), 2);
+    assert!(!env.root.join("built.txt").exists());
 }
 
 /// Times a 4-stream queue on a repository of 2,000 files: `merge`, `merge --verify` (a verify
