@@ -203,7 +203,7 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     }
     let name = unused_name(repo, names.worktree_name(), &existing);
     marker.write(path)?;
-    add(repo, &name, path, &branch_ref)?;
+    add(repo, &name, path, &format!("ref: {branch_ref}"))?;
     Ok(if repaired {
         Ensured::Repaired
     } else {
@@ -416,7 +416,7 @@ pub fn reregister(repo: &Repo, orphan: &Orphan, names: &StreamNames) -> Result<(
     let name = unused_name(repo, names.worktree_name(), &existing);
     let admin = admin_dir(&repo.inner, &name);
     std::fs::create_dir_all(&admin).map_err(GitError::io("create", &admin))?;
-    write_registration(&admin, &orphan.dir, &branch_ref)?;
+    write_registration(&admin, &orphan.dir, &format!("ref: {branch_ref}"))?;
     let wt = Repo::open(&orphan.dir)?;
     let err = |source| GitError::Worktree {
         action: "rebuild the index of",
@@ -456,13 +456,22 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
     name
 }
 
-/// Registers the worktree and fills it. On failure neither its admin folder nor its folder is
-/// left behind (its marker is: the next attempt knows what it finds).
-fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
+/// A worktree at `path` (which must not exist) with `commit` checked out on a detached HEAD,
+/// made and proven complete as a stream's is ([`checkout::populate`], [`checkout::verify`]).
+/// For `merge`'s scratch worktree: a detached HEAD, because the target branch may be checked
+/// out elsewhere and git lets a branch be checked out only once.
+pub fn add_detached(repo: &Repo, name: &str, path: &Path, commit: git2::Oid) -> Result<()> {
+    add(repo, name, path, &commit.to_string())
+}
+
+/// Registers the worktree (`head`: its HEAD file's content, `ref: …` or a commit id) and fills
+/// it. On failure neither its admin folder nor its folder is left behind (its marker is: the
+/// next attempt knows what it finds).
+fn add(repo: &Repo, name: &str, path: &Path, head: &str) -> Result<()> {
     let admin = admin_dir(&repo.inner, name);
     // `register` creates both folders exclusively: one there before is not ours to remove.
     let (admin_existed, path_existed) = (admin.exists(), path.exists());
-    let result = register(repo, name, path, branch_ref)
+    let result = register(repo, name, path, head)
         .and_then(|()| checkout::populate(path, Fill::Ours))
         .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
@@ -480,12 +489,15 @@ fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
 /// its `.git` file, and `.git/worktrees/<name>/` with `commondir`, `HEAD` and, last, `gitdir`
 /// (the file that makes the entry visible to git). Both folders are created exclusively, so an
 /// existing one is never taken over.
-fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
+fn register(repo: &Repo, name: &str, path: &Path, head: &str) -> Result<()> {
     let io = GitError::io;
     let add_err = |e: std::io::Error| GitError::AddWorktree {
         name: name.into(),
         path: path.into(),
-        branch: branch_ref.trim_start_matches("refs/heads/").into(),
+        branch: head
+            .trim_start_matches("ref: ")
+            .trim_start_matches("refs/heads/")
+            .into(),
         source: git2::Error::from_str(&e.to_string()),
     };
     let parent = path.parent().unwrap_or(Path::new("/"));
@@ -495,19 +507,19 @@ fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()
     std::fs::create_dir_all(admins).map_err(io("create", admins))?;
     std::fs::create_dir(&admin).map_err(add_err)?;
     std::fs::create_dir(path).map_err(add_err)?;
-    write_registration(&admin, path, branch_ref)
+    write_registration(&admin, path, head)
 }
 
-/// The files that make `path` a worktree of `branch_ref` with its record in `admin` (both
-/// folders exist): `commondir`, `HEAD`, the folder's `.git` file, and last `gitdir`, which
-/// makes the entry visible to git.
-fn write_registration(admin: &Path, path: &Path, branch_ref: &str) -> Result<()> {
+/// The files that make `path` a worktree whose HEAD holds `head` (`ref: refs/heads/…`, or a
+/// commit id for a detached one) with its record in `admin` (both folders exist): `commondir`,
+/// `HEAD`, the folder's `.git` file, and last `gitdir`, which makes the entry visible to git.
+fn write_registration(admin: &Path, path: &Path, head: &str) -> Result<()> {
     let io = GitError::io;
     let path = path.canonicalize().map_err(io("resolve", path))?;
     let admin = admin.canonicalize().map_err(io("resolve", admin))?;
     let write = |file: &Path, text: String| std::fs::write(file, text).map_err(io("write", file));
     write(&admin.join("commondir"), "../..\n".into())?;
-    write(&admin.join("HEAD"), format!("ref: {branch_ref}\n"))?;
+    write(&admin.join("HEAD"), format!("{head}\n"))?;
     write(&path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
     write(
         &admin.join("gitdir"),
