@@ -142,12 +142,8 @@ pub enum GitError {
         current: String,
         target: String,
     },
-    #[error("`{command}` for stream {stream} failed: {reason}")]
-    PostCreate {
-        stream: String,
-        command: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    PostCreate(#[from] crate::worker::post_create::PostCreateError),
 }
 
 impl GitError {
@@ -209,10 +205,7 @@ impl Diagnostic for GitError {
                 "`git switch {target}` first, or merge into the current branch with `--into {current}`"
             ),
             Self::State(e) => return e.hint(),
-            Self::PostCreate { .. } => {
-                "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
-                    .into()
-            }
+            Self::PostCreate(e) => return e.hint(),
             _ => return None,
         })
     }

@@ -45,16 +45,14 @@ impl WorktreeInfo {
         let held = self
             .lock
             .as_deref()
-            .is_some_and(|r| lock_pid(r).is_none_or(pid_alive));
+            .is_some_and(|r| lock_pid(r).is_none() || lock_holder(r).is_some());
         !self.valid && !self.path.exists() && !held
     }
 
-    /// The pid named in our lock reason, if that process is alive (not a zombie).
+    /// The pid named in our lock reason, if that very process is alive (not a zombie, not
+    /// another process that reused the pid): see [`lock_holder`].
     pub fn live_lock_pid(&self) -> Option<u32> {
-        self.lock
-            .as_deref()
-            .and_then(lock_pid)
-            .filter(|pid| pid_alive(*pid))
+        self.lock_holder().and_then(|id| u32::try_from(id.pid).ok())
     }
 
     /// The live process our lock reason names (pid and start time), if any.
@@ -527,18 +525,6 @@ pub fn lock_pid(reason: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Alive and not a zombie, per `/proc/<pid>/stat` (this sandbox's PID 1 does not reap, so
-/// `kill(pid, 0)` would call zombies alive).
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
-}
-
 pub fn lock(repo: &Repo, path: &Path, reason: &str) -> Result<()> {
     let Some(name) = name_at(repo, path)? else {
         return Ok(());
@@ -614,8 +600,25 @@ mod tests {
     }
 
     #[test]
-    fn own_process_is_alive_and_a_free_pid_is_not() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(u32::MAX - 1));
+    fn a_lock_naming_a_reused_pid_holds_nothing() {
+        let me = std::process::id();
+        let ticks = crate::proc::Identity::current().unwrap().start_ticks;
+        let info = |lock: String| WorktreeInfo {
+            name: "gone".into(),
+            path: PathBuf::from("/nonexistent/orchestrate-test/gone"),
+            branch: None,
+            valid: false,
+            lock: Some(lock),
+        };
+        // Our pid, but the start time of another process: the worker that locked it is gone.
+        let reused = info(format!(
+            "orchestrate: stream A worker pid {me} start {}",
+            ticks + 1
+        ));
+        assert!(reused.is_stale());
+        assert_eq!(reused.live_lock_pid(), None);
+        let held = info(lock_reason("A", me));
+        assert!(!held.is_stale());
+        assert_eq!(held.live_lock_pid(), Some(me));
     }
 }

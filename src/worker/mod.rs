@@ -18,12 +18,14 @@
 pub mod agent;
 pub mod command;
 pub mod env;
+pub mod post_create;
 pub mod prompt;
 pub mod render;
 pub mod sandbox;
 pub mod stop;
 pub mod supervise;
 pub mod template;
+pub mod terminate;
 
 use std::fs::File;
 use std::io::Write;
