@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
+pub mod doctor;
 pub mod error;
 pub mod exit_codes;
 pub mod facts;

@@ -45,14 +45,13 @@ impl WorktreeInfo {
         let held = self
             .lock
             .as_deref()
-            .is_some_and(|r| lock_pid(r).is_none() || lock_holder(r).is_some());
+            .is_some_and(|r| lock_pid(r).is_none() || lock_held_by(r).is_some());
         !self.valid && !self.path.exists() && !held
     }
 
-    /// The pid named in our lock reason, if that very process is alive (not a zombie, not
-    /// another process that reused the pid): see [`lock_holder`].
+    /// The pid named in our lock reason, if that process is alive: see [`lock_held_by`].
     pub fn live_lock_pid(&self) -> Option<u32> {
-        self.lock_holder().and_then(|id| u32::try_from(id.pid).ok())
+        self.lock.as_deref().and_then(lock_held_by)
     }
 
     /// The live process our lock reason names (pid and start time), if any.
@@ -504,9 +503,7 @@ pub fn lock_reason(stream: &str, pid: u32) -> String {
 /// its environment, so that a pid reused by anything else holds nothing.
 pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
     let pid = i32::try_from(lock_pid(reason)?).ok()?;
-    let ticks = reason
-        .rsplit_once(" start ")
-        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let ticks = lock_ticks(reason);
     let now = crate::proc::identity_of(pid).filter(crate::proc::Identity::is_alive)?;
     let ours = match ticks {
         Some(ticks) => now.start_ticks == ticks,
@@ -516,6 +513,26 @@ pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
         }),
     };
     ours.then_some(now)
+}
+
+/// The pid of the live process a lock reason of ours names. With a start time, only that very
+/// process (a pid reused since holds nothing); without (an older lock), any live process with
+/// that pid, since nothing proves it is another: a destructive step keeps a worktree rather
+/// than remove one a worker may hold.
+pub fn lock_held_by(reason: &str) -> Option<u32> {
+    let pid = lock_pid(reason)?;
+    let live = if lock_ticks(reason).is_some() {
+        lock_holder(reason).is_some()
+    } else {
+        crate::proc::stat(i32::try_from(pid).ok()?).is_some_and(|s| s.is_live())
+    };
+    live.then_some(pid)
+}
+
+/// The start time in a lock reason written by [`lock_reason`].
+fn lock_ticks(reason: &str) -> Option<u64> {
+    let (_, ticks) = reason.rsplit_once(" start ")?;
+    ticks.trim().parse().ok()
 }
 
 /// The pid in a lock reason written by [`lock_reason`].

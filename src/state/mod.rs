@@ -14,7 +14,8 @@ mod worktrees;
 
 pub use history::{RunEvent, RunRow};
 pub use store::{
-    AgentReport, Claim, Finalize, NewWorker, Removal, RowKind, StateStore, WorkerRecord,
+    AgentReport, Claim, Finalize, NewWorker, Readability, Removal, RowKind, StateStore,
+    WorkerRecord, readability,
 };
 pub use worktrees::{RunRecord, WorktreeRecord};
 

@@ -285,6 +285,44 @@ enum Attempt {
     Removing(Identity),
 }
 
+/// What a read-only look at the store's file finds (for `doctor`, which changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readability {
+    /// No store yet: no run so far.
+    Absent,
+    Readable,
+    /// Not a database, or corrupt (SQLite's message): the next command that opens it sets it
+    /// aside and rebuilds it.
+    Corrupt(String),
+    /// Cannot be read (SQLite's message), e.g. for its permissions.
+    Unreadable(String),
+}
+
+/// Reads the store at `path` read-only, without setting anything aside.
+pub fn readability(path: &Path) -> Readability {
+    if !path.exists() {
+        return Readability::Absent;
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let read = Connection::open_with_flags(path, flags).and_then(|conn| {
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    match read {
+        Ok(_) => Readability::Readable,
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            ) =>
+        {
+            Readability::Corrupt(e.to_string())
+        }
+        Err(e) => Readability::Unreadable(e.to_string()),
+    }
+}
+
 pub struct StateStore {
     pub(super) conn: Connection,
     path: PathBuf,

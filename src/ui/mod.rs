@@ -5,6 +5,7 @@
 
 pub mod board;
 pub mod clean;
+pub mod doctor;
 pub mod events;
 pub mod graph;
 pub mod live;
