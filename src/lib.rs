@@ -21,6 +21,7 @@ pub mod proc;
 pub mod project;
 pub mod scheduler;
 pub mod setup;
+pub mod signals;
 pub mod state;
 pub mod taskdb;
 pub mod timeline;

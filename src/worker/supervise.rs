@@ -36,15 +36,7 @@ pub fn run(
     stdin: Option<&Path>,
     log: &mut dyn Write,
 ) -> i32 {
-    // SIGTERM/SIGINT/SIGHUP reach the whole group; the supervisor must live on to record the
-    // worker's end, so it only notes them. SIGKILL (from `stop` after the grace) still ends it.
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register(sig, std::sync::Arc::default());
-    }
+    crate::signals::outlive_stop_signals();
     // Orphans of the worker become our children, so "did it leave anything running?" is one
     // cheap `waitpid` instead of a scan of /proc, and their zombies get reaped.
     let _ = nix::sys::prctl::set_child_subreaper(true);
