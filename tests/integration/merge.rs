@@ -2,6 +2,7 @@
 //! refusing a dirty root or the wrong branch, and stopping at a conflict with the work tree and
 //! index exactly as they were.
 
+use orchestrate::exit_codes;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -150,7 +151,7 @@ fn stops_at_a_conflict_with_the_tree_and_index_unchanged() {
     let before = snapshot(&env.root);
     let head = env.git(&["rev-parse", "HEAD"]);
 
-    let run = env.run(&["merge"]).expect_code(7);
+    let run = env.run(&["merge"]).expect_code(exit_codes::REFUSED);
     let err = run.stderr();
     assert!(
         err.contains("Stream-C") && err.contains("shared.txt"),
@@ -168,7 +169,10 @@ fn stops_at_a_conflict_with_the_tree_and_index_unchanged() {
 fn refuses_a_dirty_root_and_the_wrong_branch() {
     let env = diamond_branches(false);
     std::fs::write(env.root.join("README.md"), "edited\n").unwrap();
-    let err = env.run(&["merge"]).expect_code(1).stderr();
+    let err = env
+        .run(&["merge"])
+        .expect_code(exit_codes::FAILURE)
+        .stderr();
     assert!(
         err.contains("uncommitted changes") && err.contains("README.md"),
         "{err}"
@@ -177,7 +181,7 @@ fn refuses_a_dirty_root_and_the_wrong_branch() {
 
     let err = env
         .run(&["merge", "--into", "stream/Stream-A"])
-        .expect_code(1)
+        .expect_code(exit_codes::FAILURE)
         .stderr();
     assert!(err.contains("not on the target branch"), "{err}");
     assert!(err.contains("git switch stream/Stream-A"), "{err}");
@@ -197,11 +201,17 @@ fn refuses_a_dirty_root_and_the_wrong_branch() {
         .output()
         .unwrap();
     assert!(!conflicted.status.success());
-    let err = env.run(&["merge"]).expect_code(1).stderr();
+    let err = env
+        .run(&["merge"])
+        .expect_code(exit_codes::FAILURE)
+        .stderr();
     assert!(err.contains("in the middle of a merge"), "{err}");
     env.git(&["merge", "--abort"]);
 
-    let err = env.run(&["merge", "Stream-Nope"]).expect_code(4).stderr();
+    let err = env
+        .run(&["merge", "Stream-Nope"])
+        .expect_code(exit_codes::NO_STREAMS)
+        .stderr();
     assert!(err.contains("Stream-Nope"), "{err}");
 }
 
