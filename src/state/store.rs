@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::SandboxApplied as Applied;
 use super::StateError;
 use super::time::now_rfc3339;
 use crate::proc::Identity;
-use crate::worker::sandbox::Applied;
 
 /// The tables of a store at [`SCHEMA_VERSION`]. Columns added later are listed in
 /// [`ADDED_COLUMNS`] too, so an older file gains them.
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS workers (
     kind TEXT NOT NULL DEFAULT 'worker',
     -- from the agent's stream-json output: its version (how to add costs up) and tokens
     agent_version TEXT, input_tokens INTEGER, output_tokens INTEGER,
-    -- what confined it (`sandbox::Applied::to_db`)
+    -- what confined it (`SandboxApplied::to_db`)
     sandbox TEXT,
     -- the `start` processing what the ended worker left (its marker): exactly one does it
     finalizer TEXT
