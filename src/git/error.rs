@@ -146,12 +146,8 @@ pub enum GitError {
     },
     #[error("another `orchestrate merge` is running ({holder}; it holds {path})")]
     MergeRunning { path: PathBuf, holder: String },
-    #[error("`{command}` for stream {stream} failed: {reason}")]
-    PostCreate {
-        stream: String,
-        command: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    PostCreate(#[from] crate::worker::post_create::PostCreateError),
 }
 
 impl GitError {
@@ -216,10 +212,7 @@ impl Diagnostic for GitError {
                 "wait for it to finish, then run `orchestrate merge` again".into()
             }
             Self::State(e) => return e.hint(),
-            Self::PostCreate { .. } => {
-                "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
-                    .into()
-            }
+            Self::PostCreate(e) => return e.hint(),
             _ => return None,
         })
     }

@@ -45,16 +45,13 @@ impl WorktreeInfo {
         let held = self
             .lock
             .as_deref()
-            .is_some_and(|r| lock_pid(r).is_none_or(pid_alive));
+            .is_some_and(|r| lock_pid(r).is_none() || lock_held_by(r).is_some());
         !self.valid && !self.path.exists() && !held
     }
 
-    /// The pid named in our lock reason, if that process is alive (not a zombie).
+    /// The pid named in our lock reason, if that process is alive: see [`lock_held_by`].
     pub fn live_lock_pid(&self) -> Option<u32> {
-        self.lock
-            .as_deref()
-            .and_then(lock_pid)
-            .filter(|pid| pid_alive(*pid))
+        self.lock.as_deref().and_then(lock_held_by)
     }
 
     /// The live process our lock reason names (pid and start time), if any.
@@ -552,9 +549,7 @@ pub fn lock_reason(stream: &str, pid: u32) -> String {
 /// its environment, so that a pid reused by anything else holds nothing.
 pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
     let pid = i32::try_from(lock_pid(reason)?).ok()?;
-    let ticks = reason
-        .rsplit_once(" start ")
-        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let ticks = lock_ticks(reason);
     let now = crate::proc::identity_of(pid).filter(crate::proc::Identity::is_alive)?;
     let ours = match ticks {
         Some(ticks) => now.start_ticks == ticks,
@@ -566,23 +561,31 @@ pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
     ours.then_some(now)
 }
 
+/// The pid of the live process a lock reason of ours names. With a start time, only that very
+/// process (a pid reused since holds nothing); without (an older lock), any live process with
+/// that pid, since nothing proves it is another: a destructive step keeps a worktree rather
+/// than remove one a worker may hold.
+pub fn lock_held_by(reason: &str) -> Option<u32> {
+    let pid = lock_pid(reason)?;
+    let live = if lock_ticks(reason).is_some() {
+        lock_holder(reason).is_some()
+    } else {
+        crate::proc::stat(i32::try_from(pid).ok()?).is_some_and(|s| s.is_live())
+    };
+    live.then_some(pid)
+}
+
+/// The start time in a lock reason written by [`lock_reason`].
+fn lock_ticks(reason: &str) -> Option<u64> {
+    let (_, ticks) = reason.rsplit_once(" start ")?;
+    ticks.trim().parse().ok()
+}
+
 /// The pid in a lock reason written by [`lock_reason`].
 pub fn lock_pid(reason: &str) -> Option<u32> {
     let (_, rest) = reason.rsplit_once("pid ")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-/// Alive and not a zombie, per `/proc/<pid>/stat` (this sandbox's PID 1 does not reap, so
-/// `kill(pid, 0)` would call zombies alive).
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
 }
 
 pub fn lock(repo: &Repo, path: &Path, reason: &str) -> Result<()> {
@@ -660,8 +663,25 @@ mod tests {
     }
 
     #[test]
-    fn own_process_is_alive_and_a_free_pid_is_not() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(u32::MAX - 1));
+    fn a_lock_naming_a_reused_pid_holds_nothing() {
+        let me = std::process::id();
+        let ticks = crate::proc::Identity::current().unwrap().start_ticks;
+        let info = |lock: String| WorktreeInfo {
+            name: "gone".into(),
+            path: PathBuf::from("/nonexistent/orchestrate-test/gone"),
+            branch: None,
+            valid: false,
+            lock: Some(lock),
+        };
+        // Our pid, but the start time of another process: the worker that locked it is gone.
+        let reused = info(format!(
+            "orchestrate: stream A worker pid {me} start {}",
+            ticks + 1
+        ));
+        assert!(reused.is_stale());
+        assert_eq!(reused.live_lock_pid(), None);
+        let held = info(lock_reason("A", me));
+        assert!(!held.is_stale());
+        assert_eq!(held.live_lock_pid(), Some(me));
     }
 }

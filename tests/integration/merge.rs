@@ -2,6 +2,7 @@
 //! refusing a dirty root or the wrong branch, and stopping at a conflict with the work tree and
 //! index exactly as they were.
 
+use orchestrate::exit_codes;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -154,7 +155,7 @@ fn stops_at_a_conflict_with_the_tree_and_index_unchanged() {
     let before = snapshot(&env.root);
     let head = env.git(&["rev-parse", "HEAD"]);
 
-    let run = env.run(&["merge"]).expect_code(7);
+    let run = env.run(&["merge"]).expect_code(exit_codes::REFUSED);
     let err = run.stderr();
     assert!(
         err.contains("Stream-C") && err.contains("shared.txt"),
@@ -190,11 +191,17 @@ fn refuses_a_merge_in_progress_and_an_unknown_stream() {
         .output()
         .unwrap();
     assert!(!conflicted.status.success());
-    let err = env.run(&["merge"]).expect_code(1).stderr();
+    let err = env
+        .run(&["merge"])
+        .expect_code(exit_codes::FAILURE)
+        .stderr();
     assert!(err.contains("in the middle of a merge"), "{err}");
     env.git(&["merge", "--abort"]);
 
-    let err = env.run(&["merge", "Stream-Nope"]).expect_code(4).stderr();
+    let err = env
+        .run(&["merge", "Stream-Nope"])
+        .expect_code(exit_codes::NO_STREAMS)
+        .stderr();
     assert!(err.contains("Stream-Nope"), "{err}");
 }
 

@@ -3,6 +3,7 @@
 //! commit` in the main checkout, or by a ref update from elsewhere) never loses a commit; a
 //! moved target stops the merge cleanly and says what happened.
 
+use orchestrate::exit_codes;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,7 +146,7 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         let clean_stop = ["moved", "index.lock", "uncommitted changes"]
             .iter()
             .any(|s| err.contains(s));
-        if run.code() != 0 && !clean_stop {
+        if run.code() != exit_codes::OK && !clean_stop {
             output.push_str(&format!("unexpected exit {}:\n{out}\n{err}\n", run.code()));
         }
         if let Some(told) = out
@@ -229,7 +230,7 @@ fn an_index_lock_held_by_another_git_stops_merge_touching_nothing() {
     std::fs::write(&lock, "").unwrap();
     let run = env.run(&["merge"]);
     std::fs::remove_file(&lock).unwrap();
-    assert_ne!(run.code(), 0);
+    assert_ne!(run.code(), exit_codes::OK);
     assert!(run.stderr().contains("index.lock"), "{}", run.stderr());
     assert_eq!(env.git(&["rev-parse", "main"]), before);
     assert_eq!(env.git(&["status", "--porcelain"]), "");

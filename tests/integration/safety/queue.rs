@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::merge::{UserCommits, parallel_streams, user_commit};
 use crate::merge::diamond_branches;
 use crate::support::{TestEnv, Watched, wait_for};
+use orchestrate::exit_codes;
 
 /// A verify that fails once the merge of Stream-C is in (C's file is there), printing why.
 const FAILS_ON_C: &str =
@@ -115,7 +116,7 @@ fn a_clean_merge_that_fails_verify_changes_nothing_and_shows_the_output() {
     let env = diamond_branches(false);
     let before = checkout(&env);
     let main = tip(&env, "main");
-    let run = run_merge(&env, &["merge", "--verify"], FAILS_ON_C).expect_code(7);
+    let run = run_merge(&env, &["merge", "--verify"], FAILS_ON_C).expect_code(exit_codes::REFUSED);
     let err = run.stderr();
     assert!(err.contains("Stream-C"), "{err}");
     assert!(err.contains("| compiling…\n"), "{err}");
@@ -138,7 +139,8 @@ fn a_clean_merge_that_fails_verify_changes_nothing_and_shows_the_output() {
 #[test]
 fn step_advances_the_target_after_each_verified_step() {
     let env = diamond_branches(false);
-    let run = run_merge(&env, &["merge", "--verify", "--step"], FAILS_ON_C).expect_code(7);
+    let run = run_merge(&env, &["merge", "--verify", "--step"], FAILS_ON_C)
+        .expect_code(exit_codes::REFUSED);
     assert!(run.stderr().contains("Stream-C"), "{}", run.stderr());
     assert_eq!(
         subjects(&env, "main"),
@@ -163,7 +165,7 @@ fn config_merge_verify_runs_verify_without_the_flag() {
     std::fs::write(dir.join("config.toml"), "merge_verify = true\n").unwrap();
     let main = tip(&env, "main");
     let err = run_merge(&env, &["merge"], FAILS_ON_C)
-        .expect_code(7)
+        .expect_code(exit_codes::REFUSED)
         .stderr();
     assert!(err.contains("c.txt breaks the build"), "{err}");
     assert_eq!(tip(&env, "main"), main);
@@ -251,7 +253,13 @@ fn a_user_commit_during_the_queue_is_never_overwritten() {
     let mine = checkout(&env);
     std::fs::write(signals(&env).join("release"), "").unwrap();
     let code = merge.wait_exit(Duration::from_secs(60));
-    assert_eq!(code, Some(7), "{}\n{}", merge.stdout(), merge.stderr());
+    assert_eq!(
+        code,
+        Some(exit_codes::REFUSED),
+        "{}\n{}",
+        merge.stdout(),
+        merge.stderr()
+    );
     let err = merge.stderr();
     assert!(
         err.contains("moved") && err.contains("`orchestrate merge` again"),
@@ -278,13 +286,13 @@ fn two_merges_at_once_one_refuses_clearly() {
     wait_for("the verify to start", Duration::from_secs(60), || {
         started.exists()
     });
-    let second = run_merge(&env, &["merge"], &verify).expect_code(7);
+    let second = run_merge(&env, &["merge"], &verify).expect_code(exit_codes::REFUSED);
     let err = second.stderr();
     assert!(err.contains("another `orchestrate merge`"), "{err}");
     std::fs::write(signals(&env).join("release"), "").unwrap();
     assert_eq!(
         first.wait_exit(Duration::from_secs(60)),
-        Some(0),
+        Some(exit_codes::OK),
         "{}",
         first.stderr()
     );
@@ -353,7 +361,10 @@ fn clean_removes_the_leftover_of_a_killed_merge() {
 fn verify_asked_for_with_no_command_is_a_usage_error_that_changes_nothing() {
     let env = diamond_branches(false);
     let main = tip(&env, "main");
-    let err = env.run(&["merge", "--verify"]).expect_code(2).stderr();
+    let err = env
+        .run(&["merge", "--verify"])
+        .expect_code(exit_codes::USAGE)
+        .stderr();
     assert!(
         err.contains("no verify command for stream Stream-A"),
         "{err}"
@@ -369,7 +380,7 @@ fn a_verify_out_of_time_is_ended_and_fails_the_step() {
     let main = tip(&env, "main");
     let mut cmd = merge_cmd(&env, &["merge", "--verify"], "echo waiting; sleep 600");
     cmd.env("ORCHESTRATE_VERIFY_TIMEOUT", "0.5");
-    let run = crate::support::Run(cmd.output().unwrap()).expect_code(7);
+    let run = crate::support::Run(cmd.output().unwrap()).expect_code(exit_codes::REFUSED);
     let err = run.stderr();
     assert!(err.contains("ran out of time"), "{err}");
     assert!(err.contains("waiting"), "{err}");
@@ -411,7 +422,7 @@ fn a_merge_verify_is_sandboxed_and_cannot_write_the_checkout() {
     let escape = env.root.join("escaped.txt");
     let verify = format!("echo out > '{}' && touch built.txt", escape.display());
     let err = run_merge(&env, &["merge", "--verify"], &verify)
-        .expect_code(7)
+        .expect_code(exit_codes::REFUSED)
         .stderr();
     let log = std::fs::read_to_string(env.root.join(".git/orchestrate/merge.log")).unwrap();
     assert!(err.contains("Permission denied"), "{err}\n{log}");
