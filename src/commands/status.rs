@@ -133,7 +133,7 @@ fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let (tx, rx) = mpsc::channel();
     let interrupted = {
         let tx = tx.clone();
-        ui::interrupt_wake(move || {
+        crate::signals::interrupt_wake(move || {
             let _ = tx.send(Wake::Interrupt);
         })
     };

@@ -17,6 +17,7 @@ pub mod preview;
 pub mod recheck;
 pub mod repo;
 pub mod rescue;
+pub mod scratch;
 pub mod workspaces;
 pub mod worktree;
 

@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event::{Event, Reporter, RunEnd, RunStats, Unfinished};
-use super::signals::Signals;
 use super::{Settings, exits, watch};
 use crate::error::{Error, Result};
 use crate::facts::{self, Spending};
@@ -20,6 +19,7 @@ use crate::model::{
     self, Failure, Mode, Model, Observed, Park, ParkCause, State, Verdict, VerifyFact, WorkerFact,
 };
 use crate::proc::Identity;
+use crate::signals::Signals;
 use crate::state::time::{now_rfc3339, now_unix};
 use crate::state::{Finalize, StateStore, WorkerRecord};
 use crate::taskdb::{Changes, TaskDb, TaskSource};

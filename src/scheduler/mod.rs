@@ -9,14 +9,13 @@
 //! Files: `dispatcher.rs` (the loop, exits judged into done / parked / retried / failed, the
 //! budget, the summary), `launch.rs` (claim, prepare, resume or start afresh, spawn),
 //! `verify.rs` (the verification gate), `exits.rs` (how an exit becomes typed facts),
-//! `watch.rs` (the database watch, shared with `status --watch`), `signals.rs`, `event.rs`
-//! (what the UI is told).
+//! `watch.rs` (the database watch, shared with `status --watch`), `event.rs` (what the UI is
+//! told). Signals are listened for in [`crate::signals`], their one owner.
 
 mod dispatcher;
 mod event;
 mod exits;
 mod launch;
-mod signals;
 mod verify;
 pub mod watch;
 
