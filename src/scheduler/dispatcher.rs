@@ -291,7 +291,9 @@ impl<'a> Scheduler<'a> {
             let wake_at = wake.unwrap_or_else(Instant::now);
             tokio::select! {
                 Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
-                Some(()) = db_events.recv() => {
+                // While a refresh is put off, writes do not wake the loop (each wake derives
+                // the model); the tick looks again once the wait is over.
+                Some(()) = db_events.recv(), if Instant::now() >= self.next_probe => {
                     while db_events.try_recv().is_ok() {}
                     self.probe_db();
                     self.judge_exited()?;
@@ -847,12 +849,17 @@ impl<'a> Scheduler<'a> {
     /// worker's exit is judged on them), at the cost of those rows alone; without, a refresh.
     pub(super) fn refresh_with(&mut self, streams: &[String]) -> bool {
         let started = Instant::now();
-        let read = self.db.reread(streams);
-        // A cheap read of one stream never brings forward what an expensive refresh put off.
+        let read = self.read_changes(streams);
+        // The whole refresh counts (the read, the model and what the UI is told); a cheap
+        // read of one stream never brings forward what an expensive refresh put off.
         self.next_probe = self
             .next_probe
             .max(started + started.elapsed().saturating_mul(REFRESH_SHARE));
-        let changes = match read {
+        read
+    }
+
+    fn read_changes(&mut self, streams: &[String]) -> bool {
+        let changes = match self.db.reread(streams) {
             Ok(c) => c,
             Err(e) => {
                 self.db_failed(e);
