@@ -72,6 +72,9 @@ pub struct Dashboard {
     pub overall: Overall,
     pub streams: Vec<StreamStatus>,
     pub warnings: Vec<String>,
+    /// Streams that may run at the same time and claim the same files (neither complete
+    /// or cancelled).
+    pub file_claims: Vec<crate::claims::Overlap>,
 }
 
 impl Dashboard {
@@ -121,6 +124,10 @@ impl Dashboard {
             spent_usd,
             limit_usd,
         });
+        let file_claims: Vec<crate::claims::Overlap> =
+            crate::claims::open(graph, model).cloned().collect();
+        let mut warnings = warnings;
+        warnings.extend(file_claims.iter().map(ToString::to_string));
         Self {
             workspace,
             db,
@@ -128,6 +135,7 @@ impl Dashboard {
             overall,
             streams,
             warnings,
+            file_claims,
         }
     }
 }

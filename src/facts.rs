@@ -33,6 +33,8 @@ pub struct Facts {
     pub spending: HashMap<String, Spending>,
     /// What the run spent against its budget, and the budget.
     pub budget: Option<(f64, f64)>,
+    /// The last `start` ran with `--strict-files` (`StreamGraph::strict_files`).
+    pub strict_files: bool,
 }
 
 /// What a stream's (or a run's) agents reported spending.
@@ -111,6 +113,7 @@ pub fn gather(
         recovered: store.recovered().map(PathBuf::from),
         worktrees: store.worktrees()?,
         budget,
+        strict_files: run.as_ref().is_some_and(|r| r.strict_files),
         ..Facts::default()
     };
     let latest = store.latest_workers()?;

@@ -196,6 +196,10 @@ pub struct Wait {
     /// It is complete, but its verify command has not passed yet.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub verify_pending: bool,
+    /// Not a dependency: both claim these files and `strict_files` is on, so this stream
+    /// waits for it as if it depended on it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
 }
 
 /// What may be done with a stream, derived with its state.

@@ -208,7 +208,7 @@ impl<'a> Scheduler<'a> {
         reporter: &'a mut dyn Reporter,
     ) -> Result<Self> {
         let snapshot = db.snapshot()?;
-        let graph = StreamGraph::build(&snapshot)?;
+        let graph = graph_of(&snapshot, settings.strict_files)?;
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -836,7 +836,7 @@ impl<'a> Scheduler<'a> {
                 self.reporter.event(Event::Note { stream: None, text });
             }
         }
-        match StreamGraph::build(&snapshot) {
+        match graph_of(&snapshot, self.settings.strict_files) {
             Ok(graph) => {
                 self.graph = graph;
                 self.snapshot = snapshot;
@@ -1208,6 +1208,20 @@ impl<'a> Scheduler<'a> {
 
 /// Seconds to wait before the `tries`-th retry: `min` doubled each time, up to an hour, with
 /// ±20 % jitter so that several workers do not come back together.
+/// The run's graph of a snapshot: with `strict_files`, streams claiming the same files wait
+/// for each other.
+fn graph_of(
+    snapshot: &Snapshot,
+    strict_files: bool,
+) -> std::result::Result<StreamGraph, crate::graph::GraphError> {
+    let graph = StreamGraph::build(snapshot)?;
+    Ok(if strict_files {
+        graph.strict_files()
+    } else {
+        graph
+    })
+}
+
 pub(super) fn backoff(min: Duration, tries: u32) -> i64 {
     use std::hash::{BuildHasher, Hasher};
     let base = min.as_secs_f64().max(1.0) * 2f64.powi(tries.saturating_sub(1).min(16) as i32);

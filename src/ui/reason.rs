@@ -7,6 +7,7 @@ use super::printable as p;
 use crate::model::{
     Attention, Block, ExitStatus, Failure, Park, ParkCause, Reason, State, VerifyRun, Wait,
 };
+use std::fmt::Write as _;
 
 /// One line: why the stream is in its state.
 pub fn summary(reason: &Reason) -> String {
@@ -207,11 +208,14 @@ pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
 fn waits(on: &[Wait]) -> String {
     on.iter()
         .map(|w| {
-            let why = if w.exit_unprocessed {
+            let mut why = if w.exit_unprocessed {
                 "its worker's exit is not processed yet".to_string()
             } else {
                 w.state.as_str().to_string()
             };
+            if !w.claims.is_empty() {
+                let _ = write!(why, "; both claim {}: --strict-files", list(&w.claims));
+            }
             format!("{} ({why})", p(&w.stream))
         })
         .collect::<Vec<_>>()
@@ -349,6 +353,16 @@ pub fn exit_words(exit: ExitStatus) -> String {
         ExitStatus::Signal { signal } => format!("its worker was killed by signal {signal}"),
         ExitStatus::Lost => "its worker's supervisor was killed before recording an exit".into(),
     }
+}
+
+/// Two streams that may run at the same time and claim the same files, in a sentence.
+pub fn overlap_line(o: &crate::claims::Overlap) -> String {
+    format!(
+        "{} and {} may run at the same time and both claim {}",
+        p(&o.earlier),
+        p(&o.later),
+        list(&o.paths)
+    )
 }
 
 /// The first few items of a list (escaped), then "and N more".

@@ -25,6 +25,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         overall: &'a crate::dashboard::Overall,
         streams: &'a [StreamStatus],
         warnings: &'a [String],
+        file_claims: &'a [crate::claims::Overlap],
         merge_back: Option<&'a crate::git::MergeBackPlan>,
     }
     let doc = Document {
@@ -35,6 +36,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         overall: &d.overall,
         streams: &d.streams,
         warnings: &d.warnings,
+        file_claims: &d.file_claims,
         merge_back,
     };
     super::json(&doc)
