@@ -35,6 +35,8 @@ pub struct StreamStatus {
     pub commits_since_base: Option<usize>,
     /// What its workers reported spending over all their attempts.
     pub spending: Option<crate::facts::Spending>,
+    /// Merges of its branch the conflict radar predicts will conflict (worktree runs).
+    pub conflicts_with: Vec<crate::model::ConflictWith>,
 }
 
 /// Totals over every stream.
@@ -112,6 +114,7 @@ impl Dashboard {
                     base: branch.and_then(|b| b.base.clone()),
                     commits_since_base: branch.and_then(|b| b.commits_since_base),
                     spending: facts.spending.get(s.id()).copied(),
+                    conflicts_with: view.conflicts_with.clone(),
                 }
             })
             .collect();

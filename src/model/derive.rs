@@ -168,6 +168,8 @@ fn judge(
         done,
         verify_pending,
         actions: actions(state, done, verdict),
+        // An annotation: copied, never weighed. Nothing the radar sees holds a stream.
+        conflicts_with: obs.conflicts.clone(),
     }
 }
 
@@ -317,6 +319,7 @@ mod tests {
             verdict,
             worker,
             verify: VerifyFact::NotRequired,
+            conflicts: vec![],
         }
     }
 
@@ -612,6 +615,42 @@ mod tests {
             Some(Reason::VerifyFailed(_))
         ));
         assert_eq!(m.state("B"), Some(State::Waiting));
+    }
+
+    /// A predicted conflict is shown on the stream and changes nothing else, in any state.
+    #[test]
+    fn predicted_conflicts_annotate_and_never_decide() {
+        let g = diamond(DONE(), OPEN(), OPEN());
+        let conflict = crate::model::ConflictWith {
+            stream: Some("C".into()),
+            branch: "stream/C".into(),
+            paths: vec!["x.rs".into()],
+        };
+        for worker in [
+            WorkerFact::None,
+            WorkerFact::Live,
+            WorkerFact::ExitUnprocessed,
+        ] {
+            let plain = observe(&[("B", None, worker), ("C", None, WorkerFact::Live)]);
+            let mut marked = plain.clone();
+            for s in ["A", "B", "Z"] {
+                marked.entry(s.into()).or_default().conflicts = vec![conflict.clone()];
+            }
+            let (m, n) = (
+                derive(&g, &plain, mode(true)),
+                derive(&g, &marked, mode(true)),
+            );
+            for (a, b) in m.views().iter().zip(n.views()) {
+                assert_eq!(
+                    (a.state, &a.reason, a.done, a.actions),
+                    (b.state, &b.reason, b.done, b.actions)
+                );
+            }
+            assert_eq!(
+                n.get("B").unwrap().conflicts_with,
+                std::slice::from_ref(&conflict)
+            );
+        }
     }
 
     /// `strict_files`: B claims what A claims and waits for it like a dependency, until A is

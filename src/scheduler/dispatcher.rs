@@ -126,6 +126,8 @@ pub(super) struct StreamRun {
     pub launched_while_warned: bool,
     /// The state last reported, so each change is said once.
     reported: Option<State>,
+    /// What the conflict radar predicts for its branch now (`scheduler::radar`).
+    pub conflicts: Vec<crate::model::ConflictWith>,
 }
 
 impl StreamRun {
@@ -140,6 +142,7 @@ impl StreamRun {
                 Slot::Unprocessed(_) => WorkerFact::ExitUnprocessed,
             },
             verify: self.verify,
+            conflicts: self.conflicts.clone(),
         }
     }
 }
@@ -171,6 +174,8 @@ pub struct Scheduler<'a> {
     /// Since when a usage limit has held every launch (unix s), and the seconds held so far.
     hold_since: Option<i64>,
     held_secs: i64,
+    /// The conflict radar (worktree mode), compared on every wake-up.
+    pub(super) radar: Option<super::radar::RadarWatch>,
 }
 
 /// The run's spending against its budget.
@@ -224,6 +229,7 @@ impl<'a> Scheduler<'a> {
             warned_until: None,
             hold_since: None,
             held_secs: 0,
+            radar: None,
             settings,
             db,
             store,
@@ -255,6 +261,7 @@ impl<'a> Scheduler<'a> {
         self.load_facts()?;
         self.adopt()?;
         self.process_unprocessed()?;
+        self.open_radar();
         let (db_tx, mut db_events) = mpsc::unbounded_channel();
         let tick = if watch::watch_db(&self.settings.db_path, move || db_tx.send(()).is_ok()) {
             watch::PROBE_WITH_WATCH
@@ -267,6 +274,8 @@ impl<'a> Scheduler<'a> {
         let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
         loop {
+            // Whatever woke us (a commit lands with a task update, an exit, or the tick).
+            self.watch_conflicts();
             let waiting_for_stagger = match self.dispatch(&mut signals).await? {
                 Turn::Idle => false,
                 Turn::Stagger => true,

@@ -16,6 +16,7 @@ mod dispatcher;
 mod event;
 mod exits;
 mod launch;
+mod radar;
 mod signals;
 mod verify;
 pub mod watch;

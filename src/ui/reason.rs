@@ -365,6 +365,39 @@ pub fn overlap_line(o: &crate::claims::Overlap) -> String {
     )
 }
 
+/// The other side of a predicted conflict, escaped: "Stream-C" or "the target main".
+fn other_side(with: &crate::model::ConflictWith) -> String {
+    match &with.stream {
+        Some(s) => p(s).into_owned(),
+        None => format!("the target {}", p(&with.branch)),
+    }
+}
+
+/// A predicted conflict as an event line.
+pub fn conflict_line(stream: &str, with: &crate::model::ConflictWith) -> String {
+    format!(
+        "{} and {} will conflict when merged, in {} (predicted from their branches now; both \
+         keep running)",
+        p(stream),
+        other_side(with),
+        list(&with.paths)
+    )
+}
+
+/// A predicted conflict that went away, as an event line.
+pub fn conflict_resolved_line(stream: &str, with: &crate::model::ConflictWith) -> String {
+    format!("{} and {} no longer conflict", p(stream), other_side(with))
+}
+
+/// A stream's predicted conflicts as a status note: "conflicts with Stream-C in x.rs".
+pub fn conflicts_note(conflicts: &[crate::model::ConflictWith]) -> Option<String> {
+    let parts: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{} in {}", other_side(c), list(&c.paths)))
+        .collect();
+    (!parts.is_empty()).then(|| format!("will conflict with {}", parts.join("; ")))
+}
+
 /// The first few items of a list (escaped), then "and N more".
 pub fn list(items: &[String]) -> String {
     const SHOWN: usize = 5;

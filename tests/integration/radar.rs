@@ -128,3 +128,155 @@ fn strict_files_run_claimants_one_after_the_other_and_say_why() {
         "C started after B ended"
     );
 }
+
+/// Nanoseconds since the epoch, as the fake worker's markers write them.
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A worker snippet: wait for `file` in the marker folder (bounded: 20 s).
+fn await_marker(file: &str) -> String {
+    format!(
+        "i=0; while [ ! -e \"$FAKE_MARKER/{file}\" ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done"
+    )
+}
+
+/// The JSON lines of `start --json` that are `conflict` events.
+fn conflict_events(out: &str, kind: &str) -> Vec<Value> {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_conflict_between_running_streams_is_reported_while_they_run_and_blocks_nothing() {
+    let mut env = TestEnv::new();
+    env.diamond();
+    let mut fake = Fake::new(env);
+    // B writes x.rs; C writes its own x.rs once B is done, says when, and keeps running until
+    // the test lets it finish.
+    fake.set("COMMIT", None, "1")
+        .set("COMMIT_FILE", Some("Stream-B"), "x.rs")
+        .set("COMMIT", Some("Stream-C"), "0")
+        .set(
+            "RUN",
+            Some("Stream-C"),
+            &format!(
+                "{}; printf 'C version\\n' > x.rs && git add x.rs && git commit -q -m 'C edits x.rs' \
+                 && date +%s%N > \"$FAKE_MARKER/c-committed\"; {}",
+                await_marker("c-may-commit"),
+                await_marker("go")
+            ),
+        );
+    let mut start = fake.spawn(
+        &["start", "--worktrees", "--json", "--stagger", "0"],
+        "radar",
+    );
+    crate::support::wait_for("B to complete", LONG, || {
+        !fake.lines("Stream-B", "completed").is_empty()
+    });
+    std::fs::write(fake.markers.join("c-may-commit"), "").unwrap();
+    crate::support::wait_for("C's commit", LONG, || {
+        fake.markers.join("c-committed").exists()
+    });
+    let committed: u128 = std::fs::read_to_string(fake.markers.join("c-committed"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    crate::support::wait_for("the conflict event", LONG, || {
+        !conflict_events(&fake.output_of("radar", "out"), "conflict").is_empty()
+    });
+    let seen = now_ns();
+    // One wake-up is 100 ms; the rest is a loaded machine's slack.
+    assert!(
+        seen.saturating_sub(committed) < 2_000_000_000,
+        "reported {} ms after C's commit",
+        (seen - committed) / 1_000_000
+    );
+    let events = conflict_events(&fake.output_of("radar", "out"), "conflict");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["stream"], "Stream-B");
+    assert_eq!(
+        events[0]["with"],
+        json!({"stream": "Stream-C", "branch": "stream/Stream-C", "paths": ["x.rs"]})
+    );
+    // C is still running, and another shell sees the same prediction.
+    assert!(fake.lines("Stream-C", "ended").is_empty());
+    let doc = fake.env.run(&["status", "--json"]).success().json();
+    let c = stream(&doc, "Stream-C");
+    assert_eq!(c["state"], "running", "{c}");
+    assert_eq!(
+        c["conflicts_with"],
+        json!([{"stream": "Stream-B", "branch": "stream/Stream-B", "paths": ["x.rs"]}])
+    );
+    assert_eq!(
+        stream(&doc, "Stream-B")["conflicts_with"][0]["stream"],
+        "Stream-C"
+    );
+    let plain = fake.env.run(&["status"]).success().stdout();
+    assert!(
+        plain.contains("will conflict with Stream-B in x.rs"),
+        "{plain}"
+    );
+
+    // The radar held nothing back: C finishes; Z's own base merge is the blocking verdict.
+    std::fs::write(fake.markers.join("go"), "").unwrap();
+    let code = crate::start::wait_exit(&mut start, LONG);
+    assert_eq!(code, 6, "{}", fake.output_of("radar", "err"));
+    assert_eq!(fake.lines("Stream-C", "completed").len(), 1);
+    let doc = fake.env.run(&["status", "--json"]).success().json();
+    assert_eq!(stream(&doc, "Stream-Z")["reason"]["cause"], "base_conflict");
+}
+
+#[test]
+fn a_conflict_with_the_target_is_shown_and_goes_away_when_resolved_and_never_blocks() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    env.add_stream("Stream-Z", &["Stream-A"], 1, "pending");
+    let mut fake = Fake::new(env);
+    let z_go = fake.markers.join("z-go");
+    fake.set("COMMIT", None, "1")
+        .set("COMMIT_FILE", Some("Stream-A"), "x.rs")
+        .set("WAIT_FOR", Some("Stream-Z"), z_go.to_str().unwrap());
+    let mut start = fake.spawn(
+        &["start", "--worktrees", "--json", "--stagger", "0"],
+        "target",
+    );
+    crate::support::wait_for("A to complete", LONG, || {
+        !fake.lines("Stream-A", "completed").is_empty()
+    });
+    // The user commits their own x.rs on the target meanwhile.
+    std::fs::write(fake.env.root.join("x.rs"), "the user's\n").unwrap();
+    fake.env.git(&["add", "x.rs"]);
+    fake.env.git(&["commit", "-q", "-m", "user edits x.rs"]);
+    crate::support::wait_for("the conflict with the target", LONG, || {
+        conflict_events(&fake.output_of("target", "out"), "conflict")
+            .iter()
+            .any(|e| e["stream"] == "Stream-A" && e["with"]["stream"].is_null())
+    });
+    // Z (on A) starts all the same.
+    crate::support::wait_for("Z to start", LONG, || {
+        !fake.lines("Stream-Z", "started").is_empty()
+    });
+    let doc = fake.env.run(&["status", "--json"]).success().json();
+    assert_eq!(
+        stream(&doc, "Stream-A")["conflicts_with"],
+        json!([{"stream": null, "branch": "main", "paths": ["x.rs"]}])
+    );
+    // Resolved on the target (the user takes A's version): the prediction goes away.
+    let theirs = fake.env.git(&["show", "stream/Stream-A:x.rs"]);
+    std::fs::write(fake.env.root.join("x.rs"), theirs).unwrap();
+    fake.env.git(&["commit", "-q", "-am", "take A's x.rs"]);
+    crate::support::wait_for("the conflict to be resolved", LONG, || {
+        !conflict_events(&fake.output_of("target", "out"), "conflict_resolved").is_empty()
+    });
+    std::fs::write(&z_go, "").unwrap();
+    assert_eq!(crate::start::wait_exit(&mut start, LONG), 0);
+    let doc = fake.env.run(&["status", "--json"]).success().json();
+    assert_eq!(stream(&doc, "Stream-A")["conflicts_with"], json!([]));
+}
