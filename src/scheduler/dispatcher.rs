@@ -274,13 +274,14 @@ impl<'a> Scheduler<'a> {
         let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
         loop {
-            // Whatever woke us (a commit lands with a task update, an exit, or the tick).
-            self.watch_conflicts();
             let waiting_for_stagger = match self.dispatch(&mut signals).await? {
                 Turn::Idle => false,
                 Turn::Stagger => true,
                 Turn::Interrupted => return Ok(self.interrupted()),
             };
+            // Whatever woke us (a commit lands with a task update, an exit, or the tick):
+            // after the launches, so that a handoff never waits for a preview.
+            self.watch_conflicts();
             let wake = self.next_wake();
             if !self.anything_live() && !waiting_for_stagger && wake.is_none() {
                 return Ok(self.summary());
