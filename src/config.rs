@@ -46,6 +46,8 @@ pub struct Config {
     /// dependents start on it; a stream's `metadata.verify` overrides it.
     pub verify: Option<String>,
     pub verify_timeout: Duration,
+    /// `merge` runs the verify command on each merge it makes, as `merge --verify` does.
+    pub merge_verify: bool,
     /// `--max-budget-usd` given to each Claude worker.
     pub max_budget_usd: Option<f64>,
     /// The whole run's spending cap: at 100 % nothing new starts.
@@ -79,6 +81,7 @@ impl Default for Config {
             auto_commit: true,
             verify: None,
             verify_timeout: Duration::from_secs(600),
+            merge_verify: false,
             max_budget_usd: None,
             run_budget_usd: None,
             backoff_min: Duration::from_secs(60),
@@ -149,6 +152,7 @@ struct FileConfig {
     auto_commit: Option<Spanned<bool>>,
     verify: Option<Spanned<String>>,
     verify_timeout: Option<Spanned<f64>>,
+    merge_verify: Option<Spanned<bool>>,
     max_budget_usd: Option<Spanned<f64>>,
     run_budget_usd: Option<Spanned<f64>>,
     backoff_min: Option<Spanned<f64>>,
@@ -215,6 +219,7 @@ pub const ENV_KEYS: [(&str, &str); 19] = [
     ("auto_commit", "ORCHESTRATE_AUTO_COMMIT"),
     ("verify", "ORCHESTRATE_VERIFY"),
     ("verify_timeout", "ORCHESTRATE_VERIFY_TIMEOUT"),
+    ("merge_verify", "ORCHESTRATE_MERGE_VERIFY"),
     ("max_budget_usd", "ORCHESTRATE_MAX_BUDGET_USD"),
     ("run_budget_usd", "ORCHESTRATE_RUN_BUDGET_USD"),
     ("backoff_min", "ORCHESTRATE_BACKOFF_MIN"),
@@ -275,6 +280,7 @@ impl Config {
         set!(auto_commit, plain);
         set!(verify, optional_command);
         set!(verify_timeout, duration);
+        set!(merge_verify, plain);
         set!(max_budget_usd, dollars);
         set!(run_budget_usd, dollars);
         set!(backoff_min, duration);
@@ -308,6 +314,7 @@ impl Config {
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
                 "verify" => self.verify = optional_command(&origin, key, None, raw)?,
                 "verify_timeout" => self.verify_timeout = env_seconds(&origin, &raw)?,
+                "merge_verify" => self.merge_verify = boolean(&origin, &raw)?,
                 "max_budget_usd" => {
                     self.max_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
                 }

@@ -14,6 +14,7 @@ pub mod exit_codes;
 pub mod facts;
 pub mod git;
 pub mod graph;
+pub mod merge_queue;
 pub mod model;
 pub mod names;
 pub mod private_files;

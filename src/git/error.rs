@@ -144,6 +144,8 @@ pub enum GitError {
         current: String,
         target: String,
     },
+    #[error("another `orchestrate merge` is running ({holder}; it holds {path})")]
+    MergeRunning { path: PathBuf, holder: String },
     #[error("`{command}` for stream {stream} failed: {reason}")]
     PostCreate {
         stream: String,
@@ -210,6 +212,9 @@ impl Diagnostic for GitError {
             Self::NotOnTarget { target, current, .. } => format!(
                 "`git switch {target}` first, or merge into the current branch with `--into {current}`"
             ),
+            Self::MergeRunning { .. } => {
+                "wait for it to finish, then run `orchestrate merge` again".into()
+            }
             Self::State(e) => return e.hint(),
             Self::PostCreate { .. } => {
                 "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
@@ -220,7 +225,10 @@ impl Diagnostic for GitError {
     }
 
     fn exit_code(&self) -> i32 {
-        exit_codes::FAILURE
+        match self {
+            Self::MergeRunning { .. } => exit_codes::REFUSED,
+            _ => exit_codes::FAILURE,
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod radar;
 pub mod recheck;
 pub mod repo;
 pub mod rescue;
+pub mod scratch;
 pub mod workspaces;
 pub mod worktree;
 

@@ -203,7 +203,7 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     }
     let name = unused_name(repo, names.worktree_name(), &existing);
     marker.write(path)?;
-    add(repo, &name, path, &branch_ref)?;
+    add(repo, &name, path, &format!("ref: {branch_ref}"))?;
     Ok(if repaired {
         Ensured::Repaired
     } else {
@@ -211,16 +211,22 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     })
 }
 
-/// Creates the stream's branch at `at`: the first step of its worktree's creation, so the
-/// creation's marker is written before it. A `start` killed while libgit2 wrote the branch
-/// leaves its lock file (`refs/heads/<branch>.lock`) and no branch; a marker found from before
-/// proves that lock ours (the caller holds the stream's launch claim, so no other `start`
-/// creates this branch now), and it is removed. A lock without a marker may be another git's:
-/// it is left alone and named.
-pub fn create_branch(repo: &Repo, names: &StreamNames, path: &Path, at: git2::Oid) -> Result<()> {
-    let marker = Marker::of(repo, names);
+/// Creates the stream's branch at `at`. A `start` killed while libgit2 wrote the branch leaves
+/// its lock file (`refs/heads/<branch>.lock`) and no branch, which would fail every later
+/// attempt. So a marker of its own (`<git dir>/orchestrate/branching/<slug>`, apart from the
+/// worktree's creation marker, whose presence means "the folder is ours") is written first and
+/// removed once the branch exists: a marker found from before proves the lock ours (the caller
+/// holds the stream's launch claim, so no other `start` creates this branch now), and it is
+/// removed. A lock without a marker may be another git's: it is left alone and named.
+pub fn create_branch(repo: &Repo, names: &StreamNames, at: git2::Oid) -> Result<()> {
+    let marker = Marker(
+        repo.inner
+            .commondir()
+            .join("orchestrate/branching")
+            .join(&names.slug),
+    );
     let cut_short = marker.exists();
-    marker.write(path)?;
+    marker.write(Path::new(&names.branch()))?;
     let branch = names.branch();
     let lock = repo
         .inner
@@ -232,10 +238,11 @@ pub fn create_branch(repo: &Repo, names: &StreamNames, path: &Path, at: git2::Oi
                 return Err(GitError::BranchLocked { branch, path: lock });
             }
             std::fs::remove_file(&lock).map_err(GitError::io("remove", &lock))?;
-            repo.create_branch(&branch, at)
+            repo.create_branch(&branch, at)?;
         }
-        other => other,
+        other => other?,
     }
+    marker.remove()
 }
 
 /// Refuses when a worktree of `existing` has the stream's branch checked out.
@@ -409,7 +416,7 @@ pub fn reregister(repo: &Repo, orphan: &Orphan, names: &StreamNames) -> Result<(
     let name = unused_name(repo, names.worktree_name(), &existing);
     let admin = admin_dir(&repo.inner, &name);
     std::fs::create_dir_all(&admin).map_err(GitError::io("create", &admin))?;
-    write_registration(&admin, &orphan.dir, &branch_ref)?;
+    write_registration(&admin, &orphan.dir, &format!("ref: {branch_ref}"))?;
     let wt = Repo::open(&orphan.dir)?;
     let err = |source| GitError::Worktree {
         action: "rebuild the index of",
@@ -449,13 +456,22 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
     name
 }
 
-/// Registers the worktree and fills it. On failure neither its admin folder nor its folder is
-/// left behind (its marker is: the next attempt knows what it finds).
-fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
+/// A worktree at `path` (which must not exist) with `commit` checked out on a detached HEAD,
+/// made and proven complete as a stream's is ([`checkout::populate`], [`checkout::verify`]).
+/// For `merge`'s scratch worktree: a detached HEAD, because the target branch may be checked
+/// out elsewhere and git lets a branch be checked out only once.
+pub fn add_detached(repo: &Repo, name: &str, path: &Path, commit: git2::Oid) -> Result<()> {
+    add(repo, name, path, &commit.to_string())
+}
+
+/// Registers the worktree (`head`: its HEAD file's content, `ref: …` or a commit id) and fills
+/// it. On failure neither its admin folder nor its folder is left behind (its marker is: the
+/// next attempt knows what it finds).
+fn add(repo: &Repo, name: &str, path: &Path, head: &str) -> Result<()> {
     let admin = admin_dir(&repo.inner, name);
     // `register` creates both folders exclusively: one there before is not ours to remove.
     let (admin_existed, path_existed) = (admin.exists(), path.exists());
-    let result = register(repo, name, path, branch_ref)
+    let result = register(repo, name, path, head)
         .and_then(|()| checkout::populate(path, Fill::Ours))
         .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
@@ -473,12 +489,15 @@ fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
 /// its `.git` file, and `.git/worktrees/<name>/` with `commondir`, `HEAD` and, last, `gitdir`
 /// (the file that makes the entry visible to git). Both folders are created exclusively, so an
 /// existing one is never taken over.
-fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
+fn register(repo: &Repo, name: &str, path: &Path, head: &str) -> Result<()> {
     let io = GitError::io;
     let add_err = |e: std::io::Error| GitError::AddWorktree {
         name: name.into(),
         path: path.into(),
-        branch: branch_ref.trim_start_matches("refs/heads/").into(),
+        branch: head
+            .trim_start_matches("ref: ")
+            .trim_start_matches("refs/heads/")
+            .into(),
         source: git2::Error::from_str(&e.to_string()),
     };
     let parent = path.parent().unwrap_or(Path::new("/"));
@@ -488,19 +507,19 @@ fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()
     std::fs::create_dir_all(admins).map_err(io("create", admins))?;
     std::fs::create_dir(&admin).map_err(add_err)?;
     std::fs::create_dir(path).map_err(add_err)?;
-    write_registration(&admin, path, branch_ref)
+    write_registration(&admin, path, head)
 }
 
-/// The files that make `path` a worktree of `branch_ref` with its record in `admin` (both
-/// folders exist): `commondir`, `HEAD`, the folder's `.git` file, and last `gitdir`, which
-/// makes the entry visible to git.
-fn write_registration(admin: &Path, path: &Path, branch_ref: &str) -> Result<()> {
+/// The files that make `path` a worktree whose HEAD holds `head` (`ref: refs/heads/…`, or a
+/// commit id for a detached one) with its record in `admin` (both folders exist): `commondir`,
+/// `HEAD`, the folder's `.git` file, and last `gitdir`, which makes the entry visible to git.
+fn write_registration(admin: &Path, path: &Path, head: &str) -> Result<()> {
     let io = GitError::io;
     let path = path.canonicalize().map_err(io("resolve", path))?;
     let admin = admin.canonicalize().map_err(io("resolve", admin))?;
     let write = |file: &Path, text: String| std::fs::write(file, text).map_err(io("write", file));
     write(&admin.join("commondir"), "../..\n".into())?;
-    write(&admin.join("HEAD"), format!("ref: {branch_ref}\n"))?;
+    write(&admin.join("HEAD"), format!("{head}\n"))?;
     write(&path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
     write(
         &admin.join("gitdir"),

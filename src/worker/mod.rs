@@ -24,6 +24,7 @@ pub mod sandbox;
 pub mod stop;
 pub mod supervise;
 pub mod template;
+pub mod verify;
 
 use std::fs::File;
 use std::io::Write;
@@ -67,6 +68,8 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the sandbox cannot confine the verify command")]
+    Sandbox(#[source] sandbox::SandboxError),
     #[error("cannot start the supervisor for stream {stream}")]
     Spawn {
         stream: String,
@@ -104,6 +107,7 @@ impl Diagnostic for WorkerError {
                     .into(),
             ),
             Self::Spawn { .. } => None,
+            Self::Sandbox(e) => e.hint(),
         }
     }
 

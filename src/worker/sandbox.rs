@@ -433,6 +433,13 @@ impl Plan {
         }
     }
 
+    /// A launch with no supervisor in between (`merge`'s verify): the argv behind `__sandbox`
+    /// when confined (which then says on stderr why a program could not start), as it is
+    /// otherwise.
+    pub fn direct_launch(&self, argv: Vec<String>) -> Vec<OsString> {
+        self.wrapped(argv, false, None)
+    }
+
     /// `argv` behind `__sandbox` when confined, as it is otherwise.
     fn wrapped(&self, argv: Vec<String>, report: bool, stdin: Option<&Path>) -> Vec<OsString> {
         let Self::Confined {

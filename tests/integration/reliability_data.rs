@@ -1194,7 +1194,16 @@ mod nothing_lost {
     /// The project root with everything but `.git/objects` (unreferenced objects from an
     /// in-memory merge are harmless): work tree, index, refs, HEAD, reflogs, config.
     fn root_state(env: &TestEnv) -> BTreeMap<String, Vec<u8>> {
-        files(&env.root, &[".git/objects"])
+        // `.git/orchestrate` holds `merge`'s own lock and log.
+        files(&env.root, &[".git/objects", ".git/orchestrate"])
+    }
+
+    /// The checkout alone: its files, index and HEAD (not the refs, which a merge moves).
+    fn checkout_state(env: &TestEnv) -> BTreeMap<String, Vec<u8>> {
+        root_state(env)
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(".git/") || p == ".git/index" || p == ".git/HEAD")
+            .collect()
     }
 
     /// One stream branch for `merge`.
@@ -1301,10 +1310,21 @@ mod nothing_lost {
         let mut outcomes = Vec::new();
         for id in &ids {
             let before = root_state(&env);
+            let checkout_before = checkout_state(&env);
             let run = env.run(&["merge", id]);
             let err = run.stderr();
             assert!(!err.contains("panicked"), "{err}");
-            if run.code() == 0 {
+            if run.code() == 0 && run.stdout().contains("was left exactly as it was") {
+                // Merged into main with the checkout left alone (uncommitted changes, or an
+                // untracked file where a merged file goes): not a byte of it changed.
+                assert_eq!(
+                    checkout_state(&env),
+                    checkout_before,
+                    "{id}: the checkout left alone changed\n{}",
+                    run.stdout()
+                );
+                outcomes.push(("merged, checkout left alone", run.stdout()));
+            } else if run.code() == 0 {
                 // Merged: the stream's work is in main, untracked files untouched.
                 let tip = env.git(&["rev-parse", &format!("stream/{id}")]);
                 let status = std::process::Command::new("git")
@@ -1353,8 +1373,8 @@ mod nothing_lost {
         }
         if root.staged {
             assert!(
-                outcomes.iter().all(|o| o.0 == "stopped"),
-                "a staged change must refuse"
+                outcomes.iter().all(|o| o.0 != "merged"),
+                "a checkout with a staged change is never written to: {outcomes:?}"
             );
         }
         outcomes
@@ -1477,10 +1497,21 @@ mod nothing_lost {
         // S2: deletes the README main edited; S3: merges.
         let outcomes = check_merge(&branches, &root);
         let what: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
-        assert_eq!(what, ["stopped", "stopped", "stopped", "merged"]);
+        // S0 lands in main; the checkout, with S0.txt untracked where it goes, is left alone,
+        // and from then on its index is behind main, so S3's merge leaves it alone too.
+        assert_eq!(
+            what,
+            [
+                "merged, checkout left alone",
+                "stopped",
+                "stopped",
+                "merged, checkout left alone"
+            ]
+        );
         assert!(
-            outcomes[0].1.contains("would overwrite files")
-                && outcomes[0].1.contains(": S0.txt; nothing was changed"),
+            outcomes[0]
+                .1
+                .contains("untracked files are where merged files go (S0.txt)"),
             "{}",
             outcomes[0].1
         );

@@ -13,7 +13,7 @@ use crate::support::TestEnv;
 
 /// The Landlock ABI, or `None` after printing why the test is skipped.
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn landlock() -> Option<u32> {
+pub fn landlock() -> Option<u32> {
     let support = Support::probe();
     if support.abi().is_none() {
         eprintln!(

@@ -225,10 +225,9 @@ fn an_index_lock_left_by_a_killed_checkout_does_not_block_the_stream() {
 fn a_branch_lock_left_by_a_killed_creation_does_not_block_the_stream() {
     let env = many_files(5);
     let g = graph(&env);
-    let marker = env.root.join(".git/orchestrate/incomplete/Stream-A");
+    let marker = env.root.join(".git/orchestrate/branching/Stream-A");
     std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
-    let dir = env.root.join(".claude/worktrees/Stream-A");
-    std::fs::write(&marker, format!("{}\n", dir.display())).unwrap();
+    std::fs::write(&marker, "stream/Stream-A\n").unwrap();
     let lock = env.root.join(".git/refs/heads/stream/Stream-A.lock");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     std::fs::write(&lock, "").unwrap();
