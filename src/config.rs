@@ -206,7 +206,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 19] = [
+pub const ENV_KEYS: [(&str, &str); 20] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),

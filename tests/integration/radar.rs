@@ -280,3 +280,38 @@ fn a_conflict_with_the_target_is_shown_and_goes_away_when_resolved_and_never_blo
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(stream(&doc, "Stream-A")["conflicts_with"], json!([]));
 }
+
+/// tc's store reads `metadata.files` the same way (one typed parse for both stores).
+#[test]
+fn a_tc_store_s_file_claims_are_read_too() {
+    let env = TestEnv::without_db();
+    env.create_tc_db();
+    let prd = env.tc_prd("Feature", "active");
+    let row = env.tc_stream("Work", Some(prd), "active");
+    for (stream, files) in [
+        ("Stream-B", json!(["src/x.rs"])),
+        ("Stream-C", json!(["src/x.rs", "c.rs"])),
+        ("Stream-C", json!(7)),
+    ] {
+        env.tc_task(
+            Some(prd),
+            Some(row),
+            "task",
+            "pending",
+            Some(json!({"streamId": stream, "files": files})),
+        );
+    }
+    let doc = env.run(&["status", "--json"]).success().json();
+    assert_eq!(doc["source"]["kind"], "tc");
+    assert_eq!(
+        doc["file_claims"],
+        json!([{"earlier": "Stream-B", "later": "Stream-C", "paths": ["src/x.rs"]}])
+    );
+    assert!(
+        doc["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("`metadata.files` that is not a list")),
+        "{doc}"
+    );
+}
