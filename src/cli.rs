@@ -185,6 +185,11 @@ pub struct StartArgs {
     /// the kernel supports it, `landlock` or no worker, or `off` [default: auto].
     #[arg(long, value_name = "MODE", value_parser = ["auto", "landlock", "off"])]
     pub sandbox: Option<String>,
+
+    /// Streams that may run at the same time but claim the same files (`metadata.files`) run
+    /// one after the other: the later waits for the earlier as if it depended on it.
+    #[arg(long)]
+    pub strict_files: bool,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.

@@ -61,6 +61,9 @@ pub struct Config {
     pub sandbox: crate::worker::sandbox::Mode,
     /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
     pub sandbox_writable: Vec<PathBuf>,
+    /// Streams that may run together but claim the same files (`metadata.files`) run one
+    /// after the other: the later waits for the earlier as if it depended on it.
+    pub strict_files: bool,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             resume: true,
             sandbox: crate::worker::sandbox::Mode::Auto,
             sandbox_writable: Vec::new(),
+            strict_files: false,
         }
     }
 }
@@ -155,6 +159,7 @@ struct FileConfig {
     resume: Option<Spanned<bool>>,
     sandbox: Option<Spanned<String>>,
     sandbox_writable: Option<Spanned<Vec<String>>>,
+    strict_files: Option<Spanned<bool>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -170,6 +175,7 @@ pub struct Overrides {
     pub max_budget_usd: Option<f64>,
     pub run_budget_usd: Option<f64>,
     pub sandbox: Option<crate::worker::sandbox::Mode>,
+    pub strict_files: Option<bool>,
 }
 
 /// Where a value came from, so a validation error can say so.
@@ -200,7 +206,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 19] = [
+pub const ENV_KEYS: [(&str, &str); 20] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -220,6 +226,7 @@ pub const ENV_KEYS: [(&str, &str); 19] = [
     ("resume", "ORCHESTRATE_RESUME"),
     ("sandbox", "ORCHESTRATE_SANDBOX"),
     ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
+    ("strict_files", "ORCHESTRATE_STRICT_FILES"),
 ];
 
 impl Config {
@@ -280,6 +287,7 @@ impl Config {
         set!(resume, plain);
         set!(sandbox, sandbox_mode);
         set!(sandbox_writable, paths);
+        set!(strict_files, plain);
         Ok(())
     }
 
@@ -316,6 +324,7 @@ impl Config {
                 "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
                 "resume" => self.resume = boolean(&origin, &raw)?,
                 "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "strict_files" => self.strict_files = boolean(&origin, &raw)?,
                 "sandbox_writable" => {
                     // A list like PATH: colon-separated.
                     let list = std::env::split_paths(&raw)
@@ -360,6 +369,9 @@ impl Config {
         }
         if let Some(mode) = flags.sandbox {
             self.sandbox = mode;
+        }
+        if let Some(on) = flags.strict_files {
+            self.strict_files = on;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! Engine modules (`taskdb`, `graph`, `state`, `git`, `scheduler`, `worker`) know nothing of
 //! clap or the terminal; `commands` wires them to the CLI and `ui` is the only place that prints.
 
+pub mod claims;
 pub mod cli;
 pub mod cmdline;
 pub mod commands;

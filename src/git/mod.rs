@@ -14,6 +14,7 @@ pub mod info;
 pub mod merge;
 pub mod occupants;
 pub mod preview;
+pub mod radar;
 pub mod recheck;
 pub mod repo;
 pub mod rescue;

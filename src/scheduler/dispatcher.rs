@@ -22,7 +22,7 @@ use crate::proc::Identity;
 use crate::signals::Signals;
 use crate::state::time::{now_rfc3339, now_unix};
 use crate::state::{Finalize, StateStore, WorkerRecord};
-use crate::taskdb::{Changes, TaskDb, TaskSource};
+use crate::taskdb::{Changes, Snapshot, TaskDb, TaskSource};
 use crate::worker::agent::{LimitStatus, Outcome, Transcript};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
@@ -130,6 +130,8 @@ pub(super) struct StreamRun {
     pub launched_while_warned: bool,
     /// The state last reported, so each change is said once.
     reported: Option<State>,
+    /// What the conflict radar predicts for its branch now (`scheduler::radar`).
+    pub conflicts: Vec<crate::model::ConflictWith>,
 }
 
 impl StreamRun {
@@ -144,6 +146,7 @@ impl StreamRun {
                 Slot::Unprocessed(_) => WorkerFact::ExitUnprocessed,
             },
             verify: self.verify,
+            conflicts: self.conflicts.clone(),
         }
     }
 }
@@ -179,6 +182,8 @@ pub struct Scheduler<'a> {
     /// Since when a usage limit has held every launch (unix s), and the seconds held so far.
     hold_since: Option<i64>,
     held_secs: i64,
+    /// The conflict radar (worktree mode), compared on every wake-up.
+    pub(super) radar: Option<super::radar::RadarWatch>,
 }
 
 /// The run's spending against its budget.
@@ -218,7 +223,7 @@ impl<'a> Scheduler<'a> {
         // The long-lived view, kept current by `refresh` (reading only what changed).
         db.refresh()?;
         let snapshot = db.view();
-        let graph = StreamGraph::build(snapshot)?;
+        let graph = graph_of(snapshot, settings.strict_files)?;
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -234,6 +239,7 @@ impl<'a> Scheduler<'a> {
             warned_until: None,
             hold_since: None,
             held_secs: 0,
+            radar: None,
             settings,
             db,
             store,
@@ -266,6 +272,7 @@ impl<'a> Scheduler<'a> {
         self.load_facts()?;
         self.adopt()?;
         self.process_unprocessed()?;
+        self.open_radar();
         let (db_tx, mut db_events) = mpsc::unbounded_channel();
         let tick = if watch::watch_db(&self.settings.db_path, move || db_tx.send(()).is_ok()) {
             watch::PROBE_WITH_WATCH
@@ -283,6 +290,9 @@ impl<'a> Scheduler<'a> {
                 Turn::Stagger => true,
                 Turn::Interrupted => return Ok(self.interrupted()),
             };
+            // Whatever woke us (a commit lands with a task update, an exit, or the tick):
+            // after the launches, so that a handoff never waits for a preview.
+            self.watch_conflicts();
             let wake = self.next_wake();
             if !self.anything_live() && !waiting_for_stagger && wake.is_none() {
                 return Ok(self.summary());
@@ -904,8 +914,10 @@ impl<'a> Scheduler<'a> {
     /// the graph built again from the whole view. False when nothing could be applied.
     fn apply_changes(&mut self, changes: &Changes) -> bool {
         let view = self.db.view();
+        // `--strict-files` waits read other streams' counts: the graph is built again.
         let shape_stays = !changes.structure
             && !self.graph_stale
+            && !self.settings.strict_files
             && changes.streams.iter().all(|id| {
                 view.stream(id)
                     .is_some_and(|record| self.graph.replace_record(record))
@@ -913,7 +925,7 @@ impl<'a> Scheduler<'a> {
         if shape_stays {
             return true;
         }
-        match StreamGraph::build(view) {
+        match graph_of(view, self.settings.strict_files) {
             Ok(graph) => {
                 self.graph = graph;
                 self.graph_stale = false;
@@ -1291,6 +1303,20 @@ impl<'a> Scheduler<'a> {
 
 /// Seconds to wait before the `tries`-th retry: `min` doubled each time, up to an hour, with
 /// ±20 % jitter so that several workers do not come back together.
+/// The run's graph of a snapshot: with `strict_files`, streams claiming the same files wait
+/// for each other.
+fn graph_of(
+    snapshot: &Snapshot,
+    strict_files: bool,
+) -> std::result::Result<StreamGraph, crate::graph::GraphError> {
+    let graph = StreamGraph::build(snapshot)?;
+    Ok(if strict_files {
+        graph.strict_files()
+    } else {
+        graph
+    })
+}
+
 pub(super) fn backoff(min: Duration, tries: u32) -> i64 {
     use std::hash::{BuildHasher, Hasher};
     let base = min.as_secs_f64().max(1.0) * 2f64.powi(tries.saturating_sub(1).min(16) as i32);

@@ -16,6 +16,7 @@ mod dispatcher;
 mod event;
 mod exits;
 mod launch;
+mod radar;
 mod verify;
 pub mod watch;
 
@@ -57,4 +58,6 @@ pub struct Settings {
     pub resume_template: String,
     /// Whether and how workers are confined.
     pub sandbox: crate::worker::sandbox::Policy,
+    /// Streams claiming the same files run one after the other (`StreamGraph::strict_files`).
+    pub strict_files: bool,
 }

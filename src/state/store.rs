@@ -92,7 +92,9 @@ CREATE TABLE IF NOT EXISTS run (
     verify TEXT,
     -- `--run-budget-usd`, and since when spending counts against it
     budget_usd REAL, budget_since TEXT,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    -- 1 with `--strict-files`: streams claiming the same files run one after the other
+    strict_files INTEGER NOT NULL DEFAULT 0
 );
 -- run history: one row per `start` that ran the scheduler (not the `run` row above, which is
 -- the merge-back target every `start` continues)
@@ -141,6 +143,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("run", "budget_since", "TEXT"),
     ("workers", "sandbox", "TEXT"),
     ("workers", "finalizer", "TEXT"),
+    ("run", "strict_files", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// One worker row.

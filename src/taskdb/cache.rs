@@ -65,8 +65,8 @@ pub(crate) struct Mark {
     pub hash: u64,
     /// Where it counts; `None` for a row that is no stream task (or archived, or out of scope).
     pub key: Option<Key>,
-    /// Its task id, when its metadata is not JSON (a warning).
-    pub malformed: Option<String>,
+    /// The warning a full read gives for it (metadata not JSON, `files` malformed).
+    pub malformed: Option<SourceWarning>,
 }
 
 /// Hashes the columns of one row, as the fold reads them.
@@ -108,7 +108,7 @@ impl RowHasher {
 pub(crate) struct Marks {
     rows: HashMap<i64, Mark>,
     members: HashMap<Key, BTreeSet<i64>>,
-    malformed: BTreeMap<i64, String>,
+    malformed: BTreeMap<i64, SourceWarning>,
     /// The highest rowid ever marked: a row above it is new, whatever its `updated_at`.
     max_rowid: i64,
 }
@@ -152,7 +152,7 @@ impl Marks {
         let warnings = old_bad != new_bad;
         if warnings {
             match new_bad {
-                Some(id) => self.malformed.insert(rowid, id),
+                Some(warning) => self.malformed.insert(rowid, warning),
                 None => self.malformed.remove(&rowid),
             };
         }
@@ -178,12 +178,7 @@ impl Marks {
 
     /// The warnings a full read gives: one per malformed row, in row order.
     pub fn warnings(&self) -> Vec<SourceWarning> {
-        self.malformed
-            .values()
-            .map(|id| SourceWarning::MalformedMetadata {
-                task_id: id.clone(),
-            })
-            .collect()
+        self.malformed.values().cloned().collect()
     }
 }
 
@@ -407,7 +402,9 @@ mod tests {
         let bad = Mark {
             hash: 3,
             key: None,
-            malformed: Some("T1".into()),
+            malformed: Some(SourceWarning::MalformedMetadata {
+                task_id: "T1".into(),
+            }),
         };
         assert_eq!(marks.set(1, Some(bad)), (vec![a.clone()], true));
         assert!(marks.members(&a).is_empty());

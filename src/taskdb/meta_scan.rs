@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use super::streams::{Deps, IdValue, StreamMeta};
+use super::streams::{Deps, Files, IdValue, StreamMeta};
 
 /// Nesting deeper than this is left to serde_json (and its recursion limit).
 const MAX_DEPTH: usize = 32;
@@ -211,6 +211,22 @@ impl<'a> Scanner<'a> {
         Some(Deps(ids))
     }
 
+    /// `null`, a plain string or an array of plain strings; anything else (which serde_json
+    /// reads as malformed paths, a warning) is left to serde_json.
+    fn files(&mut self) -> Option<Files<'a>> {
+        let mut files = Files::default();
+        match self.peek()? {
+            b'n' => self.literal(b"null")?,
+            b'"' => files.push(self.string()?),
+            b'[' => self.items(|s| {
+                files.push(s.string()?);
+                Some(())
+            })?,
+            _ => return None,
+        }
+        Some(files)
+    }
+
     /// The top-level object.
     fn object(&mut self) -> Option<StreamMeta<'a>> {
         let mut meta = StreamMeta::default();
@@ -267,6 +283,10 @@ impl<'a> Scanner<'a> {
                     seen.first(8)?;
                     meta.stream_dependencies = self.deps()?;
                 }
+                "files" => {
+                    seen.first(9)?;
+                    meta.files = self.files()?;
+                }
                 _ => self.skip(1)?,
             }
             self.ws();
@@ -292,6 +312,7 @@ mod tests {
     fn seen(mut m: StreamMeta<'_>) -> Vec<Option<String>> {
         let owned = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
         let deps = |d: Deps<'_>| Some(d.0.join("\u{1}"));
+        let files = format!("{:?} {}", m.files.paths, m.files.malformed);
         vec![
             m.stream_id().map(Cow::into_owned),
             owned(m.stream_name),
@@ -302,6 +323,7 @@ mod tests {
             owned(m.blocked_reason),
             deps(m.dependencies),
             deps(m.stream_dependencies),
+            Some(files),
         ]
     }
 
@@ -406,7 +428,7 @@ mod tests {
 
     #[test]
     fn the_common_shape_takes_the_fast_path() {
-        let text = r#"{"streamId": " Stream-A ", "streamName": "Foundation", "dependencies": ["B", " C ", ""], "files": ["src/a.rs", {"x": [1, -2.5e3, true, null]}]}"#;
+        let text = r#"{"streamId": " Stream-A ", "streamName": "Foundation", "dependencies": ["B", " C ", ""], "files": ["src/a.rs"], "extra": ["x", {"x": [1, -2.5e3, true, null]}]}"#;
         let meta = scan(text).expect("the common shape");
         assert_eq!(
             seen(meta),
@@ -420,6 +442,7 @@ mod tests {
                 None,
                 Some("B\u{1}C"),
                 Some(""),
+                Some(r#"["src/a.rs"] false"#),
             ]
             .map(|s| s.map(str::to_string))
         );
@@ -428,6 +451,8 @@ mod tests {
             r#"{"streamId": "A", "streamId": "B"}"#,
             r#"{"streamName": 5}"#,
             r#"{"dependencies": "[\"A\"]"}"#,
+            r#"{"files": ["a", 1]}"#,
+            r#"{"files": {"a": 1}}"#,
             r#"{"a": "\u0041"}"#,
             r#"[]"#,
             r#"{"a": 1} x"#,

@@ -50,6 +50,8 @@ enum Meta {
     NoStream,
     /// A `streamName` that is no string: the typed read finds no stream task.
     BadName(usize),
+    /// `files` that are no paths: a warning naming the task and its stream.
+    BadFiles(usize),
 }
 
 impl Meta {
@@ -83,6 +85,9 @@ impl Meta {
             Self::Null => return None,
             Self::Array => "[1, 2]".to_string(),
             Self::NoStream => r#"{"files": ["a.rs"]}"#.to_string(),
+            Self::BadFiles(s) => {
+                serde_json::json!({ "streamId": STREAMS[*s], "files": {"a": 1} }).to_string()
+            }
             Self::BadName(s) => {
                 serde_json::json!({ "streamId": STREAMS[*s], "streamName": 5 }).to_string()
             }
@@ -118,6 +123,7 @@ fn meta() -> impl Strategy<Value = Meta> {
         1 => Just(Meta::Array),
         1 => Just(Meta::NoStream),
         1 => (0..STREAMS.len()).prop_map(Meta::BadName),
+        1 => (0..STREAMS.len()).prop_map(Meta::BadFiles),
     ]
 }
 

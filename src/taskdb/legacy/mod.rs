@@ -16,8 +16,10 @@ use serde_json::Value;
 
 use super::cache::{Key, Mark, Marks, RowHasher};
 use super::schema::Tables;
-use super::streams::{Parsed, StreamAccumulator, StreamMeta, TaskRow, finish_record};
-use super::{Reader, Snapshot, StreamRecord, Task, TaskDbError, TaskStatus};
+use super::streams::{
+    Parsed, StreamAccumulator, StreamMeta, TaskRow, files_warning, finish_record,
+};
+use super::{Reader, Snapshot, SourceWarning, StreamRecord, Task, TaskDbError, TaskStatus};
 
 /// The legacy store's tables, for making databases in the demo and the tests.
 pub const SCHEMA: &str = include_str!("schema.sql");
@@ -233,21 +235,30 @@ impl LegacyDb {
             Parsed::Malformed => {
                 let id = self.id_at(conn, raw.rowid)?;
                 acc.malformed(id.clone());
-                mark.malformed = Some(id);
+                mark.malformed = Some(SourceWarning::MalformedMetadata { task_id: id });
                 return Ok(mark);
             }
         };
         let Some(id) = meta.stream_id() else {
             return Ok(mark);
         };
-        let task_id = || raw.id.unwrap_or_default().to_string();
+        // Selected only for blocked tasks; read by rowid for the rare other row that needs it
+        // (malformed `files`).
+        let task_id = || match raw.id {
+            Some(id) => id.to_string(),
+            None => self.id_at(conn, raw.rowid).unwrap_or_default(),
+        };
         let task = TaskRow {
             id: &task_id,
             status: raw.status,
             title: raw.title,
             blocked_reason: raw.blocked_reason,
         };
+        let bad_files = meta.files.malformed;
         acc.add(&id, meta, &task);
+        if bad_files {
+            mark.malformed = Some(files_warning(&id, &task));
+        }
         // Only a reader that keeps marks needs the key (a full read for `status` does not).
         if keep {
             mark.key = Some(Key::Stream(id.into_owned()));

@@ -23,8 +23,10 @@ use rusqlite::{Connection, Row};
 use serde_json::Value;
 
 use super::cache::{Key, Mark, Marks, RowHasher};
-use super::streams::{Parsed, StreamAccumulator, StreamMeta, TaskRow, finish_record, stream_id_in};
-use super::{Reader, Snapshot, StreamRecord, Task, TaskDbError, TaskStatus};
+use super::streams::{
+    Parsed, StreamAccumulator, StreamMeta, TaskRow, files_warning, finish_record, stream_id_in,
+};
+use super::{Reader, Snapshot, SourceWarning, StreamRecord, Task, TaskDbError, TaskStatus};
 
 /// The v3 store's tables as `TASK-COPILOT.md` documents them, for the demo and the tests
 /// (`orchestrate` never creates a task database).
@@ -154,7 +156,9 @@ impl Tables {
                 Parsed::NotAnObject => StreamMeta::default(),
                 Parsed::Malformed => {
                     accs.streams.malformed(raw.id.to_string());
-                    mark.malformed = Some(raw.id.to_string());
+                    mark.malformed = Some(SourceWarning::MalformedMetadata {
+                        task_id: raw.id.to_string(),
+                    });
                     StreamMeta::default()
                 }
             },
@@ -180,7 +184,11 @@ impl Tables {
             Key::Stream(id) => (&mut accs.streams, id),
             Key::RowName(name) => (&mut accs.by_row_name, name),
         };
+        let bad_files = meta.files.malformed;
         let record = acc.add(label, meta, &task);
+        if bad_files {
+            mark.malformed = Some(files_warning(label, &task));
+        }
         if let Some(r) = stream_row {
             record.paused |= r.paused;
             if record.worktree_path.is_none() {
