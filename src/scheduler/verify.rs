@@ -131,10 +131,12 @@ impl Scheduler<'_> {
             })
             .map_err(Error::from)?;
         self.store.set_sandbox(record, sandbox.applied())?;
-        let (argv, _) = sandbox.worker_launch(vec!["sh".into(), "-c".into(), command.into()], None);
+        let argv = ["sh".into(), "-c".into(), command.into()];
         let file = worker::open_log_append(new.log_path)?;
         let s = &self.settings;
-        let mut cmd = self.supervisor(record, None, &argv, new.dir, file)?;
+        let confinement = sandbox.confinement();
+        let mut cmd =
+            self.supervisor(record, (None, confinement.as_ref()), &argv, new.dir, file)?;
         cmd.env("ORCHESTRATE_STREAM", stream)
             .env("ORCHESTRATE_WORKTREE", new.dir)
             .env("ORCHESTRATE_BRANCH", new.branch.unwrap_or(""))

@@ -12,8 +12,9 @@
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
 //! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
-//! A sandboxed worker is started by the supervisor as `orchestrate __sandbox … -- <argv…>`, which
-//! confines itself and execs the worker, keeping the pid ([`sandbox`]).
+//! A sandboxed worker gets its confinement on the supervisor's command line (`--abi N --write
+//! PATH…`); the supervisor builds the rule set and confines the worker between fork and exec,
+//! so the worker is still its direct child and the supervisor stays unconfined ([`sandbox`]).
 
 pub mod agent;
 pub mod command;
