@@ -134,6 +134,8 @@ pub enum GitError {
     },
     #[error("another git process holds {path}; nothing was changed")]
     IndexLocked { path: PathBuf },
+    #[error("cannot create branch `{branch}`: another git process holds its lock {path}")]
+    BranchLocked { branch: String, path: PathBuf },
     #[error("{path} is in the middle of a {operation}")]
     Busy { path: PathBuf, operation: String },
     #[error("{path} is on `{current}`, not on the target branch `{target}`")]
@@ -197,7 +199,7 @@ impl Diagnostic for GitError {
             Self::UntrackedInTheWay { .. } => {
                 "move them away or commit them (`git stash -u` stashes untracked files too), then run `orchestrate merge` again".into()
             }
-            Self::IndexLocked { path } => format!(
+            Self::IndexLocked { path } | Self::BranchLocked { path, .. } => format!(
                 "wait for it to finish and run again; if no git process is running, a crashed one \
                  left the lock: remove {}",
                 path.display()

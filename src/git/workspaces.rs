@@ -98,7 +98,7 @@ impl WorktreeWorkspaces {
                 names.worktree_rel().display()
             ));
         }
-        let base = branch_base(&repo, &records, stream, &names, &run, &mut notes)?;
+        let base = branch_base(&repo, &records, stream, &names, &path, &run, &mut notes)?;
         let ensured = worktree::ensure(&repo, &names, &path).map_err(|e| match e {
             GitError::WorktreeInTheWay { path, branch } => {
                 PrepareFailure::Blocked(Block::WorktreeInTheWay { path, branch })
@@ -192,6 +192,7 @@ fn branch_base(
     records: &StateStore,
     stream: &Stream,
     names: &StreamNames,
+    path: &Path,
     run: &RunBase,
     notes: &mut Vec<String>,
 ) -> Result<String, PrepareFailure> {
@@ -221,7 +222,7 @@ fn branch_base(
     }
     match base::resolve(repo, stream, run).map_err(failed)? {
         Base::Commit { oid, how } => {
-            repo.create_branch(&branch, oid).map_err(failed)?;
+            worktree::create_branch(repo, names, path, oid).map_err(failed)?;
             notes.push(format!("branch {branch} created on {} ({how})", short(oid)));
             Ok(oid.to_string())
         }

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Repository, WorktreeLockStatus, WorktreePruneOptions};
+use git2::{ErrorCode, Repository, WorktreeLockStatus, WorktreePruneOptions};
 
 use super::checkout::{self, Fill};
 use super::error::{GitError, Result};
@@ -209,6 +209,33 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     } else {
         Ensured::Created
     })
+}
+
+/// Creates the stream's branch at `at`: the first step of its worktree's creation, so the
+/// creation's marker is written before it. A `start` killed while libgit2 wrote the branch
+/// leaves its lock file (`refs/heads/<branch>.lock`) and no branch; a marker found from before
+/// proves that lock ours (the caller holds the stream's launch claim, so no other `start`
+/// creates this branch now), and it is removed. A lock without a marker may be another git's:
+/// it is left alone and named.
+pub fn create_branch(repo: &Repo, names: &StreamNames, path: &Path, at: git2::Oid) -> Result<()> {
+    let marker = Marker::of(repo, names);
+    let cut_short = marker.exists();
+    marker.write(path)?;
+    let branch = names.branch();
+    let lock = repo
+        .inner
+        .commondir()
+        .join(format!("{}.lock", names.branch_ref()));
+    match repo.create_branch(&branch, at) {
+        Err(GitError::CreateBranch { source, .. }) if source.code() == ErrorCode::Locked => {
+            if !cut_short {
+                return Err(GitError::BranchLocked { branch, path: lock });
+            }
+            std::fs::remove_file(&lock).map_err(GitError::io("remove", &lock))?;
+            repo.create_branch(&branch, at)
+        }
+        other => other,
+    }
 }
 
 /// Refuses when a worktree of `existing` has the stream's branch checked out.
