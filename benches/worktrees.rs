@@ -29,20 +29,7 @@ const ROUNDS: usize = 3;
 
 fn big_repo() -> TestEnv {
     let mut env = TestEnv::new();
-    for i in 0..FILES {
-        let dir = env
-            .root
-            .join(format!("src/m{:02}/d{:02}", i % 50, (i / 50) % 10));
-        std::fs::create_dir_all(&dir).unwrap();
-        let line = format!("// file {i}: {}\n", "x".repeat(60));
-        std::fs::write(
-            dir.join(format!("f{i}.rs")),
-            line.repeat(FILE_BYTES / line.len()),
-        )
-        .unwrap();
-    }
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "5,000 files"]);
+    common::commit_big_tree(&env, FILES, FILE_BYTES);
     for s in 0..STREAMS {
         env.add_task(&format!("W{s}"), "work", "pending", &[]);
     }

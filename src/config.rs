@@ -46,6 +46,8 @@ pub struct Config {
     /// dependents start on it; a stream's `metadata.verify` overrides it.
     pub verify: Option<String>,
     pub verify_timeout: Duration,
+    /// `merge` runs the verify command on each merge it makes, as `merge --verify` does.
+    pub merge_verify: bool,
     /// `--max-budget-usd` given to each Claude worker.
     pub max_budget_usd: Option<f64>,
     /// The whole run's spending cap: at 100 % nothing new starts.
@@ -59,6 +61,9 @@ pub struct Config {
     pub sandbox: crate::worker::sandbox::Mode,
     /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
     pub sandbox_writable: Vec<PathBuf>,
+    /// Streams that may run together but claim the same files (`metadata.files`) run one
+    /// after the other: the later waits for the earlier as if it depended on it.
+    pub strict_files: bool,
 }
 
 impl Default for Config {
@@ -76,12 +81,14 @@ impl Default for Config {
             auto_commit: true,
             verify: None,
             verify_timeout: Duration::from_secs(600),
+            merge_verify: false,
             max_budget_usd: None,
             run_budget_usd: None,
             backoff_min: Duration::from_secs(60),
             resume: true,
             sandbox: crate::worker::sandbox::Mode::Auto,
             sandbox_writable: Vec::new(),
+            strict_files: false,
         }
     }
 }
@@ -145,12 +152,14 @@ struct FileConfig {
     auto_commit: Option<Spanned<bool>>,
     verify: Option<Spanned<String>>,
     verify_timeout: Option<Spanned<f64>>,
+    merge_verify: Option<Spanned<bool>>,
     max_budget_usd: Option<Spanned<f64>>,
     run_budget_usd: Option<Spanned<f64>>,
     backoff_min: Option<Spanned<f64>>,
     resume: Option<Spanned<bool>>,
     sandbox: Option<Spanned<String>>,
     sandbox_writable: Option<Spanned<Vec<String>>>,
+    strict_files: Option<Spanned<bool>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -166,6 +175,7 @@ pub struct Overrides {
     pub max_budget_usd: Option<f64>,
     pub run_budget_usd: Option<f64>,
     pub sandbox: Option<crate::worker::sandbox::Mode>,
+    pub strict_files: Option<bool>,
 }
 
 /// Where a value came from, so a validation error can say so.
@@ -196,7 +206,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 18] = [
+pub const ENV_KEYS: [(&str, &str); 20] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -209,12 +219,14 @@ pub const ENV_KEYS: [(&str, &str); 18] = [
     ("auto_commit", "ORCHESTRATE_AUTO_COMMIT"),
     ("verify", "ORCHESTRATE_VERIFY"),
     ("verify_timeout", "ORCHESTRATE_VERIFY_TIMEOUT"),
+    ("merge_verify", "ORCHESTRATE_MERGE_VERIFY"),
     ("max_budget_usd", "ORCHESTRATE_MAX_BUDGET_USD"),
     ("run_budget_usd", "ORCHESTRATE_RUN_BUDGET_USD"),
     ("backoff_min", "ORCHESTRATE_BACKOFF_MIN"),
     ("resume", "ORCHESTRATE_RESUME"),
     ("sandbox", "ORCHESTRATE_SANDBOX"),
     ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
+    ("strict_files", "ORCHESTRATE_STRICT_FILES"),
 ];
 
 impl Config {
@@ -268,12 +280,14 @@ impl Config {
         set!(auto_commit, plain);
         set!(verify, optional_command);
         set!(verify_timeout, duration);
+        set!(merge_verify, plain);
         set!(max_budget_usd, dollars);
         set!(run_budget_usd, dollars);
         set!(backoff_min, duration);
         set!(resume, plain);
         set!(sandbox, sandbox_mode);
         set!(sandbox_writable, paths);
+        set!(strict_files, plain);
         Ok(())
     }
 
@@ -300,6 +314,7 @@ impl Config {
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
                 "verify" => self.verify = optional_command(&origin, key, None, raw)?,
                 "verify_timeout" => self.verify_timeout = env_seconds(&origin, &raw)?,
+                "merge_verify" => self.merge_verify = boolean(&origin, &raw)?,
                 "max_budget_usd" => {
                     self.max_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
                 }
@@ -309,6 +324,7 @@ impl Config {
                 "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
                 "resume" => self.resume = boolean(&origin, &raw)?,
                 "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "strict_files" => self.strict_files = boolean(&origin, &raw)?,
                 "sandbox_writable" => {
                     // A list like PATH: colon-separated.
                     let list = std::env::split_paths(&raw)
@@ -353,6 +369,9 @@ impl Config {
         }
         if let Some(mode) = flags.sandbox {
             self.sandbox = mode;
+        }
+        if let Some(on) = flags.strict_files {
+            self.strict_files = on;
         }
         Ok(())
     }

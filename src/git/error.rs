@@ -144,12 +144,10 @@ pub enum GitError {
         current: String,
         target: String,
     },
-    #[error("`{command}` for stream {stream} failed: {reason}")]
-    PostCreate {
-        stream: String,
-        command: String,
-        reason: String,
-    },
+    #[error("another `orchestrate merge` is running ({holder}; it holds {path})")]
+    MergeRunning { path: PathBuf, holder: String },
+    #[error(transparent)]
+    PostCreate(#[from] crate::worker::post_create::PostCreateError),
 }
 
 impl GitError {
@@ -210,17 +208,20 @@ impl Diagnostic for GitError {
             Self::NotOnTarget { target, current, .. } => format!(
                 "`git switch {target}` first, or merge into the current branch with `--into {current}`"
             ),
-            Self::State(e) => return e.hint(),
-            Self::PostCreate { .. } => {
-                "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
-                    .into()
+            Self::MergeRunning { .. } => {
+                "wait for it to finish, then run `orchestrate merge` again".into()
             }
+            Self::State(e) => return e.hint(),
+            Self::PostCreate(e) => return e.hint(),
             _ => return None,
         })
     }
 
     fn exit_code(&self) -> i32 {
-        exit_codes::FAILURE
+        match self {
+            Self::MergeRunning { .. } => exit_codes::REFUSED,
+            _ => exit_codes::FAILURE,
+        }
     }
 }
 

@@ -31,7 +31,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use landlock::{LandlockStatus, RestrictSelf};
-use serde::Serialize;
 
 use super::render::MARK;
 use crate::error::Diagnostic;
@@ -157,49 +156,8 @@ fn kernel_status() -> LandlockStatus {
     }
 }
 
-/// What confined a worker, as the state store records it and `status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Applied {
-    /// Confined by Landlock with this ABI.
-    Landlock { abi: u32 },
-    /// Unconfined because the sandbox is turned off.
-    Off,
-    /// Unconfined because the kernel cannot enforce it (`sandbox = "auto"`).
-    Unavailable,
-}
-
-impl Applied {
-    /// The text stored in the `workers.sandbox` column.
-    pub fn to_db(self) -> String {
-        match self {
-            Self::Landlock { abi } => format!("landlock {abi}"),
-            Self::Off => "off".into(),
-            Self::Unavailable => "unavailable".into(),
-        }
-    }
-
-    pub fn from_db(text: &str) -> Option<Self> {
-        match text {
-            "off" => Some(Self::Off),
-            "unavailable" => Some(Self::Unavailable),
-            _ => text
-                .strip_prefix("landlock ")
-                .and_then(|abi| abi.parse().ok())
-                .map(|abi| Self::Landlock { abi }),
-        }
-    }
-}
-
-impl std::fmt::Display for Applied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Landlock { abi } => write!(f, "sandboxed (Landlock ABI {abi})"),
-            Self::Off => write!(f, "unsandboxed (sandbox off)"),
-            Self::Unavailable => write!(f, "unsandboxed (Landlock unavailable)"),
-        }
-    }
-}
+/// What confined a worker: recorded by the state store, which owns the type.
+pub use crate::state::SandboxApplied as Applied;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -361,7 +319,7 @@ impl Policy {
     }
 
     /// `cmd` (shell words) as it must run in `dir` for `stream`: wrapped in `__sandbox` when
-    /// confined, unchanged otherwise. For `post_create` (and `verify`).
+    /// confined, unchanged otherwise. For `post_create`.
     pub fn wrap_words(
         &self,
         project: &Project,
@@ -375,14 +333,9 @@ impl Policy {
             dir,
             db: None,
         })?;
-        let (Plan::Confined { exe, .. }, Some(confinement)) = (&plan, plan.confinement()) else {
+        let Some(words) = plan.sandbox_prefix() else {
             return Ok(cmd.to_string());
         };
-        let words: Vec<OsString> = [exe.into(), SUBCOMMAND.into()]
-            .into_iter()
-            .chain(confinement.args())
-            .chain(["--".into()])
-            .collect();
         let prefix: Vec<String> = words
             .iter()
             .map(|w| crate::cmdline::quote(&w.to_string_lossy()).into_owned())
@@ -432,6 +385,27 @@ impl Plan {
             }),
             Self::Unconfined { .. } => None,
         }
+    }
+
+    /// A launch with no supervisor in between (`merge`'s verify): the argv behind `__sandbox`
+    /// when confined (which then says on stderr why a program could not start), as it is
+    /// otherwise.
+    pub fn direct_launch(&self, argv: Vec<String>) -> Vec<OsString> {
+        let mut out = self.sandbox_prefix().unwrap_or_default();
+        out.extend(argv.into_iter().map(OsString::from));
+        out
+    }
+
+    /// `orchestrate __sandbox --abi N … --` when confined: what runs a program confined where
+    /// no supervisor confines it (`post_create`, `merge`'s verify).
+    fn sandbox_prefix(&self) -> Option<Vec<OsString>> {
+        let (Self::Confined { exe, .. }, Some(confinement)) = (self, self.confinement()) else {
+            return None;
+        };
+        let mut out: Vec<OsString> = vec![exe.into(), SUBCOMMAND.into()];
+        out.extend(confinement.args());
+        out.push("--".into());
+        Some(out)
     }
 
     /// The log header's lines (without the leading mark).

@@ -6,6 +6,7 @@
 //! worktree shows nothing) and then commits everything it finds (`git add -A`), so a worktree
 //! handed over with files missing would commit their deletion.
 
+use orchestrate::exit_codes;
 use std::path::Path;
 
 use orchestrate::config::Config;
@@ -120,7 +121,12 @@ fn a_checkout_cut_by_sigkill_is_finished_before_any_worker_sees_it() {
             ));
             continue;
         }
-        assert_eq!(trial.restart_code, 0, "{}", trial.restart_output);
+        assert_eq!(
+            trial.restart_code,
+            exit_codes::OK,
+            "{}",
+            trial.restart_output
+        );
         let first: Vec<&str> = trial.handed_incomplete.lines().take(10).collect();
         assert!(
             first.is_empty(),
@@ -225,10 +231,9 @@ fn an_index_lock_left_by_a_killed_checkout_does_not_block_the_stream() {
 fn a_branch_lock_left_by_a_killed_creation_does_not_block_the_stream() {
     let env = many_files(5);
     let g = graph(&env);
-    let marker = env.root.join(".git/orchestrate/incomplete/Stream-A");
+    let marker = env.root.join(".git/orchestrate/branching/Stream-A");
     std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
-    let dir = env.root.join(".claude/worktrees/Stream-A");
-    std::fs::write(&marker, format!("{}\n", dir.display())).unwrap();
+    std::fs::write(&marker, "stream/Stream-A\n").unwrap();
     let lock = env.root.join(".git/refs/heads/stream/Stream-A.lock");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     std::fs::write(&lock, "").unwrap();
@@ -310,7 +315,7 @@ fn long_sigkill_during_worktree_creation() {
                 trial.handed_incomplete
             ));
         }
-        if !trial.deletions.is_empty() || trial.restart_code != 0 {
+        if !trial.deletions.is_empty() || trial.restart_code != exit_codes::OK {
             with_deletions += 1;
             super::report(&format!(
                 "trial {t}: {} deletions, restart exit {}\n{}",
