@@ -1,6 +1,6 @@
 //! `orchestrate __sandbox --abi N [--tmpdir DIR] [--write PATH]… -- CMD…` (hidden): confines
-//! itself with Landlock, then execs CMD, which keeps this process's pid. Run for `post_create`
-//! (a worker is confined by its supervisor instead: `worker/sandbox/confine.rs`). `main` calls
+//! itself with Landlock, then execs CMD, which keeps this process's pid. Run for `post_create` and
+//! `merge`'s verify (a worker is confined by its supervisor instead: `worker/sandbox/confine.rs`). `main` calls
 //! it before the command line parser and the logging set-up, which would cost more than the
 //! rest of this step together, so its few arguments (always written by
 //! [`sandbox::Confinement::args`]) are read here by hand.

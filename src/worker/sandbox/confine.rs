@@ -18,8 +18,10 @@
 //! * the `landlock` crate's `restrict_self` in the hook: it allocates nothing when it succeeds,
 //!   but it takes the rule set by value and builds a status; two raw calls are plainly safe.
 //!
-//! `post_create`, which `start` itself runs, still goes through `__sandbox` ([`super::enter`]):
-//! it runs once per new worktree, not on the launch path, and through a shell command line.
+//! `post_create` and `merge`'s verify still go through `__sandbox` ([`super::enter`]): they are
+//! not on the launch path, and the rule set grants the files the program's stdout and stderr
+//! write to, read from the descriptors of the process that builds it — `__sandbox` has the
+//! program's, `start` and `merge` their own.
 //!
 //! Invariants: the hook makes two system calls and nothing else (no allocation, no lock), so it
 //! is sound in the child of a fork whatever threads the parent has (the supervisor has one);

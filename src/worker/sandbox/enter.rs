@@ -1,6 +1,6 @@
 //! The `__sandbox` step: confines this process with Landlock, then execs the program (same
-//! pid). What `start` itself runs confined (`post_create`) goes through it; a worker is
-//! confined by its supervisor instead ([`super::confine`]).
+//! pid). What runs confined without a supervisor (`post_create`, `merge`'s verify) goes through
+//! it; a worker is confined by its supervisor instead ([`super::confine`]).
 
 use std::ffi::OsString;
 use std::io::Write;
