@@ -436,9 +436,15 @@ impl Scheduler<'_> {
         let prompt = filled
             .prompt_on_stdin
             .then_some(filled.prompt_file.as_path());
-        let (argv, stdin) = sandbox.worker_launch(filled.argv.clone(), prompt);
+        let confinement = sandbox.confinement();
         let s = &self.settings;
-        let mut cmd = self.supervisor(record, stdin.as_deref(), &argv, &placement.dir, file)?;
+        let mut cmd = self.supervisor(
+            record,
+            (prompt, confinement.as_ref()),
+            &filled.argv,
+            &placement.dir,
+            file,
+        )?;
         cmd.env("ORCHESTRATE_STREAM", stream.id())
             .env("ORCHESTRATE_STREAM_NAME", &stream.record.name)
             .env("ORCHESTRATE_WORKTREE", &placement.dir)
@@ -464,14 +470,15 @@ impl Scheduler<'_> {
         self.watch_spawned(child, record, stream.id())
     }
 
-    /// `orchestrate __supervise --record R --state DB [--stdin F] -- ARGV…` in `dir`: the
-    /// leader of a new process group, stdin `/dev/null`, its output (and the worker's)
-    /// appended to `log` (a stream's log file, opened by the caller).
+    /// `orchestrate __supervise --record R --state DB [--stdin F] [--abi N --write PATH…] --
+    /// ARGV…` in `dir`: the leader of a new process group, stdin `/dev/null`, its output (and
+    /// the worker's) appended to `log` (a stream's log file, opened by the caller). The worker's
+    /// stdin is `stdin`; a `confinement` confines it (the supervisor does, in its child).
     pub(super) fn supervisor(
         &self,
         record: i64,
-        stdin: Option<&Path>,
-        argv: &[std::ffi::OsString],
+        (stdin, confinement): (Option<&Path>, Option<&worker::sandbox::Confinement>),
+        argv: &[String],
         dir: &Path,
         log: std::fs::File,
     ) -> Result<tokio::process::Command> {
@@ -487,6 +494,9 @@ impl Scheduler<'_> {
             .arg(self.store.path());
         if let Some(stdin) = stdin {
             cmd.arg("--stdin").arg(stdin);
+        }
+        if let Some(confinement) = confinement {
+            cmd.args(confinement.args());
         }
         cmd.arg("--")
             .args(argv)
