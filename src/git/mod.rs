@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod clean;
 pub mod error;
 pub mod exclude;
+pub mod fill;
 pub mod include;
 pub mod index_lock;
 pub mod info;
@@ -27,6 +28,15 @@ pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 
 use crate::project::Project;
+
+/// How far a long step of preparing a worktree has come, for the ui to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Files of HEAD's tree written into the new worktree.
+    Checkout { files: usize, of: usize },
+    /// Bytes of `.worktreeinclude` files copied (or cloned).
+    Include { bytes: u64, of: u64 },
+}
 
 /// What `status` shows of a stream's branch: its name, recorded base, and commits since.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

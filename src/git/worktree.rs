@@ -237,7 +237,7 @@ fn finish_existing(path: &Path, marker: &Marker) -> Result<Ensured> {
     } else {
         return Ok(Ensured::Reused);
     };
-    checkout::populate(path, fill)?;
+    checkout::populate(path, fill, &|_| {})?;
     checkout::verify(path, fill)?;
     Ok(Ensured::Finished)
 }
@@ -429,7 +429,7 @@ fn add(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
     // `register` creates both folders exclusively: one there before is not ours to remove.
     let (admin_existed, path_existed) = (admin.exists(), path.exists());
     let result = register(repo, name, path, branch_ref)
-        .and_then(|()| checkout::populate(path, Fill::Ours))
+        .and_then(|()| checkout::populate(path, Fill::Ours, &|_| {}))
         .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
         if !admin_existed {

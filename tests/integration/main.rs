@@ -5,6 +5,7 @@ mod support;
 
 mod agents;
 mod agreement;
+mod checkout;
 mod claude;
 mod clean;
 mod config;
