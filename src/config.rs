@@ -59,6 +59,9 @@ pub struct Config {
     pub sandbox: crate::worker::sandbox::Mode,
     /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
     pub sandbox_writable: Vec<PathBuf>,
+    /// How `.worktreeinclude` files are copied: auto (a copy-on-write clone where the file
+    /// system can, else a copy), reflink (a clone or an error) or copy.
+    pub include_copy: crate::git::beneath::CopyMode,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             resume: true,
             sandbox: crate::worker::sandbox::Mode::Auto,
             sandbox_writable: Vec::new(),
+            include_copy: crate::git::beneath::CopyMode::Auto,
         }
     }
 }
@@ -151,6 +155,7 @@ struct FileConfig {
     resume: Option<Spanned<bool>>,
     sandbox: Option<Spanned<String>>,
     sandbox_writable: Option<Spanned<Vec<String>>>,
+    include_copy: Option<Spanned<String>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -196,7 +201,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 18] = [
+pub const ENV_KEYS: [(&str, &str); 19] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -215,6 +220,7 @@ pub const ENV_KEYS: [(&str, &str); 18] = [
     ("resume", "ORCHESTRATE_RESUME"),
     ("sandbox", "ORCHESTRATE_SANDBOX"),
     ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
+    ("include_copy", "ORCHESTRATE_INCLUDE_COPY"),
 ];
 
 impl Config {
@@ -274,6 +280,7 @@ impl Config {
         set!(resume, plain);
         set!(sandbox, sandbox_mode);
         set!(sandbox_writable, paths);
+        set!(include_copy, copy_mode);
         Ok(())
     }
 
@@ -309,6 +316,7 @@ impl Config {
                 "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
                 "resume" => self.resume = boolean(&origin, &raw)?,
                 "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "include_copy" => self.include_copy = copy_mode(&origin, key, None, raw)?,
                 "sandbox_writable" => {
                     // A list like PATH: colon-separated.
                     let list = std::env::split_paths(&raw)
@@ -397,6 +405,22 @@ fn sandbox_mode(
                 "`{v}` is not one of {}",
                 crate::worker::sandbox::Mode::CHOICES.join(", ")
             ),
+        )
+    })
+}
+
+fn copy_mode(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+) -> Result<crate::git::beneath::CopyMode, ConfigError> {
+    use crate::git::beneath::CopyMode;
+    CopyMode::parse(&v).ok_or_else(|| {
+        origin.error(
+            key,
+            span,
+            format!("`{v}` is not one of {}", CopyMode::CHOICES.join(", ")),
         )
     })
 }

@@ -78,3 +78,11 @@ pub fn children_cpu() -> Duration {
         |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
     tv(usage.user_time()) + tv(usage.system_time())
 }
+
+/// The machine's load averages (1, 5, 15 min) and cores, to print beside the figures.
+pub fn load() -> String {
+    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let parts: Vec<&str> = avg.split_whitespace().take(3).collect();
+    format!("{} on {cores} cores", parts.join(" "))
+}

@@ -299,6 +299,9 @@ fn plan_facts(
         retries: settings.retries,
         selection: settings.selection.clone(),
         placements,
+        includes: settings
+            .worktree_mode
+            .then(|| crate::git::planned_includes(&settings.project).map_err(|e| e.to_string())),
     }
 }
 

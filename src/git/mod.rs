@@ -96,6 +96,11 @@ pub struct PlannedPlacement {
     pub blocked: bool,
 }
 
+/// What `.worktreeinclude` would copy into a new worktree of `project` (for `start --dry-run`).
+pub fn planned_includes(project: &Project) -> Result<include::Planned, GitError> {
+    include::planned(&repo::Repo::open(&project.root)?)
+}
+
 /// Computes [`PlannedPlacement`] without changing anything: a base merge is made in an
 /// in-memory object database and thrown away.
 pub fn plan_placement(

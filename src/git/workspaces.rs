@@ -152,7 +152,8 @@ impl WorktreeWorkspaces {
         path: &Path,
         notes: &mut Vec<String>,
     ) -> Result<(), PrepareFailure> {
-        let copied = include::copy_included(repo, path).map_err(failed)?;
+        let copied = include::copy_included(repo, path, self.config.include_copy, &|_| {})
+            .map_err(failed)?;
         notes.extend(include::notes(&copied));
         if let Some(note) = submodule_note(path).map_err(failed)? {
             notes.push(note);

@@ -31,4 +31,5 @@ mod task;
 mod tc_store;
 mod terminal;
 mod ui_views;
+mod warm_caches;
 mod worktrees;
