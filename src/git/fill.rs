@@ -24,21 +24,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use git2::{IndexEntry, IndexTime, Repository};
 
-use super::Progress;
 use super::error::{GitError, Result};
+use super::{Progress, Ticker};
 
 const LINK: u32 = 0o120000;
 const GITLINK: u32 = 0o160000;
 
 /// Below this many files one thread does it all: starting threads would cost more.
 const ALONE: usize = 256;
-
-/// A checkout slower than this shows its progress.
-const QUIET_FOR: Duration = Duration::from_secs(1);
 
 /// Attributes that make a file's bytes in the work tree differ from the blob.
 const CONVERTING: [&str; 6] = [
@@ -136,16 +133,14 @@ fn report_until_done<T>(
     total: usize,
     progress: &dyn Fn(Progress),
 ) {
-    let started = Instant::now();
-    let mut next = QUIET_FOR;
+    let mut ticker = Ticker::new(Ticker::QUIET);
     while !workers.iter().all(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(20));
-        if started.elapsed() >= next {
+        if ticker.due() {
             progress(Progress::Checkout {
                 files: written.load(Ordering::Relaxed),
                 of: total,
             });
-            next += Duration::from_secs(1);
         }
     }
 }

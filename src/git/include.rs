@@ -19,13 +19,11 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
-
-use super::Progress;
 use super::beneath::{self, CopyMode, Entry, Folder, Method, Refusal};
 use super::error::{GitError, Result};
 use super::repo::Repo;
+use super::{Progress, Ticker};
+use std::collections::HashSet;
 
 pub const FILE: &str = ".worktreeinclude";
 
@@ -61,9 +59,6 @@ pub struct Planned {
     pub files: usize,
     pub bytes: u64,
 }
-
-/// A copy slower than this shows its progress.
-const QUIET_FOR: Duration = Duration::from_secs(1);
 
 /// The include patterns of a project root.
 pub struct Includes {
@@ -115,6 +110,16 @@ pub fn copy_included(
     how: CopyMode,
     progress: &dyn Fn(Progress),
 ) -> Result<Copied> {
+    copy_ticking(repo, dest, how, progress, Ticker::new(Ticker::QUIET))
+}
+
+fn copy_ticking(
+    repo: &Repo,
+    dest: &Path,
+    how: CopyMode,
+    progress: &dyn Fn(Progress),
+    mut ticker: Ticker,
+) -> Result<Copied> {
     let root = repo.path.clone();
     let candidates = candidates(repo)?;
     let mut out = Copied::default();
@@ -125,15 +130,12 @@ pub fn copy_included(
     let worktree = Repo::open(dest)?;
     let mut ignored = IgnoredIn::new(&worktree);
     let (from, to) = (open_folder(&root)?, open_folder(dest)?);
-    let started = Instant::now();
-    let mut next = QUIET_FOR;
     for (rel, size) in candidates {
-        if started.elapsed() >= next {
+        if ticker.due() {
             progress(Progress::Include {
                 bytes: out.bytes,
                 of: total,
             });
-            next += Duration::from_secs(1);
         }
         let copied = if ignored.covers(&rel) {
             copy_one(&from, &to, &rel, how)
@@ -445,4 +447,53 @@ pub fn size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository at `dir` ignoring and including `cache/`, with one commit.
+    fn repo_with_cache(dir: &Path) -> Repo {
+        let repo = git2::Repository::init(dir).unwrap();
+        std::fs::write(dir.join(".gitignore"), "cache/\n").unwrap();
+        std::fs::write(dir.join(FILE), "cache/\n").unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new(".gitignore")).unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "rules", &tree, &[])
+            .unwrap();
+        Repo::open(dir).unwrap()
+    }
+
+    #[test]
+    fn a_copy_reports_its_bytes_once_it_is_due() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, dest) = (tmp.path().join("root"), tmp.path().join("dest"));
+        std::fs::create_dir_all(root.join("cache/a")).unwrap();
+        std::fs::create_dir_all(&dest).unwrap();
+        let repo = repo_with_cache(&root);
+        repo_with_cache(&dest);
+        for i in 0..3 {
+            std::fs::write(root.join(format!("cache/a/f{i}")), vec![7u8; 1000]).unwrap();
+        }
+        let heard = std::cell::RefCell::new(Vec::new());
+        let progress = |p| heard.borrow_mut().push(p);
+        let ticker = Ticker::new(std::time::Duration::ZERO);
+        let copied = copy_ticking(&repo, &dest, CopyMode::Auto, &progress, ticker).unwrap();
+        assert_eq!((copied.copied.len(), copied.bytes), (3, 3000));
+        let heard = heard.into_inner();
+        assert_eq!(
+            heard.first(),
+            Some(&Progress::Include { bytes: 0, of: 3000 }),
+            "{heard:?}"
+        );
+        // Once a second after the first: a fast copy says it once.
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert_eq!(
+            std::fs::read(dest.join("cache/a/f2")).unwrap(),
+            vec![7u8; 1000]
+        );
+    }
 }

@@ -29,13 +29,33 @@ pub use workspaces::WorktreeWorkspaces;
 
 use crate::project::Project;
 
-/// How far a long step of preparing a worktree has come, for the ui to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Files of HEAD's tree written into the new worktree.
-    Checkout { files: usize, of: usize },
-    /// Bytes of `.worktreeinclude` files copied (or cloned).
-    Include { bytes: u64, of: u64 },
+pub use crate::workspace::Progress;
+
+/// When a long step reports its progress: once it has lasted `quiet`, then once a second.
+pub(crate) struct Ticker {
+    started: std::time::Instant,
+    next: std::time::Duration,
+}
+
+impl Ticker {
+    /// A step slower than this shows its progress.
+    pub(crate) const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub(crate) fn new(quiet: std::time::Duration) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            next: quiet,
+        }
+    }
+
+    /// Whether to report now.
+    pub(crate) fn due(&mut self) -> bool {
+        let due = self.started.elapsed() >= self.next;
+        if due {
+            self.next = self.started.elapsed() + std::time::Duration::from_secs(1);
+        }
+        due
+    }
 }
 
 /// What `status` shows of a stream's branch: its name, recorded base, and commits since.
