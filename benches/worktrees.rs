@@ -1,5 +1,6 @@
 //! Benchmark: worktree creation and reuse on packed repositories of 5,000 files (50 MB) and
-//! 50,000 files (100 MB), on the disk (the temporary folder) and on tmpfs (`/dev/shm`).
+//! 50,000 files (100 MB) of distinct text, on the disk (the temporary folder) and on tmpfs
+//! (`/dev/shm`).
 //!
 //! Creating: `WorktreeWorkspaces::prepare` (branch + worktree + base + records, as `start
 //! --worktrees` does for each stream) for 8 (5k) or 2 (50k) independent streams, against
@@ -64,20 +65,40 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// A repository of `case.files` files in 500 folders, packed as a clone's would be.
+/// A repository of `case.files` files in 500 folders, packed as a clone's would be. Each file
+/// is its own text (words drawn at random), so that, as in a real tree, the blobs of HEAD are
+/// whole objects to inflate rather than deltas of one another.
 fn big_repo(case: &Case) -> TestEnv {
     let mut env = TestEnv::new_in(&case.base);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let words: Vec<String> = (0..4096)
+        .map(|_| {
+            let len = 2 + next() % 8;
+            (0..len)
+                .map(|_| (b'a' + (next() % 26) as u8) as char)
+                .collect()
+        })
+        .collect();
     for i in 0..case.files {
         let dir = env
             .root
             .join(format!("src/m{:02}/d{:02}", i % 50, (i / 50) % 10));
         std::fs::create_dir_all(&dir).unwrap();
-        let line = format!("// file {i}: {}\n", "x".repeat(60));
-        std::fs::write(
-            dir.join(format!("f{i}.rs")),
-            line.repeat(case.file_bytes / line.len()),
-        )
-        .unwrap();
+        let mut text = String::with_capacity(case.file_bytes + 80);
+        while text.len() < case.file_bytes {
+            for _ in 0..8 {
+                text.push_str(&words[(next() % 4096) as usize]);
+                text.push(' ');
+            }
+            text.push('\n');
+        }
+        std::fs::write(dir.join(format!("f{i}.rs")), text).unwrap();
     }
     env.git(&["add", "-A"]);
     env.git(&["commit", "-q", "-m", "many files"]);

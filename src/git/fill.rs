@@ -67,6 +67,7 @@ pub fn fill(
     threads: usize,
     progress: &dyn Fn(Progress),
 ) -> Result<(Vec<IndexEntry>, Vec<String>)> {
+    let _unverified = Unverified::begin();
     let repo = open(dir)?;
     let err = |source| GitError::Checkout {
         path: dir.to_path_buf(),
@@ -124,6 +125,25 @@ pub fn fill(
         }
     }
     Ok((entries, left))
+}
+
+/// While it lives, libgit2 does not hash every object it reads to check its id (SHA-1 with
+/// collision detection: half of the CPU a checkout costs, measured). git itself checks ids only
+/// in `fsck` and on transfer; zlib's checksum still catches a damaged object. The setting is
+/// the process's: it is turned back on when the fill ends.
+struct Unverified;
+
+impl Unverified {
+    fn begin() -> Self {
+        git2::opts::strict_hash_verification(false);
+        Self
+    }
+}
+
+impl Drop for Unverified {
+    fn drop(&mut self) {
+        git2::opts::strict_hash_verification(true);
+    }
 }
 
 /// Tells `progress` how many files are written, once a second, from the first second on.
@@ -201,9 +221,7 @@ fn write_all(
             continue;
         }
         let path = dir.join(&rel);
-        write_one(&repo, &e, &path)?;
-        if e.mode != GITLINK {
-            let meta = std::fs::symlink_metadata(&path).map_err(GitError::io("read", &path))?;
+        if let Some(meta) = write_one(&repo, &e, &path)? {
             stamp(&mut e, &meta);
         }
         out.push(Written::Done(e));
@@ -215,10 +233,13 @@ fn write_all(
 }
 
 /// Writes one entry at `path` (its folder exists): a file, a link, or a submodule's folder.
-fn write_one(repo: &Repository, e: &IndexEntry, path: &Path) -> Result<()> {
+/// Returns the stat data the index keeps of it (none for a submodule).
+fn write_one(repo: &Repository, e: &IndexEntry, path: &Path) -> Result<Option<std::fs::Metadata>> {
     let io = |action| GitError::io(action, path);
     if e.mode == GITLINK {
-        return std::fs::create_dir(path).map_err(io("create"));
+        return std::fs::create_dir(path)
+            .map(|()| None)
+            .map_err(io("create"));
     }
     let blob = repo.find_blob(e.id).map_err(|source| GitError::Checkout {
         path: path.to_path_buf(),
@@ -226,7 +247,10 @@ fn write_one(repo: &Repository, e: &IndexEntry, path: &Path) -> Result<()> {
     })?;
     if e.mode == LINK {
         let target = std::ffi::OsStr::from_bytes(blob.content());
-        return std::os::unix::fs::symlink(target, path).map_err(io("create"));
+        std::os::unix::fs::symlink(target, path).map_err(io("create"))?;
+        return std::fs::symlink_metadata(path)
+            .map(Some)
+            .map_err(io("read"));
     }
     // As git: 0777 or 0666, less the umask.
     let mode = if e.mode & 0o111 != 0 { 0o777 } else { 0o666 };
@@ -237,7 +261,9 @@ fn write_one(repo: &Repository, e: &IndexEntry, path: &Path) -> Result<()> {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .map_err(io("create"))?;
-    file.write_all(blob.content()).map_err(io("write"))
+    file.write_all(blob.content()).map_err(io("write"))?;
+    // The times are final: closing a file does not change them.
+    file.metadata().map(Some).map_err(io("read"))
 }
 
 /// Whether the attributes of `rel` ask for a conversion on checkout.
