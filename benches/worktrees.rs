@@ -3,7 +3,7 @@
 //! (`/dev/shm`).
 //!
 //! Creating: `WorktreeWorkspaces::prepare` (branch + worktree + base + records, as `start
-//! --worktrees` does for each stream) for 8 (5k) or 2 (50k) independent streams, against
+//! --worktrees` does for each stream) for 4 (5k) or 1 (50k) independent streams, against
 //! `git worktree add -b` run as often by the git CLI on the same repository, alternating which
 //! goes first, 3 rounds. Target: ratio ≤ 1.0, goal 0.6. Reusing: `prepare` on an existing
 //! valid worktree, target ≤ 20 ms each.
@@ -52,14 +52,14 @@ fn cases() -> Vec<Case> {
             base: base.clone(),
             files: 5_000,
             file_bytes: 10_000,
-            streams: 8,
+            streams: 4,
         });
         out.push(Case {
             fs,
             base,
             files: 50_000,
             file_bytes: 2_000,
-            streams: 2,
+            streams: 1,
         });
     }
     out
