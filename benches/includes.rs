@@ -176,10 +176,10 @@ fn sync() {
     let _ = Command::new("sync").status();
 }
 
-/// The type of the file system holding `dir` (`stat -f`).
+/// The type of the file system holding `dir` (`findmnt`; `stat -f` says ext2/ext3 for ext4).
 fn fs_type(dir: &Path) -> String {
-    Command::new("stat")
-        .args(["-f", "-c", "%T"])
+    Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE", "-T"])
         .arg(dir)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())

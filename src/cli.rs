@@ -185,6 +185,11 @@ pub struct StartArgs {
     /// the kernel supports it, `landlock` or no worker, or `off` [default: auto].
     #[arg(long, value_name = "MODE", value_parser = ["auto", "landlock", "off"])]
     pub sandbox: Option<String>,
+
+    /// Streams that may run at the same time but claim the same files (`metadata.files`) run
+    /// one after the other: the later waits for the earlier as if it depended on it.
+    #[arg(long)]
+    pub strict_files: bool,
 }
 
 /// The dashboard: overall progress, then each stream grouped by dependency depth.
@@ -266,7 +271,14 @@ pub struct CleanArgs {
 
 /// Merge completed stream branches into the target branch, in dependency order.
 ///
-/// Stops cleanly at the first conflict, naming the files; nothing is lost.
+/// Each merge is a `--no-ff` merge commit made away from your checkout (in memory, or in a
+/// scratch worktree under `.git/orchestrate/` when a verify runs). With `--verify` (or
+/// `merge_verify = true`) the verify command runs on each merge there. The queue stops at the
+/// first conflict (naming the files) or failed verify (showing its last lines of output); the
+/// target branch moves only at the end (with `--step`: after each verified merge), and only if
+/// nobody moved it meanwhile. Your checkout is fast-forwarded when it has the target checked out
+/// and no uncommitted changes; otherwise it is left exactly as it is and you are told how to
+/// update it.
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {
     /// Merge only these streams [default: every complete stream].
@@ -280,6 +292,19 @@ pub struct MergeArgs {
     /// The branch to merge into [default: the branch recorded when `start` ran].
     #[arg(long, value_name = "BRANCH")]
     pub into: Option<String>,
+
+    /// Run the verify command (config `verify`, or a stream's `metadata.verify`) on each merge,
+    /// in a scratch worktree, and stop at the first that fails [config: merge_verify].
+    #[arg(long, overrides_with = "no_verify")]
+    pub verify: bool,
+
+    /// Do not run the verify command, even with `merge_verify = true`.
+    #[arg(long, overrides_with = "verify")]
+    pub no_verify: bool,
+
+    /// Move the target after each verified merge, so that the merges before a failure stay.
+    #[arg(long)]
+    pub step: bool,
 }
 
 /// Read and update tasks, for workers that cannot call Task Copilot over MCP.
@@ -568,9 +593,11 @@ Examples:
 
 const EXAMPLES_MERGE: &str = "\
 Examples:
-  orchestrate merge --dry-run           preview every merge in memory
+  orchestrate merge --dry-run           preview every merge in memory, and where verify runs
   orchestrate merge                     merge complete streams, in dependency order
-  orchestrate merge --into release      into another branch";
+  orchestrate merge --verify            verify each merge first (config `verify`); all or nothing
+  orchestrate merge --verify --step     keep the verified merges before a failure
+  orchestrate merge --into release      into another branch (need not be checked out)";
 
 const EXAMPLES_TASK: &str = "\
 Examples:

@@ -46,6 +46,8 @@ pub struct Config {
     /// dependents start on it; a stream's `metadata.verify` overrides it.
     pub verify: Option<String>,
     pub verify_timeout: Duration,
+    /// `merge` runs the verify command on each merge it makes, as `merge --verify` does.
+    pub merge_verify: bool,
     /// `--max-budget-usd` given to each Claude worker.
     pub max_budget_usd: Option<f64>,
     /// The whole run's spending cap: at 100 % nothing new starts.
@@ -62,6 +64,9 @@ pub struct Config {
     /// How `.worktreeinclude` files are copied: auto (a copy-on-write clone where the file
     /// system can, else a copy), reflink (a clone or an error) or copy.
     pub include_copy: crate::git::beneath::CopyMode,
+    /// Streams that may run together but claim the same files (`metadata.files`) run one
+    /// after the other: the later waits for the earlier as if it depended on it.
+    pub strict_files: bool,
 }
 
 impl Default for Config {
@@ -79,6 +84,7 @@ impl Default for Config {
             auto_commit: true,
             verify: None,
             verify_timeout: Duration::from_secs(600),
+            merge_verify: false,
             max_budget_usd: None,
             run_budget_usd: None,
             backoff_min: Duration::from_secs(60),
@@ -86,6 +92,7 @@ impl Default for Config {
             sandbox: crate::worker::sandbox::Mode::Auto,
             sandbox_writable: Vec::new(),
             include_copy: crate::git::beneath::CopyMode::Auto,
+            strict_files: false,
         }
     }
 }
@@ -149,6 +156,7 @@ struct FileConfig {
     auto_commit: Option<Spanned<bool>>,
     verify: Option<Spanned<String>>,
     verify_timeout: Option<Spanned<f64>>,
+    merge_verify: Option<Spanned<bool>>,
     max_budget_usd: Option<Spanned<f64>>,
     run_budget_usd: Option<Spanned<f64>>,
     backoff_min: Option<Spanned<f64>>,
@@ -156,6 +164,7 @@ struct FileConfig {
     sandbox: Option<Spanned<String>>,
     sandbox_writable: Option<Spanned<Vec<String>>>,
     include_copy: Option<Spanned<String>>,
+    strict_files: Option<Spanned<bool>>,
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -171,6 +180,7 @@ pub struct Overrides {
     pub max_budget_usd: Option<f64>,
     pub run_budget_usd: Option<f64>,
     pub sandbox: Option<crate::worker::sandbox::Mode>,
+    pub strict_files: Option<bool>,
 }
 
 /// Where a value came from, so a validation error can say so.
@@ -201,7 +211,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 19] = [
+pub const ENV_KEYS: [(&str, &str); 21] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -214,6 +224,7 @@ pub const ENV_KEYS: [(&str, &str); 19] = [
     ("auto_commit", "ORCHESTRATE_AUTO_COMMIT"),
     ("verify", "ORCHESTRATE_VERIFY"),
     ("verify_timeout", "ORCHESTRATE_VERIFY_TIMEOUT"),
+    ("merge_verify", "ORCHESTRATE_MERGE_VERIFY"),
     ("max_budget_usd", "ORCHESTRATE_MAX_BUDGET_USD"),
     ("run_budget_usd", "ORCHESTRATE_RUN_BUDGET_USD"),
     ("backoff_min", "ORCHESTRATE_BACKOFF_MIN"),
@@ -221,6 +232,7 @@ pub const ENV_KEYS: [(&str, &str); 19] = [
     ("sandbox", "ORCHESTRATE_SANDBOX"),
     ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
     ("include_copy", "ORCHESTRATE_INCLUDE_COPY"),
+    ("strict_files", "ORCHESTRATE_STRICT_FILES"),
 ];
 
 impl Config {
@@ -274,6 +286,7 @@ impl Config {
         set!(auto_commit, plain);
         set!(verify, optional_command);
         set!(verify_timeout, duration);
+        set!(merge_verify, plain);
         set!(max_budget_usd, dollars);
         set!(run_budget_usd, dollars);
         set!(backoff_min, duration);
@@ -281,6 +294,7 @@ impl Config {
         set!(sandbox, sandbox_mode);
         set!(sandbox_writable, paths);
         set!(include_copy, copy_mode);
+        set!(strict_files, plain);
         Ok(())
     }
 
@@ -307,6 +321,7 @@ impl Config {
                 "auto_commit" => self.auto_commit = boolean(&origin, &raw)?,
                 "verify" => self.verify = optional_command(&origin, key, None, raw)?,
                 "verify_timeout" => self.verify_timeout = env_seconds(&origin, &raw)?,
+                "merge_verify" => self.merge_verify = boolean(&origin, &raw)?,
                 "max_budget_usd" => {
                     self.max_budget_usd = dollars(&origin, key, None, float(&origin, key, &raw)?)?;
                 }
@@ -317,6 +332,7 @@ impl Config {
                 "resume" => self.resume = boolean(&origin, &raw)?,
                 "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
                 "include_copy" => self.include_copy = copy_mode(&origin, key, None, raw)?,
+                "strict_files" => self.strict_files = boolean(&origin, &raw)?,
                 "sandbox_writable" => {
                     // A list like PATH: colon-separated.
                     let list = std::env::split_paths(&raw)
@@ -361,6 +377,9 @@ impl Config {
         }
         if let Some(mode) = flags.sandbox {
             self.sandbox = mode;
+        }
+        if let Some(on) = flags.strict_files {
+            self.strict_files = on;
         }
         Ok(())
     }

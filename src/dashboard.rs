@@ -35,6 +35,8 @@ pub struct StreamStatus {
     pub commits_since_base: Option<usize>,
     /// What its workers reported spending over all their attempts.
     pub spending: Option<crate::facts::Spending>,
+    /// Merges of its branch the conflict radar predicts will conflict (worktree runs).
+    pub conflicts_with: Vec<crate::model::ConflictWith>,
 }
 
 /// Totals over every stream.
@@ -72,6 +74,9 @@ pub struct Dashboard {
     pub overall: Overall,
     pub streams: Vec<StreamStatus>,
     pub warnings: Vec<String>,
+    /// Streams that may run at the same time and claim the same files (neither complete
+    /// or cancelled).
+    pub file_claims: Vec<crate::claims::Overlap>,
 }
 
 impl Dashboard {
@@ -109,6 +114,7 @@ impl Dashboard {
                     base: branch.and_then(|b| b.base.clone()),
                     commits_since_base: branch.and_then(|b| b.commits_since_base),
                     spending: facts.spending.get(s.id()).copied(),
+                    conflicts_with: view.conflicts_with.clone(),
                 }
             })
             .collect();
@@ -121,6 +127,10 @@ impl Dashboard {
             spent_usd,
             limit_usd,
         });
+        let file_claims: Vec<crate::claims::Overlap> =
+            crate::claims::open(graph, model).cloned().collect();
+        let mut warnings = warnings;
+        warnings.extend(file_claims.iter().map(ToString::to_string));
         Self {
             workspace,
             db,
@@ -128,6 +138,7 @@ impl Dashboard {
             overall,
             streams,
             warnings,
+            file_claims,
         }
     }
 }

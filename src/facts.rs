@@ -6,11 +6,13 @@
 //! The dispatcher keeps the same facts in memory during a run and hands them to the same
 //! [`model::derive`]; this module and the dispatcher differ only in where the facts come from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use crate::git::radar::{Other, Predicted, Radar};
 use crate::graph::StreamGraph;
-use crate::model::{self, Mode, Model, Observed, Verdict, VerifyFact, WorkerFact};
+use crate::model::{self, ConflictWith, Mode, Model, Observed, Verdict, VerifyFact, WorkerFact};
+use crate::names::StreamNames;
 use crate::project::Project;
 use crate::state::time::now_unix;
 use crate::state::{RunRecord, StateError, StateStore, WorkerInfo, WorkerRecord, WorktreeRecord};
@@ -33,6 +35,8 @@ pub struct Facts {
     pub spending: HashMap<String, Spending>,
     /// What the run spent against its budget, and the budget.
     pub budget: Option<(f64, f64)>,
+    /// The last `start` ran with `--strict-files` (`StreamGraph::strict_files`).
+    pub strict_files: bool,
 }
 
 /// What a stream's (or a run's) agents reported spending.
@@ -111,6 +115,7 @@ pub fn gather(
         recovered: store.recovered().map(PathBuf::from),
         worktrees: store.worktrees()?,
         budget,
+        strict_files: run.as_ref().is_some_and(|r| r.strict_files),
         ..Facts::default()
     };
     let latest = store.latest_workers()?;
@@ -141,6 +146,20 @@ pub fn gather(
             .is_some_and(|v| !v.trim().is_empty());
         observed.verify = verify_fact(required, worker, check);
     }
+    // Predicted conflicts, from the branches' tips now: any shell sees what `start` sees,
+    // and a conflict resolved by hand disappears without a `start` to notice it.
+    if facts.mode.worktrees {
+        match predict(project, graph) {
+            Ok(found) => {
+                for (stream, conflicts) in found {
+                    facts.observed.entry(stream).or_default().conflicts = conflicts;
+                }
+            }
+            Err(e) => facts.warnings.push(format!(
+                "cannot preview the merges between stream branches: {e}"
+            )),
+        }
+    }
     // Worktrees whose git record was deleted behind our back: nothing recorded them yet.
     let known = store.verdicts()?;
     for (stream, verdict) in crate::git::recheck::discover(project, graph) {
@@ -165,6 +184,59 @@ pub fn gather(
         }
     }
     Ok(facts)
+}
+
+/// The conflict radar once, from the current tips (`git::radar`): for one-shot commands.
+fn predict(
+    project: &Project,
+    graph: &StreamGraph,
+) -> Result<BTreeMap<String, Vec<ConflictWith>>, crate::git::GitError> {
+    let repo = crate::git::repo::Repo::open(&project.root)?;
+    let target = crate::git::preview::target_branch(project, &repo, None)?;
+    let mut radar = Radar::open(&project.root, &target)?;
+    let tips = radar.tips(radar_streams(graph))?;
+    Ok(conflicts_by_stream(&radar.scan(graph, &tips)?))
+}
+
+/// The streams whose branches the radar compares: all but cancelled ones (never merged).
+pub fn radar_streams(graph: &StreamGraph) -> impl Iterator<Item = &str> {
+    graph
+        .streams()
+        .iter()
+        .filter(|s| !s.record.counts.is_cancelled())
+        .map(|s| s.id())
+}
+
+/// The radar's predictions as each stream's `conflicts`: a pair between two streams is listed
+/// under both.
+pub fn conflicts_by_stream(predicted: &[Predicted]) -> BTreeMap<String, Vec<ConflictWith>> {
+    let mut out: BTreeMap<String, Vec<ConflictWith>> = BTreeMap::new();
+    for p in predicted {
+        out.entry(p.stream.clone())
+            .or_default()
+            .push(conflict_with(p));
+        if let Other::Stream(b) = &p.other {
+            out.entry(b.clone()).or_default().push(ConflictWith {
+                stream: Some(p.stream.clone()),
+                branch: StreamNames::new(&p.stream).branch(),
+                paths: p.paths.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A prediction as its (earlier) stream sees it.
+pub fn conflict_with(p: &Predicted) -> ConflictWith {
+    let (stream, branch) = match &p.other {
+        Other::Stream(b) => (Some(b.clone()), StreamNames::new(b).branch()),
+        Other::Target(target) => (None, target.clone()),
+    };
+    ConflictWith {
+        stream,
+        branch,
+        paths: p.paths.clone(),
+    }
 }
 
 fn verdict_word(v: &Verdict) -> &'static str {

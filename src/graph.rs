@@ -81,6 +81,20 @@ pub struct Stream {
     pub dependencies: Vec<String>,
     /// 0 for a stream without dependencies, else 1 + the deepest dependency.
     pub depth: usize,
+    /// With `strict_files` ([`StreamGraph::strict_files`]): the streams before it that claim
+    /// the same files and may run with it; it waits for them as if it depended on them.
+    /// Empty otherwise.
+    pub claim_waits: Vec<ClaimWait>,
+}
+
+/// A stream another one waits for because both claim `paths` (`strict_files`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimWait {
+    pub stream: String,
+    pub paths: Vec<String>,
+    /// The other stream's tasks were complete when the graph was built: its work goes into
+    /// this stream's base, as a dependency's would.
+    pub complete: bool,
 }
 
 impl Stream {
@@ -95,6 +109,8 @@ pub struct StreamGraph {
     /// Sorted by (depth, id): the display order and a valid topological order.
     streams: Vec<Stream>,
     index: HashMap<String, usize>,
+    /// Streams that may run together and claim the same files (`claims::find`).
+    overlaps: Vec<crate::claims::Overlap>,
 }
 
 impl StreamGraph {
@@ -154,6 +170,7 @@ impl StreamGraph {
                 dependencies: resolved[record.id.as_str()].clone(),
                 depth: depth[record.id.as_str()],
                 record: record.clone(),
+                claim_waits: Vec::new(),
             })
             .collect();
         streams.sort_by(|a, b| (a.depth, a.id()).cmp(&(b.depth, b.id())));
@@ -162,7 +179,60 @@ impl StreamGraph {
             .enumerate()
             .map(|(i, s)| (s.id().to_string(), i))
             .collect();
-        Ok(Self { streams, index })
+        let mut graph = Self {
+            streams,
+            index,
+            overlaps: Vec::new(),
+        };
+        graph.overlaps = crate::claims::find(&graph);
+        Ok(graph)
+    }
+
+    /// Streams that may run at the same time and claim the same files, in display order.
+    pub fn overlaps(&self) -> &[crate::claims::Overlap] {
+        &self.overlaps
+    }
+
+    /// `strict_files`: the later stream of each overlap waits for the earlier one (the model
+    /// reads [`Stream::claim_waits`]; bases include the earlier one's work once complete).
+    pub fn strict_files(mut self) -> Self {
+        for o in &self.overlaps {
+            let complete = self.streams[self.index[&o.earlier]]
+                .record
+                .counts
+                .is_complete();
+            let i = self.index[&o.later];
+            self.streams[i].claim_waits.push(ClaimWait {
+                stream: o.earlier.clone(),
+                paths: o.paths.clone(),
+                complete,
+            });
+        }
+        self
+    }
+
+    /// Whether `from` depends on `to`, directly or through other streams.
+    pub fn reaches(&self, from: &str, to: &str) -> bool {
+        let mut stack = vec![from];
+        let mut seen = BTreeSet::new();
+        while let Some(id) = stack.pop() {
+            let Some(s) = self.get(id) else { continue };
+            for dep in &s.dependencies {
+                if dep == to {
+                    return true;
+                }
+                if seen.insert(dep.as_str()) {
+                    stack.push(dep);
+                }
+            }
+        }
+        false
+    }
+
+    /// Neither stream depends on the other: they may run at the same time, and their work
+    /// meets only later (in a common dependent, or in the target).
+    pub fn may_run_together(&self, a: &str, b: &str) -> bool {
+        a != b && !self.reaches(a, b) && !self.reaches(b, a)
     }
 
     /// Every stream, by (depth, id): dependencies always come before their dependents.
@@ -393,6 +463,7 @@ mod tests {
             branch_name: None,
             verify: None,
             paused: false,
+            files: vec![],
         }
     }
 
@@ -534,6 +605,7 @@ mod properties {
                         branch_name: None,
                         verify: None,
                         paused: false,
+                        files: vec![],
                     })
                     .collect(),
                 warnings: vec![],

@@ -139,11 +139,16 @@ fn group_members_in(proc_dir: &Path, pgid: i32) -> Vec<i32> {
 }
 
 /// Live processes of our own user whose environment holds `WORKER_ID_VAR=<marker>`.
+pub fn marked_processes(marker: &str) -> Vec<Stat> {
+    marked_with(WORKER_ID_VAR, marker)
+}
+
+/// Live processes of our own user (not this one) whose environment holds `var=value`.
 /// Other users' processes are skipped (their `environ` is unreadable anyway, and never ours to
 /// signal); a process that exits during the scan simply drops out.
-pub fn marked_processes(marker: &str) -> Vec<Stat> {
+pub fn marked_with(var: &str, value: &str) -> Vec<Stat> {
     use std::os::unix::fs::MetadataExt;
-    let needle = format!("{WORKER_ID_VAR}={marker}");
+    let needle = format!("{var}={value}");
     let uid = nix::unistd::geteuid().as_raw();
     let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -277,12 +282,27 @@ fn examine(pid: i32, ours: &dyn Fn(&Path) -> bool) -> Option<Found> {
     })
 }
 
+/// A handle on the very process `s` describes, if it is still that live process: a pidfd
+/// opened now and checked against the start time `s` recorded, so it cannot name a process
+/// that reused the pid since (a pidfd keeps naming the process it was opened on).
+pub fn pidfd_of(s: &Stat) -> Option<std::os::fd::OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(s.pid)?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    stat(s.pid)
+        .is_some_and(|now| now.is_live() && now.start_ticks == s.start_ticks)
+        .then_some(fd)
+}
+
 /// Sends `signal` to the process `s` describes only if that pid is still the same live process
-/// (same start time): a pid reused since the scan is never hit.
+/// (same start time), through a pidfd: a pid reused since the scan is never hit.
 pub fn signal_same(s: &Stat, signal: nix::sys::signal::Signal) {
-    if stat(s.pid).is_some_and(|now| now.is_live() && now.start_ticks == s.start_ticks) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), signal);
-    }
+    let (Some(fd), Some(sig)) = (
+        pidfd_of(s),
+        rustix::process::Signal::from_named_raw(signal as i32),
+    ) else {
+        return;
+    };
+    let _ = rustix::process::pidfd_send_signal(&fd, sig);
 }
 
 #[cfg(test)]

@@ -86,3 +86,22 @@ pub fn load() -> String {
     let parts: Vec<&str> = avg.split_whitespace().take(3).collect();
     format!("{} on {cores} cores", parts.join(" "))
 }
+
+/// Writes `files` source files of about `bytes` each under `src/mNN/dNN/` in `env`'s root
+/// and commits them: the 5,000-file repository of the git benchmarks.
+pub fn commit_big_tree(env: &support::TestEnv, files: usize, bytes: usize) {
+    for i in 0..files {
+        let dir = env
+            .root
+            .join(format!("src/m{:02}/d{:02}", i % 50, (i / 50) % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = format!("// file {i}: {}\n", "x".repeat(60));
+        std::fs::write(
+            dir.join(format!("f{i}.rs")),
+            line.repeat(bytes / line.len()),
+        )
+        .unwrap();
+    }
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", &format!("{files} files")]);
+}

@@ -10,11 +10,5 @@
 #   RELIABILITY_WORKTREES=1 runs every start with --worktrees (workers commit their work).
 set -eu
 cd "$(dirname "$0")/../.."
-TRIALS=${1:-20}
-REPORT=$(mktemp)
-trap 'rm -f "$REPORT"' EXIT
-status=0
-RELIABILITY_TRIALS=$TRIALS RELIABILITY_REPORT=$REPORT \
-    cargo test --test integration reliability_procs::long_crash_restart_trials -- --ignored --exact || status=$?
-cat "$REPORT"
-exit $status
+. scripts/reliability/lib.sh
+long_run reliability_procs::long_crash_restart_trials "${1:-20}"

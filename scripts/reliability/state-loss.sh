@@ -11,11 +11,5 @@
 #   RELIABILITY_WORKTREES=1 runs every start with --worktrees (workers commit their work).
 set -eu
 cd "$(dirname "$0")/../.."
-TRIALS=${1:-20}
-REPORT=$(mktemp)
-trap 'rm -f "$REPORT"' EXIT
-status=0
-RELIABILITY_TRIALS=$TRIALS RELIABILITY_REPORT=$REPORT \
-    cargo test --test integration one_worker::long_state_loss_trials -- --ignored --exact || status=$?
-cat "$REPORT"
-exit $status
+. scripts/reliability/lib.sh
+long_run one_worker::long_state_loss_trials "${1:-20}"

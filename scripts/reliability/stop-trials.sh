@@ -7,11 +7,5 @@
 #   scripts/reliability/stop-trials.sh [TRIALS]          (default 20)
 set -eu
 cd "$(dirname "$0")/../.."
-TRIALS=${1:-20}
-REPORT=$(mktemp)
-trap 'rm -f "$REPORT"' EXIT
-status=0
-RELIABILITY_TRIALS=$TRIALS RELIABILITY_REPORT=$REPORT \
-    cargo test --test integration reliability_procs::long_stop_trials -- --ignored --exact || status=$?
-cat "$REPORT"
-exit $status
+. scripts/reliability/lib.sh
+long_run reliability_procs::long_stop_trials "${1:-20}"

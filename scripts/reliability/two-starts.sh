@@ -8,11 +8,5 @@
 #   scripts/reliability/two-starts.sh [TRIALS]        (default 20)
 set -eu
 cd "$(dirname "$0")/../.."
-TRIALS=${1:-20}
-REPORT=$(mktemp)
-trap 'rm -f "$REPORT"' EXIT
-status=0
-RELIABILITY_TRIALS=$TRIALS RELIABILITY_REPORT=$REPORT \
-    cargo test --test integration one_worker::long_two_starts_at_once -- --ignored --exact || status=$?
-cat "$REPORT"
-exit $status
+. scripts/reliability/lib.sh
+long_run one_worker::long_two_starts_at_once "${1:-20}"

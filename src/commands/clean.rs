@@ -49,5 +49,16 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, ui: &Ui) -> Result<i32> {
         clean::run(&ctx.project, graph.as_ref(), &running, &opts)?
     };
     ui.print(&ui::clean::render(&plan, args.dry_run, &ui.out));
+    if !args.dry_run
+        && let Ok(repo) = crate::git::repo::Repo::open(&ctx.project.root)
+        && let Some(cleaned) = crate::merge_queue::clean(&repo)?
+    {
+        for dir in cleaned {
+            ui.print(&format!(
+                "removed the scratch worktree of a merge that was killed: {}",
+                ui::printable(&dir.display().to_string())
+            ));
+        }
+    }
     Ok(exit_codes::OK)
 }

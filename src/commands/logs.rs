@@ -40,7 +40,7 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, ui: &Ui) -> Result<i32> {
     // Said once, after the log, for the refusals the last (sandboxed) run logged so far.
     let hint = worker::sandbox::refusal_hint(&String::from_utf8_lossy(&buf));
     if args.follow {
-        let interrupted = ui::interrupt_flag();
+        let interrupted = crate::signals::interrupt_flag();
         let store = StateStore::open_existing(&project.state_db())?;
         while !interrupted.load(Ordering::Relaxed) {
             // Check "ended" before reading, so everything written before the end is drained.

@@ -1,15 +1,16 @@
-//! `orchestrate merge`: merge complete stream branches into the target branch, in dependency
-//! order (`--dry-run`: the in-memory preview only).
+//! `orchestrate merge`: the merge queue (`merge_queue`) over the complete streams, in
+//! dependency order (`--dry-run`: the in-memory preview, with where verify would run).
 
 use super::context::Context;
 use crate::cli::{GlobalArgs, MergeArgs};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::git::error::summarize;
-use crate::git::merge::Stop;
 use crate::git::repo::{Repo, short};
-use crate::git::{MergePreview, merge, preview};
+use crate::git::{MergePreview, preview};
 use crate::graph::{Stream, StreamGraph, UnknownStreams};
+use crate::merge_queue::{self, Options, QueueReport, Stop, VerifySetup};
 use crate::ui::{self, Ui};
 
 pub fn run(global: &GlobalArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
@@ -19,57 +20,92 @@ pub fn run(global: &GlobalArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
     let selected = select(&graph, &args.streams)?;
     let repo = Repo::open(&ctx.project.root)?;
     let target = preview::target_branch(&ctx.project, &repo, args.into.as_deref())?;
+    let config = Config::load(&ctx.project)?;
+    let verify = (args.verify || (config.merge_verify && !args.no_verify)).then_some(());
     let complete = |s: &Stream| s.record.counts.is_complete();
     if args.dry_run {
         let plan = preview::plan(&repo, &target, &selected, complete)?;
-        ui.print(&ui::mergeback::render_plan(&plan, &ui.out));
+        let commands: Vec<Option<String>> = plan
+            .streams
+            .iter()
+            .map(|s| {
+                let stream = selected.iter().find(|x| x.id() == s.stream)?;
+                verify.and(merge_queue::command_for(stream, config.verify.as_deref()))
+            })
+            .collect();
+        ui.print(&ui::mergeback::render_plan_verified(
+            &plan, &commands, &ui.out,
+        ));
         return Ok(exit_codes::OK);
     }
-    let report = merge::merge_streams(&repo, &target, &selected, complete)?;
-    ui.print(&ui::mergeback::render_report(&report, &ui.out));
-    match report.stopped {
-        Some(Stop::Moved { expected, found }) => {
-            return Err(Error::msg(format!(
-                "{target} moved from {} to {} while merging (someone committed on it or moved it); \
-                 stopped there: it was not overwritten, and the work tree and index are as they were \
-                 before this merge",
-                short(expected),
-                short(found)
+    let verify = match verify {
+        Some(()) => Some(VerifySetup {
+            project: &ctx.project,
+            db: &ctx.db.path,
+            default_command: config.verify.clone(),
+            timeout: config.verify_timeout,
+            policy: crate::worker::sandbox::Policy::from_config(&config, &ctx.project)?,
+        }),
+        None => None,
+    };
+    let opts = Options {
+        target: &target,
+        verify,
+        step: args.step,
+    };
+    let report = merge_queue::run(&repo, &selected, complete, &opts)?;
+    ui.print(&ui::mergeback::render_queue(&report, &ui.out));
+    stopped(&report).map(|()| exit_codes::OK)
+}
+
+/// The error for a queue that stopped early, saying what is on the target now.
+fn stopped(report: &QueueReport) -> Result<()> {
+    let target = &report.target;
+    let kept = match report.landed {
+        0 => format!("{target} was not changed"),
+        n => format!(
+            "{target} has the {n} merge{} before it",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    let err = match &report.stop {
+        None => return Ok(()),
+        Some(Stop::Moved { expected, found }) => Error::msg(format!(
+            "{target} moved from {} to {} while merging (someone committed on it or moved it); \
+             nothing was overwritten: {kept}, and every checkout is as it was",
+            short(*expected),
+            short(*found)
+        ))
+        .with_hint("run `orchestrate merge` again to merge onto the new tip"),
+        Some(Stop::Conflict(c)) => {
+            let paths = match &c.preview {
+                MergePreview::Conflicts { paths } => paths.clone(),
+                _ => Vec::new(),
+            };
+            Error::msg(format!(
+                "merging stream {} ({}) into {target} conflicts in: {}; stopped there: {kept}, \
+                 and no checkout was touched",
+                c.stream,
+                c.branch,
+                summarize(&paths)
             ))
-            .with_hint("run `orchestrate merge` again to merge the rest onto the new tip")
-            .with_code(exit_codes::REFUSED));
-        }
-        Some(Stop::LockTaken) => {
-            return Err(Error::msg(format!(
-                "another git process took {} between two merges; stopped there, after the \
-                 merges listed above",
-                repo.inner.path().join("index.lock").display()
+            .with_hint(format!(
+                "merge it by hand (`git merge --no-ff {}`), resolve the conflicts and commit, \
+                 then run `orchestrate merge` again for the rest",
+                c.branch
             ))
-            .with_hint("run `orchestrate merge` again once it is done, to merge the rest")
-            .with_code(exit_codes::REFUSED));
         }
-        None => {}
-    }
-    if let Some(c) = &report.conflict {
-        let paths = match &c.preview {
-            MergePreview::Conflicts { paths } => paths.clone(),
-            _ => Vec::new(),
-        };
-        return Err(Error::msg(format!(
-            "merging stream {} ({}) into {target} conflicts in: {}; stopped there, the work tree \
-             and index are as they were before this merge",
-            c.stream,
-            c.branch,
-            summarize(&paths)
+        Some(Stop::VerifyFailed { entry, run }) => Error::msg(format!(
+            "{}; stopped there: {kept}",
+            ui::mergeback::verify_failure(entry, run, target)
         ))
         .with_hint(format!(
-            "merge it by hand (`git merge --no-ff {}`), resolve the conflicts and commit, then run \
-             `orchestrate merge` again for the rest",
-            c.branch
-        ))
-        .with_code(exit_codes::REFUSED));
-    }
-    Ok(exit_codes::OK)
+            "fix it on {} (or in a commit on {target}) and run `orchestrate merge --verify` \
+             again; all of its output is in .git/orchestrate/merge.log",
+            entry.branch
+        )),
+    };
+    Err(err.with_code(exit_codes::REFUSED))
 }
 
 /// The named streams (all when none are named), in dependency order; an unknown name is the

@@ -35,6 +35,11 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     UnknownStreams::check(&args.streams, graph.streams().iter().map(|s| s.id()))?;
     let mut config = Config::load(&ctx.project)?;
     config.apply(&overrides(args))?;
+    let graph = if config.strict_files {
+        graph.strict_files()
+    } else {
+        graph
+    };
     let worktrees = config.worktrees;
     let mode = Mode {
         worktrees,
@@ -72,6 +77,7 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
             prompt::DEFAULT_RESUME_TEMPLATE,
         ),
         sandbox: crate::worker::sandbox::Policy::from_config(&config, &ctx.project)?,
+        strict_files: config.strict_files,
     };
     // A command that cannot run safely is refused before anything runs, plan included.
     WorkerCommand::parse(&settings.worker_cmd)?;
@@ -104,12 +110,21 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     if let Some(sel) = &settings.selection {
         refuse_unready(&will, sel)?;
     }
+    let overlaps: Vec<crate::claims::Overlap> =
+        crate::claims::open(&graph, &will).cloned().collect();
     if args.dry_run {
-        let plan = plan_facts(&settings, &graph, &will);
+        let mut plan = plan_facts(&settings, &graph, &will);
+        plan.overlaps = overlaps;
         ui.print(&crate::ui::plan::render(
             &graph, &now, &will, &plan, &ui.out,
         ));
         return Ok(exit_codes::OK);
+    }
+    for o in &overlaps {
+        ui.warn(&o.to_string());
+    }
+    if !overlaps.is_empty() && !settings.strict_files {
+        ui.info("hint: `start --strict-files` (or strict_files = true) runs such streams one after the other");
     }
     // First run: install `.claude/orchestrator/` and friends; later runs repair what is broken.
     super::init::set_up_for_run(&ctx.project, ui)?;
@@ -124,6 +139,7 @@ pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
         worktrees,
         settings.verify.as_deref(),
         settings.run_budget_usd,
+        settings.strict_files,
     )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -223,6 +239,7 @@ fn overrides(args: &StartArgs) -> Overrides {
             .sandbox
             .as_deref()
             .and_then(crate::worker::sandbox::Mode::parse),
+        strict_files: args.strict_files.then_some(true),
         ..Overrides::default()
     }
 }
@@ -302,6 +319,8 @@ fn plan_facts(
         includes: settings
             .worktree_mode
             .then(|| crate::git::planned_includes(&settings.project).map_err(|e| e.to_string())),
+        overlaps: Vec::new(),
+        strict_files: settings.strict_files,
     }
 }
 

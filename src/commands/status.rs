@@ -56,6 +56,12 @@ pub fn load(ctx: &Context, db: &mut TaskDb) -> Result<Dashboard> {
 fn load_with_graph(ctx: &Context, db: &mut TaskDb) -> Result<(Dashboard, StreamGraph)> {
     let (snapshot, graph) = ctx.load_graph(db)?;
     let facts = facts::gather(&ctx.project, &graph, None)?;
+    // Streams waiting over shared files, as the last `start` ran them.
+    let graph = if facts.strict_files {
+        graph.strict_files()
+    } else {
+        graph
+    };
     let model = facts.derive(&graph);
     let mut warnings: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
     warnings.extend(facts.warnings.iter().cloned());
@@ -133,7 +139,7 @@ fn watch(ctx: &Context, interval: Duration, ui: &Ui) -> Result<i32> {
     let (tx, rx) = mpsc::channel();
     let interrupted = {
         let tx = tx.clone();
-        ui::interrupt_wake(move || {
+        crate::signals::interrupt_wake(move || {
             let _ = tx.send(Wake::Interrupt);
         })
     };

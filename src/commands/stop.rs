@@ -9,7 +9,8 @@ use crate::graph::UnknownStreams;
 use crate::project::Project;
 use crate::state::StateStore;
 use crate::ui::Ui;
-use crate::worker::stop::{StopResult, stop_streams};
+use crate::worker::stop::stop_streams;
+use crate::worker::terminate::Ended;
 
 pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
     let project = Project::from_env(global.project.as_deref())?;
@@ -46,11 +47,7 @@ pub fn run(global: &GlobalArgs, args: &StopArgs, ui: &Ui) -> Result<i32> {
     ));
     let report = stop_streams(&store, &wanted, config.grace)?;
     ui.print(&crate::ui::stop::render(&report));
-    if report
-        .stopped
-        .iter()
-        .any(|s| s.result == StopResult::Lingering)
-    {
+    if report.stopped.iter().any(|s| s.result == Ended::Lingering) {
         return Err(Error::msg("some worker processes survived SIGKILL")
             .with_hint("look for them with `ps -o pid,pgid,stat,cmd -g PGID`"));
     }

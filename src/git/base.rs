@@ -131,10 +131,17 @@ pub enum Base {
 }
 
 /// The tips of `stream`'s dependencies: `(branch, tip)`. A dependency without a branch (the
-/// `main` stream, or one that ran in the shared checkout) contributes the run's base.
+/// `main` stream, or one that ran in the shared checkout) contributes the run's base. With
+/// `strict_files`, the complete streams it waited for over shared files count as dependencies
+/// (their work is what the shared files must build on).
 pub fn dependency_tips(repo: &Repo, stream: &Stream, run: &RunBase) -> Result<Vec<(String, Oid)>> {
     let mut tips = Vec::new();
-    for dep in &stream.dependencies {
+    let claimed = stream
+        .claim_waits
+        .iter()
+        .filter(|c| c.complete)
+        .map(|c| &c.stream);
+    for dep in stream.dependencies.iter().chain(claimed) {
         let branch = StreamNames::new(dep).branch();
         match repo.branch_tip(&branch)? {
             Some(tip) => tips.push((branch, tip)),

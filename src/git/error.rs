@@ -144,6 +144,8 @@ pub enum GitError {
     },
     #[error("another git process holds {path}; nothing was changed")]
     IndexLocked { path: PathBuf },
+    #[error("cannot create branch `{branch}`: another git process holds its lock {path}")]
+    BranchLocked { branch: String, path: PathBuf },
     #[error("{path} is in the middle of a {operation}")]
     Busy { path: PathBuf, operation: String },
     #[error("{path} is on `{current}`, not on the target branch `{target}`")]
@@ -152,12 +154,10 @@ pub enum GitError {
         current: String,
         target: String,
     },
-    #[error("`{command}` for stream {stream} failed: {reason}")]
-    PostCreate {
-        stream: String,
-        command: String,
-        reason: String,
-    },
+    #[error("another `orchestrate merge` is running ({holder}; it holds {path})")]
+    MergeRunning { path: PathBuf, holder: String },
+    #[error(transparent)]
+    PostCreate(#[from] crate::worker::post_create::PostCreateError),
 }
 
 impl GitError {
@@ -207,7 +207,7 @@ impl Diagnostic for GitError {
             Self::UntrackedInTheWay { .. } => {
                 "move them away or commit them (`git stash -u` stashes untracked files too), then run `orchestrate merge` again".into()
             }
-            Self::IndexLocked { path } => format!(
+            Self::IndexLocked { path } | Self::BranchLocked { path, .. } => format!(
                 "wait for it to finish and run again; if no git process is running, a crashed one \
                  left the lock: remove {}",
                 path.display()
@@ -222,17 +222,20 @@ impl Diagnostic for GitError {
                 (a clone where the file system can, else a copy), or put the project on a file \
                 system with copy-on-write clones (XFS with reflink, btrfs)"
                 .into(),
-            Self::State(e) => return e.hint(),
-            Self::PostCreate { .. } => {
-                "fix `post_create` in .claude/orchestrator/config.toml; its output is in the stream's log"
-                    .into()
+            Self::MergeRunning { .. } => {
+                "wait for it to finish, then run `orchestrate merge` again".into()
             }
+            Self::State(e) => return e.hint(),
+            Self::PostCreate(e) => return e.hint(),
             _ => return None,
         })
     }
 
     fn exit_code(&self) -> i32 {
-        exit_codes::FAILURE
+        match self {
+            Self::MergeRunning { .. } => exit_codes::REFUSED,
+            _ => exit_codes::FAILURE,
+        }
     }
 }
 

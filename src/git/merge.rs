@@ -1,17 +1,22 @@
-//! `orchestrate merge`: brings complete stream branches into the target branch, in dependency
-//! order, as `--no-ff` merge commits `Merge stream <id>: <name>`.
+//! `orchestrate merge`'s git steps: one stream's merge made in the object database (a `--no-ff`
+//! merge commit `Merge stream <id>: <name>`, referenced by nothing), and [`advance`], the one
+//! place the target branch moves and the user's checkout follows it.
 //!
-//! Each merge is computed in memory first; the work tree, index and branch are updated only
-//! when it is clean (checkout in safe mode, then the ref moves). A conflict therefore stops the
-//! run with the project root exactly as it was before that merge: nothing to abort, nothing lost.
+//! The merges are built away from the user's checkout (in memory, and checked out for a
+//! verify only in `merge`'s scratch worktree, see `scratch.rs`); so a conflict or a failed
+//! verify leaves nothing to abort anywhere.
 //!
-//! Concurrency (promise 4 of PRODUCT.md): the whole run holds the main checkout's
-//! `.git/index.lock`, as `git merge` does, so a `git commit` (or `switch`, `add`, …) in the
-//! main checkout waits for it or fails cleanly instead of interleaving; the new index is
-//! written into that lock file and committed by renaming it. Every move of the target is
-//! compare-and-swap against where the merge began (then against our own previous merge): a
-//! target moved meanwhile by anything that does not take the index lock (a push or fetch into
-//! it, `git update-ref`) stops the run, the work tree put back as it was, nothing overwritten.
+//! [`advance`] moves the target compare-and-swap (promise 4 of PRODUCT.md) from where the
+//! merge began: a target moved meanwhile (a user's commit, a push, `git update-ref`) refuses
+//! the move and changes nothing. The checkout that has the target checked out (the main one
+//! or a linked worktree) is brought along only when it is clean: under its `index.lock`, as
+//! `git merge` takes it, so a `git commit` there cannot interleave; the new tree is checked out
+//! with a scratch index (safe mode, refusing to overwrite anything), then the ref moves, then
+//! the index is committed; if the ref moved meanwhile the files are put back. A checkout with
+//! uncommitted changes (or an untracked file where a merged file goes) is left byte-identical
+//! and the caller says how to bring it along.
+
+use std::path::PathBuf;
 
 use git2::Oid;
 
@@ -21,168 +26,265 @@ use super::preview::{MergePreview, StreamMerge, merge_in_memory};
 use super::repo::Repo;
 use crate::graph::Stream;
 
-/// What a merge run did.
-#[derive(Debug, Clone, Default)]
-pub struct MergeReport {
-    pub target: String,
-    /// Merged streams with their merge commits, in order.
-    pub merged: Vec<(StreamMerge, Oid)>,
-    /// Already merged, or not complete.
-    pub skipped: Vec<StreamMerge>,
-    /// The stream whose merge conflicted (with the paths); the run stopped there.
-    pub conflict: Option<StreamMerge>,
-    /// Why the run stopped before the end, with the merges before it done.
-    pub stopped: Option<Stop>,
+/// What one stream's turn in the queue comes to.
+#[derive(Debug, Clone)]
+pub enum Turn {
+    /// Already merged, no commits, or not complete.
+    Skip(StreamMerge),
+    /// Merged cleanly onto the queue's current commit, as `commit` (not referenced yet).
+    Merged { entry: StreamMerge, commit: Oid },
+    /// The merge conflicts (the paths are in the entry's preview).
+    Conflict(StreamMerge),
 }
 
-/// Why a merge run stopped early (a conflict is [`MergeReport::conflict`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// The target moved meanwhile: it was expected at `expected` and found at `found`.
-    Moved { expected: Oid, found: Oid },
-    /// Another git process took the main checkout's index lock between two merges.
-    LockTaken,
-}
-
-/// Merges `streams` (dependency order) into `target`, which the project root must have
-/// checked out with no uncommitted changes to tracked files.
-pub fn merge_streams(
+/// Merges `stream`'s branch onto `current` (the target's tip when the queue began, then the
+/// queue's last merge), judging it as the preview does. `None`: the stream has no branch.
+pub fn turn(
     repo: &Repo,
     target: &str,
-    streams: &[&Stream],
-    is_complete: impl Fn(&Stream) -> bool,
-) -> Result<MergeReport> {
-    // Where the merge begins: the target is advanced only from here.
-    let begun = repo.require_tip(target)?;
-    let mut lock = IndexLock::take(repo)?;
-    check_root(repo, target)?;
-    let mut report = MergeReport {
-        target: target.into(),
-        ..Default::default()
+    begun: Oid,
+    current: Oid,
+    stream: &Stream,
+    is_complete: bool,
+) -> Result<Option<Turn>> {
+    let branch = crate::names::StreamNames::new(stream.id()).branch();
+    let Some(tip) = repo.branch_tip(&branch)? else {
+        return Ok(None);
     };
-    let now = repo.require_tip(target)?;
-    if now != begun {
-        report.stopped = Some(Stop::Moved {
-            expected: begun,
-            found: now,
-        });
-        return Ok(report);
+    let mut entry = StreamMerge {
+        stream: stream.id().into(),
+        name: stream.record.name.clone(),
+        branch: branch.clone(),
+        commits_ahead: repo.commits_ahead(begun, tip)?,
+        preview: MergePreview::Clean,
+    };
+    if repo.contains(current, tip)? {
+        entry.preview = if is_complete {
+            MergePreview::AlreadyMerged
+        } else {
+            MergePreview::NoCommits
+        };
+        return Ok(Some(Turn::Skip(entry)));
     }
-    let mut expected = begun;
-    for stream in streams {
-        let names = crate::names::StreamNames::new(stream.id());
-        let branch = names.branch();
-        let Some(tip) = repo.branch_tip(&branch)? else {
-            continue;
-        };
-        let mut entry = StreamMerge {
-            stream: stream.id().into(),
-            name: stream.record.name.clone(),
-            branch: branch.clone(),
-            commits_ahead: repo.commits_ahead(begun, tip)?,
-            preview: MergePreview::Clean,
-        };
-        if repo.contains(expected, tip)? {
-            entry.preview = if is_complete(stream) {
-                MergePreview::AlreadyMerged
-            } else {
-                MergePreview::NoCommits
-            };
-            report.skipped.push(entry);
-            continue;
-        }
-        if !is_complete(stream) {
-            entry.preview = MergePreview::Incomplete;
-            report.skipped.push(entry);
-            continue;
-        }
-        match merge_in_memory(repo, expected, tip, target, &branch, stream)? {
-            Ok(commit) => match apply(repo, &mut lock, target, &branch, expected, commit)? {
-                Applied::Moved(found) => {
-                    report.stopped = Some(Stop::Moved { expected, found });
-                    break;
-                }
-                Applied::Done { lock_kept } => {
-                    expected = commit;
-                    report.merged.push((entry, commit));
-                    if !lock_kept {
-                        report.stopped = Some(Stop::LockTaken);
-                        break;
-                    }
-                }
-            },
+    if !is_complete {
+        entry.preview = MergePreview::Incomplete;
+        return Ok(Some(Turn::Skip(entry)));
+    }
+    Ok(Some(
+        match merge_in_memory(repo, current, tip, target, &branch, stream)? {
+            Ok(commit) => Turn::Merged { entry, commit },
             Err(paths) => {
                 entry.preview = MergePreview::Conflicts { paths };
-                report.conflict = Some(entry);
-                break;
+                Turn::Conflict(entry)
             }
-        }
-    }
-    lock.release(repo);
-    Ok(report)
+        },
+    ))
 }
 
-/// The project root is ready to merge into: no operation in progress, on `target`, no
-/// uncommitted changes to tracked files. Checked under the index lock.
-fn check_root(repo: &Repo, target: &str) -> Result<()> {
-    let state = repo.inner.state();
-    if state != git2::RepositoryState::Clean {
-        return Err(GitError::Busy {
-            path: repo.path.clone(),
-            operation: format!("{state:?}").to_lowercase(),
-        });
+/// How [`advance`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advanced {
+    /// The target points at the new commit; what became of the checkout that has it.
+    Done(Checkout),
+    /// The target no longer pointed at `expected` but at `found`: nothing was changed.
+    Moved { expected: Oid, found: Oid },
+}
+
+/// The checkout that has the target checked out, after the target moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    /// No checkout has the target checked out.
+    None,
+    /// Fast-forwarded: index and files are the new commit's.
+    Updated { path: PathBuf },
+    /// Left byte-identical because it has uncommitted changes to tracked files. `at`: the
+    /// commit its index is based on (to bring it along: `git read-tree -m -u <at> <target>`).
+    Dirty {
+        path: PathBuf,
+        files: Vec<String>,
+        at: Oid,
+    },
+    /// Left byte-identical because untracked files are where merged files go; its index is
+    /// `at`'s.
+    InTheWay {
+        path: PathBuf,
+        files: Vec<String>,
+        at: Oid,
+    },
+}
+
+/// Moves `target` from `expected` to `new` (compare-and-swap) and brings along the checkout
+/// that has it checked out, if that checkout is clean (see the module's header).
+pub fn advance(repo: &Repo, target: &str, expected: Oid, new: Oid) -> Result<Advanced> {
+    let Some(path) = checkout_of(repo, target)? else {
+        return moved_or(repo, target, expected, new, Checkout::None);
+    };
+    let co = Repo::open(&path)?;
+    let lock = IndexLock::take(&co)?;
+    advance_checkout(repo, &co, lock, target, expected, new)
+}
+
+/// The target moved with the checkout `co` (whose index lock is held) brought along if clean.
+fn advance_checkout(
+    repo: &Repo,
+    co: &Repo,
+    mut lock: IndexLock,
+    target: &str,
+    expected: Oid,
+    new: Oid,
+) -> Result<Advanced> {
+    let path = co.path.clone();
+    if let Err(e) = check_state(co) {
+        lock.release(co);
+        return Err(e);
     }
-    let current = repo
-        .current_branch()
-        .unwrap_or_else(|| "(detached HEAD)".into());
-    if current != target {
-        return Err(GitError::NotOnTarget {
-            path: repo.path.clone(),
-            current,
-            target: target.into(),
-        });
+    // Checked again under the lock: the user may have switched away meanwhile.
+    if co.current_branch().as_deref() != Some(target) {
+        lock.release(co);
+        return moved_or(repo, target, expected, new, Checkout::None);
     }
-    let dirty: Vec<String> = repo
+    let dirty: Vec<String> = co
         .dirty_files()?
         .into_iter()
         .filter(|f| !f.untracked)
         .map(|f| f.path)
         .collect();
     if !dirty.is_empty() {
-        return Err(GitError::RootDirty {
-            path: repo.path.clone(),
+        lock.release(co);
+        let at = index_base(co)?;
+        let left = Checkout::Dirty {
+            path,
             files: dirty,
+            at,
+        };
+        return moved_or(repo, target, expected, new, left);
+    }
+    let found = repo.require_tip(target)?;
+    if found != expected {
+        lock.release(co);
+        return Ok(Advanced::Moved { expected, found });
+    }
+    let scratch = match check_out(co, &lock, new)? {
+        Ok(scratch) => scratch,
+        Err(files) => {
+            lock.release(co);
+            let left = Checkout::InTheWay {
+                path,
+                files,
+                at: expected,
+            };
+            return moved_or(repo, target, expected, new, left);
+        }
+    };
+    match move_target(repo, target, expected, new)? {
+        None => {
+            lock.commit(&scratch)?;
+            lock.release(co);
+            Ok(Advanced::Done(Checkout::Updated { path }))
+        }
+        Some(found) => {
+            put_back(co, new, expected)?;
+            let _ = std::fs::remove_file(&scratch);
+            lock.release(co);
+            Ok(Advanced::Moved { expected, found })
+        }
+    }
+}
+
+/// Moves the target alone (compare-and-swap); `checkout` says what became of the checkout.
+fn moved_or(
+    repo: &Repo,
+    target: &str,
+    expected: Oid,
+    new: Oid,
+    checkout: Checkout,
+) -> Result<Advanced> {
+    Ok(match move_target(repo, target, expected, new)? {
+        None => Advanced::Done(checkout),
+        Some(found) => Advanced::Moved { expected, found },
+    })
+}
+
+/// The work tree that has `target` checked out: the main checkout, else a linked worktree.
+fn checkout_of(repo: &Repo, target: &str) -> Result<Option<PathBuf>> {
+    let full = format!("refs/heads/{target}");
+    let head = repo.inner.find_reference("HEAD").ok();
+    let on_target = head
+        .as_ref()
+        .and_then(|h| h.symbolic_target().ok().flatten())
+        .is_some_and(|t| t == full);
+    if !repo.inner.is_bare() && on_target {
+        return Ok(Some(repo.path.clone()));
+    }
+    Ok(super::worktree::list(repo)?
+        .into_iter()
+        .find(|w| w.valid && w.branch.as_deref() == Some(full.as_str()))
+        .map(|w| w.path))
+}
+
+/// The commit a checkout's index is based on: of its HEAD and HEAD's first-parent ancestors
+/// (at most 64), the nearest whose tree the index differs from in the fewest paths. Usually
+/// HEAD; but when an earlier `merge` left the checkout behind and the user committed there
+/// since (`git commit -- path` commits onto the moved branch and updates only that path in the
+/// index), the index is still the older tip's plus the user's paths, and that older tip is
+/// the base that bringing it along needs.
+fn index_base(co: &Repo) -> Result<Oid> {
+    let err = |source| GitError::Status {
+        path: co.path.clone(),
+        source,
+    };
+    let index = co.inner.index().map_err(err)?;
+    let mut commit = co.head_commit()?;
+    let mut best = (usize::MAX, commit.id());
+    for _ in 0..64 {
+        let tree = commit.tree().map_err(err)?;
+        let differ = co
+            .inner
+            .diff_tree_to_index(Some(&tree), Some(&index), None)
+            .map_err(err)?
+            .deltas()
+            .len();
+        if differ < best.0 {
+            best = (differ, commit.id());
+        }
+        if differ == 0 {
+            break;
+        }
+        match commit.parent(0) {
+            Ok(parent) => commit = parent,
+            Err(_) => break,
+        }
+    }
+    Ok(best.1)
+}
+
+/// No operation (merge, rebase, …) in progress in the checkout: finishing one after the
+/// target moved would commit its old files over the merges.
+fn check_state(co: &Repo) -> Result<()> {
+    let state = co.inner.state();
+    if state != git2::RepositoryState::Clean {
+        return Err(GitError::Busy {
+            path: co.path.clone(),
+            operation: format!("{state:?}").to_lowercase(),
         });
     }
     Ok(())
 }
 
-enum Applied {
-    /// Merged; `lock_kept`: this run still holds the index lock.
-    Done { lock_kept: bool },
-    /// The target no longer pointed where expected: it points here. Nothing was changed.
-    Moved(Oid),
-}
-
-/// Checks out `commit`'s tree (safe mode: refuses to overwrite anything not committed), then
-/// moves `target` from `expected` to `commit` (compare-and-swap) and commits the new index.
-/// If the target moved meanwhile, the work tree is put back as it was and nothing else changes.
-fn apply(
-    repo: &Repo,
-    lock: &mut IndexLock,
-    target: &str,
-    branch: &str,
-    expected: Oid,
+/// Checks `commit`'s tree out into the checkout with a scratch index (safe mode: refuses to
+/// overwrite anything not committed, checking every path before writing any). `Err(files)`:
+/// untracked files in the way, nothing written.
+fn check_out(
+    co: &Repo,
+    lock: &IndexLock,
     commit: Oid,
-) -> Result<Applied> {
+) -> Result<std::result::Result<PathBuf, Vec<String>>> {
     let checkout_err = |source| GitError::Checkout {
-        path: repo.path.clone(),
+        path: co.path.clone(),
         source,
     };
-    let tree = repo.commit(commit)?.tree().map_err(checkout_err)?;
-    let (scratch, _index) = lock.scratch(repo)?;
-    // libgit2 checks every path before writing any, so a refusal changes nothing; collect the
-    // paths in the way (untracked files the merge would add) to name them.
+    let tree = co.commit(commit)?.tree().map_err(checkout_err)?;
+    let (scratch, _index) = lock.scratch(co)?;
     let mut in_the_way = Vec::new();
     let checked_out = {
         let mut opts = git2::build::CheckoutBuilder::new();
@@ -194,47 +296,27 @@ fn apply(
             }
             true
         });
-        repo.inner.checkout_tree(tree.as_object(), Some(&mut opts))
+        co.inner.checkout_tree(tree.as_object(), Some(&mut opts))
     };
     match checked_out {
-        Err(e) if e.code() == git2::ErrorCode::Conflict && !in_the_way.is_empty() => {
-            let _ = std::fs::remove_file(&scratch);
-            return Err(GitError::UntrackedInTheWay {
-                path: repo.path.clone(),
-                branch: branch.into(),
-                files: in_the_way,
-            });
-        }
+        Ok(()) => Ok(Ok(scratch)),
         Err(e) => {
             let _ = std::fs::remove_file(&scratch);
-            return Err(checkout_err(e));
-        }
-        Ok(()) => {}
-    }
-    let moved = move_target(repo, target, branch, expected, commit);
-    match moved {
-        Ok(None) => Ok(Applied::Done {
-            lock_kept: lock.commit(&scratch)?,
-        }),
-        other => {
-            put_back(repo, commit, expected)?;
-            let _ = std::fs::remove_file(&scratch);
-            other.map(|found| Applied::Moved(found.expect("not moved is handled above")))
+            if e.code() == git2::ErrorCode::Conflict && !in_the_way.is_empty() {
+                in_the_way.sort();
+                Ok(Err(in_the_way))
+            } else {
+                Err(checkout_err(e))
+            }
         }
     }
 }
 
 /// Moves `target` from `expected` to `commit` (compare-and-swap); `Some(found)` if it pointed
 /// elsewhere. A ref locked for a moment by another git process is tried again briefly.
-fn move_target(
-    repo: &Repo,
-    target: &str,
-    branch: &str,
-    expected: Oid,
-    commit: Oid,
-) -> Result<Option<Oid>> {
+fn move_target(repo: &Repo, target: &str, expected: Oid, commit: Oid) -> Result<Option<Oid>> {
     let refname = format!("refs/heads/{target}");
-    let message = format!("orchestrate merge: {branch} into {target}");
+    let message = format!("orchestrate merge: into {target}");
     let mut tries = 0;
     loop {
         let result = repo

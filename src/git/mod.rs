@@ -15,9 +15,11 @@ pub mod info;
 pub mod merge;
 pub mod occupants;
 pub mod preview;
+pub mod radar;
 pub mod recheck;
 pub mod repo;
 pub mod rescue;
+pub mod scratch;
 pub mod workspaces;
 pub mod worktree;
 

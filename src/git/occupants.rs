@@ -23,7 +23,8 @@ pub fn inside(dir: &Path) -> Vec<u32> {
         .filter(|&pid| {
             std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
         })
-        .filter(|&pid| super::worktree::pid_alive(pid))
+        // Alive now, not a zombie (this is a scan of the present: no record to match).
+        .filter(|&pid| crate::proc::stat(pid as i32).is_some_and(|s| s.is_live()))
         .collect();
     pids.sort_unstable();
     pids

@@ -170,7 +170,9 @@ impl Repo {
             .filter(|s| !s.status().is_ignored() && s.status() != git2::Status::CURRENT)
             .map(|s| DirtyFile {
                 path: String::from_utf8_lossy(s.path_bytes()).into_owned(),
-                untracked: s.status().is_wt_new(),
+                // Only a file git does not track at all: one deleted from the index and
+                // still in the folder (or staged for deletion) is a tracked change.
+                untracked: s.status() == git2::Status::WT_NEW,
             })
             .collect())
     }

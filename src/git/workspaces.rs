@@ -1,16 +1,12 @@
 //! [`WorktreeWorkspaces`]: the worktree implementation of the scheduler's [`Workspaces`] seam.
 //!
 //! `prepare` gives a stream its branch (created on its dependencies' work, or reused as it is)
-//! and worktree (created, reused or repaired), copies `.worktreeinclude` files and runs
-//! `post_create` into the stream's log; `worker_started` locks the worktree naming the stream
-//! and pid; `worker_finished` unlocks it and commits what the worker left uncommitted
+//! and worktree (created, reused or repaired), copies `.worktreeinclude` files and has
+//! `post_create` run ([`crate::worker::post_create`]); `worker_started` locks the worktree
+//! naming the stream and pid; `worker_finished` unlocks it and commits what the worker left uncommitted
 //! (`auto_commit`) or reports it dirty. The `main` stream always runs in the project root.
 
-use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::base::{self, Base, RunBase};
 use super::error::GitError;
@@ -23,6 +19,7 @@ use crate::model::{Attention, Block};
 use crate::names::StreamNames;
 use crate::project::Project;
 use crate::state::{StateStore, WorktreeRecord};
+use crate::worker::post_create;
 use crate::workspace::{Finished, Placement, PrepareFailure, Progress, ProgressSink, Workspaces};
 
 /// The stream that always works in the project root.
@@ -180,15 +177,15 @@ impl WorktreeWorkspaces {
                 path,
                 cmd,
             )?;
-            run_post_create(
-                &self.project,
-                stream.id(),
-                cmd,
-                path,
-                &names.branch(),
-                self.config.post_create_timeout,
-            )
-            .map_err(failed)?;
+            let run = post_create::Run {
+                project_root: &self.project.root,
+                stream: stream.id(),
+                dir: path,
+                branch: &names.branch(),
+                log: &crate::worker::log_path(&self.project.logs_dir(), stream.id()),
+                limit: self.config.post_create_timeout,
+            };
+            post_create::run(cmd, &run).map_err(|e| failed(e.into()))?;
         }
         worktree::mark_complete(repo, names).map_err(failed)
     }
@@ -236,7 +233,7 @@ fn branch_base(
     }
     match base::resolve(repo, stream, run).map_err(failed)? {
         Base::Commit { oid, how } => {
-            repo.create_branch(&branch, oid).map_err(failed)?;
+            worktree::create_branch(repo, names, oid).map_err(failed)?;
             notes.push(format!("branch {branch} created on {} ({how})", short(oid)));
             Ok(oid.to_string())
         }
@@ -480,82 +477,6 @@ fn stage_all_but_includes<'r>(
     index.write().map_err(err)?;
     let tree = index.write_tree().map_err(err)?;
     repo.inner.find_tree(tree).map_err(err)
-}
-
-/// The stream's log file: the worker's own, so `post_create` output lands in the same file.
-pub fn log_file(project: &Project, stream: &str) -> PathBuf {
-    crate::worker::log_path(&project.logs_dir(), stream)
-}
-
-/// Runs `cmd` (shell words, no shell) in the new worktree with a time limit, its output
-/// appended to the stream's log.
-fn run_post_create(
-    project: &Project,
-    stream: &str,
-    cmd: &str,
-    dir: &Path,
-    branch: &str,
-    limit: Duration,
-) -> Result<(), GitError> {
-    let fail = |reason: String| GitError::PostCreate {
-        stream: stream.into(),
-        command: cmd.into(),
-        reason,
-    };
-    let argv = crate::cmdline::split(cmd)
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| fail("it is not valid shell words (unbalanced quotes?)".into()))?;
-    let log_path = log_file(project, stream);
-    let io = GitError::io;
-    let mut log = crate::private_files::open_append(&log_path).map_err(io("open", &log_path))?;
-    let _ = writeln!(log, "=== post_create: {cmd} (in {}) ===", dir.display());
-    let err_log = log.try_clone().map_err(io("open", &log_path))?;
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(dir)
-        .env("ORCHESTRATE_STREAM", stream)
-        .env("ORCHESTRATE_WORKTREE", dir)
-        .env("ORCHESTRATE_BRANCH", branch)
-        .env("ORCHESTRATE_PROJECT_ROOT", &project.root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io("open", &log_path))?)
-        .stderr(err_log)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| fail(format!("cannot start `{}`: {e}", argv[0])))?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                // Its own process group: kill whatever it started too.
-                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-                let _ = writeln!(
-                    log,
-                    "=== post_create killed after {}s ===",
-                    limit.as_secs_f64()
-                );
-                return Err(fail(format!(
-                    "it did not finish within {}s (post_create_timeout); output in {}",
-                    limit.as_secs_f64(),
-                    log_path.display()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
-        }
-    };
-    let _ = writeln!(log, "=== post_create ended: {status} ===");
-    if status.success() {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "it exited with {status}; output in {}",
-            log_path.display()
-        )))
-    }
 }
 
 /// An error and its hint as one line, for reasons shown in `status`.

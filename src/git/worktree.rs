@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Repository, WorktreeLockStatus, WorktreePruneOptions};
+use git2::{ErrorCode, Repository, WorktreeLockStatus, WorktreePruneOptions};
 
 use super::Progress;
 use super::checkout::{self, Fill};
@@ -46,16 +46,13 @@ impl WorktreeInfo {
         let held = self
             .lock
             .as_deref()
-            .is_some_and(|r| lock_pid(r).is_none_or(pid_alive));
+            .is_some_and(|r| lock_pid(r).is_none() || lock_held_by(r).is_some());
         !self.valid && !self.path.exists() && !held
     }
 
-    /// The pid named in our lock reason, if that process is alive (not a zombie).
+    /// The pid named in our lock reason, if that process is alive: see [`lock_held_by`].
     pub fn live_lock_pid(&self) -> Option<u32> {
-        self.lock
-            .as_deref()
-            .and_then(lock_pid)
-            .filter(|pid| pid_alive(*pid))
+        self.lock.as_deref().and_then(lock_held_by)
     }
 
     /// The live process our lock reason names (pid and start time), if any.
@@ -209,12 +206,46 @@ pub fn ensure(
     }
     let name = unused_name(repo, names.worktree_name(), &existing);
     marker.write(path)?;
-    add(repo, &name, path, &branch_ref, progress)?;
+    add(repo, &name, path, &format!("ref: {branch_ref}"), progress)?;
     Ok(if repaired {
         Ensured::Repaired
     } else {
         Ensured::Created
     })
+}
+
+/// Creates the stream's branch at `at`. A `start` killed while libgit2 wrote the branch leaves
+/// its lock file (`refs/heads/<branch>.lock`) and no branch, which would fail every later
+/// attempt. So a marker of its own (`<git dir>/orchestrate/branching/<slug>`, apart from the
+/// worktree's creation marker, whose presence means "the folder is ours") is written first and
+/// removed once the branch exists: a marker found from before proves the lock ours (the caller
+/// holds the stream's launch claim, so no other `start` creates this branch now), and it is
+/// removed. A lock without a marker may be another git's: it is left alone and named.
+pub fn create_branch(repo: &Repo, names: &StreamNames, at: git2::Oid) -> Result<()> {
+    let marker = Marker(
+        repo.inner
+            .commondir()
+            .join("orchestrate/branching")
+            .join(&names.slug),
+    );
+    let cut_short = marker.exists();
+    marker.write(Path::new(&names.branch()))?;
+    let branch = names.branch();
+    let lock = repo
+        .inner
+        .commondir()
+        .join(format!("{}.lock", names.branch_ref()));
+    match repo.create_branch(&branch, at) {
+        Err(GitError::CreateBranch { source, .. }) if source.code() == ErrorCode::Locked => {
+            if !cut_short {
+                return Err(GitError::BranchLocked { branch, path: lock });
+            }
+            std::fs::remove_file(&lock).map_err(GitError::io("remove", &lock))?;
+            repo.create_branch(&branch, at)?;
+        }
+        other => other?,
+    }
+    marker.remove()
 }
 
 /// Refuses when a worktree of `existing` has the stream's branch checked out.
@@ -388,7 +419,7 @@ pub fn reregister(repo: &Repo, orphan: &Orphan, names: &StreamNames) -> Result<(
     let name = unused_name(repo, names.worktree_name(), &existing);
     let admin = admin_dir(&repo.inner, &name);
     std::fs::create_dir_all(&admin).map_err(GitError::io("create", &admin))?;
-    write_registration(&admin, &orphan.dir, &branch_ref)?;
+    write_registration(&admin, &orphan.dir, &format!("ref: {branch_ref}"))?;
     let wt = Repo::open(&orphan.dir)?;
     let err = |source| GitError::Worktree {
         action: "rebuild the index of",
@@ -428,19 +459,28 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
     name
 }
 
-/// Registers the worktree and fills it. On failure neither its admin folder nor its folder is
-/// left behind (its marker is: the next attempt knows what it finds).
+/// A worktree at `path` (which must not exist) with `commit` checked out on a detached HEAD,
+/// made and proven complete as a stream's is ([`checkout::populate`], [`checkout::verify`]).
+/// For `merge`'s scratch worktree: a detached HEAD, because the target branch may be checked
+/// out elsewhere and git lets a branch be checked out only once.
+pub fn add_detached(repo: &Repo, name: &str, path: &Path, commit: git2::Oid) -> Result<()> {
+    add(repo, name, path, &commit.to_string(), &|_| {})
+}
+
+/// Registers the worktree (`head`: its HEAD file's content, `ref: …` or a commit id) and fills
+/// it. On failure neither its admin folder nor its folder is left behind (its marker is: the
+/// next attempt knows what it finds).
 fn add(
     repo: &Repo,
     name: &str,
     path: &Path,
-    branch_ref: &str,
+    head: &str,
     progress: &dyn Fn(Progress),
 ) -> Result<()> {
     let admin = admin_dir(&repo.inner, name);
     // `register` creates both folders exclusively: one there before is not ours to remove.
     let (admin_existed, path_existed) = (admin.exists(), path.exists());
-    let result = register(repo, name, path, branch_ref)
+    let result = register(repo, name, path, head)
         .and_then(|()| checkout::populate(path, Fill::Ours, progress))
         .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
@@ -458,12 +498,15 @@ fn add(
 /// its `.git` file, and `.git/worktrees/<name>/` with `commondir`, `HEAD` and, last, `gitdir`
 /// (the file that makes the entry visible to git). Both folders are created exclusively, so an
 /// existing one is never taken over.
-fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()> {
+fn register(repo: &Repo, name: &str, path: &Path, head: &str) -> Result<()> {
     let io = GitError::io;
     let add_err = |e: std::io::Error| GitError::AddWorktree {
         name: name.into(),
         path: path.into(),
-        branch: branch_ref.trim_start_matches("refs/heads/").into(),
+        branch: head
+            .trim_start_matches("ref: ")
+            .trim_start_matches("refs/heads/")
+            .into(),
         source: git2::Error::from_str(&e.to_string()),
     };
     let parent = path.parent().unwrap_or(Path::new("/"));
@@ -473,19 +516,19 @@ fn register(repo: &Repo, name: &str, path: &Path, branch_ref: &str) -> Result<()
     std::fs::create_dir_all(admins).map_err(io("create", admins))?;
     std::fs::create_dir(&admin).map_err(add_err)?;
     std::fs::create_dir(path).map_err(add_err)?;
-    write_registration(&admin, path, branch_ref)
+    write_registration(&admin, path, head)
 }
 
-/// The files that make `path` a worktree of `branch_ref` with its record in `admin` (both
-/// folders exist): `commondir`, `HEAD`, the folder's `.git` file, and last `gitdir`, which
-/// makes the entry visible to git.
-fn write_registration(admin: &Path, path: &Path, branch_ref: &str) -> Result<()> {
+/// The files that make `path` a worktree whose HEAD holds `head` (`ref: refs/heads/…`, or a
+/// commit id for a detached one) with its record in `admin` (both folders exist): `commondir`,
+/// `HEAD`, the folder's `.git` file, and last `gitdir`, which makes the entry visible to git.
+fn write_registration(admin: &Path, path: &Path, head: &str) -> Result<()> {
     let io = GitError::io;
     let path = path.canonicalize().map_err(io("resolve", path))?;
     let admin = admin.canonicalize().map_err(io("resolve", admin))?;
     let write = |file: &Path, text: String| std::fs::write(file, text).map_err(io("write", file));
     write(&admin.join("commondir"), "../..\n".into())?;
-    write(&admin.join("HEAD"), format!("ref: {branch_ref}\n"))?;
+    write(&admin.join("HEAD"), format!("{head}\n"))?;
     write(&path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
     write(
         &admin.join("gitdir"),
@@ -518,9 +561,7 @@ pub fn lock_reason(stream: &str, pid: u32) -> String {
 /// its environment, so that a pid reused by anything else holds nothing.
 pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
     let pid = i32::try_from(lock_pid(reason)?).ok()?;
-    let ticks = reason
-        .rsplit_once(" start ")
-        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let ticks = lock_ticks(reason);
     let now = crate::proc::identity_of(pid).filter(crate::proc::Identity::is_alive)?;
     let ours = match ticks {
         Some(ticks) => now.start_ticks == ticks,
@@ -532,23 +573,31 @@ pub fn lock_holder(reason: &str) -> Option<crate::proc::Identity> {
     ours.then_some(now)
 }
 
+/// The pid of the live process a lock reason of ours names. With a start time, only that very
+/// process (a pid reused since holds nothing); without (an older lock), any live process with
+/// that pid, since nothing proves it is another: a destructive step keeps a worktree rather
+/// than remove one a worker may hold.
+pub fn lock_held_by(reason: &str) -> Option<u32> {
+    let pid = lock_pid(reason)?;
+    let live = if lock_ticks(reason).is_some() {
+        lock_holder(reason).is_some()
+    } else {
+        crate::proc::stat(i32::try_from(pid).ok()?).is_some_and(|s| s.is_live())
+    };
+    live.then_some(pid)
+}
+
+/// The start time in a lock reason written by [`lock_reason`].
+fn lock_ticks(reason: &str) -> Option<u64> {
+    let (_, ticks) = reason.rsplit_once(" start ")?;
+    ticks.trim().parse().ok()
+}
+
 /// The pid in a lock reason written by [`lock_reason`].
 pub fn lock_pid(reason: &str) -> Option<u32> {
     let (_, rest) = reason.rsplit_once("pid ")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-/// Alive and not a zombie, per `/proc/<pid>/stat` (this sandbox's PID 1 does not reap, so
-/// `kill(pid, 0)` would call zombies alive).
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
 }
 
 pub fn lock(repo: &Repo, path: &Path, reason: &str) -> Result<()> {
@@ -626,8 +675,25 @@ mod tests {
     }
 
     #[test]
-    fn own_process_is_alive_and_a_free_pid_is_not() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(u32::MAX - 1));
+    fn a_lock_naming_a_reused_pid_holds_nothing() {
+        let me = std::process::id();
+        let ticks = crate::proc::Identity::current().unwrap().start_ticks;
+        let info = |lock: String| WorktreeInfo {
+            name: "gone".into(),
+            path: PathBuf::from("/nonexistent/orchestrate-test/gone"),
+            branch: None,
+            valid: false,
+            lock: Some(lock),
+        };
+        // Our pid, but the start time of another process: the worker that locked it is gone.
+        let reused = info(format!(
+            "orchestrate: stream A worker pid {me} start {}",
+            ticks + 1
+        ));
+        assert!(reused.is_stale());
+        assert_eq!(reused.live_lock_pid(), None);
+        let held = info(lock_reason("A", me));
+        assert!(!held.is_stale());
+        assert_eq!(held.live_lock_pid(), Some(me));
     }
 }

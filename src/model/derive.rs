@@ -23,7 +23,22 @@ pub fn derive(graph: &StreamGraph, observed: &HashMap<String, Observed>, mode: M
             .iter()
             .filter_map(|d| index.get(d.as_str()).map(|&i| &views[i]))
             .collect();
-        let view = judge(stream, obs, &deps, mode, hold.as_ref());
+        // `strict_files`: earlier streams claiming the same files (always judged already:
+        // they come before it in the display order).
+        let claims: Vec<(&StreamView, &[String])> = stream
+            .claim_waits
+            .iter()
+            .filter_map(|c| {
+                index
+                    .get(c.stream.as_str())
+                    .map(|&i| (&views[i], c.paths.as_slice()))
+            })
+            .collect();
+        let before = Before {
+            deps: &deps,
+            claims: &claims,
+        };
+        let view = judge(stream, obs, &before, mode, hold.as_ref());
         index.insert(stream.id(), views.len());
         views.push(view);
     }
@@ -59,11 +74,18 @@ fn parked(verdict: Option<&Verdict>, now: i64) -> Option<&Park> {
     }
 }
 
+/// What a stream waits for, already judged: its dependencies, and (`strict_files`) the
+/// streams before it that claim the same files.
+struct Before<'v, 'p> {
+    deps: &'v [&'v StreamView],
+    claims: &'v [(&'v StreamView, &'p [String])],
+}
+
 /// One stream, given its dependencies' views. The order of the branches IS the precedence.
 fn judge(
     stream: &Stream,
     obs: &Observed,
-    deps: &[&StreamView],
+    deps: &Before<'_, '_>,
     mode: Mode,
     hold: Option<&(&Park, &str)>,
 ) -> StreamView {
@@ -146,12 +168,15 @@ fn judge(
         done,
         verify_pending,
         actions: actions(state, done, verdict),
+        // An annotation: copied, never weighed. Nothing the radar sees holds a stream.
+        conflicts_with: obs.conflicts.clone(),
     }
 }
 
-/// Skipped when a dependency ended without completing, waiting when one is not done yet;
-/// `None` when every dependency is done.
-fn waits(deps: &[&StreamView]) -> Option<(State, Option<Reason>)> {
+/// Skipped when a dependency ended without completing, waiting when one is not done yet (or,
+/// with `strict_files`, a stream claiming the same files may still run); `None` otherwise.
+fn waits(before: &Before<'_, '_>) -> Option<(State, Option<Reason>)> {
+    let deps = before.deps;
     if let Some(dep) = deps.iter().find(|d| ends_dependents(d.state)) {
         return Some((
             State::Skipped,
@@ -161,15 +186,26 @@ fn waits(deps: &[&StreamView]) -> Option<(State, Option<Reason>)> {
             }),
         ));
     }
+    let wait = |d: &StreamView, claims: &[String]| Wait {
+        stream: d.id.clone(),
+        state: d.state,
+        exit_unprocessed: d.state == State::Complete && !d.verify_pending,
+        verify_pending: d.state == State::Complete && d.verify_pending,
+        claims: claims.to_vec(),
+    };
+    // A claim wait ends when the other stream is done, or can no longer run in this run
+    // (unlike a dependency's, its failure skips nothing: this stream's work never needed it).
     let on: Vec<Wait> = deps
         .iter()
         .filter(|d| !d.done)
-        .map(|d| Wait {
-            stream: d.id.clone(),
-            state: d.state,
-            exit_unprocessed: d.state == State::Complete && !d.verify_pending,
-            verify_pending: d.state == State::Complete && d.verify_pending,
-        })
+        .map(|d| wait(d, &[]))
+        .chain(
+            before
+                .claims
+                .iter()
+                .filter(|(d, _)| !d.done && !ends_dependents(d.state) && d.state != State::Stopped)
+                .map(|(d, paths)| wait(d, paths)),
+        )
         .collect();
     (!on.is_empty()).then_some((State::Waiting, Some(Reason::Waiting { on })))
 }
@@ -283,6 +319,7 @@ mod tests {
             verdict,
             worker,
             verify: VerifyFact::NotRequired,
+            conflicts: vec![],
         }
     }
 
@@ -578,6 +615,86 @@ mod tests {
             Some(Reason::VerifyFailed(_))
         ));
         assert_eq!(m.state("B"), Some(State::Waiting));
+    }
+
+    /// A predicted conflict is shown on the stream and changes nothing else, in any state.
+    #[test]
+    fn predicted_conflicts_annotate_and_never_decide() {
+        let g = diamond(DONE(), OPEN(), OPEN());
+        let conflict = crate::model::ConflictWith {
+            stream: Some("C".into()),
+            branch: "stream/C".into(),
+            paths: vec!["x.rs".into()],
+        };
+        for worker in [
+            WorkerFact::None,
+            WorkerFact::Live,
+            WorkerFact::ExitUnprocessed,
+        ] {
+            let plain = observe(&[("B", None, worker), ("C", None, WorkerFact::Live)]);
+            let mut marked = plain.clone();
+            for s in ["A", "B", "Z"] {
+                marked.entry(s.into()).or_default().conflicts = vec![conflict.clone()];
+            }
+            let (m, n) = (
+                derive(&g, &plain, mode(true)),
+                derive(&g, &marked, mode(true)),
+            );
+            for (a, b) in m.views().iter().zip(n.views()) {
+                assert_eq!(
+                    (a.state, &a.reason, a.done, a.actions),
+                    (b.state, &b.reason, b.done, b.actions)
+                );
+            }
+            assert_eq!(
+                n.get("B").unwrap().conflicts_with,
+                std::slice::from_ref(&conflict)
+            );
+        }
+    }
+
+    /// `strict_files`: B claims what A claims and waits for it like a dependency, until A is
+    /// done or can no longer run; C, which depends on A, is not a claim pair at all.
+    #[test]
+    fn strict_files_make_the_later_claimant_wait_but_never_skip() {
+        let claim = |id: &str, deps: &[&str], counts: TaskCounts| StreamRecord {
+            files: vec!["src/x.rs".into()],
+            ..rec(id, deps, counts)
+        };
+        let g = graph(vec![
+            claim("A", &[], OPEN()),
+            claim("B", &[], OPEN()),
+            claim("C", &["A"], OPEN()),
+        ]);
+        let overlaps: Vec<(&str, &str)> = g
+            .overlaps()
+            .iter()
+            .map(|o| (o.earlier.as_str(), o.later.as_str()))
+            .collect();
+        assert_eq!(overlaps, [("A", "B"), ("B", "C")]);
+        // Without strict_files nothing waits over claims.
+        assert_eq!(
+            derive(&g, &HashMap::new(), mode(true)).state("B"),
+            Some(State::Ready)
+        );
+        let g = g.strict_files();
+        let mut facts = observe(&[("A", None, WorkerFact::Live)]);
+        let m = derive(&g, &facts, mode(true));
+        let Some(Reason::Waiting { on }) = &m.get("B").unwrap().reason else {
+            panic!("B waits for A's files");
+        };
+        assert_eq!(on.len(), 1);
+        assert_eq!(
+            (on[0].stream.as_str(), on[0].claims.as_slice()),
+            ("A", &["src/x.rs".to_string()][..])
+        );
+        // A failed: B no longer waits (nothing of A's is needed), and is not skipped.
+        facts.get_mut("A").unwrap().worker = WorkerFact::None;
+        facts.get_mut("A").unwrap().verdict = Some(failed());
+        let m = derive(&g, &facts, mode(true));
+        assert_eq!(m.state("B"), Some(State::Ready));
+        // C depends on A (skipped) and claims B's file: the dependency decides.
+        assert_eq!(m.state("C"), Some(State::Skipped));
     }
 
     mod properties {

@@ -134,6 +134,20 @@ pub struct Observed {
     pub verdict: Option<Verdict>,
     pub worker: WorkerFact,
     pub verify: VerifyFact,
+    /// Merges of its branch that the conflict radar predicts will conflict (an annotation:
+    /// it never changes the state).
+    pub conflicts: Vec<ConflictWith>,
+}
+
+/// A merge of the stream's branch that will conflict, predicted from the current tips.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ConflictWith {
+    /// The other stream (neither depends on the other); `None` for the target branch.
+    pub stream: Option<String>,
+    /// The other side's branch: `stream/<id>`, or the target.
+    pub branch: String,
+    /// The files the merge conflicts in.
+    pub paths: Vec<String>,
 }
 
 /// The run's facts: how it places streams, what time it is, and what holds it.
@@ -196,6 +210,10 @@ pub struct Wait {
     /// It is complete, but its verify command has not passed yet.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub verify_pending: bool,
+    /// Not a dependency: both claim these files and `strict_files` is on, so this stream
+    /// waits for it as if it depended on it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
 }
 
 /// What may be done with a stream, derived with its state.
@@ -226,6 +244,8 @@ pub struct StreamView {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub verify_pending: bool,
     pub actions: Actions,
+    /// Predicted conflicts of its branch (the radar's; shown, never acted on).
+    pub conflicts_with: Vec<ConflictWith>,
 }
 
 /// Every stream's view, in the graph's (topological) order, and lookup by id.

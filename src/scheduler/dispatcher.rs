@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event::{Event, Reporter, RunEnd, RunStats, Unfinished};
-use super::signals::Signals;
 use super::{Settings, exits, watch};
 use crate::error::{Error, Result};
 use crate::facts::{self, Spending};
@@ -20,6 +19,7 @@ use crate::model::{
     self, Failure, Mode, Model, Observed, Park, ParkCause, State, Verdict, VerifyFact, WorkerFact,
 };
 use crate::proc::Identity;
+use crate::signals::Signals;
 use crate::state::time::{now_rfc3339, now_unix};
 use crate::state::{Finalize, StateStore, WorkerRecord};
 use crate::taskdb::{Snapshot, TaskDb, TaskSource};
@@ -126,6 +126,8 @@ pub(super) struct StreamRun {
     pub launched_while_warned: bool,
     /// The state last reported, so each change is said once.
     reported: Option<State>,
+    /// What the conflict radar predicts for its branch now (`scheduler::radar`).
+    pub conflicts: Vec<crate::model::ConflictWith>,
 }
 
 impl StreamRun {
@@ -140,6 +142,7 @@ impl StreamRun {
                 Slot::Unprocessed(_) => WorkerFact::ExitUnprocessed,
             },
             verify: self.verify,
+            conflicts: self.conflicts.clone(),
         }
     }
 }
@@ -173,6 +176,8 @@ pub struct Scheduler<'a> {
     /// Since when a usage limit has held every launch (unix s), and the seconds held so far.
     hold_since: Option<i64>,
     held_secs: i64,
+    /// The conflict radar (worktree mode), compared on every wake-up.
+    pub(super) radar: Option<super::radar::RadarWatch>,
 }
 
 /// The run's spending against its budget.
@@ -210,7 +215,7 @@ impl<'a> Scheduler<'a> {
         reporter: &'a mut dyn Reporter,
     ) -> Result<Self> {
         let snapshot = db.snapshot()?;
-        let graph = StreamGraph::build(&snapshot)?;
+        let graph = graph_of(&snapshot, settings.strict_files)?;
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -231,6 +236,7 @@ impl<'a> Scheduler<'a> {
             warned_until: None,
             hold_since: None,
             held_secs: 0,
+            radar: None,
             settings,
             db,
             store,
@@ -263,6 +269,7 @@ impl<'a> Scheduler<'a> {
         self.load_facts()?;
         self.adopt()?;
         self.process_unprocessed()?;
+        self.open_radar();
         let (db_tx, mut db_events) = mpsc::unbounded_channel();
         let tick = if watch::watch_db(&self.settings.db_path, move || db_tx.send(()).is_ok()) {
             watch::PROBE_WITH_WATCH
@@ -280,6 +287,9 @@ impl<'a> Scheduler<'a> {
                 Turn::Stagger => true,
                 Turn::Interrupted => return Ok(self.interrupted()),
             };
+            // Whatever woke us (a commit lands with a task update, an exit, or the tick):
+            // after the launches, so that a handoff never waits for a preview.
+            self.watch_conflicts();
             let wake = self.next_wake();
             if !self.anything_live() && !waiting_for_stagger && wake.is_none() {
                 return Ok(self.summary());
@@ -844,7 +854,7 @@ impl<'a> Scheduler<'a> {
                 self.reporter.event(Event::Note { stream: None, text });
             }
         }
-        match StreamGraph::build(&snapshot) {
+        match graph_of(&snapshot, self.settings.strict_files) {
             Ok(graph) => {
                 self.graph = graph;
                 self.snapshot = snapshot;
@@ -1216,6 +1226,20 @@ impl<'a> Scheduler<'a> {
 
 /// Seconds to wait before the `tries`-th retry: `min` doubled each time, up to an hour, with
 /// ±20 % jitter so that several workers do not come back together.
+/// The run's graph of a snapshot: with `strict_files`, streams claiming the same files wait
+/// for each other.
+fn graph_of(
+    snapshot: &Snapshot,
+    strict_files: bool,
+) -> std::result::Result<StreamGraph, crate::graph::GraphError> {
+    let graph = StreamGraph::build(snapshot)?;
+    Ok(if strict_files {
+        graph.strict_files()
+    } else {
+        graph
+    })
+}
+
 pub(super) fn backoff(min: Duration, tries: u32) -> i64 {
     use std::hash::{BuildHasher, Hasher};
     let base = min.as_secs_f64().max(1.0) * 2f64.powi(tries.saturating_sub(1).min(16) as i32);

@@ -3,7 +3,7 @@
 //! scheduler never prints.
 
 use crate::graph::StreamGraph;
-use crate::model::{ExitStatus, Failure, Model, Reason, State};
+use crate::model::{ConflictWith, ExitStatus, Failure, Model, Reason, State};
 
 /// How a worker's process ended, with what its agent reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +63,17 @@ pub enum Event<'a> {
     Note {
         stream: Option<&'a str>,
         text: String,
+    },
+    /// The conflict radar predicts that merging `stream`'s branch with `with` will conflict
+    /// (new, or in other files than said before). Changes nothing: the streams keep running.
+    Conflict {
+        stream: &'a str,
+        with: &'a ConflictWith,
+    },
+    /// A predicted conflict is gone (one side changed its work, or it was merged).
+    ConflictResolved {
+        stream: &'a str,
+        with: &'a ConflictWith,
     },
     /// The latest thing a running worker did (from its log).
     Activity { stream: &'a str, text: String },

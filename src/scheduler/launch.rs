@@ -10,12 +10,12 @@ use tokio::time::Instant;
 
 use super::dispatcher::{Running, Scheduler, Slot};
 use super::event::Event;
-use super::signals::Signals;
 use crate::cmdline;
 use crate::error::{Error, Result};
 use crate::graph::Stream;
 use crate::model::{Failure, Verdict};
 use crate::proc::{Found, Identity, found_workers, identity_of};
+use crate::signals::Signals;
 use crate::state::{Claim, NewWorker, RowKind};
 use crate::taskdb::TaskSource;
 use crate::worker::agent::Transcript;

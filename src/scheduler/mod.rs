@@ -9,14 +9,14 @@
 //! Files: `dispatcher.rs` (the loop, exits judged into done / parked / retried / failed, the
 //! budget, the summary), `launch.rs` (claim, prepare, resume or start afresh, spawn),
 //! `verify.rs` (the verification gate), `exits.rs` (how an exit becomes typed facts),
-//! `watch.rs` (the database watch, shared with `status --watch`), `signals.rs`, `event.rs`
-//! (what the UI is told).
+//! `watch.rs` (the database watch, shared with `status --watch`), `event.rs` (what the UI is
+//! told). Signals are listened for in [`crate::signals`], their one owner.
 
 mod dispatcher;
 mod event;
 mod exits;
 mod launch;
-mod signals;
+mod radar;
 mod verify;
 pub mod watch;
 
@@ -58,4 +58,6 @@ pub struct Settings {
     pub resume_template: String,
     /// Whether and how workers are confined.
     pub sandbox: crate::worker::sandbox::Policy,
+    /// Streams claiming the same files run one after the other (`StreamGraph::strict_files`).
+    pub strict_files: bool,
 }

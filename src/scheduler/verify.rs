@@ -7,7 +7,6 @@
 //! when attempts run out the stream fails with "verify failed".
 
 use std::path::Path;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -20,10 +19,7 @@ use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
 use crate::workspace::Placement;
 
-/// Lines of a failed verification's output kept for the verdict and the resumed worker.
-const OUTPUT_LINES: usize = 30;
-/// How long a verification that ran out of time gets between SIGTERM and SIGKILL.
-const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
+use crate::worker::verify::{TIMEOUT_GRACE, VerifyEnv, output_lines};
 
 impl Scheduler<'_> {
     /// After a worker finished its stream's tasks: starts the verify command if one applies
@@ -131,17 +127,18 @@ impl Scheduler<'_> {
             })
             .map_err(Error::from)?;
         self.store.set_sandbox(record, sandbox.applied())?;
-        let (argv, _) = sandbox.worker_launch(vec!["sh".into(), "-c".into(), command.into()], None);
+        let (argv, _) = sandbox.worker_launch(worker::verify::argv(command), None);
         let file = worker::open_log_append(new.log_path)?;
         let s = &self.settings;
         let mut cmd = self.supervisor(record, None, &argv, new.dir, file)?;
-        cmd.env("ORCHESTRATE_STREAM", stream)
-            .env("ORCHESTRATE_WORKTREE", new.dir)
-            .env("ORCHESTRATE_BRANCH", new.branch.unwrap_or(""))
-            .env("ORCHESTRATE_DB", &s.db_path)
-            .env("ORCHESTRATE_PROJECT_ROOT", &s.project.root)
-            .env("ORCHESTRATE_BIN", &s.exe)
-            .env("ORCHESTRATE_VERIFY", "1");
+        let env = VerifyEnv {
+            stream,
+            dir: new.dir,
+            branch: new.branch.unwrap_or(""),
+            db: &s.db_path,
+            project_root: &s.project.root,
+        };
+        cmd.envs(env.vars()).env("ORCHESTRATE_BIN", &s.exe);
         let child = cmd.spawn().map_err(spawn_err)?;
         let identity = self.watch_spawned(child, record, stream)?;
         Ok(Verifying {
@@ -242,18 +239,4 @@ impl Scheduler<'_> {
             self.fail(stream, Failure::VerifyFailed { verify })
         }
     }
-}
-
-/// The last lines of a verification's output (from its offset in the log).
-fn output_lines(log: &Path, offset: u64) -> Vec<String> {
-    let len = std::fs::metadata(log).map_or(0, |m| m.len());
-    let text = worker::tail(log, len.saturating_sub(offset).min(64 * 1024)).unwrap_or_default();
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.starts_with(render::MARK) && !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    let keep = lines.len().saturating_sub(OUTPUT_LINES);
-    lines.drain(..keep);
-    lines
 }

@@ -14,7 +14,8 @@ mod worktrees;
 
 pub use history::{RunEvent, RunRow};
 pub use store::{
-    AgentReport, Claim, Finalize, NewWorker, Removal, RowKind, StateStore, WorkerRecord,
+    AgentReport, Claim, Finalize, NewWorker, Readability, Removal, RowKind, StateStore,
+    WorkerRecord, readability,
 };
 pub use worktrees::{RunRecord, WorktreeRecord};
 
@@ -53,7 +54,7 @@ pub struct WorkerInfo {
     pub cost_usd: Option<f64>,
     pub turns: Option<u32>,
     /// What confined it (absent for workers recorded before the sandbox existed).
-    pub sandbox: Option<crate::worker::sandbox::Applied>,
+    pub sandbox: Option<SandboxApplied>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,5 +205,50 @@ pub fn worker_info(rec: &WorkerRecord) -> WorkerInfo {
         cost_usd: rec.cost_usd,
         turns: rec.turns,
         sandbox: rec.sandbox,
+    }
+}
+
+/// What confined a worker (see [`crate::worker::sandbox`]), as the state store records it and
+/// `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SandboxApplied {
+    /// Confined by Landlock with this ABI.
+    Landlock { abi: u32 },
+    /// Unconfined because the sandbox is turned off.
+    Off,
+    /// Unconfined because the kernel cannot enforce it (`sandbox = "auto"`).
+    Unavailable,
+}
+
+impl SandboxApplied {
+    /// The text stored in the `workers.sandbox` column.
+    pub fn to_db(self) -> String {
+        match self {
+            Self::Landlock { abi } => format!("landlock {abi}"),
+            Self::Off => "off".into(),
+            Self::Unavailable => "unavailable".into(),
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "unavailable" => Some(Self::Unavailable),
+            _ => text
+                .strip_prefix("landlock ")
+                .and_then(|abi| abi.parse().ok())
+                .map(|abi| Self::Landlock { abi }),
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxApplied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Landlock { abi } => write!(f, "sandboxed (Landlock ABI {abi})"),
+            Self::Off => write!(f, "unsandboxed (sandbox off)"),
+            Self::Unavailable => write!(f, "unsandboxed (Landlock unavailable)"),
+        }
     }
 }

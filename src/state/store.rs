@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::SandboxApplied as Applied;
 use super::StateError;
 use super::time::now_rfc3339;
 use crate::proc::Identity;
-use crate::worker::sandbox::Applied;
 
 /// The tables of a store at [`SCHEMA_VERSION`]. Columns added later are listed in
 /// [`ADDED_COLUMNS`] too, so an older file gains them.
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS workers (
     kind TEXT NOT NULL DEFAULT 'worker',
     -- from the agent's stream-json output: its version (how to add costs up) and tokens
     agent_version TEXT, input_tokens INTEGER, output_tokens INTEGER,
-    -- what confined it (`sandbox::Applied::to_db`)
+    -- what confined it (`SandboxApplied::to_db`)
     sandbox TEXT,
     -- the `start` processing what the ended worker left (its marker): exactly one does it
     finalizer TEXT
@@ -92,7 +92,9 @@ CREATE TABLE IF NOT EXISTS run (
     verify TEXT,
     -- `--run-budget-usd`, and since when spending counts against it
     budget_usd REAL, budget_since TEXT,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    -- 1 with `--strict-files`: streams claiming the same files run one after the other
+    strict_files INTEGER NOT NULL DEFAULT 0
 );
 -- run history: one row per `start` that ran the scheduler (not the `run` row above, which is
 -- the merge-back target every `start` continues)
@@ -141,6 +143,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("run", "budget_since", "TEXT"),
     ("workers", "sandbox", "TEXT"),
     ("workers", "finalizer", "TEXT"),
+    ("run", "strict_files", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// One worker row.
@@ -283,6 +286,44 @@ enum Attempt {
     Done(Claim),
     /// A live `clean` removes the stream's worktree: try again once it is done.
     Removing(Identity),
+}
+
+/// What a read-only look at the store's file finds (for `doctor`, which changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readability {
+    /// No store yet: no run so far.
+    Absent,
+    Readable,
+    /// Not a database, or corrupt (SQLite's message): the next command that opens it sets it
+    /// aside and rebuilds it.
+    Corrupt(String),
+    /// Cannot be read (SQLite's message), e.g. for its permissions.
+    Unreadable(String),
+}
+
+/// Reads the store at `path` read-only, without setting anything aside.
+pub fn readability(path: &Path) -> Readability {
+    if !path.exists() {
+        return Readability::Absent;
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let read = Connection::open_with_flags(path, flags).and_then(|conn| {
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    match read {
+        Ok(_) => Readability::Readable,
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            ) =>
+        {
+            Readability::Corrupt(e.to_string())
+        }
+        Err(e) => Readability::Unreadable(e.to_string()),
+    }
 }
 
 pub struct StateStore {

@@ -36,6 +36,8 @@ pub struct RunRecord {
     /// `--run-budget-usd`, and since when (RFC 3339) spending counts against it.
     pub budget_usd: Option<f64>,
     pub budget_since: Option<String>,
+    /// `--strict-files`: streams claiming the same files run one after the other.
+    pub strict_files: bool,
     pub recorded_at: String,
 }
 
@@ -127,14 +129,16 @@ impl StateStore {
         worktrees: bool,
         verify: Option<&str>,
         budget_usd: Option<f64>,
+        strict_files: bool,
     ) -> Result<(), StateError> {
         self.conn
             .execute(
-                "INSERT INTO run (id, worktrees, verify, budget_usd, budget_since, recorded_at)
-                 VALUES (1, ?1, ?2, ?3, ?4, ?4)
+                "INSERT INTO run (id, worktrees, verify, budget_usd, budget_since, recorded_at,
+                                  strict_files)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?4, ?5)
                  ON CONFLICT(id) DO UPDATE SET worktrees = ?1, verify = ?2, budget_usd = ?3,
-                    budget_since = ?4",
-                params![worktrees, verify, budget_usd, now_rfc3339()],
+                    budget_since = ?4, strict_files = ?5",
+                params![worktrees, verify, budget_usd, now_rfc3339(), strict_files],
             )
             .map_err(self.w())?;
         Ok(())
@@ -144,7 +148,7 @@ impl StateStore {
         self.conn
             .query_row(
                 "SELECT target_branch, base_commit, worktrees, verify, budget_usd, budget_since,
-                        recorded_at FROM run WHERE id = 1",
+                        recorded_at, strict_files FROM run WHERE id = 1",
                 [],
                 |r| {
                     Ok(RunRecord {
@@ -155,6 +159,7 @@ impl StateStore {
                         budget_usd: r.get(4)?,
                         budget_since: r.get(5)?,
                         recorded_at: r.get(6)?,
+                        strict_files: r.get(7)?,
                     })
                 },
             )

@@ -176,6 +176,9 @@ pub struct StreamRecord {
     /// tc's `streams.status` is `paused`: shown, never launched (the legacy store has no such
     /// state).
     pub paused: bool,
+    /// `metadata.files` unioned over its tasks, normalised (`claims::normalise`), sorted and
+    /// deduplicated: the paths the stream expects to touch. Data only: never opened.
+    pub files: Vec<String>,
 }
 
 /// Something odd in the source that did not stop the read.
@@ -183,6 +186,8 @@ pub struct StreamRecord {
 pub enum SourceWarning {
     /// A task whose `metadata` is not valid JSON; it is ignored.
     MalformedMetadata { task_id: String },
+    /// A task whose `metadata.files` is not an array of paths; what could be read counts.
+    MalformedFiles { task_id: String, stream: String },
 }
 
 impl fmt::Display for SourceWarning {
@@ -194,6 +199,11 @@ impl fmt::Display for SourceWarning {
                     "task {task_id} has metadata that is not valid JSON; it is ignored"
                 )
             }
+            Self::MalformedFiles { task_id, stream } => write!(
+                f,
+                "task {task_id} of stream {stream} has `metadata.files` that is not a list of \
+                 paths; only the paths in it are used for file claims"
+            ),
         }
     }
 }

@@ -36,6 +36,9 @@ pub(crate) struct StreamMeta<'a> {
     pub dependencies: Deps<'a>,
     #[serde(rename = "streamDependencies", borrow, default)]
     pub stream_dependencies: Deps<'a>,
+    /// The files the task expects to touch (early conflict warnings).
+    #[serde(borrow, default)]
+    pub files: Files<'a>,
 }
 
 /// What a row's metadata text turned out to be.
@@ -115,6 +118,7 @@ fn empty_record(id: &str) -> StreamRecord {
         branch_name: None,
         verify: None,
         paused: false,
+        files: Vec::new(),
     }
 }
 
@@ -158,6 +162,17 @@ impl StreamAccumulator {
             // Tasks of a stream usually repeat the same list: allocate only what is new.
             if !record.raw_dependencies.iter().any(|d| *d == dep) {
                 record.raw_dependencies.push(dep.into_owned());
+            }
+        }
+        if meta.files.malformed {
+            self.warnings.push(SourceWarning::MalformedFiles {
+                task_id: (row.id)(),
+                stream: record.id.clone(),
+            });
+        }
+        for path in meta.files.paths {
+            if !record.files.contains(&path) {
+                record.files.push(path);
             }
         }
         let c = &mut record.counts;
@@ -204,6 +219,7 @@ impl StreamAccumulator {
             }
         }
         record.raw_dependencies.extend(other.raw_dependencies);
+        record.files.extend(other.files);
         record.counts += other.counts;
         record.blocked.extend(other.blocked);
         record.paused |= other.paused;
@@ -219,6 +235,8 @@ impl StreamAccumulator {
                 }
                 s.raw_dependencies.sort();
                 s.raw_dependencies.dedup();
+                s.files.sort();
+                s.files.dedup();
                 s.blocked.sort_by(|a, b| a.id.cmp(&b.id));
                 s
             })
@@ -321,6 +339,100 @@ impl<'de: 'a, 'a, 'o> serde::de::Visitor<'de> for DepsVisitor<'o, 'a> {
     }
 }
 
+/// One task's `files` value: an array of paths (or one path as a string). Anything else
+/// (an object, a number, an array holding one) marks the value malformed: a warning, and the
+/// paths that were readable still count. Paths are data: normalised as text only.
+#[derive(Default)]
+pub(crate) struct Files<'a> {
+    pub paths: Vec<String>,
+    pub malformed: bool,
+    _text: std::marker::PhantomData<&'a str>,
+}
+
+impl Files<'_> {
+    fn push(&mut self, path: &str) {
+        match crate::claims::normalise(path) {
+            Some(p) => self.paths.push(p),
+            None => self.malformed = true,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Files<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut files = Files::default();
+        d.deserialize_any(FilesVisitor(&mut files))?;
+        Ok(files)
+    }
+}
+
+struct FilesVisitor<'o, 'a>(&'o mut Files<'a>);
+
+impl<'de, 'o, 'a> serde::de::Visitor<'de> for FilesVisitor<'o, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("paths")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.push(v);
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.malformed = true;
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.0.malformed = true;
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.0.malformed = true;
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.0.malformed = true;
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<FileItem>()? {
+            match item {
+                FileItem::Path(p) => self.0.push(&p),
+                FileItem::Other(_) => self.0.malformed = true,
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.0.malformed = true;
+        Ok(())
+    }
+}
+
+/// One element of a `files` array.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FileItem<'a> {
+    Path(#[serde(borrow)] Cow<'a, str>),
+    Other(IgnoredAny),
+}
+
 struct DepsSeed<'o, 'a>(&'o mut Vec<Cow<'a, str>>);
 
 impl<'de: 'a, 'a, 'o> serde::de::DeserializeSeed<'de> for DepsSeed<'o, 'a> {
@@ -334,6 +446,34 @@ impl<'de: 'a, 'a, 'o> serde::de::DeserializeSeed<'de> for DepsSeed<'o, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn files(text: &str) -> (Vec<String>, bool) {
+        let meta: StreamMeta<'_> = serde_json::from_str(text).unwrap();
+        (meta.files.paths, meta.files.malformed)
+    }
+
+    #[test]
+    fn files_are_read_leniently_and_malformed_values_are_flagged() {
+        assert_eq!(
+            files(r#"{"files": ["./src/x.rs", "src/dir/", " a\u001b[31m "]}"#),
+            (
+                vec!["src/x.rs".into(), "src/dir".into(), "a\u{1b}[31m".into()],
+                false
+            )
+        );
+        assert_eq!(
+            files(r#"{"files": "one.rs"}"#),
+            (vec!["one.rs".into()], false)
+        );
+        assert_eq!(files(r#"{"files": null}"#), (vec![], false));
+        assert_eq!(files(r#"{}"#), (vec![], false));
+        assert_eq!(files(r#"{"files": {"a": 1}}"#), (vec![], true));
+        assert_eq!(files(r#"{"files": 7}"#), (vec![], true));
+        assert_eq!(
+            files(r#"{"files": ["ok.rs", 3, [1], "", "  "]}"#),
+            (vec!["ok.rs".into()], true)
+        );
+    }
 
     #[test]
     fn dependencies_accept_arrays_strings_and_nested_json() {

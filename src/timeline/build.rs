@@ -333,7 +333,11 @@ pub fn build(run: &RunRow, events: &[Stamped], now_ms: i64) -> Timeline {
                 row.done_ms = row.done_ms.or(Some(t));
             }
             Entry::RunEnd { .. } => end_ms = end_ms.or(Some(t)),
-            Entry::RunStarted { .. } | Entry::Progress { .. } | Entry::Note { .. } => {}
+            Entry::RunStarted { .. }
+            | Entry::Progress { .. }
+            | Entry::Note { .. }
+            | Entry::Conflict { .. }
+            | Entry::ConflictResolved { .. } => {}
             Entry::Unknown => {}
         }
     }

@@ -127,6 +127,17 @@ pub enum Entry {
         stream: Option<String>,
         text: String,
     },
+    /// The conflict radar predicts that merging `stream`'s branch with `with` (another
+    /// stream's branch, or the target) will conflict in `with.paths`.
+    Conflict {
+        stream: String,
+        with: crate::model::ConflictWith,
+    },
+    /// A conflict predicted earlier is gone.
+    ConflictResolved {
+        stream: String,
+        with: crate::model::ConflictWith,
+    },
     /// The run ended (`outcome`: complete, incomplete or interrupted) with `exit_code`.
     RunEnd {
         outcome: String,
@@ -154,6 +165,8 @@ impl Entry {
             Self::Exited { .. } => "exited",
             Self::Retrying { .. } => "retrying",
             Self::Note { .. } => "note",
+            Self::Conflict { .. } => "conflict",
+            Self::ConflictResolved { .. } => "conflict_resolved",
             Self::RunEnd { .. } => "run_end",
             Self::Unknown => "unknown",
         }
@@ -291,6 +304,14 @@ impl Tracker {
             Event::Note { stream, text } => Entry::Note {
                 stream: stream.map(str::to_string),
                 text: text.clone(),
+            },
+            Event::Conflict { stream, with } => Entry::Conflict {
+                stream: stream.to_string(),
+                with: (*with).clone(),
+            },
+            Event::ConflictResolved { stream, with } => Entry::ConflictResolved {
+                stream: stream.to_string(),
+                with: (*with).clone(),
             },
             // Said by the snapshot that follows it, with the same state and reason.
             Event::Entered { .. } | Event::Activity { .. } | Event::PrepareProgress { .. } => {

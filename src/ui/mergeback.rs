@@ -2,12 +2,25 @@
 //! Stream ids, names, branches, paths and the commands to run are data: all escaped here.
 
 use super::printable as p;
-use crate::git::merge::MergeReport;
+use crate::git::merge::Checkout;
+use crate::git::repo::short;
 use crate::git::{MergeBackPlan, MergePreview, StreamMerge};
+use crate::merge_queue::QueueReport;
+use crate::model::{ExitStatus, VerifyRun};
 use crate::ui::Palette;
 
 /// The hints `start` prints when it ends and `status` once streams are complete.
 pub fn render_plan(plan: &MergeBackPlan, pal: &Palette) -> String {
+    render_plan_verified(plan, &[], pal)
+}
+
+/// The hints, with the verify command that `merge --verify` would run after each merge
+/// (`verify[i]` for `plan.streams[i]`; none when empty).
+pub fn render_plan_verified(
+    plan: &MergeBackPlan,
+    verify: &[Option<String>],
+    pal: &Palette,
+) -> String {
     let target = p(&plan.target);
     let mut out = format!("{} into {}\n", pal.bold("Merge-back"), pal.bold(&target));
     if plan.streams.is_empty() {
@@ -27,6 +40,12 @@ pub fn render_plan(plan: &MergeBackPlan, pal: &Palette) -> String {
             for path in paths {
                 out.push_str(&format!("       {} {}\n", pal.bad("conflict:"), p(path)));
             }
+        }
+        if let (MergePreview::Clean, Some(Some(cmd))) = (&s.preview, verify.get(i)) {
+            out.push_str(&format!(
+                "       then verify: {} (in a scratch worktree)\n",
+                p(cmd)
+            ));
         }
     }
     if plan.commands.is_empty() {
@@ -82,9 +101,17 @@ fn preview(preview: &MergePreview, pal: &Palette) -> String {
     }
 }
 
-/// What `orchestrate merge` did.
-pub fn render_report(report: &MergeReport, pal: &Palette) -> String {
+/// What `orchestrate merge` did: what it skipped, each merge (verified or not, on the target
+/// or not), and what became of the checkout that has the target.
+pub fn render_queue(report: &QueueReport, pal: &Palette) -> String {
+    let target = p(&report.target);
     let mut out = String::new();
+    for dir in &report.cleaned {
+        out.push_str(&format!(
+            "removed the scratch worktree of a merge that was killed: {}\n",
+            p(&dir.display().to_string())
+        ));
+    }
     for s in &report.skipped {
         out.push_str(&format!(
             "skipped {} ({}): {}\n",
@@ -93,20 +120,98 @@ pub fn render_report(report: &MergeReport, pal: &Palette) -> String {
             preview(&s.preview, pal)
         ));
     }
-    for (s, commit) in &report.merged {
+    for (i, step) in report.steps.iter().enumerate() {
+        let s = &step.entry;
+        let verified = match &step.verified {
+            Some(cmd) => format!(", verify passed: {}", p(cmd)),
+            None => String::new(),
+        };
+        let verb = if i < report.landed {
+            "merged"
+        } else {
+            "not merged (the queue stopped later)"
+        };
         out.push_str(&format!(
-            "merged {} ({}, {}) into {}: {}\n",
+            "{verb} {} ({}, {}) into {target}: {}{verified}\n",
             p(&s.stream),
             p(&s.branch),
             ahead(s, &report.target),
-            p(&report.target),
-            &commit.to_string()[..10]
+            short(step.commit),
         ));
     }
-    if report.merged.is_empty() && report.conflict.is_none() {
-        out.push_str(&format!("nothing to merge into {}\n", p(&report.target)));
+    if report.steps.is_empty() && report.stop.is_none() {
+        out.push_str(&format!("nothing to merge into {target}\n"));
+    }
+    if let Some(checkout) = &report.checkout {
+        out.push_str(&render_checkout(checkout, report, pal));
     }
     out
+}
+
+/// What became of the checkout that has the target, and how to bring a left one along.
+fn render_checkout(checkout: &Checkout, report: &QueueReport, pal: &Palette) -> String {
+    let target = super::shell_word(&report.target);
+    let (path, why, at) = match checkout {
+        Checkout::Updated { path } => {
+            return format!(
+                "{} is up to date with {}\n",
+                p(&path.display().to_string()),
+                p(&report.target)
+            );
+        }
+        Checkout::None => {
+            return format!(
+                "no checkout has {} checked out; to work on it: git switch {target}\n",
+                p(&report.target)
+            );
+        }
+        Checkout::Dirty { path, files, at } => (
+            path,
+            format!(
+                "it has uncommitted changes ({})",
+                p(&crate::git::error::summarize(files))
+            ),
+            *at,
+        ),
+        Checkout::InTheWay { path, files, at } => (
+            path,
+            format!(
+                "untracked files are where merged files go ({})",
+                p(&crate::git::error::summarize(files))
+            ),
+            *at,
+        ),
+    };
+    let how = format!("git read-tree -m -u {} {target}", short(at));
+    format!(
+        "{} {} was left exactly as it was: {why}. Its files and index are still those of {}, \
+         so `git status` there shows the merges as undone: do not commit there before updating \
+         it. To bring it to {} keeping your changes, run there:\n  {how}\n",
+        pal.caution("note:"),
+        p(&path.display().to_string()),
+        short(at),
+        p(&report.target),
+    )
+}
+
+/// A failed verify of a merge, with its last lines of output (one per line, indented): the
+/// error's text, which the error renderer escapes.
+pub fn verify_failure(entry: &StreamMerge, run: &VerifyRun, target: &str) -> String {
+    let how = match run.exit {
+        Some(ExitStatus::Code { code }) => format!("exited with code {code}"),
+        Some(ExitStatus::Signal { signal }) => format!("was killed by signal {signal}"),
+        Some(ExitStatus::Lost) => "ended without an exit status".into(),
+        None => "ran out of time (verify_timeout)".into(),
+    };
+    let mut text = format!(
+        "the merge of stream {} ({}) into {target} merges cleanly but fails verify: `{}` {how}",
+        entry.stream, entry.branch, run.command
+    );
+    let keep = run.output_lines.len().saturating_sub(10);
+    for line in &run.output_lines[keep..] {
+        text.push_str(&format!("\n  | {line}"));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -174,12 +279,32 @@ mod tests {
             !text.chars().any(|c| c.is_control() && c != '\n'),
             "{text:?}"
         );
-        let report = MergeReport {
+        let text =
+            render_plan_verified(&plan, &[Some(format!("make {evil}"))], &Palette::new(false));
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let oid = git2::Oid::ZERO_SHA1;
+        let report = QueueReport {
             target: evil.into(),
+            begun: oid,
+            steps: vec![crate::merge_queue::Step {
+                entry: stream(evil, 1, MergePreview::Clean),
+                commit: oid,
+                verified: Some(evil.into()),
+            }],
+            landed: 1,
             skipped: vec![stream(evil, 0, MergePreview::NoCommits)],
-            ..MergeReport::default()
+            stop: None,
+            checkout: Some(Checkout::Dirty {
+                path: evil.into(),
+                files: vec![evil.into()],
+                at: oid,
+            }),
+            cleaned: vec![evil.into()],
         };
-        let text = render_report(&report, &Palette::new(false));
+        let text = render_queue(&report, &Palette::new(false));
         assert!(
             !text.chars().any(|c| c.is_control() && c != '\n'),
             "{text:?}"

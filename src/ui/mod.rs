@@ -5,6 +5,7 @@
 
 pub mod board;
 pub mod clean;
+pub mod doctor;
 pub mod events;
 pub mod graph;
 pub mod live;
@@ -262,39 +263,6 @@ pub fn unicode_locale(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool 
 /// user to run.
 pub fn shell_word(word: &str) -> String {
     crate::cmdline::quote(word).into_owned()
-}
-
-/// A flag set by Ctrl-C or SIGTERM, for synchronous loops (`status --watch`, `logs -f`).
-pub fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Registration only fails for forbidden signals, which these are not.
-        let _ = signal_hook::flag::register(signal, flag.clone());
-    }
-    flag
-}
-
-/// Like [`interrupt_flag`], and also calls `wake` (from a helper thread, after the flag is
-/// set) so that a loop blocked on a channel notices Ctrl-C at once.
-pub fn interrupt_wake(
-    wake: impl Fn() + Send + 'static,
-) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let flag = interrupt_flag();
-    let seen = flag.clone();
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        let _ = std::thread::Builder::new()
-            .name("interrupt-wake".into())
-            .spawn(move || {
-                for _ in signals.forever() {
-                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
-                    wake();
-                }
-            });
-    }
-    flag
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub struct PlanFacts {
     /// What `.worktreeinclude` copies into each new worktree (worktree mode), or why that
     /// cannot be said.
     pub includes: Option<Result<crate::git::include::Planned, String>>,
+    /// Streams that may run together and claim the same files.
+    pub overlaps: Vec<crate::claims::Overlap>,
+    /// `--strict-files`: the later of each overlap waits for the earlier.
+    pub strict_files: bool,
 }
 
 /// `now` is the model as `status` shows it; `will` is the model this `start` runs with (after
@@ -99,6 +103,21 @@ pub fn render(
                 counts.total
             );
         }
+    }
+    if !plan.overlaps.is_empty() {
+        let _ = writeln!(out, "{}", palette.bold("file claims:"));
+        for o in &plan.overlaps {
+            let _ = writeln!(out, "  {}", reason::overlap_line(o));
+        }
+        let _ = writeln!(
+            out,
+            "  {}",
+            if plan.strict_files {
+                "--strict-files: the later of each pair waits for the earlier"
+            } else {
+                "they run at the same time; --strict-files runs them one after the other"
+            }
+        );
     }
     out.push_str("nothing was started (--dry-run)");
     out

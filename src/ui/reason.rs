@@ -7,6 +7,7 @@ use super::printable as p;
 use crate::model::{
     Attention, Block, ExitStatus, Failure, Park, ParkCause, Reason, State, VerifyRun, Wait,
 };
+use std::fmt::Write as _;
 
 /// One line: why the stream is in its state.
 pub fn summary(reason: &Reason) -> String {
@@ -207,11 +208,14 @@ pub fn next_step(stream: &str, reason: &Reason) -> Option<String> {
 fn waits(on: &[Wait]) -> String {
     on.iter()
         .map(|w| {
-            let why = if w.exit_unprocessed {
+            let mut why = if w.exit_unprocessed {
                 "its worker's exit is not processed yet".to_string()
             } else {
                 w.state.as_str().to_string()
             };
+            if !w.claims.is_empty() {
+                let _ = write!(why, "; both claim {}: --strict-files", list(&w.claims));
+            }
             format!("{} ({why})", p(&w.stream))
         })
         .collect::<Vec<_>>()
@@ -349,6 +353,49 @@ pub fn exit_words(exit: ExitStatus) -> String {
         ExitStatus::Signal { signal } => format!("its worker was killed by signal {signal}"),
         ExitStatus::Lost => "its worker's supervisor was killed before recording an exit".into(),
     }
+}
+
+/// Two streams that may run at the same time and claim the same files, in a sentence.
+pub fn overlap_line(o: &crate::claims::Overlap) -> String {
+    format!(
+        "{} and {} may run at the same time and both claim {}",
+        p(&o.earlier),
+        p(&o.later),
+        list(&o.paths)
+    )
+}
+
+/// The other side of a predicted conflict, escaped: "Stream-C" or "the target main".
+fn other_side(with: &crate::model::ConflictWith) -> String {
+    match &with.stream {
+        Some(s) => p(s).into_owned(),
+        None => format!("the target {}", p(&with.branch)),
+    }
+}
+
+/// A predicted conflict as an event line.
+pub fn conflict_line(stream: &str, with: &crate::model::ConflictWith) -> String {
+    format!(
+        "{} and {} will conflict when merged, in {} (predicted from their branches now; both \
+         keep running)",
+        p(stream),
+        other_side(with),
+        list(&with.paths)
+    )
+}
+
+/// A predicted conflict that went away, as an event line.
+pub fn conflict_resolved_line(stream: &str, with: &crate::model::ConflictWith) -> String {
+    format!("{} and {} no longer conflict", p(stream), other_side(with))
+}
+
+/// A stream's predicted conflicts as a status note: "conflicts with Stream-C in x.rs".
+pub fn conflicts_note(conflicts: &[crate::model::ConflictWith]) -> Option<String> {
+    let parts: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{} in {}", other_side(c), list(&c.paths)))
+        .collect();
+    (!parts.is_empty()).then(|| format!("will conflict with {}", parts.join("; ")))
 }
 
 /// The first few items of a list (escaped), then "and N more".

@@ -218,6 +218,12 @@ impl Reporter for RunView<'_> {
                 }
                 self.line(&text);
             }
+            Event::Conflict { stream, with } => {
+                self.line(&reason::conflict_line(stream, with));
+            }
+            Event::ConflictResolved { stream, with } => {
+                self.line(&reason::conflict_resolved_line(stream, with));
+            }
             Event::Note { stream, text } => match stream {
                 Some(s) => self.line(&format!("{}: {}", p(s), p(&text))),
                 None => self.line(&p(&text)),

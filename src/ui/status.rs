@@ -25,6 +25,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         overall: &'a crate::dashboard::Overall,
         streams: &'a [StreamStatus],
         warnings: &'a [String],
+        file_claims: &'a [crate::claims::Overlap],
         merge_back: Option<&'a crate::git::MergeBackPlan>,
     }
     let doc = Document {
@@ -35,6 +36,7 @@ pub fn render_json(d: &Dashboard, merge_back: Option<&crate::git::MergeBackPlan>
         overall: &d.overall,
         streams: &d.streams,
         warnings: &d.warnings,
+        file_claims: &d.file_claims,
         merge_back,
     };
     super::json(&doc)
@@ -50,6 +52,7 @@ pub fn board(d: &Dashboard) -> Board {
             if let Some(branch) = &s.branch {
                 note.push(branch_note(branch, s.commits_since_base));
             }
+            note.extend(super::reason::conflicts_note(&s.conflicts_with));
             Row {
                 id: p(&s.id).into_owned(),
                 depth: s.depth,
@@ -317,7 +320,15 @@ mod tests {
             log_lines: vec![],
         };
         let reasons = [
-            Reason::Waiting { on: vec![] },
+            Reason::Waiting {
+                on: vec![crate::model::Wait {
+                    stream: "A".into(),
+                    state: State::Running,
+                    exit_unprocessed: true,
+                    verify_pending: true,
+                    claims: vec!["x.rs".into()],
+                }],
+            },
             Reason::BlockedTasks { tasks: vec![] },
             Reason::Blocked(Block::BaseConflict {
                 branches: vec![],
@@ -403,6 +414,19 @@ mod tests {
         for reason in &reasons {
             documented(&serde_json::to_value(reason).unwrap());
         }
+        // The radar's and the claims' objects, with every key present.
+        documented(&serde_json::json!({
+            "conflicts_with": [crate::model::ConflictWith {
+                stream: Some("C".into()),
+                branch: "stream/C".into(),
+                paths: vec!["x.rs".into()],
+            }],
+            "file_claims": [crate::claims::Overlap {
+                earlier: "B".into(),
+                later: "C".into(),
+                paths: vec!["x.rs".into()],
+            }],
+        }));
         for exit in [
             ExitStatus::Code { code: 1 },
             ExitStatus::Signal { signal: 9 },

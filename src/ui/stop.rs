@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::printable as p;
-use crate::worker::stop::{StopReport, StopResult};
+use crate::worker::stop::StopReport;
+use crate::worker::terminate::Ended;
 
 pub fn render(report: &StopReport) -> String {
     let mut out = String::new();
@@ -41,10 +42,10 @@ pub fn render(report: &StopReport) -> String {
     }
     for s in &report.stopped {
         let how = match s.result {
-            StopResult::Terminated => "",
-            StopResult::Killed => " with SIGKILL after the grace period",
-            StopResult::NotAlive => " (it had already ended)",
-            StopResult::Lingering => " but some of its processes are still alive",
+            Ended::Terminated => "",
+            Ended::Killed => " with SIGKILL after the grace period",
+            Ended::NotAlive => " (it had already ended)",
+            Ended::Lingering => " but some of its processes are still alive",
         };
         let _ = writeln!(out, "stopped {} (pid {}){how}", p(&s.stream), s.pid);
     }

@@ -166,6 +166,8 @@ fn entry_of(event: &Event<'_>) -> Option<Entry> {
         Event::Preparing { .. }
         | Event::PrepareProgress { .. }
         | Event::Note { .. }
+        | Event::Conflict { .. }
+        | Event::ConflictResolved { .. }
         | Event::Activity { .. }
         | Event::Snapshot { .. } => return None,
     };

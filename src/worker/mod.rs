@@ -11,6 +11,7 @@
 //! the supervisor's (pid + start time + boot id); see [`proc`]. The worker's environment also
 //! holds `ORCHESTRATE_WORKER_ID` (the supervisor's pid and start time), inherited by all its
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
+//! Every process tree is ended by one routine ([`terminate`]).
 //! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
 //! A sandboxed worker is started by the supervisor as `orchestrate __sandbox … -- <argv…>`, which
 //! confines itself and execs the worker, keeping the pid ([`sandbox`]).
@@ -18,12 +19,15 @@
 pub mod agent;
 pub mod command;
 pub mod env;
+pub mod post_create;
 pub mod prompt;
 pub mod render;
 pub mod sandbox;
 pub mod stop;
 pub mod supervise;
 pub mod template;
+pub mod terminate;
+pub mod verify;
 
 use std::fs::File;
 use std::io::Write;
@@ -67,6 +71,8 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the sandbox cannot confine the verify command")]
+    Sandbox(#[source] sandbox::SandboxError),
     #[error("cannot start the supervisor for stream {stream}")]
     Spawn {
         stream: String,
@@ -104,6 +110,7 @@ impl Diagnostic for WorkerError {
                     .into(),
             ),
             Self::Spawn { .. } => None,
+            Self::Sandbox(e) => e.hint(),
         }
     }
 

@@ -27,7 +27,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use landlock::{LandlockStatus, RestrictSelf};
-use serde::Serialize;
 
 use super::render::MARK;
 use crate::error::Diagnostic;
@@ -156,49 +155,8 @@ fn kernel_status() -> LandlockStatus {
     }
 }
 
-/// What confined a worker, as the state store records it and `status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Applied {
-    /// Confined by Landlock with this ABI.
-    Landlock { abi: u32 },
-    /// Unconfined because the sandbox is turned off.
-    Off,
-    /// Unconfined because the kernel cannot enforce it (`sandbox = "auto"`).
-    Unavailable,
-}
-
-impl Applied {
-    /// The text stored in the `workers.sandbox` column.
-    pub fn to_db(self) -> String {
-        match self {
-            Self::Landlock { abi } => format!("landlock {abi}"),
-            Self::Off => "off".into(),
-            Self::Unavailable => "unavailable".into(),
-        }
-    }
-
-    pub fn from_db(text: &str) -> Option<Self> {
-        match text {
-            "off" => Some(Self::Off),
-            "unavailable" => Some(Self::Unavailable),
-            _ => text
-                .strip_prefix("landlock ")
-                .and_then(|abi| abi.parse().ok())
-                .map(|abi| Self::Landlock { abi }),
-        }
-    }
-}
-
-impl std::fmt::Display for Applied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Landlock { abi } => write!(f, "sandboxed (Landlock ABI {abi})"),
-            Self::Off => write!(f, "unsandboxed (sandbox off)"),
-            Self::Unavailable => write!(f, "unsandboxed (Landlock unavailable)"),
-        }
-    }
-}
+/// What confined a worker: recorded by the state store, which owns the type.
+pub use crate::state::SandboxApplied as Applied;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -431,6 +389,13 @@ impl Plan {
                 stdin.map(Path::to_path_buf),
             ),
         }
+    }
+
+    /// A launch with no supervisor in between (`merge`'s verify): the argv behind `__sandbox`
+    /// when confined (which then says on stderr why a program could not start), as it is
+    /// otherwise.
+    pub fn direct_launch(&self, argv: Vec<String>) -> Vec<OsString> {
+        self.wrapped(argv, false, None)
     }
 
     /// `argv` behind `__sandbox` when confined, as it is otherwise.

@@ -1,6 +1,7 @@
-//! Stopping a worker: SIGTERM to its whole process group and to every process carrying its
-//! marker (descendants that left the group with `setsid` or a double fork), a grace period,
-//! SIGKILL to both, then waiting until none of them is alive.
+//! Stopping workers: `stop`'s policy (who is stopped, what is recorded) over the one
+//! termination routine ([`super::terminate`]): SIGTERM to a worker's whole process group and
+//! to every process carrying its marker (descendants that left the group with `setsid` or a
+//! double fork), a grace period, SIGKILL to both, then waiting until none of them is alive.
 //!
 //! Invariant: the group is signalled only if the recorded group leader is provably alive (same
 //! pid, start time and boot id); a stale record's pid or group is never acted on. Marked
@@ -8,13 +9,11 @@
 //! start time, in the environment the supervisor gave its worker) is itself the proof that
 //! they descend from that worker, and each is re-checked by start time right before a signal.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-
+use super::terminate::{self, Ended, Tree};
 use crate::model::Verdict;
-use crate::proc::{Identity, group_members, marked_processes, signal_same};
+use crate::proc::{Identity, WORKER_ID_VAR, marked_processes};
 use crate::state::{StateError, StateStore};
 
 /// What `stop` did, stream by stream.
@@ -35,7 +34,7 @@ pub struct StopReport {
 pub struct Stopped {
     pub stream: String,
     pub pid: i32,
-    pub result: StopResult,
+    pub result: Ended,
 }
 
 /// Stops the live workers of `streams` (all when empty) and records each stream stopped
@@ -90,129 +89,25 @@ pub fn stop_streams(
     Ok(report)
 }
 
-/// How often group membership is re-read while waiting.
-const POLL: Duration = Duration::from_millis(20);
-/// How long to wait for the kernel to finish off a SIGKILLed group.
-const AFTER_KILL: Duration = Duration::from_secs(10);
-
-/// What a stop did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopResult {
-    /// The group ended after SIGTERM, within the grace period.
-    Terminated,
-    /// The group outlived the grace period and was SIGKILLed.
-    Killed,
-    /// SIGKILL was sent but members still showed as alive after waiting.
-    Lingering,
-    /// The recorded process is not alive (or is another process): nothing was signalled.
-    NotAlive,
-}
-
-/// One worker being stopped: its group (only if the leader was alive) and its marker.
-struct Target {
-    pgid: Option<i32>,
-    marker: String,
-}
-
-impl Target {
-    fn gone(&self) -> bool {
-        self.pgid.is_none_or(|g| group_members(g).is_empty())
-            && marked_processes(&self.marker).is_empty()
-    }
-
-    fn signal(&self, sig: Signal) {
-        // The group still has live members (or its leader was just proven alive), so its id
-        // cannot have been reused.
-        if let Some(g) = self.pgid
-            && !group_members(g).is_empty()
-        {
-            let _ = killpg(Pid::from_raw(g), sig);
-        }
-        for s in marked_processes(&self.marker) {
-            signal_same(&s, sig);
-        }
-    }
-}
-
-/// Stops the groups led by `leaders` together: SIGTERM to all, one shared grace period, then
-/// SIGKILL to those still alive. Results are in the order of `leaders`. A leader that is not
-/// alive gets `NotAlive` unless processes carrying its marker were found and ended.
-pub fn stop_groups(leaders: &[Identity], grace: Duration) -> Vec<StopResult> {
-    let targets: Vec<Target> = leaders
+/// Stops the groups led by `leaders` together, and the processes carrying their markers: the
+/// one termination routine with one shared grace. Results are in the order of `leaders`. A
+/// leader that is not alive gets `NotAlive` unless processes carrying its marker were found
+/// and ended.
+pub fn stop_groups(leaders: &[Identity], grace: Duration) -> Vec<Ended> {
+    let trees: Vec<Tree> = leaders
         .iter()
-        .map(|l| Target {
-            pgid: l.is_alive().then_some(l.pid),
-            marker: l.worker_marker(),
-        })
+        .map(|l| Tree::led_by(l, Some((WORKER_ID_VAR, l.worker_marker()))))
         .collect();
-    let mut results: Vec<Option<StopResult>> = targets
-        .iter()
-        .map(|t| t.gone().then_some(StopResult::NotAlive))
-        .collect();
-    for (target, result) in targets.iter().zip(&results) {
-        if result.is_none() {
-            target.signal(Signal::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + grace;
-    loop {
-        for (target, result) in targets.iter().zip(results.iter_mut()) {
-            if result.is_none() && target.gone() {
-                *result = Some(StopResult::Terminated);
-            }
-        }
-        if results.iter().all(Option::is_some) || Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(POLL);
-    }
-    for (target, result) in targets.iter().zip(results.iter_mut()) {
-        if result.is_none() {
-            target.signal(Signal::SIGKILL);
-            let deadline = Instant::now() + AFTER_KILL;
-            let mut gone = target.gone();
-            while !gone && Instant::now() < deadline {
-                std::thread::sleep(POLL);
-                // A marked process forked between the scan and the signal: catch it too.
-                target.signal(Signal::SIGKILL);
-                gone = target.gone();
-            }
-            *result = Some(if gone {
-                StopResult::Killed
-            } else {
-                StopResult::Lingering
-            });
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or(StopResult::NotAlive))
-        .collect()
+    terminate::end(&trees, grace)
 }
 
 /// Ends processes still carrying the marker of a worker whose record is stale (its supervisor
 /// is gone): TERM, `grace`, KILL. Returns how many there were.
 pub fn end_marked(leader: &Identity, grace: Duration) -> usize {
-    let target = Target {
-        pgid: None,
-        marker: leader.worker_marker(),
-    };
-    let found = marked_processes(&target.marker).len();
+    let marker = leader.worker_marker();
+    let found = marked_processes(&marker).len();
     if found > 0 {
-        end_target(&target, grace);
+        terminate::end(&[Tree::marked(WORKER_ID_VAR, marker)], grace);
     }
     found
-}
-
-fn end_target(target: &Target, grace: Duration) {
-    target.signal(Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while !target.gone() && Instant::now() < deadline {
-        std::thread::sleep(POLL);
-    }
-    let deadline = Instant::now() + AFTER_KILL;
-    while !target.gone() && Instant::now() < deadline {
-        target.signal(Signal::SIGKILL);
-        std::thread::sleep(POLL);
-    }
 }

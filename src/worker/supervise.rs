@@ -10,10 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
 use super::render::MARK;
-use crate::proc::{Identity, WORKER_ID_VAR, group_members, marked_processes, signal_same};
+use super::terminate::{self, Tree};
+use crate::proc::{Identity, WORKER_ID_VAR};
 use crate::state::StateStore;
 use crate::state::time::now_rfc3339;
 
@@ -37,15 +36,7 @@ pub fn run(
     stdin: Option<&Path>,
     log: &mut dyn Write,
 ) -> i32 {
-    // SIGTERM/SIGINT/SIGHUP reach the whole group; the supervisor must live on to record the
-    // worker's end, so it only notes them. SIGKILL (from `stop` after the grace) still ends it.
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register(sig, std::sync::Arc::default());
-    }
+    crate::signals::outlive_stop_signals();
     // Orphans of the worker become our children, so "did it leave anything running?" is one
     // cheap `waitpid` instead of a scan of /proc, and their zombies get reaped.
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -199,51 +190,16 @@ fn agent_report(log: &Path, offset: u64) -> crate::state::AgentReport {
 }
 
 /// Ends what the worker left running: in our group (background jobs, stuck grandchildren) and,
-/// by its marker, outside it (`setsid`, double forks).
+/// by its marker, outside it (`setsid`, double forks), with the one termination routine.
 fn clear_leftovers(marker: Option<&str>) {
     // Every descendant is our child or a descendant of one (we are a subreaper), so no
     // children at all means nothing to scan for.
     if !has_descendants() {
         return;
     }
-    let me = std::process::id() as i32;
-    let others = || -> Vec<crate::proc::Stat> {
-        let mut left: Vec<_> = group_members(me)
-            .into_iter()
-            .filter(|&p| p != me)
-            .filter_map(crate::proc::stat)
-            .collect();
-        if let Some(m) = marker {
-            left.extend(marked_processes(m).into_iter().filter(|s| s.pgrp != me));
-        }
-        left
-    };
-    let left = others();
-    if left.is_empty() {
-        return;
-    }
-    for s in &left {
-        signal_same(s, Signal::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
-    while !others().is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        has_descendants();
-    }
-    let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
-    loop {
-        let left = others();
-        if left.is_empty() || std::time::Instant::now() >= deadline {
-            break;
-        }
-        for s in &left {
-            signal_same(s, Signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        // Reap them, or they stay zombies (harmless, but not "gone" to a reader of /proc
-        // until we exit).
-        has_descendants();
-    }
+    let tree = Tree::our_group(marker.map(|m| (WORKER_ID_VAR, m.to_string())));
+    terminate::end(&[tree], LEFTOVER_GRACE);
+    // Reap them, or they stay zombies until we exit (harmless: a zombie counts as ended).
     has_descendants();
 }
 

@@ -3,6 +3,7 @@
 //! cancelled), `status --json` and `start --dry-run` show every stream in the same state, and
 //! the next `start` does what they said.
 
+use orchestrate::exit_codes;
 use serde_json::Value;
 
 use crate::start::{Fake, LONG, write_config};
@@ -62,7 +63,7 @@ fn a_base_conflict_is_remembered_shown_alike_and_cleared_once_merged_by_hand() {
         .set("COMMIT_FILE", None, "shared.txt");
     let run = fake
         .run(&["start", "--worktrees", "--stagger", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         run.stdout().contains("Stream-Z (blocked): merging its dependencies stream/Stream-B and stream/Stream-C conflicts in: shared.txt"),
         "{}",
@@ -78,7 +79,7 @@ fn a_base_conflict_is_remembered_shown_alike_and_cleared_once_merged_by_hand() {
     assert!(plan.contains("conflicts in: shared.txt"), "{plan}");
     // The next start does not walk into the same conflict: Z stays blocked, never started.
     fake.run(&["start", "--worktrees", "--stagger", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(fake.lines("Stream-Z", "started").is_empty());
 
     // Merged by hand into Z's branch: the verdict's cause is gone, Z is ready again.
@@ -124,7 +125,7 @@ fn a_dirty_finish_keeps_dependents_waiting_across_starts() {
     write_config(&fake.env, "auto_commit = false\n");
     fake.set("DIRTY", Some("Stream-A"), "1");
     fake.run(&["start", "--worktrees", "--stagger", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(stream(&doc, "Stream-A")["state"], "needs_attention");
     assert_eq!(stream(&doc, "Stream-A")["reason"]["cause"], "dirty_finish");
@@ -132,7 +133,7 @@ fn a_dirty_finish_keeps_dependents_waiting_across_starts() {
     agree(&fake, &["--worktrees"]);
     // The next start remembers: B still does not start on a base without A's work.
     fake.run(&["start", "--worktrees", "--stagger", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(fake.lines("Stream-B", "started").is_empty());
     // Committed by hand: the cause is gone and the run goes on.
     let a = fake.env.root.join(".claude/worktrees/Stream-A");
@@ -162,7 +163,7 @@ fn failed_skipped_and_cancelled_streams_are_shown_alike() {
     fake.set("COMPLETE", Some("Stream-B"), "0")
         .set("EXIT", Some("Stream-B"), "3");
     fake.run(&["start", "--stagger", "0", "--retries", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(stream(&doc, "Stream-B")["state"], "failed");
     assert_eq!(stream(&doc, "Stream-B")["reason"]["cause"], "exited");
@@ -188,13 +189,19 @@ fn a_stop_is_remembered_and_shown_alike() {
     fake.pid("Stream-A");
     fake.run(&["stop", "Stream-A", "--grace", "5"]).success();
     let code = crate::start::wait_exit(&mut start, LONG);
-    assert_eq!(code, 6, "{}", fake.output_of("start", "out"));
+    assert_eq!(
+        code,
+        exit_codes::INCOMPLETE,
+        "{}",
+        fake.output_of("start", "out")
+    );
     let doc = fake.env.run(&["status", "--json"]).success().json();
     assert_eq!(stream(&doc, "Stream-A")["state"], "stopped");
     assert_eq!(stream(&doc, "Stream-B")["state"], "waiting");
     agree(&fake, &[]);
     // A plain start leaves it stopped; naming it runs it again.
-    fake.run(&["start", "--stagger", "0"]).expect_code(6);
+    fake.run(&["start", "--stagger", "0"])
+        .expect_code(exit_codes::INCOMPLETE);
     assert_eq!(fake.lines("Stream-A", "started").len(), 1);
 }
 
@@ -212,7 +219,7 @@ fn blocked_only_waits_for_a_person_and_blocked_plus_pending_runs() {
     assert_eq!(stream(&doc, "Stream-B")["state"], "ready");
     agree(&fake, &[]);
     fake.run(&["start", "--stagger", "0", "--retries", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         fake.lines("Stream-A", "started").is_empty(),
         "blocked-only is not launched"

@@ -4,6 +4,7 @@
 //! resume is missing, each read back with `worker::agent`; and a session refused by a usage
 //! limit, resumed with its history. Skipped, saying why, when the variable is unset.
 
+use orchestrate::exit_codes;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
@@ -165,7 +166,12 @@ fn real_claude_reports_a_rejected_subscription_limit() {
         &[("CLAUDE_CODE_OAUTH_TOKEN", OAUTH_TOKEN)],
         &headless("do it", &[]),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit_codes::FAILURE),
+        "{}",
+        show(&out)
+    );
     // No retry: a rejected subscription limit ends the run at once.
     assert_eq!(api.count(Kind::Main), 1);
 
@@ -218,7 +224,12 @@ fn real_claude_overload_ends_as_a_transient_failure() {
         ],
         &headless("do it", &[]),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit_codes::FAILURE),
+        "{}",
+        show(&out)
+    );
     assert_eq!(api.count(Kind::Main), 2, "the first try and one retry");
     let t = read(&out);
     let retry = t.last_retry().expect("an api_retry line");
@@ -248,7 +259,12 @@ fn real_claude_budget_and_missing_session_are_told_apart() {
         key,
         &headless("do it", &["--max-budget-usd", "0.0000001"]),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit_codes::FAILURE),
+        "{}",
+        show(&out)
+    );
     assert!(
         matches!(read(&out).outcome(), Outcome::BudgetExceeded { .. }),
         "{:?}\n{}",
@@ -264,7 +280,12 @@ fn real_claude_budget_and_missing_session_are_told_apart() {
         key,
         &headless("go on", &["--resume", missing]),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit_codes::FAILURE),
+        "{}",
+        show(&out)
+    );
     let t = read(&out);
     assert!(
         matches!(t.outcome(), Outcome::SessionNotFound { .. }),
@@ -293,7 +314,12 @@ fn real_claude_resumes_a_limited_session_with_its_history() {
         sub,
         &headless("first prompt: build it", &[]),
     );
-    assert_eq!(first.status.code(), Some(1), "{}", show(&first));
+    assert_eq!(
+        first.status.code(),
+        Some(exit_codes::FAILURE),
+        "{}",
+        show(&first)
+    );
     let limited = read(&first);
     assert!(matches!(limited.outcome(), Outcome::UsageLimit { .. }));
     let session = limited
@@ -312,7 +338,12 @@ fn real_claude_resumes_a_limited_session_with_its_history() {
             &["--resume", &session],
         ),
     );
-    assert_eq!(second.status.code(), Some(0), "{}", show(&second));
+    assert_eq!(
+        second.status.code(),
+        Some(exit_codes::OK),
+        "{}",
+        show(&second)
+    );
     let resumed = read(&second);
     assert_eq!(resumed.session_id(), Some(session.as_str()));
     assert!(matches!(resumed.outcome(), Outcome::Success { .. }));
@@ -579,7 +610,7 @@ fn real_claude_run_budget_stops_new_launches() {
             "0.000001",
         ],
     )
-    .expect_code(6);
+    .expect_code(exit_codes::INCOMPLETE);
     assert!(
         run.stdout().contains("Stream-B (budget reached)"),
         "{}",

@@ -3,6 +3,7 @@
 //! tests in `src/config.rs`, and by `start`'s own tests.)
 
 use crate::support::TestEnv;
+use orchestrate::exit_codes;
 
 fn write_config(env: &TestEnv, text: &str) -> std::path::PathBuf {
     let path = env.root.join(".claude/orchestrator/config.toml");
@@ -39,7 +40,7 @@ fn environment_beats_file_beats_default() {
 fn unknown_key_is_an_error_naming_key_file_and_line() {
     let env = TestEnv::new();
     let path = write_config(&env, "# settings\nmax_parallel = 2\nmax_paralel = 3\n");
-    let run = env.run(&["doctor"]).expect_code(1);
+    let run = env.run(&["doctor"]).expect_code(exit_codes::FAILURE);
     let out = run.stdout();
     let expected = format!("{}:3:", path.display());
     assert!(out.contains(&expected), "{out}");
@@ -51,14 +52,20 @@ fn unknown_key_is_an_error_naming_key_file_and_line() {
 fn bad_value_is_an_error_naming_key_file_and_line() {
     let env = TestEnv::new();
     let path = write_config(&env, "retries = 1\n\nstagger = \"soon\"\n");
-    let out = env.run(&["doctor"]).expect_code(1).stdout();
+    let out = env
+        .run(&["doctor"])
+        .expect_code(exit_codes::FAILURE)
+        .stdout();
     assert!(
         out.contains(&format!("{}:3: `stagger`", path.display())),
         "{out}"
     );
 
     let path = write_config(&env, "max_parallel = 0\n");
-    let out = env.run(&["doctor"]).expect_code(1).stdout();
+    let out = env
+        .run(&["doctor"])
+        .expect_code(exit_codes::FAILURE)
+        .stdout();
     assert!(
         out.contains(&format!(
             "{}:1: `max_parallel`: must be a whole number ≥ 1, not 0",
@@ -75,7 +82,7 @@ fn bad_environment_value_names_the_variable() {
     cmd.env("ORCHESTRATE_MAX_PARALLEL", "many");
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(exit_codes::FAILURE), "{stdout}");
     assert!(
         stdout.contains(
             "environment variable ORCHESTRATE_MAX_PARALLEL: `many` is not a whole number"
@@ -112,7 +119,7 @@ fn seconds_flags_are_checked_like_the_config_file() {
         &["start", "--dry-run", "--stagger", "NaN"],
         &["status", "--watch", "0"],
     ] {
-        let run = env.run(args).expect_code(orchestrate::exit_codes::USAGE);
+        let run = env.run(args).expect_code(exit_codes::USAGE);
         let err = run.stderr();
         assert!(
             err.contains("number of seconds") || err.contains("more than 0 seconds"),

@@ -3,6 +3,7 @@
 //! `start`: the file deleted or replaced by garbage (said once, nothing judged meanwhile), a
 //! read-only file (doctor says workers cannot mark tasks), the disk full.
 
+use orchestrate::exit_codes;
 use std::time::Duration;
 
 use crate::start::{Fake, LONG, wait_exit};
@@ -128,7 +129,12 @@ fn a_task_database_deleted_mid_run_is_said_once_and_costs_no_attempt() {
     restore(&fake.env, &copy);
     let code = wait_exit(&mut start, LONG);
     let err = err();
-    assert_eq!(code, 0, "{}\n{err}", fake.output_of("start", "out"));
+    assert_eq!(
+        code,
+        exit_codes::OK,
+        "{}\n{err}",
+        fake.output_of("start", "out")
+    );
     assert_eq!(count(&err, "is gone"), 1, "{err}");
     assert_eq!(count(&err, "can be read again"), 1, "{err}");
     // The worker that ran blind is run again, and that is not counted against `--retries 0`.
@@ -169,7 +175,7 @@ fn a_task_database_fault_is_said_once_and_again_only_when_it_changes() {
     std::fs::write(&go, "").unwrap();
     let code = wait_exit(&mut start, LONG);
     let err = err();
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, exit_codes::OK, "{err}");
     assert_eq!(count(&err, "not an SQLite database"), 1, "{err}");
     assert_eq!(count(&err, "is gone"), 1, "{err}");
     assert_eq!(count(&err, "can be read again"), 1, "{err}");
@@ -231,7 +237,7 @@ fn doctor_says_workers_cannot_mark_tasks_in_a_read_only_database() {
         .find(|l| l.contains("workers cannot mark tasks"))
         .unwrap_or_else(|| panic!("no read-only finding in:\n{out}"));
     assert!(line.starts_with('✗'), "{out}");
-    assert_eq!(run.code(), 1, "{out}");
+    assert_eq!(run.code(), exit_codes::FAILURE, "{out}");
 }
 
 /// A small tmpfs mounted at `dir` (root only), unmounted on drop.
@@ -297,7 +303,7 @@ fn a_full_disk_is_named_and_leaves_nothing_that_blocks_a_stream() {
     disk.fill(400);
     let run = fake.run(&["start", "--stagger", "0", "--worktrees"]);
     let text = format!("{}{}", run.stdout(), run.stderr());
-    assert_ne!(run.code(), 0, "{text}");
+    assert_ne!(run.code(), exit_codes::OK, "{text}");
     assert!(
         !text.contains("cannot read the orchestrator state"),
         "{text}"
@@ -313,7 +319,7 @@ fn a_full_disk_is_named_and_leaves_nothing_that_blocks_a_stream() {
     disk.fill(0);
     let run = fake.run(&["start", "--stagger", "0", "--worktrees"]);
     let text = format!("{}{}", run.stdout(), run.stderr());
-    assert_ne!(run.code(), 0, "{text}");
+    assert_ne!(run.code(), exit_codes::OK, "{text}");
     assert!(
         !text.contains("cannot read the orchestrator state"),
         "{text}"

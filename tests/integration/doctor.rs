@@ -1,6 +1,7 @@
 //! `orchestrate doctor`: a healthy project passes with exit 0; each kind of breakage is a ✗
 //! with a fix and exit 1; notes (!) do not fail the run.
 
+use orchestrate::exit_codes;
 use std::process::Command;
 
 use crate::support::{Run, TestEnv};
@@ -66,7 +67,7 @@ fn a_healthy_project_passes() {
 fn a_missing_database_blocks_and_says_how_the_path_was_derived() {
     let env = TestEnv::without_db();
     env.run(&["init"]).success();
-    let out = doctor(&env).expect_code(1).stdout();
+    let out = doctor(&env).expect_code(exit_codes::FAILURE).stdout();
     let db = line(&out, "task database");
     assert!(db.starts_with('✗'), "{out}");
     assert!(db.contains("does not exist"), "{out}");
@@ -89,7 +90,7 @@ fn a_file_that_is_not_a_task_database_fails_the_schema_check() {
         .unwrap()
         .execute_batch("CREATE TABLE notes (id TEXT);")
         .unwrap();
-    let out = doctor(&env).expect_code(1).stdout();
+    let out = doctor(&env).expect_code(exit_codes::FAILURE).stdout();
     assert!(line(&out, "schema").starts_with('✗'), "{out}");
     let schema = line(&out, "schema");
     assert!(schema.contains("lacks table `tasks`"), "{out}");
@@ -103,12 +104,12 @@ fn a_file_that_is_not_a_task_database_fails_the_schema_check() {
 fn no_streams_cycles_and_unknown_dependencies_block() {
     let mut env = TestEnv::new();
     env.add_task_raw("plain task", "pending", Some("{}"));
-    let out = doctor(&env).expect_code(1).stdout();
+    let out = doctor(&env).expect_code(exit_codes::FAILURE).stdout();
     assert!(line(&out, "stream metadata").starts_with('✗'), "{out}");
 
     env.add_task("Stream-A", "a", "pending", &["Stream-B"]);
     env.add_task("Stream-B", "b", "pending", &["Stream-A"]);
-    let out = doctor(&env).expect_code(1).stdout();
+    let out = doctor(&env).expect_code(exit_codes::FAILURE).stdout();
     let deps = line(&out, "dependencies");
     assert!(deps.starts_with('✗'), "{out}");
     assert!(deps.contains("dependency cycle"), "{out}");
@@ -116,7 +117,7 @@ fn no_streams_cycles_and_unknown_dependencies_block() {
     let mut env = TestEnv::new();
     env.add_task("Stream-A", "a", "pending", &[]);
     env.add_task("Stream-B", "b", "pending", &["Stream-AA"]);
-    let out = doctor(&env).expect_code(1).stdout();
+    let out = doctor(&env).expect_code(exit_codes::FAILURE).stdout();
     assert!(
         line(&out, "dependencies").contains("did you mean `Stream-A`"),
         "{out}"
@@ -128,7 +129,7 @@ fn a_missing_worker_program_blocks() {
     let env = healthy();
     let mut cmd = env.cmd(&["doctor"]);
     cmd.env("ORCHESTRATE_WORKER_CMD", "no-such-agent-cli -p {prompt}");
-    let run = Run(cmd.output().unwrap()).expect_code(1);
+    let run = Run(cmd.output().unwrap()).expect_code(exit_codes::FAILURE);
     let out = run.stdout();
     let worker = line(&out, "worker command");
     assert!(worker.starts_with('✗'), "{out}");
@@ -157,7 +158,7 @@ fn root_with_a_permission_skipping_worker_is_refused_unless_sandboxed() {
         }
         Run(cmd.output().unwrap())
     };
-    let out = run(None).expect_code(1).stdout();
+    let out = run(None).expect_code(exit_codes::FAILURE).stdout();
     assert!(line(&out, "running as root").starts_with('✗'), "{out}");
     assert!(out.contains("IS_SANDBOX=1"), "{out}");
     let out = run(Some("1")).success().stdout();
@@ -225,7 +226,7 @@ fn outside_any_project_the_root_check_fails() {
     std::fs::create_dir_all(&lonely).unwrap();
     let mut cmd = env.cmd(&["doctor"]);
     cmd.current_dir(&lonely);
-    let run = Run(cmd.output().unwrap()).expect_code(1);
+    let run = Run(cmd.output().unwrap()).expect_code(exit_codes::FAILURE);
     assert!(
         line(&run.stdout(), "project root").starts_with('✗'),
         "{}",
@@ -242,7 +243,7 @@ fn configured_target_branch_and_post_create_must_exist() {
         "target_branch = \"release\"\npost_create = \"no-such-setup-tool --deps\"\n",
     )
     .unwrap();
-    let out = doctor(&env).expect_code(1).stdout();
+    let out = doctor(&env).expect_code(exit_codes::FAILURE).stdout();
     assert!(line(&out, "target branch").starts_with('✗'), "{out}");
     assert!(out.contains("git branch release"), "{out}");
     assert!(

@@ -3,6 +3,7 @@
 
 use crate::start::{Fake, LONG, wait_exit};
 use crate::support::{TestEnv, wait_for};
+use orchestrate::exit_codes;
 
 fn one_stream() -> Fake {
     let mut env = TestEnv::new();
@@ -78,9 +79,9 @@ fn follow_prints_until_the_worker_ends() {
             .contains("orchestrate worker: Stream-A")
     });
     std::fs::write(&go, "").unwrap();
-    assert_eq!(wait_exit(&mut follow, LONG), 0);
+    assert_eq!(wait_exit(&mut follow, LONG), exit_codes::OK);
     let out = fake.output_of("follow", "out");
     assert!(out.contains("result: success: All done."), "{out}");
     assert!(out.contains("worker exited with code 0"), "{out}");
-    assert_eq!(wait_exit(&mut start, LONG), 0);
+    assert_eq!(wait_exit(&mut start, LONG), exit_codes::OK);
 }

@@ -18,6 +18,7 @@ mod one_worker;
 mod parking;
 mod private_files;
 mod prompts;
+mod radar;
 mod reliability_data;
 mod reliability_procs;
 mod safety;

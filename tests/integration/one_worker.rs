@@ -7,6 +7,7 @@
 //! Every worker holds its stream's exclusive marker (`FAKE_LOCK`): a second worker of a stream
 //! writes `DUPLICATE-<stream>` and exits, which the tests assert absent.
 
+use orchestrate::exit_codes;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -168,7 +169,7 @@ fn state_lost_under_a_running_worker(loss: Loss, worktrees: bool) {
     let err = fake.output_of("second", "err");
     assert_eq!(
         code,
-        0,
+        exit_codes::OK,
         "{loss:?}\n{}\n{err}",
         fake.output_of("second", "out")
     );
@@ -319,7 +320,7 @@ fn commands_finding_a_corrupt_store_at_once_set_it_aside_once() {
         let name = format!("status-{i}");
         assert_eq!(
             wait_exit(child, LONG),
-            0,
+            exit_codes::OK,
             "{}",
             fake.output_of(&name, "err")
         );
@@ -431,7 +432,7 @@ fn a_worktree_lock_naming_a_live_process_holds_its_stream() {
     let mut run = fake.spawn(&start_args(true), "stale");
     assert_eq!(
         wait_exit(&mut run, LONG),
-        0,
+        exit_codes::OK,
         "{}",
         fake.output_of("stale", "err")
     );
@@ -459,7 +460,7 @@ fn a_worktree_lock_naming_a_live_process_holds_its_stream() {
     // Once the holder is gone the stream runs (its tasks are still pending).
     assert_eq!(
         wait_exit(&mut run, LONG),
-        0,
+        exit_codes::OK,
         "{}",
         fake.output_of("held", "err")
     );
@@ -498,7 +499,7 @@ pub struct TwinTrial {
 
 impl TwinTrial {
     pub fn ok(&self) -> bool {
-        self.codes == [0, 0]
+        self.codes == [exit_codes::OK; 2]
             && self.duplicates.is_empty()
             && self.launches.iter().all(|&n| n == 1)
             && self.states.iter().all(|(_, s)| s == "complete")
@@ -705,7 +706,7 @@ fn state_loss_trial(
         let mut start = fake.spawn(&args, &name);
         if round == kills {
             let code = wait_exit(&mut start, LONG);
-            if code != 0 {
+            if code != exit_codes::OK {
                 let mut all = String::new();
                 for r in 0..=round {
                     let n = format!("start-{r}");

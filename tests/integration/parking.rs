@@ -4,6 +4,7 @@
 //! one; spending caps; the verification gate. The fake worker is installed as `claude` so that
 //! `orchestrate` treats it as Claude Code (resume, `--max-budget-usd`).
 
+use orchestrate::exit_codes;
 use std::path::PathBuf;
 
 use crate::start::{Fake, LONG, write_config};
@@ -79,7 +80,12 @@ fn a_usage_limit_parks_the_run_and_the_session_resumes_after_the_reset() {
     );
     let code = crate::start::wait_exit(&mut start, LONG);
     let out = fake.output_of("start", "out");
-    assert_eq!(code, 0, "{out}\n{}", fake.output_of("start", "err"));
+    assert_eq!(
+        code,
+        exit_codes::OK,
+        "{out}\n{}",
+        fake.output_of("start", "err")
+    );
     // Parked is not a failed attempt: with --retries 0 the stream still completes.
     assert_eq!(fake.lines("Stream-A", "started").len(), 2);
     assert_eq!(fake.lines("Stream-A", "resumed"), ["", "fake-session"]);
@@ -188,7 +194,7 @@ fn spending_caps_fail_a_worker_at_its_cap_and_stop_new_launches_at_the_runs() {
             "--worker-cmd",
             &cmd,
         ])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert_eq!(
         fake.lines("Stream-A", "started").len(),
         1,
@@ -218,7 +224,7 @@ fn spending_caps_fail_a_worker_at_its_cap_and_stop_new_launches_at_the_runs() {
             "--run-budget-usd",
             "1",
         ])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         fake.lines("Stream-C", "started").is_empty(),
         "nothing new after the budget"
@@ -289,7 +295,7 @@ fn a_failed_verification_sends_the_worker_back_with_the_output() {
             "--verify",
             "echo 'tests: 3 failed'; exit 1",
         ])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     let out = run.stdout();
     assert!(out.contains("Stream-A (failed): verify failed"), "{out}");
     assert!(out.contains("tests: 3 failed"), "{out}");
@@ -309,6 +315,6 @@ fn status_shows_a_verification_while_it_runs() {
     let a = stream_json(&fake, "Stream-A");
     assert_eq!(a["actions"]["in_use"], true, "{a}");
     std::fs::write(&go, "").unwrap();
-    assert_eq!(crate::start::wait_exit(&mut start, LONG), 0);
+    assert_eq!(crate::start::wait_exit(&mut start, LONG), exit_codes::OK);
     assert_eq!(stream_json(&fake, "Stream-A")["state"], "complete");
 }

@@ -4,6 +4,7 @@
 //! and hostile stream ids end to end. Synchronised on marker files and conditions with
 //! deadlines, never on sleeps; the one timed wait is the fault itself (a lock held for 3 s).
 
+use orchestrate::exit_codes;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -126,7 +127,7 @@ fn expect_all_complete(mut run: Watched) -> (String, String) {
     let (out, err) = (run.stdout(), run.stderr());
     assert_eq!(
         code,
-        Some(0),
+        Some(exit_codes::OK),
         "start failed\n--- stdout\n{out}\n--- stderr\n{err}"
     );
     assert!(out.contains("every stream is complete"), "{out}\n{err}");
@@ -720,7 +721,7 @@ fn assert_worktrees_contained(env: &TestEnv) {
 fn no_crash(run: &crate::support::Run, what: &str) {
     let err = run.stderr();
     assert!(
-        !err.contains("panicked") && run.code() != 101 && run.code() >= 0,
+        !err.contains("panicked") && run.code() != crate::support::PANICKED && run.code() >= 0,
         "{what} crashed ({})\n{err}",
         run.code()
     );
@@ -763,7 +764,13 @@ fn hostile_stream_ids_end_to_end() {
     let env = &rig.fake.env;
     // Every stream completes but the one whose id holds a NUL byte: no process can be given
     // it, so it fails at once with a message saying so.
-    assert_eq!(run.code(), 6, "{}\n{}", run.stdout(), run.stderr());
+    assert_eq!(
+        run.code(),
+        exit_codes::INCOMPLETE,
+        "{}\n{}",
+        run.stdout(),
+        run.stderr()
+    );
     let out = run.stdout();
     assert!(
         out.contains("1 stream is not complete")
@@ -789,7 +796,7 @@ fn hostile_stream_ids_end_to_end() {
     assert!(streams.iter().all(|s| s["state"] == "complete"), "{doc}");
     let status = env.run(&["status"]);
     no_crash(&status, "status");
-    assert_eq!(status.code(), 0, "{}", status.stderr());
+    assert_eq!(status.code(), exit_codes::OK, "{}", status.stderr());
 
     let wts = env.root.join(".claude/worktrees");
     // A NUL byte cannot be typed on a command line (nor passed by `Command`), and that stream
@@ -804,7 +811,12 @@ fn hostile_stream_ids_end_to_end() {
         // Each worker ran in its own worktree, a direct child of .claude/worktrees.
         let logs = env.run(&["logs", "--", id]);
         no_crash(&logs, "logs");
-        assert_eq!(logs.code(), 0, "logs {id:?}: {}", logs.stderr());
+        assert_eq!(
+            logs.code(),
+            exit_codes::OK,
+            "logs {id:?}: {}",
+            logs.stderr()
+        );
         let cwd = logs
             .stdout()
             .lines()
@@ -817,7 +829,13 @@ fn hostile_stream_ids_end_to_end() {
         ] {
             let r = env.run(&args);
             no_crash(&r, &format!("{args:?}"));
-            assert_eq!(r.code(), 0, "{args:?}: {}\n{}", r.stdout(), r.stderr());
+            assert_eq!(
+                r.code(),
+                exit_codes::OK,
+                "{args:?}: {}\n{}",
+                r.stdout(),
+                r.stderr()
+            );
         }
     }
     // The printed merge-back commands are for pasting into a shell: run them through `sh`
@@ -828,7 +846,13 @@ fn hostile_stream_ids_end_to_end() {
     // Merge everything back, then clean every worktree and branch: all were merged and clean.
     let merge = env.run(&["merge"]);
     no_crash(&merge, "merge");
-    assert_eq!(merge.code(), 0, "{}\n{}", merge.stdout(), merge.stderr());
+    assert_eq!(
+        merge.code(),
+        exit_codes::OK,
+        "{}\n{}",
+        merge.stdout(),
+        merge.stderr()
+    );
     for id in &typable {
         let k = cksum(id);
         assert!(
@@ -838,7 +862,13 @@ fn hostile_stream_ids_end_to_end() {
     }
     let clean = env.run(&["clean", "--branches"]);
     no_crash(&clean, "clean");
-    assert_eq!(clean.code(), 0, "{}\n{}", clean.stdout(), clean.stderr());
+    assert_eq!(
+        clean.code(),
+        exit_codes::OK,
+        "{}\n{}",
+        clean.stdout(),
+        clean.stderr()
+    );
     assert_eq!(
         env.git(&["worktree", "list", "--porcelain"])
             .matches("worktree ")
@@ -932,6 +962,7 @@ mod nothing_lost {
     use std::path::Path;
 
     use orchestrate::config::Config;
+    use orchestrate::exit_codes;
     use proptest::prelude::*;
 
     use crate::support::TestEnv;
@@ -1130,7 +1161,7 @@ mod nothing_lost {
         }
         let run = env.run(&args);
         assert!(
-            matches!(run.code(), 0 | 7),
+            matches!(run.code(), exit_codes::OK | exit_codes::REFUSED),
             "clean failed ({})\n{}\n{}",
             run.code(),
             run.stdout(),
@@ -1194,7 +1225,16 @@ mod nothing_lost {
     /// The project root with everything but `.git/objects` (unreferenced objects from an
     /// in-memory merge are harmless): work tree, index, refs, HEAD, reflogs, config.
     fn root_state(env: &TestEnv) -> BTreeMap<String, Vec<u8>> {
-        files(&env.root, &[".git/objects"])
+        // `.git/orchestrate` holds `merge`'s own lock and log.
+        files(&env.root, &[".git/objects", ".git/orchestrate"])
+    }
+
+    /// The checkout alone: its files, index and HEAD (not the refs, which a merge moves).
+    fn checkout_state(env: &TestEnv) -> BTreeMap<String, Vec<u8>> {
+        root_state(env)
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(".git/") || p == ".git/index" || p == ".git/HEAD")
+            .collect()
     }
 
     /// One stream branch for `merge`.
@@ -1301,10 +1341,21 @@ mod nothing_lost {
         let mut outcomes = Vec::new();
         for id in &ids {
             let before = root_state(&env);
+            let checkout_before = checkout_state(&env);
             let run = env.run(&["merge", id]);
             let err = run.stderr();
             assert!(!err.contains("panicked"), "{err}");
-            if run.code() == 0 {
+            if run.code() == exit_codes::OK && run.stdout().contains("was left exactly as it was") {
+                // Merged into main with the checkout left alone (uncommitted changes, or an
+                // untracked file where a merged file goes): not a byte of it changed.
+                assert_eq!(
+                    checkout_state(&env),
+                    checkout_before,
+                    "{id}: the checkout left alone changed\n{}",
+                    run.stdout()
+                );
+                outcomes.push(("merged, checkout left alone", run.stdout()));
+            } else if run.code() == exit_codes::OK {
                 // Merged: the stream's work is in main, untracked files untouched.
                 let tip = env.git(&["rev-parse", &format!("stream/{id}")]);
                 let status = std::process::Command::new("git")
@@ -1321,7 +1372,7 @@ mod nothing_lost {
             } else {
                 // Stopped (conflict or refusal): byte-identical, and said why.
                 assert!(
-                    matches!(run.code(), 1 | 7),
+                    matches!(run.code(), exit_codes::FAILURE | exit_codes::REFUSED),
                     "{id}: code {}\n{err}",
                     run.code()
                 );
@@ -1353,8 +1404,8 @@ mod nothing_lost {
         }
         if root.staged {
             assert!(
-                outcomes.iter().all(|o| o.0 == "stopped"),
-                "a staged change must refuse"
+                outcomes.iter().all(|o| o.0 != "merged"),
+                "a checkout with a staged change is never written to: {outcomes:?}"
             );
         }
         outcomes
@@ -1477,10 +1528,21 @@ mod nothing_lost {
         // S2: deletes the README main edited; S3: merges.
         let outcomes = check_merge(&branches, &root);
         let what: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
-        assert_eq!(what, ["stopped", "stopped", "stopped", "merged"]);
+        // S0 lands in main; the checkout, with S0.txt untracked where it goes, is left alone,
+        // and from then on its index is behind main, so S3's merge leaves it alone too.
+        assert_eq!(
+            what,
+            [
+                "merged, checkout left alone",
+                "stopped",
+                "stopped",
+                "merged, checkout left alone"
+            ]
+        );
         assert!(
-            outcomes[0].1.contains("would overwrite files")
-                && outcomes[0].1.contains(": S0.txt; nothing was changed"),
+            outcomes[0]
+                .1
+                .contains("untracked files are where merged files go (S0.txt)"),
             "{}",
             outcomes[0].1
         );

@@ -8,6 +8,7 @@
 //! run inherits, independent of the marker `orchestrate` itself uses. The long runs
 //! (`scripts/reliability/*.sh`) call the `#[ignore]`d tests here with `RELIABILITY_TRIALS`.
 
+use orchestrate::exit_codes;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -345,7 +346,7 @@ fn reused_pids_and_zombies_are_never_signalled_show_dead_and_are_retried() {
     std::fs::write(markers.join("release"), "").unwrap();
     assert_eq!(
         wait_exit(&mut start, LONG),
-        0,
+        exit_codes::OK,
         "{}",
         fake.output_of("start", "err")
     );
@@ -432,7 +433,7 @@ fn crash_trial(rng: &mut Rng, max_kills: u64, max_sleep_ms: u64, worktrees: bool
         let code = wait_exit(&mut start, LONG);
         assert_eq!(
             code,
-            0,
+            exit_codes::OK,
             "{name} failed\n--- stdout\n{}\n--- stderr\n{}",
             fake.output_of(&name, "out"),
             fake.output_of(&name, "err")
@@ -498,7 +499,11 @@ fn a_supervisor_whose_launch_was_declared_lost_does_not_run_its_worker() {
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&late.stderr);
-    assert_eq!(late.status.code(), Some(125), "{log}");
+    assert_eq!(
+        late.status.code(),
+        Some(orchestrate::worker::supervise::ABANDONED),
+        "{log}"
+    );
     assert!(log.contains("abandoned"), "{log}");
     assert_eq!(
         fake.lines("Stream-A", "started").len(),

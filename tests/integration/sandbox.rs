@@ -4,6 +4,7 @@
 //! cannot be enforced, and `doctor`, `status`, the log header and the failure hint say so.
 //! Every test here skips, saying why, on a kernel without Landlock.
 
+use orchestrate::exit_codes;
 use std::path::{Path, PathBuf};
 
 use orchestrate::worker::sandbox::Support;
@@ -13,7 +14,7 @@ use crate::support::TestEnv;
 
 /// The Landlock ABI, or `None` after printing why the test is skipped.
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn landlock() -> Option<u32> {
+pub fn landlock() -> Option<u32> {
     let support = Support::probe();
     if support.abi().is_none() {
         eprintln!(
@@ -247,7 +248,7 @@ fn landlock_mode_fails_the_stream_at_once_where_it_cannot_be_enforced() {
         .env("ORCHESTRATE_LANDLOCK_ABI", "0")
         .output()
         .unwrap();
-    let run = crate::support::Run(run).expect_code(6);
+    let run = crate::support::Run(run).expect_code(exit_codes::INCOMPLETE);
     assert!(
         fake.lines("Stream-A", "started").is_empty(),
         "no worker ran"
@@ -303,7 +304,7 @@ fn doctor_reports_the_abi_and_the_mode() {
         .env("ORCHESTRATE_LANDLOCK_ABI", "0")
         .output()
         .unwrap();
-    let required = crate::support::Run(required).expect_code(1);
+    let required = crate::support::Run(required).expect_code(exit_codes::FAILURE);
     assert!(
         required
             .stdout()
@@ -326,7 +327,7 @@ fn a_refused_write_is_explained_in_the_failure_reason_and_by_logs() {
         .set("EXIT", None, "1");
     let run = fake
         .run(&["start", "--worktrees", "--stagger", "0", "--retries", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     // The failure's next step names the path and the way out.
     let refused = format!("\"Permission denied\" on {}", bashrc.display());
     let step = format!("{refused}: if the sandbox refused it, add a folder to `sandbox_writable`");
@@ -356,7 +357,7 @@ fn post_create_is_confined_like_the_worker() {
     .unwrap();
     let run = fake
         .run(&["start", "--worktrees", "--stagger", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     let worktree = fake.env.root.join(".claude/worktrees/Stream-A");
     assert!(worktree.join(".post-created").exists(), "{}", run.stdout());
     assert!(!bashrc.exists());
@@ -417,11 +418,15 @@ fn a_program_that_cannot_be_executed_fails_at_once_sandboxed_or_not() {
             .env("ORCHESTRATE_WORKER_CMD", program.to_str().unwrap())
             .output()
             .unwrap();
-        let run = crate::support::Run(run).expect_code(6);
+        let run = crate::support::Run(run).expect_code(exit_codes::INCOMPLETE);
         let rows = attempts(&fake, "Stream-A");
         assert_eq!(rows.len(), 1, "{mode}: not retried: {rows:?}");
         let (code, error, _) = &rows[0];
-        assert_eq!(*code, Some(127), "{mode}");
+        assert_eq!(
+            *code,
+            Some(orchestrate::worker::supervise::CANNOT_EXEC),
+            "{mode}"
+        );
         let error = error.as_deref().unwrap_or_default();
         assert!(
             error.starts_with(&format!(
@@ -549,7 +554,7 @@ fn verify_runs_in_the_workers_sandbox() {
         "--verify",
         &verify,
     ]);
-    crate::support::Run(run.0).expect_code(6);
+    crate::support::Run(run.0).expect_code(exit_codes::INCOMPLETE);
     let worktree = fake.env.root.join(".claude/worktrees/Stream-A");
     assert!(
         worktree.join("verified").exists(),

@@ -4,6 +4,7 @@
 //! shell completions (loaded in a real bash, stream names completed from the database), the
 //! man page and the help.
 
+use orchestrate::exit_codes;
 use std::collections::HashMap;
 use std::process::Command;
 
@@ -469,7 +470,7 @@ fn check_html(html: &str, started: &[(String, i64)], done: &HashMap<String, i64>
 fn report_says_what_to_do_without_a_run_and_for_an_unknown_one() {
     let env = TestEnv::new();
     let out = env.run(&["report"]);
-    assert_ne!(out.code(), 0);
+    assert_ne!(out.code(), exit_codes::OK);
     assert!(
         out.stderr().contains("no run is recorded"),
         "{}",
@@ -482,7 +483,10 @@ fn report_says_what_to_do_without_a_run_and_for_an_unknown_one() {
     );
     let fake = diamond();
     json_run(&fake);
-    let out = fake.env.run(&["report", "--run", "9"]).expect_code(2);
+    let out = fake
+        .env
+        .run(&["report", "--run", "9"])
+        .expect_code(exit_codes::USAGE);
     assert!(
         out.stderr().contains("recorded runs: 1"),
         "{}",
@@ -598,7 +602,7 @@ fn help_works_for_itself_and_nested_commands() {
         out.contains("--worktrees") && out.contains("Global options:"),
         "{out}"
     );
-    env.run(&["help", "nope"]).expect_code(2);
+    env.run(&["help", "nope"]).expect_code(exit_codes::USAGE);
 }
 
 // ---------------------------------------------------------------- newcomer hints
@@ -608,7 +612,10 @@ fn help_works_for_itself_and_nested_commands() {
 fn the_no_streams_hint_says_where_the_guide_is() {
     let mut env = TestEnv::new();
     env.add_task_raw("plain task", "pending", Some("{}"));
-    let before = env.run(&["status"]).expect_code(4).stderr();
+    let before = env
+        .run(&["status"])
+        .expect_code(exit_codes::NO_STREAMS)
+        .stderr();
     assert!(
         before.contains(
             "`orchestrate init` installs it as .claude/orchestrator/ORCHESTRATION_GUIDE.md"
@@ -616,7 +623,10 @@ fn the_no_streams_hint_says_where_the_guide_is() {
         "{before}"
     );
     env.run(&["init"]).success();
-    let after = env.run(&["status"]).expect_code(4).stderr();
+    let after = env
+        .run(&["status"])
+        .expect_code(exit_codes::NO_STREAMS)
+        .stderr();
     let guide = env.root.join(".claude/orchestrator/ORCHESTRATION_GUIDE.md");
     assert!(
         after.contains(&format!("see {}", guide.display())),

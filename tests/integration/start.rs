@@ -2,6 +2,7 @@
 //! retries and failure, `--max-parallel 1`, refusals, `--dry-run`, a missing program, and
 //! adoption after `start` is SIGKILLed. Synchronised on marker files, never on sleeps.
 
+use orchestrate::exit_codes;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -193,7 +194,7 @@ fn failing_worker_is_retried_then_failed_and_dependents_skipped() {
         .set("EXIT", Some("Stream-B"), "3");
     let run = fake
         .run(&["start", "--stagger", "0", "--retries", "1"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert_eq!(fake.lines("Stream-B", "started").len(), 2, "one retry");
     assert!(
         fake.lines("Stream-Z", "started").is_empty(),
@@ -241,13 +242,17 @@ fn max_parallel_one_serialises_the_workers() {
 #[test]
 fn named_streams_with_incomplete_dependencies_are_refused() {
     let fake = diamond();
-    let run = fake.run(&["start", "Stream-B"]).expect_code(7);
+    let run = fake
+        .run(&["start", "Stream-B"])
+        .expect_code(exit_codes::REFUSED);
     assert!(
         run.stderr().contains("Stream-B waits for Stream-A"),
         "{}",
         run.stderr()
     );
-    let run = fake.run(&["start", "Stream-Nope"]).expect_code(4);
+    let run = fake
+        .run(&["start", "Stream-Nope"])
+        .expect_code(exit_codes::NO_STREAMS);
     assert!(
         run.stderr().contains("no stream named `Stream-Nope`")
             && run.stderr().contains("the streams are: Stream-A"),
@@ -283,7 +288,7 @@ fn a_missing_worker_program_fails_its_stream_clearly() {
     let fake = Fake::new(env);
     let run = fake
         .run(&["start", "--worker-cmd", "no-such-agent-cli -p {prompt}"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         run.stdout().contains("Stream-A (failed)")
             && run
@@ -314,7 +319,12 @@ fn start_adopts_a_live_worker_after_being_killed_and_starts_no_duplicate() {
     });
     std::fs::write(&go, "").unwrap();
     let code = wait_exit(&mut second, LONG);
-    assert_eq!(code, 0, "stderr: {}", fake.output_of("second", "err"));
+    assert_eq!(
+        code,
+        exit_codes::OK,
+        "stderr: {}",
+        fake.output_of("second", "err")
+    );
     assert_eq!(
         fake.lines("Stream-A", "started").len(),
         1,
@@ -331,7 +341,9 @@ fn an_agent_error_result_is_the_failure_reason() {
     fake.set("COMPLETE", None, "0")
         .set("EXIT", None, "1")
         .set("STREAM_JSON", None, "1");
-    let run = fake.run(&["start", "--retries", "0"]).expect_code(6);
+    let run = fake
+        .run(&["start", "--retries", "0"])
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         run.stdout().contains(
             "Stream-A (failed): failed after 1 attempt: its worker exited with code 1; the agent said: API Error: fake failure"
@@ -353,7 +365,7 @@ fn a_stream_left_with_only_blocked_tasks_ends_the_run_with_the_reason() {
         .unwrap();
     env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
     let fake = Fake::new(env);
-    let run = fake.run(&["start"]).expect_code(6);
+    let run = fake.run(&["start"]).expect_code(exit_codes::INCOMPLETE);
     let out = run.stdout();
     assert!(
         out.contains("Stream-A (blocked)") && out.contains("needs an API key"),
@@ -383,8 +395,8 @@ fn two_concurrent_starts_launch_one_worker_per_stream() {
         said("one") && said("two")
     });
     std::fs::write(&go, "").unwrap();
-    assert_eq!(wait_exit(&mut one, LONG), 0);
-    assert_eq!(wait_exit(&mut two, LONG), 0);
+    assert_eq!(wait_exit(&mut one, LONG), exit_codes::OK);
+    assert_eq!(wait_exit(&mut two, LONG), exit_codes::OK);
     assert_eq!(fake.lines("Stream-A", "started").len(), 1);
 }
 
@@ -467,7 +479,7 @@ fn a_cycle_or_unknown_dependency_is_an_error_before_anything_starts() {
     env.add_stream("Stream-A", &["Stream-B"], 1, "pending");
     env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
     let fake = Fake::new(env);
-    let run = fake.run(&["start"]).expect_code(5);
+    let run = fake.run(&["start"]).expect_code(exit_codes::INVALID_GRAPH);
     assert!(
         run.stderr().contains("Stream-A → Stream-B → Stream-A"),
         "{}",
@@ -476,7 +488,7 @@ fn a_cycle_or_unknown_dependency_is_an_error_before_anything_starts() {
     let mut env = TestEnv::new();
     env.add_stream("Stream-A", &["Stream-Q"], 1, "pending");
     let fake2 = Fake::new(env);
-    fake2.run(&["start"]).expect_code(5);
+    fake2.run(&["start"]).expect_code(exit_codes::INVALID_GRAPH);
     for f in [&fake, &fake2] {
         assert!(std::fs::read_dir(&f.markers).unwrap().next().is_none());
     }
@@ -488,7 +500,7 @@ fn dependents_of_an_all_cancelled_stream_are_skipped() {
     env.add_stream("Stream-A", &[], 2, "cancelled");
     env.add_stream("Stream-B", &["Stream-A"], 1, "pending");
     let fake = Fake::new(env);
-    let run = fake.run(&["start"]).expect_code(6);
+    let run = fake.run(&["start"]).expect_code(exit_codes::INCOMPLETE);
     assert!(
         run.stdout()
             .contains("Stream-B (skipped): Stream-A was cancelled"),
@@ -512,7 +524,7 @@ fn worktree_mode_dependents_wait_for_a_worker_that_left_changes_uncommitted() {
     fake.set("DIRTY", Some("Stream-A"), "1");
     let run = fake
         .run(&["start", "--worktrees", "--stagger", "0"])
-        .expect_code(6);
+        .expect_code(exit_codes::INCOMPLETE);
     let out = run.stdout();
     assert!(
         out.contains("Stream-A (needs attention): finished with uncommitted changes")

@@ -1,5 +1,6 @@
 //! `orchestrate status`: the three output modes, the database rules, errors and exit codes.
 
+use orchestrate::exit_codes;
 use serde_json::json;
 
 use crate::support::TestEnv;
@@ -176,7 +177,7 @@ fn a_stream_with_a_cancelled_task_completes_and_an_all_cancelled_one_is_cancelle
 #[test]
 fn missing_database_says_which_path_and_how_it_was_derived() {
     let env = TestEnv::without_db();
-    let run = env.run(&["status"]).expect_code(3);
+    let run = env.run(&["status"]).expect_code(exit_codes::NO_DATABASE);
     let err = run.stderr();
     assert!(err.contains(&env.db_path().display().to_string()), "{err}");
     assert!(err.contains("WORKSPACE_ID unset"), "{err}");
@@ -192,7 +193,7 @@ fn workspace_id_and_db_flag_choose_the_file() {
         .env("WORKSPACE_ID", "elsewhere")
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(3));
+    assert_eq!(run.status.code(), Some(exit_codes::NO_DATABASE));
     assert!(String::from_utf8_lossy(&run.stderr).contains("WORKSPACE_ID=elsewhere"));
     let db = env.db_path();
     let ok = env
@@ -202,7 +203,7 @@ fn workspace_id_and_db_flag_choose_the_file() {
         .unwrap();
     assert_eq!(
         ok.status.code(),
-        Some(0),
+        Some(exit_codes::OK),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
@@ -212,11 +213,11 @@ fn workspace_id_and_db_flag_choose_the_file() {
 fn no_streams_and_all_archived_exit_4_with_a_hint() {
     let mut env = TestEnv::new();
     env.add_task_raw("plain task", "pending", Some("{}"));
-    let run = env.run(&["status"]).expect_code(4);
+    let run = env.run(&["status"]).expect_code(exit_codes::NO_STREAMS);
     assert!(run.stderr().contains("no stream tasks"), "{}", run.stderr());
     env.add_stream("S", &[], 1, "pending");
     env.archive_stream("S");
-    env.run(&["status"]).expect_code(4);
+    env.run(&["status"]).expect_code(exit_codes::NO_STREAMS);
 }
 
 #[test]
@@ -228,7 +229,7 @@ fn not_a_task_database_exits_3() {
         .unwrap()
         .execute_batch("CREATE TABLE other (x)")
         .unwrap();
-    let run = env.run(&["status"]).expect_code(3);
+    let run = env.run(&["status"]).expect_code(exit_codes::NO_DATABASE);
     assert!(
         run.stderr().contains("not a Task Copilot database"),
         "{}",
@@ -241,7 +242,10 @@ fn unknown_dependency_exits_5_naming_stream_missing_and_suggestion() {
     let mut env = TestEnv::new();
     env.add_stream("Stream-A", &[], 1, "pending");
     env.add_stream("Stream-B", &["Stream-AA"], 1, "pending");
-    let err = env.run(&["status"]).expect_code(5).stderr();
+    let err = env
+        .run(&["status"])
+        .expect_code(exit_codes::INVALID_GRAPH)
+        .stderr();
     assert!(err.contains("`Stream-B` depends on `Stream-AA`"), "{err}");
     assert!(err.contains("did you mean `Stream-A`?"), "{err}");
 }
@@ -252,7 +256,10 @@ fn three_cycle_exits_5_naming_the_cycle() {
     env.add_stream("A", &["C"], 1, "pending");
     env.add_stream("B", &["A"], 1, "pending");
     env.add_stream("C", &["B"], 1, "pending");
-    let err = env.run(&["status"]).expect_code(5).stderr();
+    let err = env
+        .run(&["status"])
+        .expect_code(exit_codes::INVALID_GRAPH)
+        .stderr();
     assert!(err.contains("A → B → C → A"), "{err}");
 }
 
@@ -310,7 +317,8 @@ fn help_exists_for_every_command() {
 #[test]
 fn bad_flag_exits_2() {
     let env = TestEnv::new();
-    env.run(&["status", "--bogus"]).expect_code(2);
+    env.run(&["status", "--bogus"])
+        .expect_code(exit_codes::USAGE);
 }
 
 #[test]

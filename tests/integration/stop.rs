@@ -2,6 +2,7 @@
 //! TERM-ignoring grandchild included), stops are idempotent, and a stale record whose pid now
 //! belongs to an unrelated process is never signalled.
 
+use orchestrate::exit_codes;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -64,7 +65,12 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
 
     // The running start sees the stop, does not restart A, and ends saying why.
     let code = wait_exit(&mut start, LONG);
-    assert_eq!(code, 6, "{}", fake.output_of("start", "err"));
+    assert_eq!(
+        code,
+        exit_codes::INCOMPLETE,
+        "{}",
+        fake.output_of("start", "err")
+    );
     let out = fake.output_of("start", "out");
     assert!(out.contains("Stream-A (stopped)"), "{out}");
     assert_eq!(fake.lines("Stream-A", "started").len(), 1, "not restarted");
@@ -84,7 +90,9 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
     fake.set("SLEEP", None, "0")
         .set("GRANDCHILD", None, "0")
         .set("IGNORE_TERM", None, "0");
-    let run = fake.run(&["start", "--stagger", "0"]).expect_code(6);
+    let run = fake
+        .run(&["start", "--stagger", "0"])
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         run.stdout()
             .contains("`orchestrate start Stream-A` starts it again"),
@@ -113,7 +121,7 @@ fn sigterm_to_start_returns_at_once_and_leaves_workers_running() {
     )
     .unwrap();
     let code = wait_exit(&mut start, LONG);
-    assert_eq!(code, 130);
+    assert_eq!(code, exit_codes::INTERRUPTED);
     let err = fake.output_of("start", "err");
     assert!(
         err.contains("1 worker keeps running: Stream-A") && err.contains("`orchestrate stop`"),
@@ -187,6 +195,11 @@ fn sigterm_is_answered_while_a_worktree_is_being_prepared() {
     .unwrap();
     // A deadline well under post_create's 20 s: the answer must not wait for it.
     let code = wait_exit(&mut start, std::time::Duration::from_secs(10));
-    assert_eq!(code, 130, "{}", fake.output_of("start", "err"));
+    assert_eq!(
+        code,
+        exit_codes::INTERRUPTED,
+        "{}",
+        fake.output_of("start", "err")
+    );
     assert!(fake.lines("Stream-A", "started").is_empty());
 }

@@ -1,5 +1,6 @@
 //! `orchestrate task list / show / set`: the agent-agnostic task interface.
 
+use orchestrate::exit_codes;
 use serde_json::json;
 
 use std::time::Duration;
@@ -57,7 +58,9 @@ fn set_round_trips_and_writes_like_task_copilot() {
 fn blocked_needs_a_reason_and_records_it() {
     let mut env = TestEnv::new();
     let id = env.add_task("S", "t", "in_progress", &[]);
-    let run = env.run(&["task", "set", &id, "blocked"]).expect_code(2);
+    let run = env
+        .run(&["task", "set", &id, "blocked"])
+        .expect_code(exit_codes::USAGE);
     assert!(run.stderr().contains("needs a reason"), "{}", run.stderr());
     assert_eq!(
         env.status_of(&id),
@@ -85,7 +88,9 @@ fn refuses_archived_unknown_and_bad_status() {
     let mut env = TestEnv::new();
     let id = env.add_task("Old", "t", "pending", &[]);
     env.archive_stream("Old");
-    let run = env.run(&["task", "set", &id, "completed"]).expect_code(1);
+    let run = env
+        .run(&["task", "set", &id, "completed"])
+        .expect_code(exit_codes::FAILURE);
     assert!(
         run.stderr().contains("cannot update an archived task"),
         "{}",
@@ -95,14 +100,16 @@ fn refuses_archived_unknown_and_bad_status() {
 
     let run = env
         .run(&["task", "set", "TASK-nope", "completed"])
-        .expect_code(1);
+        .expect_code(exit_codes::FAILURE);
     assert!(
         run.stderr().contains("no task TASK-nope"),
         "{}",
         run.stderr()
     );
 
-    let run = env.run(&["task", "set", &id, "done"]).expect_code(2);
+    let run = env
+        .run(&["task", "set", &id, "done"])
+        .expect_code(exit_codes::USAGE);
     assert!(
         run.stderr().contains("unknown task status `done`"),
         "{}",
@@ -131,7 +138,7 @@ fn list_defaults_to_the_workers_stream_and_lists_ids_first() {
     assert_eq!(all.as_array().unwrap().len(), 3);
     let run = env
         .run(&["task", "list", "--stream", "Nope"])
-        .expect_code(orchestrate::exit_codes::NO_STREAMS);
+        .expect_code(exit_codes::NO_STREAMS);
     assert!(
         run.stderr().contains("no stream named `Nope`")
             && run.stderr().contains("the streams are: A, B"),

@@ -5,6 +5,7 @@
 //! tasks with a stand-in for `tc task update` (tests/fixtures/fake-tc.sh) or `orchestrate task
 //! set`; the real `tc` is exercised by the ignored test at the end.
 
+use orchestrate::exit_codes;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -189,7 +190,7 @@ fn both_stores_present_the_one_with_stream_tasks_is_used_and_two_are_refused() {
 
     // Both have streams: refused, naming both, exit 3, with the --db hint.
     let plan = env.tc_plan(&[("Tc-S", &[])], 1);
-    let run = env.run(&["status"]).expect_code(3);
+    let run = env.run(&["status"]).expect_code(exit_codes::NO_DATABASE);
     let err = run.stderr();
     assert!(err.contains(env.tc_db_path().to_str().unwrap()), "{err}");
     assert!(err.contains(env.db_path().to_str().unwrap()), "{err}");
@@ -234,7 +235,10 @@ fn both_stores_present_the_one_with_stream_tasks_is_used_and_two_are_refused() {
 #[test]
 fn neither_store_found_says_where_both_were_looked_for() {
     let env = TestEnv::without_db();
-    let err = env.run(&["status"]).expect_code(3).stderr();
+    let err = env
+        .run(&["status"])
+        .expect_code(exit_codes::NO_DATABASE)
+        .stderr();
     assert!(
         err.contains("no tc .copilot/tasks.db found walking up from"),
         "{err}"
@@ -292,7 +296,9 @@ fn paused_streams_are_shown_never_launched_and_archived_ones_are_out() {
     );
 
     let fake = Fake::new(env);
-    let run = fake.run(&["start", "--stagger", "0"]).expect_code(6);
+    let run = fake
+        .run(&["start", "--stagger", "0"])
+        .expect_code(exit_codes::INCOMPLETE);
     assert!(
         fake.lines("Stream-P", "started").is_empty(),
         "a paused stream never starts"
@@ -359,7 +365,10 @@ fn a_cross_stream_task_dependency_is_a_stream_dependency() {
         "pending",
         Some(json!({"streamId": "Stream-A", "dependencies": ["Stream-B"]})),
     );
-    let err = env.run(&["status"]).expect_code(5).stderr();
+    let err = env
+        .run(&["status"])
+        .expect_code(exit_codes::INVALID_GRAPH)
+        .stderr();
     assert!(err.contains("dependency cycle"), "{err}");
 }
 
@@ -470,12 +479,12 @@ fn task_set_writes_what_tc_task_update_writes_and_reads_back() {
     // Ids are integers; a legacy-style id is a usage error; an unknown one is not found.
     let err = env
         .run(&["task", "set", "TASK-1", "completed"])
-        .expect_code(2)
+        .expect_code(exit_codes::USAGE)
         .stderr();
     assert!(err.contains("not a task id of a tc store"), "{err}");
     let err = env
         .run(&["task", "set", "999", "completed"])
-        .expect_code(1)
+        .expect_code(exit_codes::FAILURE)
         .stderr();
     assert!(err.contains("no task 999"), "{err}");
     // Metadata that is not an object is never overwritten by a merge.
@@ -483,7 +492,7 @@ fn task_set_writes_what_tc_task_update_writes_and_reads_back() {
         .execute("UPDATE tasks SET metadata = '[1]' WHERE id = ?1", [t1])
         .unwrap();
     env.run(&["task", "set", &t1.to_string(), "completed", "--notes", "x"])
-        .expect_code(1);
+        .expect_code(exit_codes::FAILURE);
     assert_eq!(env.tc_task_field(t1, "metadata").as_deref(), Some("[1]"));
 }
 
@@ -498,14 +507,20 @@ fn a_foreign_or_partial_store_exits_3_and_doctor_agrees() {
              CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT, status TEXT, metadata TEXT);",
         )
         .unwrap();
-    let err = env.run(&["status"]).expect_code(3).stderr();
+    let err = env
+        .run(&["status"])
+        .expect_code(exit_codes::NO_DATABASE)
+        .stderr();
     assert!(
         err.contains("looks like a tc (Task Copilot v3) store but lacks table `prds`"),
         "{err}"
     );
     assert!(err.contains("`tasks`.prd_id, stream_id"), "{err}");
     assert!(!err.contains("no such column"), "{err}");
-    let out = env.run(&["doctor"]).expect_code(1).stdout();
+    let out = env
+        .run(&["doctor"])
+        .expect_code(exit_codes::FAILURE)
+        .stdout();
     let schema = out.lines().find(|l| l.contains(" schema ")).unwrap();
     assert!(schema.starts_with('✗'), "{out}");
     assert!(schema.contains("lacks table `prds`"), "{out}");
@@ -513,7 +528,7 @@ fn a_foreign_or_partial_store_exits_3_and_doctor_agrees() {
     // The same file named with --db: the same answer.
     let path = env.tc_db_path();
     env.run(&["--db", path.to_str().unwrap(), "task", "list"])
-        .expect_code(3);
+        .expect_code(exit_codes::NO_DATABASE);
 }
 
 #[test]
@@ -640,7 +655,7 @@ fn concurrent_tc_writers_while_start_runs() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writes = writer.join().unwrap();
     let err = fake.output_of("start", "err");
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, exit_codes::OK, "{err}");
     assert!(writes > 0);
     assert!(!err.contains("agent_log"), "no failed log write: {err}");
     let log = fake.env.tc_log();

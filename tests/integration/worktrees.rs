@@ -495,3 +495,53 @@ fn status_and_dry_run_helpers_report_bases_without_changing_anything() {
     assert_eq!(env.git(&["count-objects"]), objects, "planned in memory");
     assert_eq!(env.git(&["branch", "--list", "stream/Stream-Z"]), "");
 }
+
+/// A timed-out `post_create` gets SIGTERM first, then its whole tree is SIGKILLed: a
+/// grandchild that ignores TERM and one that left the process group (`setsid`) included.
+#[test]
+fn a_timed_out_post_create_is_ended_with_everything_it_started() {
+    let mut env = TestEnv::new();
+    env.add_stream("Stream-A", &[], 1, "pending");
+    let g = graph(&env);
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let script = format!(
+        "trap 'echo post-create-got-TERM; exit 143' TERM; \
+         (trap \"\" TERM; exec sleep 30) & echo $! > {p}; \
+         setsid sh -c 'trap \"\" TERM; exec sleep 30' & echo $! >> {p}; \
+         echo started; wait",
+        p = pids.display()
+    );
+    let slow = Config {
+        post_create: Some(format!("sh -c {}", orchestrate::cmdline::quote(&script))),
+        post_create_timeout: std::time::Duration::from_secs(2),
+        ..Config::default()
+    };
+    let err = workspaces(&env, slow)
+        .prepare(stream(&g, "Stream-A"), &g)
+        .unwrap_err();
+    assert!(
+        matches!(&err, PrepareFailure::Failed { detail } if detail.contains("did not finish")),
+        "{err:?}"
+    );
+    let log =
+        std::fs::read_to_string(env.root.join(".claude/orchestrator/logs/Stream-A.log")).unwrap();
+    assert!(log.contains("started"), "{log}");
+    assert!(
+        log.contains("post-create-got-TERM"),
+        "TERM comes first: {log}"
+    );
+    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        let stat = orchestrate::proc::stat(pid);
+        assert!(
+            stat.as_ref().is_none_or(|s| !s.is_live()),
+            "{pid} outlived post_create: {stat:?}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! left empty, a stream branch with unrelated history, a repository with no commit.
 
 use orchestrate::config::Config;
+use orchestrate::exit_codes;
 use orchestrate::project::Project;
 use orchestrate::workspace::{PrepareFailure, Workspaces};
 
@@ -125,7 +126,7 @@ fn a_repository_without_a_commit_gets_a_clear_error_and_hint() {
     let fake = Fake::new(env);
     let run = fake.run(&["start", "--worktrees", "--stagger", "0"]);
     let all = format!("{}\n{}", run.stdout(), run.stderr());
-    assert_ne!(run.code(), 0, "{all}");
+    assert_ne!(run.code(), exit_codes::OK, "{all}");
     assert!(!all.contains("UnbornBranch"), "{all}");
     assert!(all.contains("no commit"), "{all}");
     assert!(all.contains("git commit"), "{all}");

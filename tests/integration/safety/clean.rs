@@ -3,6 +3,7 @@
 //! (a live worker, a `start` preparing it, any process working inside it) — not even
 //! `--force`, which overrides only "uncommitted or unmerged".
 
+use orchestrate::exit_codes;
 use std::process::{Command, Stdio};
 
 use orchestrate::config::Config;
@@ -134,7 +135,7 @@ fn force_never_removes_a_worktree_start_is_preparing() {
     );
     assert!(out.contains("in use"), "{out}");
     std::fs::write(&go, "").unwrap();
-    assert_eq!(wait_exit(&mut start, LONG), 0);
+    assert_eq!(wait_exit(&mut start, LONG), exit_codes::OK);
     assert_eq!(fake.lines("Stream-A", "started").len(), 1);
 }
 
@@ -154,7 +155,7 @@ fn force_never_removes_a_live_worker_s_worktree() {
     assert!(wt.join("README.md").exists(), "{out}");
     assert!(out.contains("in use"), "{out}");
     std::fs::write(&go, "").unwrap();
-    assert_eq!(wait_exit(&mut start, LONG), 0);
+    assert_eq!(wait_exit(&mut start, LONG), exit_codes::OK);
 }
 
 /// A process (a shell, an editor, a build) working inside a worktree: kept, named.
@@ -255,7 +256,12 @@ fn clean_racing_start_never_removes_a_worktree_in_use() {
     for delay in [0, 30, 120] {
         let t = clean_races_start(delay);
         assert!(!t.pulled_from_under, "delay {delay} ms:\n{}", t.output);
-        assert_eq!(t.start_code, 0, "delay {delay} ms:\n{}", t.output);
+        assert_eq!(
+            t.start_code,
+            exit_codes::OK,
+            "delay {delay} ms:\n{}",
+            t.output
+        );
     }
 }
 
@@ -279,7 +285,7 @@ fn long_clean_racing_start() {
                 trial.output
             ));
         }
-        if trial.start_code != 0 {
+        if trial.start_code != exit_codes::OK {
             failed += 1;
             super::report(&format!(
                 "trial {t} (delay {delay} ms): start exited {}\n{}",

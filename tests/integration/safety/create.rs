@@ -6,6 +6,7 @@
 //! worktree shows nothing) and then commits everything it finds (`git add -A`), so a worktree
 //! handed over with files missing would commit their deletion.
 
+use orchestrate::exit_codes;
 use std::path::Path;
 
 use orchestrate::config::Config;
@@ -120,7 +121,12 @@ fn a_checkout_cut_by_sigkill_is_finished_before_any_worker_sees_it() {
             ));
             continue;
         }
-        assert_eq!(trial.restart_code, 0, "{}", trial.restart_output);
+        assert_eq!(
+            trial.restart_code,
+            exit_codes::OK,
+            "{}",
+            trial.restart_output
+        );
         let first: Vec<&str> = trial.handed_incomplete.lines().take(10).collect();
         assert!(
             first.is_empty(),
@@ -217,6 +223,51 @@ fn an_index_lock_left_by_a_killed_checkout_does_not_block_the_stream() {
     assert_eq!(env.git_in(&a2.dir, &["status", "--porcelain"]), "");
 }
 
+/// `start` SIGKILLed while libgit2 created the stream's branch leaves the branch's lock file
+/// (`refs/heads/stream/<slug>.lock`) and no branch. Found by the state-loss long run with
+/// `--worktrees`: every later `start` failed the stream ("failed to lock file"). The creation's
+/// marker, written before the branch, proves the lock ours.
+#[test]
+fn a_branch_lock_left_by_a_killed_creation_does_not_block_the_stream() {
+    let env = many_files(5);
+    let g = graph(&env);
+    let marker = env.root.join(".git/orchestrate/branching/Stream-A");
+    std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    std::fs::write(&marker, "stream/Stream-A\n").unwrap();
+    let lock = env.root.join(".git/refs/heads/stream/Stream-A.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    let mut ws = workspaces(&env, Config::default());
+    let a = prepare(&mut ws, &g, "Stream-A");
+    assert!(!lock.exists() && !marker.exists());
+    assert_eq!(env.git_in(&a.dir, &["status", "--porcelain"]), "");
+    assert_eq!(
+        env.git_in(&a.dir, &["branch", "--show-current"]).trim(),
+        "stream/Stream-A"
+    );
+}
+
+/// A branch lock that no creation of ours left (no marker) may be another git's: it is left
+/// alone, and the stream fails saying which lock and what to do.
+#[test]
+fn a_branch_lock_of_another_git_is_left_alone_and_named() {
+    let env = many_files(5);
+    let g = graph(&env);
+    let lock = env.root.join(".git/refs/heads/stream/Stream-A.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    let mut ws = workspaces(&env, Config::default());
+    let err = ws
+        .prepare(crate::worktrees::stream(&g, "Stream-A"), &g)
+        .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("Stream-A.lock") && text.contains("remove"),
+        "{text}"
+    );
+    assert!(lock.exists());
+}
+
 /// A file the user changed in such a worktree is never overwritten: it is refused instead.
 #[test]
 fn finishing_an_old_incomplete_worktree_never_overwrites_a_changed_file() {
@@ -264,7 +315,7 @@ fn long_sigkill_during_worktree_creation() {
                 trial.handed_incomplete
             ));
         }
-        if !trial.deletions.is_empty() || trial.restart_code != 0 {
+        if !trial.deletions.is_empty() || trial.restart_code != exit_codes::OK {
             with_deletions += 1;
             super::report(&format!(
                 "trial {t}: {} deletions, restart exit {}\n{}",

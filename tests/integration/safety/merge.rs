@@ -3,6 +3,7 @@
 //! commit` in the main checkout, or by a ref update from elsewhere) never loses a commit; a
 //! moved target stops the merge cleanly and says what happened.
 
+use orchestrate::exit_codes;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +97,8 @@ pub struct MergeRace {
     pub merge_runs: usize,
     /// Merge runs that stopped because the target moved.
     pub stops: usize,
+    /// Merge runs that left the checkout alone (the user's file staged) and said how to update.
+    pub left_alone: usize,
     pub output: String,
 }
 
@@ -124,6 +127,12 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
     // done it must get through within a few runs.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     let mut runs_after_user = 0;
+    // A run that finds the user's file staged (between their `add` and `commit`) merges into
+    // main and leaves the checkout alone, saying how to bring it along; later runs find it
+    // behind and say it again, from the commit its index is based on: the last such command is
+    // run at the end, as the user would.
+    let mut update: Option<String> = None;
+    let mut left_alone = 0;
     loop {
         let finished = done.load(Ordering::SeqCst);
         let run = env.run(&["merge"]);
@@ -137,10 +146,18 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         let clean_stop = ["moved", "index.lock", "uncommitted changes"]
             .iter()
             .any(|s| err.contains(s));
-        if run.code() != 0 && !clean_stop {
+        if run.code() != exit_codes::OK && !clean_stop {
             output.push_str(&format!("unexpected exit {}:\n{out}\n{err}\n", run.code()));
         }
-        let all_in = (0..streams).all(|i| env.root.join(format!("S{i:02}.txt")).exists());
+        if let Some(told) = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("git read-tree "))
+        {
+            update = Some(told.to_string());
+            left_alone += 1;
+        }
+        let tree = env.git(&["ls-tree", "--name-only", "main"]);
+        let all_in = (0..streams).all(|i| tree.lines().any(|l| l == format!("S{i:02}.txt")));
         if finished && all_in {
             break;
         }
@@ -154,6 +171,11 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         }
     }
     user.join().unwrap();
+    if let Some(args) = &update {
+        let mut words = vec!["read-tree"];
+        words.extend(args.split(' '));
+        env.git(&words);
+    }
     let log = env.git(&["log", "--format=%s", "main"]);
     let dropped = (0..commits)
         .filter(|i| !log.lines().any(|l| l == format!("user commit {i}")))
@@ -172,6 +194,7 @@ pub fn merge_while_user_commits(streams: usize, commits: usize, how: UserCommits
         merged_streams,
         merge_runs: runs,
         stops,
+        left_alone,
         output,
     }
 }
@@ -207,7 +230,7 @@ fn an_index_lock_held_by_another_git_stops_merge_touching_nothing() {
     std::fs::write(&lock, "").unwrap();
     let run = env.run(&["merge"]);
     std::fs::remove_file(&lock).unwrap();
-    assert_ne!(run.code(), 0);
+    assert_ne!(run.code(), exit_codes::OK);
     assert!(run.stderr().contains("index.lock"), "{}", run.stderr());
     assert_eq!(env.git(&["rev-parse", "main"]), before);
     assert_eq!(env.git(&["status", "--porcelain"]), "");
@@ -219,7 +242,7 @@ fn an_index_lock_held_by_another_git_stops_merge_touching_nothing() {
 fn long_merge_racing_user_commits() {
     let n = super::trials(20);
     let began = std::time::Instant::now();
-    let (mut dropped, mut runs, mut stops, mut bad) = (0, 0, 0, 0);
+    let (mut dropped, mut runs, mut stops, mut bad, mut left) = (0, 0, 0, 0, 0);
     for t in 0..n {
         let how = if t % 2 == 0 {
             UserCommits::InCheckout
@@ -230,6 +253,7 @@ fn long_merge_racing_user_commits() {
         dropped += race.dropped.len();
         runs += race.merge_runs;
         stops += race.stops;
+        left += race.left_alone;
         if !race.dropped.is_empty() || !race.output.is_empty() || race.merged_streams != 10 {
             bad += 1;
             super::report(&format!("trial {t} ({how:?}): {race:?}"));
@@ -237,7 +261,8 @@ fn long_merge_racing_user_commits() {
     }
     super::report(&format!(
         "RESULT merge: {n} trials × 50 user commits in {:.0?}: {dropped} commits dropped, \
-         {runs} merge runs, {stops} stopped because the target moved, {bad} bad trials",
+         {runs} merge runs, {stops} stopped because the target moved, {left} left the checkout \
+         alone (a file staged), {bad} bad trials",
         began.elapsed()
     ));
     assert_eq!(dropped + bad, 0);

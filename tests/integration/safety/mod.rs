@@ -11,6 +11,7 @@ mod include;
 mod merge;
 mod orphan;
 mod props;
+mod queue;
 
 use std::collections::BTreeSet;
 

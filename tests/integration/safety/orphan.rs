@@ -4,6 +4,7 @@
 //! --dry-run` and `doctor` show it, and `clean` re-registers it without touching its files.
 
 use orchestrate::config::Config;
+use orchestrate::exit_codes;
 
 use crate::start::Fake;
 use crate::support::TestEnv;
@@ -48,7 +49,7 @@ fn an_orphaned_worktree_needs_attention_and_its_dependents_wait() {
         run.stdout(),
         run.stderr()
     );
-    assert_ne!(run.code(), 0);
+    assert_ne!(run.code(), exit_codes::OK);
     assert_eq!(
         std::fs::read_to_string(wt.join("wip.txt")).unwrap(),
         "the worker's unsaved work\n"

@@ -7,6 +7,7 @@
 //! A few cases in the suite; `RELIABILITY_CASES=N` (scripts/reliability/git-safety.sh props)
 //! for the long version.
 
+use orchestrate::exit_codes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -243,7 +244,7 @@ fn check_merge(workers: &[Worker], user_commits: usize) {
         let run = case.env.run(&["merge"]);
         out = format!("{}{}", run.stdout(), run.stderr());
         // Done, or stopped at a conflict (two workers committed different `.gitignore`s).
-        if user.is_finished() && matches!(run.code(), 0 | 7) {
+        if user.is_finished() && matches!(run.code(), exit_codes::OK | exit_codes::REFUSED) {
             break;
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod api;
 
+use orchestrate::exit_codes;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,9 @@ use serde_json::{Value, json};
 pub use orchestrate::taskdb::TASK_COPILOT_SCHEMA;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How a Rust program that panicked exits: never one of `orchestrate::exit_codes`.
+pub const PANICKED: i32 = 101;
 
 /// Waits until `cond` holds, polling every 10 ms, or panics after `timeout` with `what`.
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -278,7 +282,7 @@ impl Run {
     }
 
     pub fn success(self) -> Self {
-        self.expect_code(0)
+        self.expect_code(exit_codes::OK)
     }
 
     pub fn json(&self) -> Value {
