@@ -416,16 +416,8 @@ fn sandbox_mode(
     span: Option<Range<usize>>,
     v: String,
 ) -> Result<crate::worker::sandbox::Mode, ConfigError> {
-    crate::worker::sandbox::Mode::parse(&v).ok_or_else(|| {
-        origin.error(
-            key,
-            span,
-            format!(
-                "`{v}` is not one of {}",
-                crate::worker::sandbox::Mode::CHOICES.join(", ")
-            ),
-        )
-    })
+    use crate::worker::sandbox::Mode;
+    one_of(origin, key, span, v, Mode::parse, &Mode::CHOICES)
 }
 
 fn copy_mode(
@@ -435,11 +427,23 @@ fn copy_mode(
     v: String,
 ) -> Result<crate::git::beneath::CopyMode, ConfigError> {
     use crate::git::beneath::CopyMode;
-    CopyMode::parse(&v).ok_or_else(|| {
+    one_of(origin, key, span, v, CopyMode::parse, &CopyMode::CHOICES)
+}
+
+/// A value that must be one of `choices` (parsed by `parse`).
+fn one_of<T>(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+    parse: fn(&str) -> Option<T>,
+    choices: &[&str],
+) -> Result<T, ConfigError> {
+    parse(&v).ok_or_else(|| {
         origin.error(
             key,
             span,
-            format!("`{v}` is not one of {}", CopyMode::CHOICES.join(", ")),
+            format!("`{v}` is not one of {}", choices.join(", ")),
         )
     })
 }
