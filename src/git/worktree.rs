@@ -320,7 +320,12 @@ impl Marker {
     fn write(&self, worktree: &Path) -> Result<()> {
         let io = GitError::io;
         let dir = self.0.parent().expect("the marker has a folder");
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        // `<git dir>/orchestrate/` and its folders are private, as `merge` expects them (it
+        // would otherwise tighten them with a warning about a folder we made ourselves).
+        let ours = dir.parent().expect("under <git dir>/orchestrate");
+        crate::private_files::dir(ours)
+            .and_then(|()| crate::private_files::dir(dir))
+            .map_err(io("create", dir))?;
         let mut file = std::fs::File::create(&self.0).map_err(io("create", &self.0))?;
         use std::io::Write;
         writeln!(file, "{}", worktree.display()).map_err(io("write", &self.0))?;

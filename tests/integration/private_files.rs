@@ -126,3 +126,20 @@ fn loose_files_from_before_are_tightened_and_said_once() {
         again.stderr()
     );
 }
+
+/// The markers under `<git dir>/orchestrate/` are made private from the start, so the first
+/// `merge` (which keeps that folder private) has nothing loose to tighten and nothing to say.
+#[test]
+fn the_git_dir_folder_of_a_worktree_run_is_created_private() {
+    let fake = one_stream();
+    fake.run(&["start", "--worktrees", "--retries", "0"])
+        .expect_code(exit_codes::INCOMPLETE);
+    let ours = fake.env.root.join(".git/orchestrate");
+    assert_eq!(mode(&ours), 0o700, "{ours:?}");
+    let merge = fake.run(&["merge", "--dry-run"]);
+    assert!(
+        !merge.stderr().contains("only you can read it now"),
+        "{}",
+        merge.stderr()
+    );
+}
