@@ -26,7 +26,7 @@ use crate::taskdb::{Snapshot, TaskDb, TaskSource};
 use crate::worker::agent::{LimitStatus, Outcome, Transcript};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
-use crate::workspace::{Placement, Workspaces};
+use crate::workspace::{Placement, Progress, Workspaces};
 
 /// How often adopted workers (not our children) are checked in `/proc`.
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
@@ -167,6 +167,8 @@ pub struct Scheduler<'a> {
     pub(super) next_launch: Option<Instant>,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
+    /// How far the preparation under way has come (sent from the blocking `prepare`).
+    pub(super) progress_rx: mpsc::UnboundedReceiver<(String, Progress)>,
     /// The API warned that a limit is near: one new launch at a time until then (unix s).
     warned_until: Option<i64>,
     /// What the run spent (since this `start` began) against `--run-budget-usd`.
@@ -217,6 +219,11 @@ impl<'a> Scheduler<'a> {
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+        let mut workspaces = workspaces;
+        workspaces.set_progress(Arc::new(move |stream: &str, p: Progress| {
+            let _ = progress_tx.send((stream.to_string(), p));
+        }));
         // `start` printed these before the run; later refreshes report only new ones.
         let said_warnings = snapshot.warnings.iter().map(|w| w.to_string()).collect();
         let budget = Budget {
@@ -244,6 +251,7 @@ impl<'a> Scheduler<'a> {
             next_launch: None,
             exits_tx,
             exits_rx,
+            progress_rx,
         })
     }
 

@@ -94,17 +94,24 @@ impl Scheduler<'_> {
         let prepared = {
             let workspaces = self.workspaces.clone();
             let (stream, graph) = (stream.clone(), self.graph.clone());
-            let job = tokio::task::spawn_blocking(move || {
+            let mut job = tokio::task::spawn_blocking(move || {
                 workspaces
                     .lock()
                     .expect("no panics while holding the workspaces")
                     .prepare(&stream, &graph)
             });
-            tokio::select! {
-                r = job => r.map_err(|e| Error::msg(format!("preparing {stream_id} failed: {e}")))?,
-                // The claim stays with this (exiting) process: a later `start` sees its
-                // claimer dead and takes the stream over.
-                _ = signals.recv() => return Ok(false),
+            loop {
+                tokio::select! {
+                    r = &mut job => break r.map_err(|e| {
+                        Error::msg(format!("preparing {stream_id} failed: {e}"))
+                    })?,
+                    Some((stream, progress)) = self.progress_rx.recv() => {
+                        self.reporter.event(Event::PrepareProgress { stream: &stream, progress });
+                    }
+                    // The claim stays with this (exiting) process: a later `start` sees its
+                    // claimer dead and takes the stream over.
+                    _ = signals.recv() => return Ok(false),
+                }
             }
         };
         let placement = match prepared {
