@@ -172,8 +172,10 @@ fn difference(label: &str, on: &Stats, off: &Stats) -> String {
     )
 }
 
-/// The launch step alone, less noisy than a whole run: a worker's `__sandbox` wrapper (the
-/// plan a stream in a worktree gets) exec'ing `true`, against `true` spawned directly.
+/// The launch step alone, less noisy than a whole run, for the plan a stream in a worktree
+/// gets: the supervisor's way (build the rule set, confine the child between fork and exec)
+/// spawning `true`, the `__sandbox` step `post_create` still takes (and workers took before),
+/// and `true` spawned directly; alternating.
 fn launch_step(quick: bool) {
     use orchestrate::worker::sandbox::{Mode, Place, Policy, Support};
     let env = TestEnv::new();
@@ -188,39 +190,57 @@ fn launch_step(quick: bool) {
     let project = orchestrate::project::Project {
         root: env.root.clone(),
     };
+    let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_orchestrate").into();
     let policy = Policy {
         mode: Mode::Landlock,
         support: Support::probe(),
         extra: Vec::new(),
-        exe: env!("CARGO_BIN_EXE_orchestrate").into(),
+        exe: exe.clone(),
     };
     let dir = env.root.join(".claude/worktrees/A");
-    let plan = policy
+    let confinement = policy
         .plan(&Place {
             project: &project,
             stream: "A",
             dir: &dir,
             db: Some(&env.db_path()),
         })
-        .expect("landlock is supported");
-    let (wrapped, _) = plan.worker_launch(vec!["true".into()], None);
-    let time = |argv: &[std::ffi::OsString]| {
+        .expect("landlock is supported")
+        .confinement()
+        .expect("confined");
+    let time = |mut cmd: std::process::Command, confine: bool| {
         let started = std::time::Instant::now();
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let _hook = confine.then(|| {
+            confinement
+                .prepare(&mut std::io::sink())
+                .and_then(|p| p.confine_child(&mut cmd))
+                .expect("confined")
+        });
+        assert!(cmd.status().unwrap().success());
         started.elapsed()
     };
-    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let wrapped = || {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("__sandbox")
+            .args(confinement.args())
+            .args(["--", "true"]);
+        cmd
+    };
+    let plain = || std::process::Command::new("true");
+    let (mut hook, mut step, mut off) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..if quick { 20 } else { 300 } {
-        on.push(time(&wrapped));
-        off.push(time(&["true".into()]));
+        hook.push(time(plain(), true));
+        step.push(time(wrapped(), false));
+        off.push(time(plain(), false));
     }
-    let (on, off) = (Stats::of(&on), Stats::of(&off));
+    let (hook, step, off) = (Stats::of(&hook), Stats::of(&step), Stats::of(&off));
     println!("\n## the launch step alone: spawn until `true` exits\n\n{TABLE_HEADER}");
-    println!("{}", on.row("`orchestrate __sandbox … -- true`"));
+    println!(
+        "{}",
+        hook.row("rule set built, `true` confined between fork and exec")
+    );
+    println!("{}", step.row("`orchestrate __sandbox … -- true`"));
     println!("{}", off.row("`true`"));
-    println!("{}", difference("sandbox step", &on, &off));
+    println!("{}", difference("confined in the child", &hook, &off));
+    println!("{}", difference("`__sandbox` step", &step, &off));
 }

@@ -663,6 +663,18 @@ pub struct SuperviseArgs {
     #[arg(long)]
     pub stdin: Option<PathBuf>,
 
+    /// Confine the worker with this Landlock ABI (`sandbox::Confinement::args` writes these).
+    #[arg(long)]
+    pub abi: Option<u32>,
+
+    /// The confined worker's temp dir (TMPDIR).
+    #[arg(long, requires = "abi")]
+    pub tmpdir: Option<PathBuf>,
+
+    /// A path the confined worker may write.
+    #[arg(long = "write", value_name = "PATH", requires = "abi")]
+    pub writable: Vec<PathBuf>,
+
     /// The worker program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<OsString>,

@@ -61,6 +61,9 @@ pub struct Config {
     pub sandbox: crate::worker::sandbox::Mode,
     /// Extra paths a confined worker may write (`~/` is HOME, relative is the project root).
     pub sandbox_writable: Vec<PathBuf>,
+    /// How `.worktreeinclude` files are copied: auto (a copy-on-write clone where the file
+    /// system can, else a copy), reflink (a clone or an error) or copy.
+    pub include_copy: crate::git::beneath::CopyMode,
     /// Streams that may run together but claim the same files (`metadata.files`) run one
     /// after the other: the later waits for the earlier as if it depended on it.
     pub strict_files: bool,
@@ -88,6 +91,7 @@ impl Default for Config {
             resume: true,
             sandbox: crate::worker::sandbox::Mode::Auto,
             sandbox_writable: Vec::new(),
+            include_copy: crate::git::beneath::CopyMode::Auto,
             strict_files: false,
         }
     }
@@ -159,6 +163,7 @@ struct FileConfig {
     resume: Option<Spanned<bool>>,
     sandbox: Option<Spanned<String>>,
     sandbox_writable: Option<Spanned<Vec<String>>>,
+    include_copy: Option<Spanned<String>>,
     strict_files: Option<Spanned<bool>>,
 }
 
@@ -206,7 +211,7 @@ impl Origin<'_> {
 }
 
 /// The environment variable for each key.
-pub const ENV_KEYS: [(&str, &str); 20] = [
+pub const ENV_KEYS: [(&str, &str); 21] = [
     ("worker_cmd", "ORCHESTRATE_WORKER_CMD"),
     ("max_parallel", "ORCHESTRATE_MAX_PARALLEL"),
     ("stagger", "ORCHESTRATE_STAGGER"),
@@ -226,6 +231,7 @@ pub const ENV_KEYS: [(&str, &str); 20] = [
     ("resume", "ORCHESTRATE_RESUME"),
     ("sandbox", "ORCHESTRATE_SANDBOX"),
     ("sandbox_writable", "ORCHESTRATE_SANDBOX_WRITABLE"),
+    ("include_copy", "ORCHESTRATE_INCLUDE_COPY"),
     ("strict_files", "ORCHESTRATE_STRICT_FILES"),
 ];
 
@@ -287,6 +293,7 @@ impl Config {
         set!(resume, plain);
         set!(sandbox, sandbox_mode);
         set!(sandbox_writable, paths);
+        set!(include_copy, copy_mode);
         set!(strict_files, plain);
         Ok(())
     }
@@ -324,6 +331,7 @@ impl Config {
                 "backoff_min" => self.backoff_min = env_seconds(&origin, &raw)?,
                 "resume" => self.resume = boolean(&origin, &raw)?,
                 "sandbox" => self.sandbox = sandbox_mode(&origin, key, None, raw)?,
+                "include_copy" => self.include_copy = copy_mode(&origin, key, None, raw)?,
                 "strict_files" => self.strict_files = boolean(&origin, &raw)?,
                 "sandbox_writable" => {
                     // A list like PATH: colon-separated.
@@ -408,14 +416,34 @@ fn sandbox_mode(
     span: Option<Range<usize>>,
     v: String,
 ) -> Result<crate::worker::sandbox::Mode, ConfigError> {
-    crate::worker::sandbox::Mode::parse(&v).ok_or_else(|| {
+    use crate::worker::sandbox::Mode;
+    one_of(origin, key, span, v, Mode::parse, &Mode::CHOICES)
+}
+
+fn copy_mode(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+) -> Result<crate::git::beneath::CopyMode, ConfigError> {
+    use crate::git::beneath::CopyMode;
+    one_of(origin, key, span, v, CopyMode::parse, &CopyMode::CHOICES)
+}
+
+/// A value that must be one of `choices` (parsed by `parse`).
+fn one_of<T>(
+    origin: &Origin<'_>,
+    key: &str,
+    span: Option<Range<usize>>,
+    v: String,
+    parse: fn(&str) -> Option<T>,
+    choices: &[&str],
+) -> Result<T, ConfigError> {
+    parse(&v).ok_or_else(|| {
         origin.error(
             key,
             span,
-            format!(
-                "`{v}` is not one of {}",
-                crate::worker::sandbox::Mode::CHOICES.join(", ")
-            ),
+            format!("`{v}` is not one of {}", choices.join(", ")),
         )
     })
 }

@@ -1,8 +1,9 @@
 //! Parse, set up logging, run, map to an exit code. Only this function exits the process.
 
 fn main() {
-    // Every sandboxed launch passes through `__sandbox`: it skips the parser and the logging
-    // set-up, which cost it more than the rest together (BENCHMARKS.md, the sandbox).
+    // A sandboxed `post_create` (or `merge`'s verify) passes through `__sandbox`: it skips the
+    // parser and the logging set-up, which cost it more than the rest together (BENCHMARKS.md,
+    // the sandbox).
     if let Some(code) = orchestrate::commands::sandbox::run_if_called() {
         std::process::exit(code);
     }

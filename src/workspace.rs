@@ -35,6 +35,19 @@ impl Placement {
     }
 }
 
+/// How far a long step of preparing a stream's place has come, for the ui to show. Sent
+/// about once a second, and only for steps that last more than a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Files of the branch's tree written into the new worktree.
+    Checkout { files: usize, of: usize },
+    /// Bytes of `.worktreeinclude` files copied (or cloned).
+    Include { bytes: u64, of: u64 },
+}
+
+/// Where [`Workspaces::prepare`] says how far it has come: called with the stream's id.
+pub type ProgressSink = std::sync::Arc<dyn Fn(&str, Progress) + Send + Sync>;
+
 /// Why a stream cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareFailure {
@@ -62,6 +75,9 @@ pub trait Workspaces: Send {
         stream: &Stream,
         graph: &StreamGraph,
     ) -> Result<Placement, PrepareFailure>;
+
+    /// Where to tell the progress of a long preparation (a big checkout or include copy).
+    fn set_progress(&mut self, _sink: ProgressSink) {}
 
     /// The worker runs now (worktree mode locks the worktree, naming the stream and pid).
     fn worker_started(&mut self, stream: &str, placement: &Placement, pid: u32);

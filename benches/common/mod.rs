@@ -79,6 +79,14 @@ pub fn children_cpu() -> Duration {
     tv(usage.user_time()) + tv(usage.system_time())
 }
 
+/// The machine's load averages (1, 5, 15 min) and cores, to print beside the figures.
+pub fn load() -> String {
+    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let parts: Vec<&str> = avg.split_whitespace().take(3).collect();
+    format!("{} on {cores} cores", parts.join(" "))
+}
+
 /// Writes `files` source files of about `bytes` each under `src/mNN/dNN/` in `env`'s root
 /// and commits them: the 5,000-file repository of the git benchmarks.
 pub fn commit_big_tree(env: &support::TestEnv, files: usize, bytes: usize) {

@@ -1,17 +1,16 @@
-//! `orchestrate __sandbox --abi N [--tmpdir DIR] [--write PATH]… [--stdin FILE] [--report-stdin]
-//! -- CMD…`
-//! (hidden): confines itself with Landlock, then execs CMD, which keeps this process's pid. Run
-//! by the supervisor for every sandboxed worker (and for `post_create`); its stderr is the
-//! stream's log. `main` calls it before the command line parser and the logging set-up: at
-//! every launch, those cost more than the rest of this step together, so its few arguments
-//! (always written by [`sandbox::Plan::wrap`]) are read here by hand.
+//! `orchestrate __sandbox --abi N [--tmpdir DIR] [--write PATH]… -- CMD…` (hidden): confines
+//! itself with Landlock, then execs CMD, which keeps this process's pid. Run for `post_create` and
+//! `merge`'s verify (a worker is confined by its supervisor instead: `worker/sandbox/confine.rs`). `main` calls
+//! it before the command line parser and the logging set-up, which would cost more than the
+//! rest of this step together, so its few arguments (always written by
+//! [`sandbox::Confinement::args`]) are read here by hand.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::exit_codes;
-use crate::worker::sandbox::{self, Entry};
+use crate::worker::sandbox::{self, Confinement, Entry};
 
 /// `Some(exit code)` when this process was started as `orchestrate __sandbox …`; it returns
 /// only when the program could not be started.
@@ -32,15 +31,7 @@ pub fn run_if_called() -> Option<i32> {
 
 /// The arguments after `__sandbox`.
 fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Entry, String> {
-    let mut entry = Entry {
-        abi: 0,
-        tmpdir: None,
-        writable: Vec::new(),
-        stdin: None,
-        report_stdin: false,
-        argv: Vec::new(),
-    };
-    let mut abi = None;
+    let (mut abi, mut tmpdir, mut writable, mut argv) = (None, None, Vec::new(), Vec::new());
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -55,22 +46,27 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Entry, String> {
                         .ok_or_else(|| format!("--abi takes a number, not {v:?}"))?,
                 );
             }
-            Some("--tmpdir") => entry.tmpdir = Some(PathBuf::from(value()?)),
-            Some("--write") => entry.writable.push(PathBuf::from(value()?)),
-            Some("--stdin") => entry.stdin = Some(PathBuf::from(value()?)),
-            Some(sandbox::REPORT_FLAG) => entry.report_stdin = true,
+            Some("--tmpdir") => tmpdir = Some(PathBuf::from(value()?)),
+            Some("--write") => writable.push(PathBuf::from(value()?)),
             Some("--") => {
-                entry.argv = args.collect();
+                argv = args.collect();
                 break;
             }
             _ => return Err(format!("does not take {arg:?}")),
         }
     }
-    entry.abi = abi.ok_or("needs --abi N")?;
-    if entry.argv.is_empty() {
+    let abi = abi.ok_or("needs --abi N")?;
+    if argv.is_empty() {
         return Err("needs `-- PROGRAM [ARGS…]`".into());
     }
-    Ok(entry)
+    Ok(Entry {
+        confinement: Confinement {
+            abi,
+            tmpdir,
+            writable,
+        },
+        argv,
+    })
 }
 
 #[cfg(test)]
@@ -86,15 +82,17 @@ mod tests {
 
     #[test]
     fn reads_what_wrap_writes() {
-        let e = parse(words(
-            "--abi 7 --tmpdir /t --write /a --write /b --stdin /p --report-stdin -- sh -c --write",
-        ))
-        .unwrap();
-        assert_eq!(e.abi, 7);
-        assert_eq!(e.tmpdir, Some(PathBuf::from("/t")));
-        assert_eq!(e.writable, [PathBuf::from("/a"), PathBuf::from("/b")]);
-        assert!(e.report_stdin);
-        assert_eq!(e.stdin, Some(PathBuf::from("/p")));
+        let written = Confinement {
+            abi: 7,
+            tmpdir: Some("/t".into()),
+            writable: vec!["/a".into(), "/b".into()],
+        };
+        let argv = written
+            .args()
+            .into_iter()
+            .chain(["--", "sh", "-c", "--write"].map(OsString::from));
+        let e = parse(argv).unwrap();
+        assert_eq!(e.confinement, written);
         assert_eq!(e.argv, ["sh", "-c", "--write"]);
     }
 
@@ -102,6 +100,7 @@ mod tests {
     fn refuses_what_it_does_not_know() {
         for (args, why) in [
             ("--abi 7 --bogus -- x", "does not take \"--bogus\""),
+            ("--abi 7 --stdin /p -- x", "does not take \"--stdin\""),
             ("--write /a -- x", "needs --abi N"),
             ("--abi seven -- x", "--abi takes a number"),
             ("--abi 7", "needs `-- PROGRAM"),

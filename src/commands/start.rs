@@ -316,6 +316,9 @@ fn plan_facts(
         retries: settings.retries,
         selection: settings.selection.clone(),
         placements,
+        includes: settings
+            .worktree_mode
+            .then(|| crate::git::planned_includes(&settings.project).map_err(|e| e.to_string())),
         overlaps: Vec::new(),
         strict_files: settings.strict_files,
     }

@@ -4,14 +4,22 @@
 //! [`populate`] writes HEAD's tree into a registered worktree and its index; [`verify`] checks
 //! that the index holds exactly HEAD's tree and that no tracked file is missing or different.
 //! A worktree is handed to a worker only after both (see `worktree.rs` for the marker that
-//! makes an interrupted checkout visible). This is also the seam for a faster checkout: any
-//! replacement must leave the same two facts behind.
+//! makes an interrupted checkout visible).
+//!
+//! A fresh worktree (its folder holds nothing but its `.git` file) is filled by `fill.rs`:
+//! several threads write the files and the index is written once with their stat data, which
+//! measured 0.5–0.7× `git worktree add` where libgit2's single-threaded checkout took 1.2–1.5×
+//! (BENCHMARKS.md §5). Paths whose attributes convert them, settings that convert every file,
+//! and finishing a worktree that already holds files go through libgit2's checkout, which
+//! leaves the same two facts behind.
 
 use std::path::Path;
 
 use git2::Repository;
 
+use super::Progress;
 use super::error::{GitError, Result};
+use super::fill;
 
 /// How much of what is already in the folder may be overwritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +31,44 @@ pub enum Fill {
     Careful,
 }
 
-/// Checks HEAD's tree out into the worktree at `dir` and writes its index.
-pub fn populate(dir: &Path, fill: Fill) -> Result<()> {
+/// Checks HEAD's tree out into the worktree at `dir` and writes its index; `progress` hears
+/// how far a checkout slower than a second has come.
+pub fn populate(dir: &Path, fill: Fill, progress: &dyn Fn(Progress)) -> Result<()> {
     let repo = open(dir)?;
+    if fill == Fill::Ours && is_fresh(&repo, dir) && fill::applies(&repo) {
+        return populate_fresh(&repo, dir, progress);
+    }
+    libgit2_checkout(&repo, dir, fill, None)
+}
+
+/// Nothing but the `.git` file in the folder, and no index: a worktree just registered.
+fn is_fresh(repo: &Repository, dir: &Path) -> bool {
+    let only_git = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .map(|e| e.map(|e| e.file_name()))
+            .all(|n| n.is_ok_and(|n| n == ".git"))
+    });
+    only_git && !repo.path().join("index").exists()
+}
+
+/// The parallel fill, libgit2's checkout for the paths it leaves, then the index.
+fn populate_fresh(repo: &Repository, dir: &Path, progress: &dyn Fn(Progress)) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let (entries, converted) = fill::fill(dir, threads, progress)?;
+    if !converted.is_empty() {
+        libgit2_checkout(repo, dir, Fill::Ours, Some(&converted))?;
+    }
+    fill::write_index(dir, entries, &converted)
+}
+
+/// libgit2's checkout of HEAD into `dir`: every path, or only `paths` (then the index is left
+/// to the caller).
+fn libgit2_checkout(
+    repo: &Repository,
+    dir: &Path,
+    fill: Fill,
+    paths: Option<&[String]>,
+) -> Result<()> {
     let mut in_the_way = Vec::new();
     let mut opts = git2::build::CheckoutBuilder::new();
     match fill {
@@ -53,6 +96,12 @@ pub fn populate(dir: &Path, fill: Fill) -> Result<()> {
                 source,
             })?;
             opts.safe().recreate_missing(true);
+        }
+    }
+    if let Some(paths) = paths {
+        opts.update_index(false).disable_pathspec_match(true);
+        for p in paths {
+            opts.path(p);
         }
     }
     opts.notify_on(git2::CheckoutNotificationType::CONFLICT);

@@ -88,6 +88,16 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
+    #[error(
+        "cannot clone {from} into {to}: include_copy = \"reflink\" asks for copy-on-write \
+         clones and this file system does not make them"
+    )]
+    NoReflink {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot add worktree `{name}` at {path} for branch `{branch}`")]
     AddWorktree {
         name: String,
@@ -208,6 +218,10 @@ impl Diagnostic for GitError {
             Self::NotOnTarget { target, current, .. } => format!(
                 "`git switch {target}` first, or merge into the current branch with `--into {current}`"
             ),
+            Self::NoReflink { .. } => "set include_copy = \"auto\" in .claude/orchestrator/config.toml \
+                (a clone where the file system can, else a copy), or put the project on a file \
+                system with copy-on-write clones (XFS with reflink, btrfs)"
+                .into(),
             Self::MergeRunning { .. } => {
                 "wait for it to finish, then run `orchestrate merge` again".into()
             }

@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod clean;
 pub mod error;
 pub mod exclude;
+pub mod fill;
 pub mod include;
 pub mod index_lock;
 pub mod info;
@@ -29,6 +30,35 @@ pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;
 
 use crate::project::Project;
+
+pub use crate::workspace::Progress;
+
+/// When a long step reports its progress: once it has lasted `quiet`, then once a second.
+pub(crate) struct Ticker {
+    started: std::time::Instant,
+    next: std::time::Duration,
+}
+
+impl Ticker {
+    /// A step slower than this shows its progress.
+    pub(crate) const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub(crate) fn new(quiet: std::time::Duration) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            next: quiet,
+        }
+    }
+
+    /// Whether to report now.
+    pub(crate) fn due(&mut self) -> bool {
+        let due = self.started.elapsed() >= self.next;
+        if due {
+            self.next = self.started.elapsed() + std::time::Duration::from_secs(1);
+        }
+        due
+    }
+}
 
 /// What `status` shows of a stream's branch: its name, recorded base, and commits since.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -86,6 +116,11 @@ pub struct PlannedPlacement {
     pub base: String,
     /// Merging the dependency branches would conflict: the stream would be blocked.
     pub blocked: bool,
+}
+
+/// What `.worktreeinclude` would copy into a new worktree of `project` (for `start --dry-run`).
+pub fn planned_includes(project: &Project) -> Result<include::Planned, GitError> {
+    include::planned(&repo::Repo::open(&project.root)?)
 }
 
 /// Computes [`PlannedPlacement`] without changing anything: a base merge is made in an

@@ -20,7 +20,7 @@ use crate::names::StreamNames;
 use crate::project::Project;
 use crate::state::{StateStore, WorktreeRecord};
 use crate::worker::post_create;
-use crate::workspace::{Finished, Placement, PrepareFailure, Workspaces};
+use crate::workspace::{Finished, Placement, PrepareFailure, Progress, ProgressSink, Workspaces};
 
 /// The stream that always works in the project root.
 pub const MAIN_STREAM: &str = "main";
@@ -28,6 +28,8 @@ pub const MAIN_STREAM: &str = "main";
 pub struct WorktreeWorkspaces {
     project: Project,
     config: Config,
+    /// Told how far a long checkout or include copy has come.
+    progress: Option<ProgressSink>,
     /// The run's base, decided when this `start` prepares its first stream.
     run: Option<RunBase>,
 }
@@ -48,8 +50,18 @@ impl WorktreeWorkspaces {
         Ok(Self {
             project,
             config,
+            progress: None,
             run: None,
         })
+    }
+
+    /// `stream`'s progress, for the sink if there is one.
+    fn progress_of<'s>(&'s self, stream: &'s str) -> impl Fn(Progress) + 's {
+        move |p| {
+            if let Some(sink) = &self.progress {
+                sink(stream, p);
+            }
+        }
     }
 
     fn root_placement(&self, notes: Vec<String>) -> Placement {
@@ -96,7 +108,8 @@ impl WorktreeWorkspaces {
             ));
         }
         let base = branch_base(&repo, &records, stream, &names, &run, &mut notes)?;
-        let ensured = worktree::ensure(&repo, &names, &path).map_err(|e| match e {
+        let progress = self.progress_of(stream.id());
+        let ensured = worktree::ensure(&repo, &names, &path, &progress).map_err(|e| match e {
             GitError::WorktreeInTheWay { path, branch } => {
                 PrepareFailure::Blocked(Block::WorktreeInTheWay { path, branch })
             }
@@ -149,7 +162,9 @@ impl WorktreeWorkspaces {
         path: &Path,
         notes: &mut Vec<String>,
     ) -> Result<(), PrepareFailure> {
-        let copied = include::copy_included(repo, path).map_err(failed)?;
+        let progress = self.progress_of(stream.id());
+        let copied = include::copy_included(repo, path, self.config.include_copy, &progress)
+            .map_err(failed)?;
         notes.extend(include::notes(&copied));
         if let Some(note) = submodule_note(path).map_err(failed)? {
             notes.push(note);
@@ -255,6 +270,10 @@ fn submodule_note(path: &Path) -> Result<Option<String>, GitError> {
 }
 
 impl Workspaces for WorktreeWorkspaces {
+    fn set_progress(&mut self, sink: ProgressSink) {
+        self.progress = Some(sink);
+    }
+
     fn prepare(
         &mut self,
         stream: &Stream,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, Repository, WorktreeLockStatus, WorktreePruneOptions};
 
+use super::Progress;
 use super::checkout::{self, Fill};
 use super::error::{GitError, Result};
 use super::repo::Repo;
@@ -147,7 +148,12 @@ fn prune_entry(repo: &Repo, name: &str, locked: bool) -> Result<()> {
 /// Makes sure `path` is a complete worktree with `names.branch()` checked out (the branch must
 /// exist). Unless it returns [`Ensured::Reused`], the worktree's creation marker is left in
 /// place: the caller finishes preparing it and then calls [`mark_complete`].
-pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> {
+pub fn ensure(
+    repo: &Repo,
+    names: &StreamNames,
+    path: &Path,
+    progress: &dyn Fn(Progress),
+) -> Result<Ensured> {
     let branch_ref = names.branch_ref();
     let marker = Marker::of(repo, names);
     let before = list(repo)?;
@@ -158,7 +164,7 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     let mut existing = list(repo)?;
     if let Some(at_path) = existing.iter().find(|w| same_path(&w.path, path)) {
         if at_path.valid && at_path.branch.as_deref() == Some(branch_ref.as_str()) {
-            return finish_existing(path, &marker);
+            return finish_existing(path, &marker, progress);
         }
         if marker.exists() {
             // Our own creation, cut before it was registered in full: no one ever saw it.
@@ -200,7 +206,7 @@ pub fn ensure(repo: &Repo, names: &StreamNames, path: &Path) -> Result<Ensured> 
     }
     let name = unused_name(repo, names.worktree_name(), &existing);
     marker.write(path)?;
-    add(repo, &name, path, &format!("ref: {branch_ref}"))?;
+    add(repo, &name, path, &format!("ref: {branch_ref}"), progress)?;
     Ok(if repaired {
         Ensured::Repaired
     } else {
@@ -258,7 +264,7 @@ fn not_checked_out_in(existing: &[WorktreeInfo], names: &StreamNames) -> Result<
 }
 
 /// A valid worktree of our branch: reused as it is, unless its creation never finished.
-fn finish_existing(path: &Path, marker: &Marker) -> Result<Ensured> {
+fn finish_existing(path: &Path, marker: &Marker, progress: &dyn Fn(Progress)) -> Result<Ensured> {
     let fill = if marker.exists() {
         Fill::Ours
     } else if checkout::never_indexed(path) {
@@ -268,7 +274,7 @@ fn finish_existing(path: &Path, marker: &Marker) -> Result<Ensured> {
     } else {
         return Ok(Ensured::Reused);
     };
-    checkout::populate(path, fill)?;
+    checkout::populate(path, fill, progress)?;
     checkout::verify(path, fill)?;
     Ok(Ensured::Finished)
 }
@@ -463,18 +469,24 @@ fn unused_name(repo: &Repo, slug: &str, existing: &[WorktreeInfo]) -> String {
 /// For `merge`'s scratch worktree: a detached HEAD, because the target branch may be checked
 /// out elsewhere and git lets a branch be checked out only once.
 pub fn add_detached(repo: &Repo, name: &str, path: &Path, commit: git2::Oid) -> Result<()> {
-    add(repo, name, path, &commit.to_string())
+    add(repo, name, path, &commit.to_string(), &|_| {})
 }
 
 /// Registers the worktree (`head`: its HEAD file's content, `ref: …` or a commit id) and fills
 /// it. On failure neither its admin folder nor its folder is left behind (its marker is: the
 /// next attempt knows what it finds).
-fn add(repo: &Repo, name: &str, path: &Path, head: &str) -> Result<()> {
+fn add(
+    repo: &Repo,
+    name: &str,
+    path: &Path,
+    head: &str,
+    progress: &dyn Fn(Progress),
+) -> Result<()> {
     let admin = admin_dir(&repo.inner, name);
     // `register` creates both folders exclusively: one there before is not ours to remove.
     let (admin_existed, path_existed) = (admin.exists(), path.exists());
     let result = register(repo, name, path, head)
-        .and_then(|()| checkout::populate(path, Fill::Ours))
+        .and_then(|()| checkout::populate(path, Fill::Ours, progress))
         .and_then(|()| checkout::verify(path, Fill::Ours));
     if result.is_err() {
         if !admin_existed {

@@ -26,7 +26,7 @@ use crate::taskdb::{Changes, Snapshot, TaskDb, TaskSource};
 use crate::worker::agent::{LimitStatus, Outcome, Transcript};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
-use crate::workspace::{Placement, Workspaces};
+use crate::workspace::{Placement, Progress, Workspaces};
 
 /// How often adopted workers (not our children) are checked in `/proc`.
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
@@ -37,6 +37,8 @@ const ACTIVITY_POLL: Duration = Duration::from_millis(500);
 /// while thousands of workers write, reading what changed costs at most about 1/20 of a core
 /// however fast they write (a worker's exit is read at once, whatever the wait).
 const REFRESH_SHARE: u32 = 20;
+/// How many times a run about to end looks again at a database that keeps changing.
+const END_LOOKS: u32 = 3;
 /// How many times in a row a stream may be backed off because the API is overloaded or
 /// failing before it counts as failed.
 const MAX_UNAVAILABLE: u32 = 8;
@@ -173,8 +175,12 @@ pub struct Scheduler<'a> {
     pub(super) next_launch: Option<Instant>,
     /// No probe of the task database for its changes before this (see [`REFRESH_SHARE`]).
     next_probe: Instant,
+    /// The last refresh found something changed.
+    refreshed_changes: bool,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
+    /// How far the preparation under way has come (sent from the blocking `prepare`).
+    pub(super) progress_rx: mpsc::UnboundedReceiver<(String, Progress)>,
     /// The API warned that a limit is near: one new launch at a time until then (unix s).
     warned_until: Option<i64>,
     /// What the run spent (since this `start` began) against `--run-budget-usd`.
@@ -227,6 +233,11 @@ impl<'a> Scheduler<'a> {
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+        let mut workspaces = workspaces;
+        workspaces.set_progress(Arc::new(move |stream: &str, p: Progress| {
+            let _ = progress_tx.send((stream.to_string(), p));
+        }));
         // `start` printed these before the run; later refreshes report only new ones.
         let said_warnings = snapshot.warnings.iter().map(|w| w.to_string()).collect();
         let budget = Budget {
@@ -253,8 +264,10 @@ impl<'a> Scheduler<'a> {
             db_fault: None,
             next_launch: None,
             next_probe: Instant::now(),
+            refreshed_changes: false,
             exits_tx,
             exits_rx,
+            progress_rx,
         })
     }
 
@@ -284,6 +297,7 @@ impl<'a> Scheduler<'a> {
         let every = |period: Duration| (period.as_millis() / tick.as_millis()).max(1) as u32;
         let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
+        let mut end_looks = 0;
         loop {
             let waiting_for_stagger = match self.dispatch(&mut signals).await? {
                 Turn::Idle => false,
@@ -295,8 +309,17 @@ impl<'a> Scheduler<'a> {
             self.watch_conflicts();
             let wake = self.next_wake();
             if !self.anything_live() && !waiting_for_stagger && wake.is_none() {
-                return Ok(self.summary());
+                // One last look at every change (an exit reads only its stream's rows, and a
+                // refresh may have been put off): the run ends on what the database says.
+                // A few looks at most: a database written on and on must not keep it running.
+                self.refreshed_changes = false;
+                end_looks += 1;
+                if end_looks > END_LOOKS || !self.refresh() || !self.refreshed_changes {
+                    return Ok(self.summary());
+                }
+                continue;
             }
+            end_looks = 0;
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
             let wake_at = wake.unwrap_or_else(Instant::now);
             tokio::select! {
@@ -882,6 +905,7 @@ impl<'a> Scheduler<'a> {
                 text: "the task database can be read again".into(),
             });
         }
+        self.refreshed_changes = !changes.is_empty();
         if changes.warnings {
             self.say_warnings();
         }

@@ -21,6 +21,12 @@ pub enum Event<'a> {
     /// A `start` claimed the stream and is preparing where it runs (its worktree, base,
     /// `.worktreeinclude`, `post_create`) before spawning attempt `attempt`.
     Preparing { stream: &'a str, attempt: u32 },
+    /// How far a long step of preparing the stream's place has come (a big checkout or
+    /// `.worktreeinclude` copy), about once a second.
+    PrepareProgress {
+        stream: &'a str,
+        progress: crate::workspace::Progress,
+    },
     /// A worker was launched.
     Started {
         stream: &'a str,

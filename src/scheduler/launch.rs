@@ -94,17 +94,24 @@ impl Scheduler<'_> {
         let prepared = {
             let workspaces = self.workspaces.clone();
             let (stream, graph) = (stream.clone(), self.graph.clone());
-            let job = tokio::task::spawn_blocking(move || {
+            let mut job = tokio::task::spawn_blocking(move || {
                 workspaces
                     .lock()
                     .expect("no panics while holding the workspaces")
                     .prepare(&stream, &graph)
             });
-            tokio::select! {
-                r = job => r.map_err(|e| Error::msg(format!("preparing {stream_id} failed: {e}")))?,
-                // The claim stays with this (exiting) process: a later `start` sees its
-                // claimer dead and takes the stream over.
-                _ = signals.recv() => return Ok(false),
+            loop {
+                tokio::select! {
+                    r = &mut job => break r.map_err(|e| {
+                        Error::msg(format!("preparing {stream_id} failed: {e}"))
+                    })?,
+                    Some((stream, progress)) = self.progress_rx.recv() => {
+                        self.reporter.event(Event::PrepareProgress { stream: &stream, progress });
+                    }
+                    // The claim stays with this (exiting) process: a later `start` sees its
+                    // claimer dead and takes the stream over.
+                    _ = signals.recv() => return Ok(false),
+                }
             }
         };
         let placement = match prepared {
@@ -436,9 +443,15 @@ impl Scheduler<'_> {
         let prompt = filled
             .prompt_on_stdin
             .then_some(filled.prompt_file.as_path());
-        let (argv, stdin) = sandbox.worker_launch(filled.argv.clone(), prompt);
+        let confinement = sandbox.confinement();
         let s = &self.settings;
-        let mut cmd = self.supervisor(record, stdin.as_deref(), &argv, &placement.dir, file)?;
+        let mut cmd = self.supervisor(
+            record,
+            (prompt, confinement.as_ref()),
+            &filled.argv,
+            &placement.dir,
+            file,
+        )?;
         cmd.env("ORCHESTRATE_STREAM", stream.id())
             .env("ORCHESTRATE_STREAM_NAME", &stream.record.name)
             .env("ORCHESTRATE_WORKTREE", &placement.dir)
@@ -464,14 +477,15 @@ impl Scheduler<'_> {
         self.watch_spawned(child, record, stream.id())
     }
 
-    /// `orchestrate __supervise --record R --state DB [--stdin F] -- ARGV…` in `dir`: the
-    /// leader of a new process group, stdin `/dev/null`, its output (and the worker's)
-    /// appended to `log` (a stream's log file, opened by the caller).
+    /// `orchestrate __supervise --record R --state DB [--stdin F] [--abi N --write PATH…] --
+    /// ARGV…` in `dir`: the leader of a new process group, stdin `/dev/null`, its output (and
+    /// the worker's) appended to `log` (a stream's log file, opened by the caller). The worker's
+    /// stdin is `stdin`; a `confinement` confines it (the supervisor does, in its child).
     pub(super) fn supervisor(
         &self,
         record: i64,
-        stdin: Option<&Path>,
-        argv: &[std::ffi::OsString],
+        (stdin, confinement): (Option<&Path>, Option<&worker::sandbox::Confinement>),
+        argv: &[String],
         dir: &Path,
         log: std::fs::File,
     ) -> Result<tokio::process::Command> {
@@ -487,6 +501,9 @@ impl Scheduler<'_> {
             .arg(self.store.path());
         if let Some(stdin) = stdin {
             cmd.arg("--stdin").arg(stdin);
+        }
+        if let Some(confinement) = confinement {
+            cmd.args(confinement.args());
         }
         cmd.arg("--")
             .args(argv)

@@ -127,10 +127,12 @@ impl Scheduler<'_> {
             })
             .map_err(Error::from)?;
         self.store.set_sandbox(record, sandbox.applied())?;
-        let (argv, _) = sandbox.worker_launch(worker::verify::argv(command), None);
+        let argv = worker::verify::argv(command);
         let file = worker::open_log_append(new.log_path)?;
         let s = &self.settings;
-        let mut cmd = self.supervisor(record, None, &argv, new.dir, file)?;
+        let confinement = sandbox.confinement();
+        let mut cmd =
+            self.supervisor(record, (None, confinement.as_ref()), &argv, new.dir, file)?;
         let env = VerifyEnv {
             stream,
             dir: new.dir,

@@ -314,7 +314,9 @@ impl Tracker {
                 with: (*with).clone(),
             },
             // Said by the snapshot that follows it, with the same state and reason.
-            Event::Entered { .. } | Event::Activity { .. } => return Vec::new(),
+            Event::Entered { .. } | Event::Activity { .. } | Event::PrepareProgress { .. } => {
+                return Vec::new();
+            }
         };
         vec![one]
     }

@@ -18,6 +18,9 @@ pub struct PlanFacts {
     pub selection: Option<BTreeSet<String>>,
     /// Where each stream that would run goes, or why that cannot be planned.
     pub placements: HashMap<String, Result<PlannedPlacement, String>>,
+    /// What `.worktreeinclude` copies into each new worktree (worktree mode), or why that
+    /// cannot be said.
+    pub includes: Option<Result<crate::git::include::Planned, String>>,
     /// Streams that may run together and claim the same files.
     pub overlaps: Vec<crate::claims::Overlap>,
     /// `--strict-files`: the later of each overlap waits for the earlier.
@@ -46,6 +49,21 @@ pub fn render(
         plan.retries,
         plural(plan.retries as usize, "y", "ies"),
     );
+    match &plan.includes {
+        Some(Ok(i)) if i.files > 0 => {
+            let _ = writeln!(
+                out,
+                "each new worktree gets {} file{} ({}) from .worktreeinclude",
+                i.files,
+                plural(i.files, "", "s"),
+                crate::git::include::size(i.bytes)
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(out, "cannot list .worktreeinclude files: {}", p(e));
+        }
+        _ => {}
+    }
     let state_w = State::ALL
         .iter()
         .map(|s| s.as_str().len())

@@ -228,6 +228,15 @@ impl Reporter for RunView<'_> {
                 Some(s) => self.line(&format!("{}: {}", p(s), p(&text))),
                 None => self.line(&p(&text)),
             },
+            Event::PrepareProgress { stream, progress } => {
+                let text = progress_words(progress);
+                if self.area.is_some() {
+                    self.activity.insert(stream.to_string(), text);
+                    self.redraw();
+                } else {
+                    self.line(&format!("preparing {}: {text}", p(stream)));
+                }
+            }
             Event::Activity { stream, text } => {
                 self.activity
                     .insert(stream.to_string(), p(&text).into_owned());
@@ -327,5 +336,40 @@ fn push_unfinished(text: &mut String, list: &[Unfinished]) {
             text.push_str(": not started");
         }
         text.push('\n');
+    }
+}
+
+/// "checking out 12000 of 50000 files", "copying .worktreeinclude: 300.0 MiB of 1.0 GiB".
+fn progress_words(progress: crate::workspace::Progress) -> String {
+    use crate::git::include::size;
+    use crate::workspace::Progress;
+    match progress {
+        Progress::Checkout { files, of } => format!("checking out {files} of {of} files"),
+        Progress::Include { bytes, of } => {
+            format!("copying .worktreeinclude: {} of {}", size(bytes), size(of))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::Progress;
+
+    #[test]
+    fn progress_says_how_far_and_of_what() {
+        let files = Progress::Checkout {
+            files: 12_000,
+            of: 50_000,
+        };
+        assert_eq!(progress_words(files), "checking out 12000 of 50000 files");
+        let bytes = Progress::Include {
+            bytes: 300 << 20,
+            of: 1 << 30,
+        };
+        assert_eq!(
+            progress_words(bytes),
+            "copying .worktreeinclude: 300.0 MiB of 1.0 GiB"
+        );
     }
 }

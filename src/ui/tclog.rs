@@ -164,6 +164,7 @@ fn entry_of(event: &Event<'_>) -> Option<Entry> {
             },
         ),
         Event::Preparing { .. }
+        | Event::PrepareProgress { .. }
         | Event::Note { .. }
         | Event::Conflict { .. }
         | Event::ConflictResolved { .. }

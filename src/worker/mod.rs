@@ -13,8 +13,9 @@
 //! descendants, so `stop` finds those that left the group ([`crate::proc::marked_processes`]).
 //! Every process tree is ended by one routine ([`terminate`]).
 //! Its environment is the user's less a parent Claude Code session's variables ([`env`]).
-//! A sandboxed worker is started by the supervisor as `orchestrate __sandbox … -- <argv…>`, which
-//! confines itself and execs the worker, keeping the pid ([`sandbox`]).
+//! A sandboxed worker gets its confinement on the supervisor's command line (`--abi N --write
+//! PATH…`); the supervisor builds the rule set and confines the worker between fork and exec,
+//! so the worker is still its direct child and the supervisor stays unconfined ([`sandbox`]).
 
 pub mod agent;
 pub mod command;

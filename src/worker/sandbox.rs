@@ -1,26 +1,30 @@
 //! The sandbox: confines a worker (and `post_create` and `verify`) with the kernel's Landlock
 //! LSM so that it and every descendant can write only where its stream's work goes, while
-//! reading and executing everything as before. No container, no root, no `unsafe`.
+//! reading and executing everything as before. No container, no root.
 //!
 //! Shape: the launching side asks a [`Policy`] (mode, kernel support, `sandbox_writable`) for a
-//! [`Plan`] for one program in one folder. A confined plan wraps the program's argv as
-//! `orchestrate __sandbox --abi N --tmpdir DIR --write PATH… -- CMD…`; that step ([`enter`])
-//! restricts itself and then execs CMD, so the worker keeps the pid the supervisor spawned
-//! (identity, `stop`, markers unchanged) and the supervisor itself is never restricted: it writes
-//! the state store and the log. `sandbox/rules.rs` lists what is writable; `sandbox/enter.rs`
-//! is the `__sandbox` step.
+//! [`Plan`] for one program in one folder. A confined plan's [`Confinement`] (ABI, temp dir,
+//! writable paths) goes on the supervisor's command line (`__supervise … --abi N --write PATH…
+//! -- CMD…`); the supervisor builds the rule set and confines only its child, between fork and
+//! exec, so the worker is its direct child running the worker program, and the supervisor
+//! itself is never restricted: it writes the state store and the log (`sandbox/confine.rs`,
+//! whose header says why it is done there). `post_create`, run by `start`, goes through
+//! `orchestrate __sandbox --abi N --write PATH… -- CMD…`, which restricts itself and then execs
+//! CMD (`sandbox/enter.rs`). `sandbox/rules.rs` lists what is writable.
 //!
-//! Invariants: a plan that says "confined" is enforced or the program does not run (`__sandbox`
-//! never execs unconfined); `auto` runs unconfined only where the kernel lacks Landlock, and
-//! says so; `landlock` never does. Landlock grants whole hierarchies and cannot carve a hole
-//! into one, so the git directory is granted part by part and its root stays read-only: a file
-//! created directly in it (`packed-refs.lock`, taken by ref deletions) is refused, and git warns
-//! and carries on (see the guide).
+//! Invariants: a plan that says "confined" is enforced or the program does not run (neither
+//! the supervisor's child nor `__sandbox` execs unconfined); `auto` runs unconfined only where
+//! the kernel lacks Landlock, and says so; `landlock` never does. Landlock grants whole
+//! hierarchies and cannot carve a hole into one, so the git directory is granted part by part
+//! and its root stays read-only: a file created directly in it (`packed-refs.lock`, taken by
+//! ref deletions) is refused, and git warns and carries on (see the guide).
 
+mod confine;
 mod enter;
 mod rules;
 
-pub use enter::{Entry, enter, read_report, reports_on_stdin};
+pub use confine::{Confinement, Hook, Prepared};
+pub use enter::{Entry, enter};
 pub use rules::Grant;
 
 use std::ffi::OsString;
@@ -35,9 +39,6 @@ use rules::{resolve, rules, temp_root};
 
 /// The hidden subcommand that confines itself and execs the program.
 pub const SUBCOMMAND: &str = "__sandbox";
-/// `__sandbox` flag: stdin is a pipe to the supervisor, which learns from it why the program
-/// could not be started (nothing arrives when the exec succeeds).
-pub const REPORT_FLAG: &str = "--report-stdin";
 /// Caps the Landlock ABI used (a whole number; 0 = as if the kernel had no Landlock), to see
 /// what an older kernel would do.
 pub const ABI_CAP_VAR: &str = "ORCHESTRATE_LANDLOCK_ABI";
@@ -180,14 +181,12 @@ pub enum SandboxError {
     },
     #[error("Landlock enforced none of the rule set; not running the program unconfined")]
     NotEnforced,
+    #[error("cannot confine the program with Landlock; not running it unconfined")]
+    Restrict(#[source] std::io::Error),
+    #[error("cannot make the pipe that reports a failed confinement")]
+    Pipe(#[source] std::io::Error),
     #[error("no program to run")]
     NoProgram,
-    #[error("cannot open the prompt file {path}")]
-    Stdin {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot run worker program `{program}`: {source}")]
     Exec {
         program: String,
@@ -204,11 +203,11 @@ impl Diagnostic for SandboxError {
                     .into(),
             ),
             Self::Folder { path, .. } => Some(format!("check the permissions of {}", path.display())),
-            Self::Ruleset(_) | Self::Open { .. } | Self::NotEnforced => Some(
+            Self::Ruleset(_) | Self::Open { .. } | Self::NotEnforced | Self::Restrict(_) => Some(
                 "`orchestrate doctor` shows what the kernel supports; `--sandbox off` runs without it"
                     .into(),
             ),
-            Self::OwnPath(_) | Self::NoProgram | Self::Stdin { .. } | Self::Exec { .. } => None,
+            Self::OwnPath(_) | Self::Pipe(_) | Self::NoProgram | Self::Exec { .. } => None,
         }
     }
 }
@@ -320,7 +319,7 @@ impl Policy {
     }
 
     /// `cmd` (shell words) as it must run in `dir` for `stream`: wrapped in `__sandbox` when
-    /// confined, unchanged otherwise. For `post_create` (and `verify`).
+    /// confined, unchanged otherwise. For `post_create`.
     pub fn wrap_words(
         &self,
         project: &Project,
@@ -334,16 +333,14 @@ impl Policy {
             dir,
             db: None,
         })?;
-        if !matches!(plan, Plan::Confined { .. }) {
+        let Some(words) = plan.sandbox_prefix() else {
             return Ok(cmd.to_string());
-        }
-        let prefix: Vec<String> = plan
-            .wrapped(Vec::new(), false, None)
+        };
+        let prefix: Vec<String> = words
             .iter()
             .map(|w| crate::cmdline::quote(&w.to_string_lossy()).into_owned())
             .collect();
-        let prefix = prefix.join(" ");
-        Ok(format!("{prefix} {cmd}"))
+        Ok(format!("{} {cmd}", prefix.join(" ")))
     }
 }
 
@@ -373,21 +370,20 @@ impl Plan {
         }
     }
 
-    /// A worker launch as the supervisor runs it: the argv (behind `__sandbox` when confined,
-    /// which then reports on the stdin pipe the supervisor gives it), and the file the
-    /// supervisor itself gives as stdin: `stdin` (the prompt) when unconfined; when confined,
-    /// `__sandbox` opens it for the worker.
-    pub fn worker_launch(
-        &self,
-        argv: Vec<String>,
-        stdin: Option<&Path>,
-    ) -> (Vec<OsString>, Option<PathBuf>) {
+    /// What confines the program, when the plan confines it.
+    pub fn confinement(&self) -> Option<Confinement> {
         match self {
-            Self::Confined { .. } => (self.wrapped(argv, true, stdin), None),
-            Self::Unconfined { .. } => (
-                argv.into_iter().map(OsString::from).collect(),
-                stdin.map(Path::to_path_buf),
-            ),
+            Self::Confined {
+                abi,
+                tmpdir,
+                writable,
+                ..
+            } => Some(Confinement {
+                abi: *abi,
+                tmpdir: Some(tmpdir.clone()),
+                writable: writable.iter().map(|g| g.path.clone()).collect(),
+            }),
+            Self::Unconfined { .. } => None,
         }
     }
 
@@ -395,43 +391,21 @@ impl Plan {
     /// when confined (which then says on stderr why a program could not start), as it is
     /// otherwise.
     pub fn direct_launch(&self, argv: Vec<String>) -> Vec<OsString> {
-        self.wrapped(argv, false, None)
-    }
-
-    /// `argv` behind `__sandbox` when confined, as it is otherwise.
-    fn wrapped(&self, argv: Vec<String>, report: bool, stdin: Option<&Path>) -> Vec<OsString> {
-        let Self::Confined {
-            abi,
-            exe,
-            tmpdir,
-            writable,
-            ..
-        } = self
-        else {
-            return argv.into_iter().map(OsString::from).collect();
-        };
-        let mut out: Vec<OsString> = vec![
-            exe.into(),
-            SUBCOMMAND.into(),
-            "--abi".into(),
-            abi.to_string().into(),
-            "--tmpdir".into(),
-            tmpdir.into(),
-        ];
-        for g in writable {
-            out.push("--write".into());
-            out.push(g.path.clone().into());
-        }
-        if let Some(stdin) = stdin {
-            out.push("--stdin".into());
-            out.push(stdin.into());
-        }
-        if report {
-            out.push(REPORT_FLAG.into());
-        }
-        out.push("--".into());
+        let mut out = self.sandbox_prefix().unwrap_or_default();
         out.extend(argv.into_iter().map(OsString::from));
         out
+    }
+
+    /// `orchestrate __sandbox --abi N … --` when confined: what runs a program confined where
+    /// no supervisor confines it (`post_create`, `merge`'s verify).
+    fn sandbox_prefix(&self) -> Option<Vec<OsString>> {
+        let (Self::Confined { exe, .. }, Some(confinement)) = (self, self.confinement()) else {
+            return None;
+        };
+        let mut out: Vec<OsString> = vec![exe.into(), SUBCOMMAND.into()];
+        out.extend(confinement.args());
+        out.push("--".into());
+        Some(out)
     }
 
     /// The log header's lines (without the leading mark).
@@ -619,11 +593,7 @@ mod tests {
             plan.header()[0].contains("the kernel has no Landlock"),
             "{plan:?}"
         );
-        let prompt = Path::new("/run/prompt");
-        assert_eq!(
-            plan.worker_launch(vec!["w".into()], Some(prompt)),
-            (vec![OsString::from("w")], Some(prompt.to_path_buf()))
-        );
+        assert_eq!(plan.confinement(), None);
         let err = policy(Mode::Landlock, Support::NotEnabled)
             .plan(&place)
             .unwrap_err();
@@ -636,7 +606,7 @@ mod tests {
     }
 
     #[test]
-    fn a_confined_plan_wraps_the_program_and_lists_its_grants() {
+    fn a_confined_plan_passes_its_grants_on_and_lists_them() {
         let tmp = tempfile::tempdir().unwrap();
         let project = Project {
             root: tmp.path().to_path_buf(),
@@ -652,21 +622,26 @@ mod tests {
                 db: None,
             })
             .unwrap();
-        let (argv, stdin) =
-            plan.worker_launch(vec!["w".into(), "--x".into()], Some(Path::new("/run/p")));
-        // `__sandbox` opens the prompt: the supervisor's stdin for it is the report pipe.
-        assert_eq!(stdin, None);
-        let at = argv.iter().position(|a| a == "--stdin").unwrap();
-        assert_eq!(argv[at + 1], "/run/p");
-        assert_eq!(argv[1], SUBCOMMAND);
-        assert_eq!(&argv[2..4], ["--abi", "5"]);
-        assert_eq!(&argv[argv.len() - 3..], ["--", "w", "--x"]);
-        assert!(reports_on_stdin(&argv));
-        assert!(!reports_on_stdin(&plan.wrapped(
-            vec!["w".into()],
-            false,
-            None
-        )));
+        let confinement = plan.confinement().unwrap();
+        assert_eq!(confinement.abi, 5);
+        assert!(confinement.writable.contains(&tmp.path().join("extra")));
+        assert!(!confinement.writable.contains(&tmp.path().join("missing")));
+        // `post_create` runs behind `__sandbox`, with the same arguments.
+        let words = p
+            .wrap_words(&project, "a b", &project.root, "make x")
+            .unwrap();
+        let expected: Vec<String> = confinement
+            .args()
+            .iter()
+            .map(|w| crate::cmdline::quote(&w.to_string_lossy()).into_owned())
+            .collect();
+        assert_eq!(
+            words,
+            format!(
+                "/bin/orchestrate {SUBCOMMAND} {} -- make x",
+                expected.join(" ")
+            )
+        );
         let header = plan.header().join("\n");
         assert!(header.contains("Landlock ABI 5 (kernel ABI 7)"), "{header}");
         assert!(header.contains("extra (sandbox_writable)"), "{header}");

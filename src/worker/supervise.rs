@@ -1,16 +1,19 @@
 //! The supervisor (`orchestrate __supervise`): the process-group leader of one worker. It runs
-//! the worker, outlives SIGTERM, records how the worker ended in the state store, and clears
-//! what the worker left running: in its group, and anywhere else if it carries the worker's
-//! marker ([`WORKER_ID_VAR`], so `setsid` escapees are found too).
+//! the worker (confined by the sandbox when its command line carries a confinement: only the
+//! worker is, between fork and exec, never the supervisor), outlives SIGTERM, records how the
+//! worker ended in the state store, and clears what the worker left running: in its group, and
+//! anywhere else if it carries the worker's marker ([`WORKER_ID_VAR`], so `setsid` escapees are
+//! found too).
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::render::MARK;
+use super::sandbox::{Confinement, SandboxError};
 use super::terminate::{self, Tree};
 use crate::proc::{Identity, WORKER_ID_VAR};
 use crate::state::StateStore;
@@ -27,13 +30,15 @@ pub const CANNOT_EXEC: i32 = 127;
 pub const ABANDONED: i32 = 125;
 
 /// Runs `argv` as the worker of `record`, its stdin the file `stdin` (the prompt, when it was
-/// too long to be an argument) or `/dev/null`; returns the worker's exit code. `log` receives
-/// `orchestrate`'s own lines (it is the stream's log: our stderr).
+/// too long to be an argument) or `/dev/null`, confined by `confinement` when given; returns
+/// the worker's exit code. `log` receives `orchestrate`'s own lines (it is the stream's log:
+/// our stderr).
 pub fn run(
     record: i64,
     state: &Path,
     argv: &[OsString],
     stdin: Option<&Path>,
+    confinement: Option<&Confinement>,
     log: &mut dyn Write,
 ) -> i32 {
     crate::signals::outlive_stop_signals();
@@ -61,59 +66,17 @@ pub fn run(
             return ABANDONED;
         }
     }
-    let Some((program, args)) = argv.split_first() else {
-        return CANNOT_EXEC;
-    };
     let marker = me.as_ref().map(Identity::worker_marker);
-    let mut worker = Command::new(program);
-    worker.args(args);
-    super::env::prepare(&mut worker, |var| std::env::var_os(var));
-    if let Some(marker) = &marker {
-        worker.env(WORKER_ID_VAR, marker);
-    }
-    // A sandboxed worker starts as `__sandbox`, which execs it: a pipe on its stdin tells us
-    // whether that exec happened (the spawn itself succeeds either way).
-    let mut report = None;
-    let input = if super::sandbox::reports_on_stdin(argv) {
-        // (It opens the prompt file itself: `__sandbox --stdin FILE`.)
-        std::io::pipe()
-            .map(|(reader, writer)| {
-                report = Some(reader);
-                Stdio::from(writer)
-            })
-            .map_err(|e| format!("cannot make the sandbox's report pipe: {e}"))
-    } else {
-        worker_stdin(stdin)
-    };
-    let spawned = match input {
-        Ok(input) => worker.stdin(input).spawn().map_err(|e| {
-            format!(
-                "cannot run worker program `{}`: {e}",
-                program.to_string_lossy()
-            )
-        }),
-        Err(e) => Err(e),
-    };
-    // Our copy of the pipe's write end goes with the command, so the read below ends.
-    drop(worker);
-    let failed = |msg: &str| {
-        if let (Some(store), Some(me)) = (&store, &me) {
-            let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(msg));
-        }
-        CANNOT_EXEC
-    };
-    let mut child = match spawned {
-        Ok(c) => c,
+    let mut child = match spawn(argv, stdin, confinement, marker.as_deref(), log) {
+        Ok(child) => child,
         Err(msg) => {
             let _ = writeln!(log, "{MARK} orchestrate: {msg}");
-            return failed(&msg);
+            if let (Some(store), Some(me)) = (&store, &me) {
+                let _ = store.record_exit(record, me, Some(CANNOT_EXEC), None, Some(&msg));
+            }
+            return CANNOT_EXEC;
         }
     };
-    if let Some(why) = report.and_then(super::sandbox::read_report) {
-        // `__sandbox` said so in the log already.
-        let _ = child.wait();
-        return failed(&why);
-    }
     if let Some(store) = &store {
         let _ = store.set_worker_pid(record, child.id() as i32);
     }
@@ -151,6 +114,44 @@ pub fn run(
     );
     clear_leftovers(marker.as_deref());
     code.unwrap_or(128 + signal.unwrap_or(0))
+}
+
+/// Starts the worker: our direct child, in our group, confined between fork and exec when
+/// `confinement` says so (`sandbox/confine.rs`). `Err` says why it could not start, either way.
+fn spawn(
+    argv: &[OsString],
+    stdin: Option<&Path>,
+    confinement: Option<&Confinement>,
+    marker: Option<&str>,
+    log: &mut dyn Write,
+) -> Result<Child, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("no worker program to run".into());
+    };
+    let mut worker = Command::new(program);
+    worker.args(args).stdin(worker_stdin(stdin)?);
+    super::env::prepare(&mut worker, |var| std::env::var_os(var));
+    if let Some(marker) = marker {
+        worker.env(WORKER_ID_VAR, marker);
+    }
+    let sandboxed = |e: SandboxError| format!("{:?}", crate::error::Error::from(e));
+    let hook = match confinement {
+        Some(c) => Some(
+            c.prepare(log)
+                .and_then(|prepared| prepared.confine_child(&mut worker))
+                .map_err(sandboxed)?,
+        ),
+        None => None,
+    };
+    worker
+        .spawn()
+        .map_err(|e| match hook.and_then(|hook| hook.refusal(worker)) {
+            Some(why) => sandboxed(SandboxError::Restrict(why)),
+            None => format!(
+                "cannot run worker program `{}`: {e}",
+                program.to_string_lossy()
+            ),
+        })
 }
 
 /// The worker's stdin: a file, or nothing. Never ours: a worker in its own process group that

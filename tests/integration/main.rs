@@ -5,6 +5,7 @@ mod support;
 
 mod agents;
 mod agreement;
+mod checkout;
 mod claude;
 mod clean;
 mod config;
@@ -31,4 +32,5 @@ mod task;
 mod tc_store;
 mod terminal;
 mod ui_views;
+mod warm_caches;
 mod worktrees;

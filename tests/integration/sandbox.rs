@@ -450,6 +450,57 @@ fn the_sandboxed_worker_keeps_the_pid_the_supervisor_spawned() {
     assert_eq!(rows[0].2, Some(fake.pid("Stream-A")));
 }
 
+/// The supervisor confines its child between fork and exec: the worker is the supervisor's
+/// direct child running the worker program itself (no `orchestrate __sandbox` in between), it
+/// is confined (`no_new_privs`, which Landlock needs, is set in it), and the supervisor is not
+/// (no `no_new_privs`; it records the exit in the state store, outside the worktree). The
+/// supervisor has one thread when it forks (and still when the worker looks).
+#[test]
+fn the_worker_is_the_supervisors_own_child_and_only_the_worker_is_confined() {
+    let Some(_) = landlock() else { return };
+    let mut fake = project();
+    let look = "w=$PPID; s=$(awk '/^PPid:/ {print $2}' /proc/$w/status); \
+                m=\"$FAKE_MARKER/Stream-A\"; \
+                tr '\\0' ' ' </proc/$w/cmdline >\"$m.worker-cmdline\"; \
+                tr '\\0' ' ' </proc/$s/cmdline >\"$m.parent-cmdline\"; \
+                echo $s >\"$m.parent\"; \
+                grep -E '^(NoNewPrivs|Threads):' /proc/$w/status >\"$m.worker-status\"; \
+                grep -E '^(NoNewPrivs|Threads):' /proc/$s/status >\"$m.parent-status\"";
+    fake.set("RUN", None, look);
+    fake.run(&[
+        "start",
+        "--worktrees",
+        "--stagger",
+        "0",
+        "--sandbox",
+        "landlock",
+    ])
+    .success();
+    let one = |what: &str| fake.lines("Stream-A", what).join("\n");
+    let worker = one("worker-cmdline");
+    assert!(worker.contains("fake-worker.sh"), "{worker}");
+    assert!(!worker.contains("__sandbox"), "{worker}");
+    let parent = one("parent-cmdline");
+    // It confines the worker itself, from the rule set on its own command line.
+    assert!(parent.contains(" __supervise "), "{parent}");
+    assert!(parent.contains(" --abi "), "{parent}");
+    assert!(!parent.contains("__sandbox"), "{parent}");
+    let conn = rusqlite::Connection::open(state_db(&fake.env.root)).unwrap();
+    let (supervisor, worker_pid, code, sandbox): (i32, i32, i32, String) = conn
+        .query_row(
+            "SELECT pid, worker_pid, exit_code, sandbox FROM workers WHERE stream = 'Stream-A'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(one("parent"), supervisor.to_string());
+    assert_eq!(worker_pid, fake.pid("Stream-A"));
+    // The supervisor wrote the exit and the sandbox into the state store.
+    assert_eq!((code, sandbox.starts_with("landlock ")), (0, true));
+    assert!(one("worker-status").ends_with("NoNewPrivs:\t1"));
+    assert_eq!(one("parent-status"), "Threads:\t1\nNoNewPrivs:\t0");
+}
+
 /// How the git parts of the rule set were found: with every one of them, staging, committing
 /// and stashing in a linked worktree succeed; without any one, they fail.
 #[test]

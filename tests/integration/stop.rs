@@ -48,7 +48,7 @@ fn stop_ends_the_whole_group_including_a_term_ignoring_grandchild() {
         .abi()
         .is_some()
     {
-        // Stopped below through its sandbox: `__sandbox` exec'd into the worker, same group.
+        // Stopped below while confined: the supervisor's own child, in its group.
         assert_eq!(doc["streams"][0]["worker"]["sandbox"]["kind"], "landlock");
     }
 

@@ -63,7 +63,18 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`] but no database file.
     pub fn without_db() -> Self {
-        let tmp = tempfile::tempdir().expect("temp dir");
+        Self::without_db_in(&std::env::temp_dir())
+    }
+
+    /// Like [`TestEnv::new`], in a temporary folder under `base` (another file system).
+    pub fn new_in(base: &Path) -> Self {
+        let env = Self::without_db_in(base);
+        env.create_db();
+        env
+    }
+
+    fn without_db_in(base: &Path) -> Self {
+        let tmp = tempfile::tempdir_in(base).expect("temp dir");
         let base = tmp.path().canonicalize().expect("canonical temp dir");
         let root = base.join("project");
         let home = base.join("home");
