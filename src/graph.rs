@@ -235,6 +235,24 @@ impl StreamGraph {
         a != b && !self.reaches(a, b) && !self.reaches(b, a)
     }
 
+    /// Replaces the record of an existing stream whose dependencies and files did not change (a
+    /// count or a name did): the graph's shape stays. False when the stream is unknown or its
+    /// dependencies or files differ (then the graph must be built again).
+    pub fn replace_record(&mut self, record: &StreamRecord) -> bool {
+        let Some(&i) = self.index.get(&record.id) else {
+            return false;
+        };
+        let stream = &mut self.streams[i];
+        // Files may order streams too (`--strict-files`).
+        if stream.record.raw_dependencies != record.raw_dependencies
+            || stream.record.files != record.files
+        {
+            return false;
+        }
+        stream.record.clone_from(record);
+        true
+    }
+
     /// Every stream, by (depth, id): dependencies always come before their dependents.
     pub fn streams(&self) -> &[Stream] {
         &self.streams

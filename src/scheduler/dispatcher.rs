@@ -22,7 +22,7 @@ use crate::proc::Identity;
 use crate::signals::Signals;
 use crate::state::time::{now_rfc3339, now_unix};
 use crate::state::{Finalize, StateStore, WorkerRecord};
-use crate::taskdb::{Snapshot, TaskDb, TaskSource};
+use crate::taskdb::{Changes, Snapshot, TaskDb, TaskSource};
 use crate::worker::agent::{LimitStatus, Outcome, Transcript};
 use crate::worker::prompt::Happened;
 use crate::worker::{self, render};
@@ -33,6 +33,12 @@ const ADOPTED_POLL: Duration = Duration::from_millis(100);
 /// How often running workers' logs are read: for the live view's activity line, and for what
 /// the API says while they run (a usage limit rejected, a warning past a threshold).
 const ACTIVITY_POLL: Duration = Duration::from_millis(500);
+/// A refresh for a database change waits until this many times the last one's cost has passed:
+/// while thousands of workers write, reading what changed costs at most about 1/20 of a core
+/// however fast they write (a worker's exit is read at once, whatever the wait).
+const REFRESH_SHARE: u32 = 20;
+/// How many times a run about to end looks again at a database that keeps changing.
+const END_LOOKS: u32 = 3;
 /// How many times in a row a stream may be backed off because the API is overloaded or
 /// failing before it counts as failed.
 const MAX_UNAVAILABLE: u32 = 8;
@@ -156,8 +162,10 @@ pub struct Scheduler<'a> {
     pub(super) workspaces: Arc<Mutex<Box<dyn Workspaces>>>,
     pub(super) reporter: &'a mut dyn Reporter,
     pub(super) me: Identity,
-    pub(super) snapshot: Snapshot,
     pub(super) graph: StreamGraph,
+    /// The last build of the graph from the task database's view failed: it is older than
+    /// the view (see [`Self::apply_changes`]).
+    graph_stale: bool,
     pub(super) runs: BTreeMap<String, StreamRun>,
     /// Source warnings already reported (said once each).
     said_warnings: std::collections::HashSet<String>,
@@ -165,6 +173,10 @@ pub struct Scheduler<'a> {
     /// While it lasts nothing is judged or launched.
     db_fault: Option<String>,
     pub(super) next_launch: Option<Instant>,
+    /// No probe of the task database for its changes before this (see [`REFRESH_SHARE`]).
+    next_probe: Instant,
+    /// The last refresh found something changed.
+    refreshed_changes: bool,
     pub(super) exits_tx: mpsc::UnboundedSender<i64>,
     exits_rx: mpsc::UnboundedReceiver<i64>,
     /// How far the preparation under way has come (sent from the blocking `prepare`).
@@ -214,8 +226,10 @@ impl<'a> Scheduler<'a> {
         workspaces: Box<dyn Workspaces>,
         reporter: &'a mut dyn Reporter,
     ) -> Result<Self> {
-        let snapshot = db.snapshot()?;
-        let graph = graph_of(&snapshot, settings.strict_files)?;
+        // The long-lived view, kept current by `refresh` (reading only what changed).
+        db.refresh()?;
+        let snapshot = db.view();
+        let graph = graph_of(snapshot, settings.strict_files)?;
         let me = Identity::current()
             .ok_or_else(|| Error::msg("cannot read this process's identity from /proc"))?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -243,12 +257,14 @@ impl<'a> Scheduler<'a> {
             workspaces: Arc::new(Mutex::new(workspaces)),
             reporter,
             me,
-            snapshot,
+            graph_stale: false,
             graph,
             runs: BTreeMap::new(),
             said_warnings,
             db_fault: None,
             next_launch: None,
+            next_probe: Instant::now(),
+            refreshed_changes: false,
             exits_tx,
             exits_rx,
             progress_rx,
@@ -281,6 +297,7 @@ impl<'a> Scheduler<'a> {
         let every = |period: Duration| (period.as_millis() / tick.as_millis()).max(1) as u32;
         let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
+        let mut end_looks = 0;
         loop {
             let waiting_for_stagger = match self.dispatch(&mut signals).await? {
                 Turn::Idle => false,
@@ -292,13 +309,24 @@ impl<'a> Scheduler<'a> {
             self.watch_conflicts();
             let wake = self.next_wake();
             if !self.anything_live() && !waiting_for_stagger && wake.is_none() {
-                return Ok(self.summary());
+                // One last look at every change (an exit reads only its stream's rows, and a
+                // refresh may have been put off): the run ends on what the database says.
+                // A few looks at most: a database written on and on must not keep it running.
+                self.refreshed_changes = false;
+                end_looks += 1;
+                if end_looks > END_LOOKS || !self.refresh() || !self.refreshed_changes {
+                    return Ok(self.summary());
+                }
+                continue;
             }
+            end_looks = 0;
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
             let wake_at = wake.unwrap_or_else(Instant::now);
             tokio::select! {
                 Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
-                Some(()) = db_events.recv() => {
+                // While a refresh is put off, writes do not wake the loop (each wake derives
+                // the model); the tick looks again once the wait is over.
+                Some(()) = db_events.recv(), if Instant::now() >= self.next_probe => {
                     while db_events.try_recv().is_ok() {}
                     self.probe_db();
                     self.judge_exited()?;
@@ -541,9 +569,17 @@ impl<'a> Scheduler<'a> {
 
     /// The model of this run's facts.
     pub(super) fn model(&self) -> Model {
+        // Only what is observed of a stream: one idle, without verdict or verify command, is
+        // what `derive` assumes of a stream it is told nothing of (at 2,000 streams, building
+        // the map for all of them was most of a derivation's cost, several times a launch).
         let observed: HashMap<String, Observed> = self
             .runs
             .iter()
+            .filter(|(_, r)| {
+                r.verdict.is_some()
+                    || !matches!(r.slot, Slot::Idle)
+                    || r.verify != VerifyFact::default()
+            })
             .map(|(s, r)| (s.clone(), r.observed()))
             .collect();
         model::derive(&self.graph, &observed, self.mode())
@@ -687,6 +723,10 @@ impl<'a> Scheduler<'a> {
     }
 
     fn probe_db(&mut self) {
+        // Not yet: the change stays unseen by the probe, and a later one finds it.
+        if Instant::now() < self.next_probe {
+            return;
+        }
         match self.db.has_changed() {
             Ok(true) => {
                 self.refresh();
@@ -831,11 +871,29 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    /// Re-reads the task database; a transient error or a graph made invalid mid-run keeps
-    /// the previous view. False when the database could not be read.
+    /// Brings the view of the task database up to date (reading only what changed); a
+    /// transient error or a graph made invalid mid-run keeps the previous view. False when the
+    /// database could not be read.
     pub(super) fn refresh(&mut self) -> bool {
-        let snapshot = match self.db.snapshot() {
-            Ok(s) => s,
+        self.refresh_with(&[])
+    }
+
+    /// With `streams`, only their rows are read again, whatever their `updated_at` says (a
+    /// worker's exit is judged on them), at the cost of those rows alone; without, a refresh.
+    pub(super) fn refresh_with(&mut self, streams: &[String]) -> bool {
+        let started = Instant::now();
+        let read = self.read_changes(streams);
+        // The whole refresh counts (the read, the model and what the UI is told); a cheap
+        // read of one stream never brings forward what an expensive refresh put off.
+        self.next_probe = self
+            .next_probe
+            .max(started + started.elapsed().saturating_mul(REFRESH_SHARE));
+        read
+    }
+
+    fn read_changes(&mut self, streams: &[String]) -> bool {
+        let changes = match self.db.reread(streams) {
+            Ok(c) => c,
             Err(e) => {
                 self.db_failed(e);
                 return false;
@@ -847,30 +905,69 @@ impl<'a> Scheduler<'a> {
                 text: "the task database can be read again".into(),
             });
         }
-        // A malformed row that appears mid-run is ignored like at start, and said once.
-        for w in &snapshot.warnings {
+        self.refreshed_changes = !changes.is_empty();
+        if changes.warnings {
+            self.say_warnings();
+        }
+        if changes.streams.is_empty() && !self.graph_stale {
+            return true;
+        }
+        if !self.apply_changes(&changes) {
+            return true;
+        }
+        // Counts changed: the bars move even when no state did.
+        let model = self.model();
+        self.reporter.event(Event::Snapshot {
+            graph: &self.graph,
+            model: &model,
+        });
+        true
+    }
+
+    /// A malformed row that appears mid-run is ignored like at start, and said once.
+    fn say_warnings(&mut self) {
+        for w in &self.db.view().warnings {
             let text = w.to_string();
             if self.said_warnings.insert(text.clone()) {
                 self.reporter.event(Event::Note { stream: None, text });
             }
         }
-        match graph_of(&snapshot, self.settings.strict_files) {
+    }
+
+    /// Puts the changed streams into the graph: their records alone when its shape stays, else
+    /// the graph built again from the whole view. False when nothing could be applied.
+    fn apply_changes(&mut self, changes: &Changes) -> bool {
+        let view = self.db.view();
+        // `--strict-files` waits read other streams' counts: the graph is built again.
+        let shape_stays = !changes.structure
+            && !self.graph_stale
+            && !self.settings.strict_files
+            && changes.streams.iter().all(|id| {
+                view.stream(id)
+                    .is_some_and(|record| self.graph.replace_record(record))
+            });
+        if shape_stays {
+            return true;
+        }
+        match graph_of(view, self.settings.strict_files) {
             Ok(graph) => {
                 self.graph = graph;
-                self.snapshot = snapshot;
-                // Counts changed: the bars move even when no state did.
-                let model = self.model();
-                self.reporter.event(Event::Snapshot {
-                    graph: &self.graph,
-                    model: &model,
-                });
+                self.graph_stale = false;
+                true
             }
-            Err(e) => self.reporter.event(Event::Note {
-                stream: None,
-                text: format!("the stream graph became invalid, keeping the last valid one: {e}"),
-            }),
+            Err(e) => {
+                // Until a build succeeds, every later change builds from the whole view (a
+                // record alone may carry the dependencies that made this one invalid).
+                self.graph_stale = true;
+                self.reporter.event(Event::Note {
+                    stream: None,
+                    text: format!(
+                        "the stream graph became invalid, keeping the last valid one: {e}"
+                    ),
+                });
+                false
+            }
         }
-        true
     }
 
     /// A supervisor ended (our child exited, or an adopted one vanished from `/proc`).
@@ -919,7 +1016,8 @@ impl<'a> Scheduler<'a> {
         self.account_spending();
         // Read the task database before saying the worker exited, so that whoever reads the
         // message knows the judgment's read was already tried.
-        let read = self.refresh();
+        // Its own rows are read again, whatever their `updated_at` says.
+        let read = self.refresh_with(std::slice::from_ref(&stream));
         if let (false, Slot::Exited(exited)) = (read, &mut self.run_of(&stream).slot) {
             exited.blind = true;
         }
@@ -977,11 +1075,14 @@ impl<'a> Scheduler<'a> {
 
     /// Judges exited workers on a fresh read of the database.
     pub(super) fn judge_exited(&mut self) -> Result<()> {
-        let waiting = self
+        let waiting: Vec<String> = self
             .runs
-            .values()
-            .any(|r| matches!(r.slot, Slot::Exited(_)));
-        if !waiting || !self.refresh() {
+            .iter()
+            .filter(|(_, r)| matches!(r.slot, Slot::Exited(_)))
+            .map(|(s, _)| s.clone())
+            .collect();
+        // Judged on their own rows read again, whatever their `updated_at` says.
+        if waiting.is_empty() || !self.refresh_with(&waiting) {
             return Ok(());
         }
         let exited: Vec<(String, Box<Exited>)> = self

@@ -177,7 +177,7 @@ impl Scheduler<'_> {
     /// the task database, and its worker's end, which freed the claim, came after its tasks
     /// were marked.
     fn still_launchable(&mut self, stream: &str) -> Result<bool> {
-        if !self.refresh() {
+        if !self.refresh_with(&[stream.to_string()]) {
             return Ok(false);
         }
         let mut verdicts = self.store.verdicts()?;

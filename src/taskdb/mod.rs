@@ -4,27 +4,39 @@
 //!
 //! Everything the scheduler and the dashboard know about tasks comes through [`TaskSource`];
 //! [`TaskDb`] is the one implementation, choosing the store by the file's tables (never by its
-//! name). Invariants: never hold a read transaction open; one long-lived connection per reader
-//! so that `PRAGMA data_version` is comparable between probes; a malformed row never fails a
-//! whole read; a file replaced under a reader is reopened (and its kind told again).
+//! name). A one-shot command reads a [`TaskSource::snapshot`]; a long-lived reader keeps a
+//! view current with [`TaskSource::refresh`], which reads only what changed (`cache.rs`).
+//!
+//! Invariants: never hold a read transaction open between calls; one long-lived connection
+//! per reader so that `PRAGMA data_version` is comparable between probes; a malformed row
+//! never fails a whole read; a file replaced under a reader is reopened (and its kind told
+//! again); the view a refresh keeps is what a full read gives, up to the changes `cache.rs`
+//! says it sees late, and both are folded by the same code, row by row in rowid order.
 
+mod cache;
 pub mod legacy;
+mod meta_scan;
 mod model;
 mod schema;
 mod streams;
+#[cfg(test)]
+mod tests;
 pub mod v3;
 
 pub use model::{
-    BlockedTask, Progress, Snapshot, SourceWarning, StoreKind, StreamRecord, Task, TaskChange,
-    TaskCounts, TaskStatus, TaskUpdate, UnknownStatus,
+    BlockedTask, Changes, Progress, Snapshot, SourceWarning, StoreKind, StreamRecord, Task,
+    TaskChange, TaskCounts, TaskStatus, TaskUpdate, UnknownStatus,
 };
 pub use v3::ActivityLog;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, OpenFlags};
+
+use cache::{Cache, Key, Mark, Marks, Stamp};
+use streams::StreamAccumulator;
 
 use crate::error::Diagnostic;
 use crate::exit_codes;
@@ -42,6 +54,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub trait TaskSource {
     /// Every stream with its task counts and dependencies, in one consistent read.
     fn snapshot(&mut self) -> Result<Snapshot, TaskDbError>;
+
+    /// Brings [`TaskSource::view`] up to date, reading only what changed since the last
+    /// refresh (the first one reads everything), and says what changed.
+    fn refresh(&mut self) -> Result<Changes, TaskDbError>;
+
+    /// The rows of `streams` read again, whatever their `updated_at` says (what a worker's exit
+    /// is judged on), and nothing else: its cost is those streams' rows, not the database's.
+    /// Other changes wait for the next [`TaskSource::refresh`].
+    fn reread(&mut self, streams: &[String]) -> Result<Changes, TaskDbError>;
+
+    /// The view as of the last refresh (empty before the first).
+    fn view(&self) -> &Snapshot;
 
     /// A cheap probe: `true` if the source may have changed since the last probe (false
     /// positives are allowed, false negatives are not).
@@ -191,10 +215,59 @@ impl Diagnostic for TaskDbError {
     }
 }
 
+/// What [`TaskDb`] asks of a store's reader (how the answers are used: `cache.rs`). Every
+/// method that reads rows for streams reads the same columns and folds them with the same
+/// code, whichever rows it picks.
+pub(crate) trait Reader {
+    /// One full read, rows in rowid order; every row's mark into `marks` when given.
+    fn read_all(
+        &mut self,
+        conn: &Connection,
+        marks: Option<&mut Marks>,
+    ) -> Result<Snapshot, TaskDbError>;
+
+    /// The rows whose `updated_at` is at or after `since` or whose rowid is above every row
+    /// `marks` knows (every row when `since` is `None`), and whose
+    /// hash differs from `marks` (or that it lacks), with their new marks.
+    fn read_recent(
+        &self,
+        conn: &Connection,
+        since: Option<&str>,
+        marks: &Marks,
+    ) -> Result<Vec<(i64, Mark)>, TaskDbError>;
+
+    /// Reads row `rowid` and folds it into `acc`; its mark (`None`: the row is gone).
+    fn fold_row(
+        &self,
+        conn: &Connection,
+        rowid: i64,
+        acc: &mut StreamAccumulator,
+    ) -> Result<Option<Mark>, TaskDbError>;
+
+    /// A stream's record as a full read ends it, from what its own rows folded to.
+    fn finish(&self, record: StreamRecord, marks: &Marks) -> StreamRecord;
+
+    /// Streams whose record depends on these rows (that changed stream) beyond their own
+    /// (tc's `task_dependencies`).
+    fn linked(&self, moved: &[i64], marks: &Marks) -> Vec<Key>;
+
+    /// Whether folding only the streams whose rows changed gives what a full read would.
+    fn partial_ok(&self, marks: &Marks) -> bool;
+}
+
 /// The reader of one store.
 enum Store {
     Legacy(legacy::LegacyDb),
     Tc(v3::V3Db),
+}
+
+impl Store {
+    fn reader(&mut self) -> &mut dyn Reader {
+        match self {
+            Self::Legacy(db) => db,
+            Self::Tc(db) => db,
+        }
+    }
 }
 
 /// An open task database of either kind: the one [`TaskSource`].
@@ -204,10 +277,20 @@ pub struct TaskDb {
     how: String,
     conn: Connection,
     store: Store,
-    /// The last `PRAGMA data_version` seen on `conn`.
+    /// The last `PRAGMA data_version` seen on `conn` by [`TaskSource::has_changed`].
     data_version: Option<i64>,
     /// (device, inode) of the file when opened: a replaced file means reopening.
     file_id: (u64, u64),
+    /// What [`TaskSource::refresh`] keeps current.
+    view: Snapshot,
+    /// What lets a refresh read only what changed; `None` until the first (and after a
+    /// reopen).
+    cache: Option<Cache>,
+    /// Changes found by reads the caller did not ask to hear about (a `tasks` call), kept for
+    /// the next refresh to report.
+    pending: Changes,
+    /// The least time between two full reads while the database changes (`cache.rs`).
+    resync_min: Duration,
 }
 
 impl TaskDb {
@@ -237,6 +320,10 @@ impl TaskDb {
             store,
             data_version: None,
             file_id: (meta.dev(), meta.ino()),
+            view: Snapshot::default(),
+            cache: None,
+            pending: Changes::default(),
+            resync_min: cache::RESYNC_MIN,
         })
     }
 
@@ -266,20 +353,180 @@ impl TaskDb {
             return Ok(false);
         }
         tracing::info!(path = %self.path.display(), "task database was replaced; reopening");
-        *self = Self::open(&self.path, &self.how)?;
+        let fresh = Self::open(&self.path, &self.how)?;
+        // The view stays, so that the first read of the new file says what differs from it.
+        let (view, pending) = (
+            std::mem::take(&mut self.view),
+            std::mem::take(&mut self.pending),
+        );
+        let resync_min = self.resync_min;
+        *self = fresh;
+        (self.view, self.pending, self.resync_min) = (view, pending, resync_min);
         Ok(true)
     }
+
+    /// Brings the view up to date (see `cache.rs`), then folds `streams` again from their
+    /// rows; what changed is added to `pending`.
+    fn update(&mut self, streams: &[String]) -> Result<(), TaskDbError> {
+        self.reopen_if_replaced()?;
+        let read_at = SystemTime::now();
+        let path = self.path.clone();
+        let err = move |source| TaskDbError::Query {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.unchecked_transaction().map_err(&err)?;
+        // Inside the read: the number describes exactly what this read sees.
+        let version: i64 = tx
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(&err)?;
+        let reader = self.store.reader();
+        let mut changes = None;
+        let mut seen_all = false;
+        if let Some(c) = self.cache.as_mut()
+            && !c.full_due(version, self.resync_min)
+            && reader.partial_ok(&c.marks)
+        {
+            let mut keys: Vec<Key> = streams.iter().cloned().map(Key::Stream).collect();
+            // Named streams alone: their rows, not the window over every row (the scan of
+            // which is the one cost that grows with the database). The version stays, so the
+            // next refresh looks at the window.
+            seen_all = streams.is_empty();
+            if seen_all && c.version != version {
+                keys.extend(recent(reader, &tx, c)?);
+                // What the window cannot see waits for the next full read, due or not.
+                c.unsynced = true;
+            }
+            changes = fold_again(reader, &tx, c, &mut self.view, keys)?;
+        }
+        let changes = match changes {
+            Some(changes) => changes,
+            None => {
+                seen_all = true;
+                full_read(reader, &tx, &mut self.view, &mut self.cache)?
+            }
+        };
+        let cache = self.cache.as_mut().expect("a read leaves a cache");
+        if seen_all && cache.version != version {
+            cache.version = version;
+            cache.read_at = read_at;
+        }
+        tx.finish().map_err(&err)?;
+        self.pending.merge(changes);
+        Ok(())
+    }
+
+    /// Sets the least time between two full reads (tests: never, or every time).
+    #[cfg(test)]
+    pub(crate) fn set_resync_min(&mut self, min: Duration) {
+        self.resync_min = min;
+    }
+
+    /// The rows of `stream` as the view knows them, when the cache can say (`None`: read
+    /// every task to find them).
+    fn rows_of(&self, stream: &str) -> Option<Vec<i64>> {
+        let cache = self.cache.as_ref()?;
+        let mut reader_ok = true;
+        if let Store::Tc(_) = &self.store {
+            // Tasks placed by their stream row's name may belong to any stream.
+            reader_ok = !cache.marks.keys().any(|k| matches!(k, Key::RowName(_)));
+        }
+        reader_ok.then(|| cache.marks.members(&Key::Stream(stream.to_string())))
+    }
+}
+
+/// Marks the rows updated since the last read (see `cache.rs`); the keys whose records they
+/// change.
+fn recent(reader: &dyn Reader, conn: &Connection, c: &mut Cache) -> Result<Vec<Key>, TaskDbError> {
+    let changed = reader.read_recent(conn, c.since().as_deref(), &c.marks)?;
+    let mut keys = Vec::new();
+    let mut moved = Vec::new();
+    for (rowid, mark) in changed {
+        if c.marks.get(rowid).map(|m| &m.key) != Some(&mark.key) {
+            moved.push(rowid);
+        }
+        keys.extend(c.marks.set(rowid, Some(mark)).0);
+    }
+    keys.extend(reader.linked(&moved, &c.marks));
+    Ok(keys)
+}
+
+/// Folds `keys` again into the view; `None` when only a full read can place what was found.
+fn fold_again(
+    reader: &dyn Reader,
+    conn: &Connection,
+    c: &mut Cache,
+    view: &mut Snapshot,
+    keys: Vec<Key>,
+) -> Result<Option<Changes>, TaskDbError> {
+    let mut changes = Changes::default();
+    let records = cache::refold(reader, conn, &mut c.marks, keys)?;
+    if !reader.partial_ok(&c.marks) {
+        return Ok(None);
+    }
+    cache::apply(view, records, &mut changes);
+    let warnings = c.marks.warnings();
+    if warnings != view.warnings {
+        view.warnings = warnings;
+        changes.warnings = true;
+    }
+    Ok(Some(changes))
+}
+
+/// Reads everything again, keeping every row's mark; what differs from the old view.
+fn full_read(
+    reader: &mut dyn Reader,
+    conn: &Connection,
+    view: &mut Snapshot,
+    cache: &mut Option<Cache>,
+) -> Result<Changes, TaskDbError> {
+    let started = Instant::now();
+    let mut marks = Marks::default();
+    let fresh = reader.read_all(conn, Some(&mut marks))?;
+    let newest: Option<String> = conn
+        .query_row(
+            "SELECT updated_at FROM tasks ORDER BY rowid DESC LIMIT 1",
+            [],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .ok()
+        .flatten();
+    let changes = cache::diff(view, &fresh);
+    *view = fresh;
+    let old = cache.take();
+    *cache = Some(Cache {
+        marks,
+        // Set by the caller; a value no read returns makes the next refresh look.
+        version: old.as_ref().map_or(i64::MIN, |c| c.version),
+        read_at: old.as_ref().map_or(SystemTime::UNIX_EPOCH, |c| c.read_at),
+        stamp: newest.as_deref().and_then(Stamp::of),
+        full_at: Instant::now(),
+        full_cost: started.elapsed(),
+        unsynced: false,
+    });
+    Ok(changes)
 }
 
 impl TaskSource for TaskDb {
     fn snapshot(&mut self) -> Result<Snapshot, TaskDbError> {
-        // Callers may read without probing first (the scheduler does right after a worker
-        // exits): a file replaced since the last probe must not yield the old file's rows.
+        // Callers may read without probing first: a file replaced since the last probe must
+        // not yield the old file's rows.
         self.reopen_if_replaced()?;
-        match &self.store {
-            Store::Legacy(db) => db.snapshot(&self.conn),
-            Store::Tc(db) => db.snapshot(&self.conn),
-        }
+        self.store.reader().read_all(&self.conn, None)
+    }
+
+    fn refresh(&mut self) -> Result<Changes, TaskDbError> {
+        self.update(&[])?;
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    fn reread(&mut self, streams: &[String]) -> Result<Changes, TaskDbError> {
+        self.update(streams)?;
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    fn view(&self) -> &Snapshot {
+        &self.view
     }
 
     fn has_changed(&mut self) -> Result<bool, TaskDbError> {
@@ -295,20 +542,39 @@ impl TaskSource for TaskDb {
             })?;
         let changed = self.data_version != Some(version);
         self.data_version = Some(version);
-        Ok(changed)
+        // A full read that fell due since the last refresh may find what no window could.
+        let due = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.unsynced && c.resync_due(self.resync_min));
+        Ok(changed || due)
     }
 
     fn tasks(&mut self, stream: Option<&str>) -> Result<Vec<Task>, TaskDbError> {
+        // One stream's tasks are read by rowid, from the rows the view knows it by: a launch
+        // at 50,000 tasks used to read and parse every task for one stream's prompt.
+        // The stream's own rows read again (a row that joined it since the last refresh shows
+        // at the next one); every task: everything that changed.
+        let named: Vec<String> = stream.map(str::to_string).into_iter().collect();
+        self.update(&named)?;
+        let rows = stream.and_then(|s| self.rows_of(s));
         match &self.store {
-            Store::Legacy(db) => db.tasks(&self.conn, stream),
-            Store::Tc(db) => db.tasks(&self.conn, stream),
+            Store::Legacy(db) => db.tasks(&self.conn, stream, rows.as_deref()),
+            Store::Tc(db) => db.tasks(&self.conn, stream, rows.as_deref(), &self.view.streams),
         }
     }
 
     fn task(&mut self, id: &str) -> Result<Option<Task>, TaskDbError> {
         match &self.store {
             Store::Legacy(db) => db.task(&self.conn, id),
-            Store::Tc(db) => db.task(&self.conn, id),
+            Store::Tc(_) => {
+                // A task without `streamId` is placed by the streams' names.
+                self.update(&[])?;
+                let Store::Tc(db) = &self.store else {
+                    unreachable!("matched above")
+                };
+                db.task(&self.conn, id, &self.view.streams)
+            }
         }
     }
 }
@@ -333,35 +599,4 @@ pub fn holds_stream_tasks(path: &Path) -> bool {
     TaskDb::open(path, "probed")
         .and_then(|mut db| db.snapshot())
         .is_ok_and(|s| !s.streams.is_empty())
-}
-
-/// The stream tasks among `rows`, of `stream` only when given. The stream is matched on the id
-/// as the snapshot normalises it (trimmed): SQL compared the raw text, so a stream `A ` (or
-/// with a tab or CR around it) once ran a worker whose `task list` found no tasks.
-fn of_stream(
-    rows: impl Iterator<Item = rusqlite::Result<Task>>,
-    stream: Option<&str>,
-) -> rusqlite::Result<Vec<Task>> {
-    let mut out = Vec::new();
-    for task in rows {
-        let task = task?;
-        if task
-            .stream_id
-            .as_deref()
-            .is_some_and(|id| stream.is_none_or(|s| s == id))
-        {
-            out.push(task);
-        }
-    }
-    Ok(out)
-}
-
-/// `metadata.streamId` of a parsed task, trimmed (a number counts, as text).
-fn stream_id_of(metadata: &serde_json::Value) -> Option<String> {
-    let id = match metadata.get("streamId")? {
-        serde_json::Value::String(s) => s.trim().to_string(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    (!id.is_empty()).then_some(id)
 }

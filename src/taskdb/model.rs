@@ -1,5 +1,6 @@
 //! Domain types of the task source: what a stream and a task are, independent of SQLite.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -48,6 +49,18 @@ impl fmt::Display for TaskStatus {
     "unknown task status `{0}` (expected pending, in_progress, blocked, completed or cancelled)"
 )]
 pub struct UnknownStatus(pub String);
+
+impl TaskStatus {
+    /// The status a store's `status` text means: exactly one of the five as written (what
+    /// every tool writes, and checked first so a read allocates nothing per row), else loosely
+    /// (case, spaces, `-`); `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .or_else(|| s.parse().ok())
+    }
+}
 
 impl FromStr for TaskStatus {
     type Err = UnknownStatus;
@@ -209,7 +222,7 @@ impl fmt::Display for SourceWarning {
 }
 
 /// One consistent read of every stream.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Sorted by id.
     pub streams: Vec<StreamRecord>,
@@ -219,6 +232,31 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn stream(&self, id: &str) -> Option<&StreamRecord> {
         self.streams.iter().find(|s| s.id == id)
+    }
+}
+
+/// What a refresh of a long-lived reader found changed since the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Streams whose record changed, appeared or vanished.
+    pub streams: BTreeSet<String>,
+    /// A stream appeared or vanished, or a stream's dependencies changed: the graph must be
+    /// built again (otherwise only the records of `streams` need replacing in it).
+    pub structure: bool,
+    /// The source's warnings changed.
+    pub warnings: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty() && !self.structure && !self.warnings
+    }
+
+    /// Adds `other` (found later) to these.
+    pub fn merge(&mut self, other: Changes) {
+        self.streams.extend(other.streams);
+        self.structure |= other.structure;
+        self.warnings |= other.warnings;
     }
 }
 

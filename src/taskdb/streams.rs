@@ -6,7 +6,7 @@
 //! are unioned over a stream's tasks and sorted and deduplicated once, in [`StreamAccumulator::finish`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -16,7 +16,7 @@ use super::{BlockedTask, Snapshot, SourceWarning, StreamRecord, TaskCounts, Task
 /// The metadata keys a stream is made of; everything else is skipped unparsed.
 #[derive(Deserialize, Default)]
 pub(crate) struct StreamMeta<'a> {
-    #[serde(rename = "streamId", default)]
+    #[serde(rename = "streamId", borrow, default)]
     pub stream_id: Option<IdValue<'a>>,
     #[serde(rename = "streamName", borrow, default)]
     pub stream_name: Option<Cow<'a, str>>,
@@ -56,6 +56,9 @@ pub(crate) enum Parsed<'a> {
 
 impl<'a> StreamMeta<'a> {
     pub fn parse(text: &'a str) -> Parsed<'a> {
+        if let Some(meta) = super::meta_scan::scan(text) {
+            return Parsed::Meta(meta);
+        }
         match serde_json::from_str(text) {
             Ok(meta) => Parsed::Meta(meta),
             Err(_) if serde_json::from_str::<IgnoredAny>(text).is_ok() => Parsed::NotAnObject,
@@ -64,28 +67,101 @@ impl<'a> StreamMeta<'a> {
     }
 
     /// `streamId`, trimmed; `None` when absent, empty or not a string or number.
-    pub fn stream_id(&mut self) -> Option<String> {
+    pub fn stream_id(&mut self) -> Option<Cow<'a, str>> {
         self.stream_id.take().and_then(IdValue::into_id)
     }
 }
 
-/// `streamId` as written: usually a string, sometimes a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum IdValue<'a> {
-    Text(#[serde(borrow)] Cow<'a, str>),
-    Number(serde_json::Number),
-    Other(IgnoredAny),
+/// A task's stream id as the snapshot reads it from its metadata text: `None` when the text
+/// names none (or is no JSON object the snapshot reads). `task list` and `task show` use it, so
+/// they place a task where the snapshot counts it.
+pub(crate) fn stream_id_in(text: &str) -> Option<String> {
+    match StreamMeta::parse(text) {
+        Parsed::Meta(mut meta) => meta.stream_id().map(Cow::into_owned),
+        Parsed::NotAnObject | Parsed::Malformed => None,
+    }
 }
 
-impl IdValue<'_> {
-    pub fn into_id(self) -> Option<String> {
-        let id = match self {
-            Self::Text(s) => s.trim().to_string(),
-            Self::Number(n) => n.to_string(),
-            Self::Other(_) => return None,
+/// `streamId` as written: usually a string, sometimes a number; anything else is no id.
+///
+/// Read by a visitor rather than an untagged enum: serde buffers an untagged enum's value
+/// before trying each variant, which cost more than the rest of the row's parse.
+pub(crate) struct IdValue<'a>(Option<Cow<'a, str>>);
+
+impl<'a> IdValue<'a> {
+    /// An id written as a string.
+    pub fn text(id: &'a str) -> Self {
+        Self(Some(Cow::Borrowed(id)))
+    }
+
+    /// Trimmed; `None` when absent, empty or not a string or number.
+    pub fn into_id(self) -> Option<Cow<'a, str>> {
+        let id = match self.0? {
+            Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+            Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+            Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
         };
         (!id.is_empty()).then_some(id)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for IdValue<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+struct IdVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IdVisitor {
+    type Value = IdValue<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a stream id")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(IdValue(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(IdValue(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(IdValue(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(IdValue(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // Spelled as serde_json spells the number.
+        let text = serde_json::Number::from_f64(v).map(|n| n.to_string());
+        Ok(IdValue(text.map(Cow::Owned)))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(IdValue(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(IdValue(None))
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(IdValue(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(IdValue(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(IdValue(None))
     }
 }
 
@@ -100,9 +176,15 @@ pub(crate) struct TaskRow<'a> {
 }
 
 /// Folds task rows into stream records.
+///
+/// Records live in a vector indexed by id, with the last one touched remembered: a store's rows
+/// mostly come stream by stream, and a lookup by id per row was a measurable part of a read.
 #[derive(Default)]
 pub(crate) struct StreamAccumulator {
-    pub streams: BTreeMap<String, StreamRecord>,
+    records: Vec<StreamRecord>,
+    index: HashMap<String, usize>,
+    /// The record the previous row went to.
+    last: Option<usize>,
     pub warnings: Vec<SourceWarning>,
 }
 
@@ -128,17 +210,54 @@ impl StreamAccumulator {
             .push(SourceWarning::MalformedMetadata { task_id });
     }
 
+    /// The record of stream `id`, made empty if new.
+    fn record(&mut self, id: &str) -> &mut StreamRecord {
+        let at = match self.last {
+            Some(i) if self.records[i].id == id => i,
+            _ => match self.index.get(id) {
+                Some(&i) => i,
+                None => {
+                    self.records.push(empty_record(id));
+                    self.index.insert(id.to_string(), self.records.len() - 1);
+                    self.records.len() - 1
+                }
+            },
+        };
+        self.last = Some(at);
+        &mut self.records[at]
+    }
+
+    /// Every record so far, in the order first seen.
+    pub fn records(&self) -> &[StreamRecord] {
+        &self.records
+    }
+
+    /// Takes the record of `id` out (the accumulator is not used after).
+    pub fn take(&mut self, id: &str) -> Option<StreamRecord> {
+        let i = *self.index.get(id)?;
+        Some(std::mem::take(&mut self.records[i]))
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut StreamRecord> {
+        let i = *self.index.get(id)?;
+        Some(&mut self.records[i])
+    }
+
+    /// Takes every record out, sorted by id.
+    pub fn take_sorted(&mut self) -> Vec<StreamRecord> {
+        self.index.clear();
+        self.last = None;
+        let mut records = std::mem::take(&mut self.records);
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        records
+    }
+
     /// Adds one task of stream `id`; returns the stream's record for store-specific extras.
-    pub fn add(
-        &mut self,
-        id: String,
-        meta: StreamMeta<'_>,
-        row: &TaskRow<'_>,
-    ) -> &mut StreamRecord {
-        let record = self
-            .streams
-            .entry(id)
-            .or_insert_with_key(|id| empty_record(id));
+    pub fn add(&mut self, id: &str, meta: StreamMeta<'_>, row: &TaskRow<'_>) -> &mut StreamRecord {
+        if meta.files.malformed {
+            self.warnings.push(files_warning(id, row));
+        }
+        let record = self.record(id);
         let keep = |slot: &mut Option<String>, value: Option<Cow<'_, str>>| {
             if slot.is_none() {
                 *slot = value.map(Cow::into_owned).filter(|v| !v.trim().is_empty());
@@ -164,12 +283,6 @@ impl StreamAccumulator {
                 record.raw_dependencies.push(dep.into_owned());
             }
         }
-        if meta.files.malformed {
-            self.warnings.push(SourceWarning::MalformedFiles {
-                task_id: (row.id)(),
-                stream: record.id.clone(),
-            });
-        }
         for path in meta.files.paths {
             if !record.files.contains(&path) {
                 record.files.push(path);
@@ -177,7 +290,7 @@ impl StreamAccumulator {
         }
         let c = &mut record.counts;
         c.total += 1;
-        match row.status.and_then(|s| s.parse().ok()) {
+        match row.status.and_then(TaskStatus::parse) {
             Some(TaskStatus::Completed) => c.completed += 1,
             Some(TaskStatus::InProgress) => c.in_progress += 1,
             Some(TaskStatus::Blocked) => {
@@ -201,10 +314,7 @@ impl StreamAccumulator {
 
     /// Folds `other` (tasks found under another key) into the stream `id`.
     pub fn absorb(&mut self, id: &str, other: StreamRecord) {
-        let record = self
-            .streams
-            .entry(id.to_string())
-            .or_insert_with(|| empty_record(id));
+        let record = self.record(id);
         if record.name.is_empty() {
             record.name = other.name;
         }
@@ -225,27 +335,35 @@ impl StreamAccumulator {
         record.paused |= other.paused;
     }
 
-    pub fn finish(self) -> Snapshot {
-        let streams = self
-            .streams
-            .into_values()
-            .map(|mut s| {
-                if s.name.is_empty() {
-                    s.name = s.id.clone();
-                }
-                s.raw_dependencies.sort();
-                s.raw_dependencies.dedup();
-                s.files.sort();
-                s.files.dedup();
-                s.blocked.sort_by(|a, b| a.id.cmp(&b.id));
-                s
-            })
-            .collect();
+    pub fn finish(mut self) -> Snapshot {
+        let streams = self.take_sorted().into_iter().map(finish_record).collect();
         Snapshot {
             streams,
             warnings: self.warnings,
         }
     }
+}
+
+/// The warning for a task whose `files` are malformed (also what the incremental view keeps).
+pub(crate) fn files_warning(stream: &str, row: &TaskRow<'_>) -> SourceWarning {
+    SourceWarning::MalformedFiles {
+        task_id: (row.id)(),
+        stream: stream.to_string(),
+    }
+}
+
+/// What a stream's record looks like once all its tasks are in: a name (its id when none),
+/// dependencies sorted and deduplicated, blocked tasks by id.
+pub(crate) fn finish_record(mut s: StreamRecord) -> StreamRecord {
+    if s.name.is_empty() {
+        s.name = s.id.clone();
+    }
+    s.raw_dependencies.sort();
+    s.raw_dependencies.dedup();
+    s.files.sort();
+    s.files.dedup();
+    s.blocked.sort_by(|a, b| a.id.cmp(&b.id));
+    s
 }
 
 /// One task's `dependencies` value, read without building a `serde_json::Value`: the ids in a
@@ -350,7 +468,7 @@ pub(crate) struct Files<'a> {
 }
 
 impl Files<'_> {
-    fn push(&mut self, path: &str) {
+    pub fn push(&mut self, path: &str) {
         match crate::claims::normalise(path) {
             Some(p) => self.paths.push(p),
             None => self.malformed = true,

@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, Row};
 use serde_json::Value;
 
+use super::cache::{Key, Mark, Marks, RowHasher};
 use super::schema::Tables;
-use super::streams::{Parsed, StreamAccumulator, StreamMeta, TaskRow};
-use super::{Snapshot, Task, TaskDbError, TaskStatus};
+use super::streams::{
+    Parsed, StreamAccumulator, StreamMeta, TaskRow, files_warning, finish_record,
+};
+use super::{Reader, Snapshot, SourceWarning, StreamRecord, Task, TaskDbError, TaskStatus};
 
 /// The legacy store's tables, for making databases in the demo and the tests.
 pub const SCHEMA: &str = include_str!("schema.sql");
@@ -28,18 +31,59 @@ pub struct LegacyDb {
     has_archived: bool,
 }
 
-/// One statement per refresh reads every non-archived task's status and metadata; the
-/// grouping into streams happens in Rust.
+/// The columns every read of rows for streams selects, whatever rows it picks: the full read,
+/// the incremental one and the read of one row by rowid fold the same columns the same way
+/// (`cache.rs` relies on it). The grouping into streams happens in Rust.
 ///
 /// Measured (callgrind, 20,000 tasks): grouping in SQL with `json_valid`/`json_extract` spent
 /// ~1.1 G instructions, nearly all in SQLite converting each row's JSON text to JSONB; a typed
 /// serde_json parse of the few keys we need is several times cheaper. Parsing in Rust also
 /// means a malformed row can never fail the statement (SQLite's `json_extract` fails the whole
-/// query on one malformed value).
-const SNAPSHOT_SQL: &str = "SELECT id, status, metadata,
+/// query on one malformed value). The task id is only needed for blocked tasks and malformed
+/// rows, so it is selected only for blocked ones (a malformed row's is read by rowid).
+const ROW_SQL: &str = "SELECT rowid, status, metadata,
+        CASE WHEN status = 'blocked' THEN id END,
         CASE WHEN status = 'blocked' THEN title END,
-        CASE WHEN status = 'blocked' THEN blocked_reason END
-    FROM tasks WHERE {not_archived}";
+        CASE WHEN status = 'blocked' THEN blocked_reason END,
+        {archived}
+    FROM tasks";
+
+/// One row of [`ROW_SQL`], borrowed from the statement.
+struct RawRow<'r> {
+    rowid: i64,
+    status: Option<&'r str>,
+    metadata: Option<&'r str>,
+    /// Only for blocked tasks.
+    id: Option<&'r str>,
+    title: Option<&'r str>,
+    blocked_reason: Option<&'r str>,
+    archived: bool,
+}
+
+impl<'r> RawRow<'r> {
+    fn of(row: &'r Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            rowid: row.get(0)?,
+            status: row.get_ref(1)?.as_str_or_null()?,
+            metadata: row.get_ref(2)?.as_str_or_null()?,
+            id: row.get_ref(3)?.as_str_or_null()?,
+            title: row.get_ref(4)?.as_str_or_null()?,
+            blocked_reason: row.get_ref(5)?.as_str_or_null()?,
+            archived: row.get::<_, Option<i64>>(6)?.unwrap_or(0) != 0,
+        })
+    }
+
+    fn hash(&self) -> u64 {
+        let mut h = RowHasher::default();
+        h.text(self.status)
+            .text(self.metadata)
+            .text(self.id)
+            .text(self.title)
+            .text(self.blocked_reason)
+            .int(Some(i64::from(self.archived)));
+        h.finish()
+    }
+}
 
 impl LegacyDb {
     pub(crate) fn new(path: &Path, tables: &Tables) -> Self {
@@ -64,33 +108,80 @@ impl LegacyDb {
         }
     }
 
-    pub(crate) fn snapshot(&self, conn: &Connection) -> Result<Snapshot, TaskDbError> {
-        let sql = SNAPSHOT_SQL.replace("{not_archived}", self.not_archived());
-        let mut stmt = conn.prepare_cached(&sql).map_err(self.query_err())?;
-        let mut rows = stmt.query([]).map_err(self.query_err())?;
-        let mut streams = StreamAccumulator::default();
-        while let Some(row) = rows.next().map_err(self.query_err())? {
-            add_row(&mut streams, row).map_err(self.query_err())?;
+    fn archived(&self) -> &'static str {
+        if self.has_archived {
+            "COALESCE(archived, 0)"
+        } else {
+            "0"
         }
-        Ok(streams.finish())
     }
 
-    /// The tasks of one stream (or of every stream), oldest first.
+    fn row_sql(&self, tail: &str) -> String {
+        format!("{} {tail}", ROW_SQL.replace("{archived}", self.archived()))
+    }
+
+    /// Runs [`ROW_SQL`] with `tail` and hands each row to `f`.
+    fn each_row(
+        &self,
+        conn: &Connection,
+        tail: &str,
+        params: impl rusqlite::Params,
+        mut f: impl FnMut(&RawRow<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), TaskDbError> {
+        let mut stmt = conn
+            .prepare_cached(&self.row_sql(tail))
+            .map_err(self.query_err())?;
+        let mut rows = stmt.query(params).map_err(self.query_err())?;
+        while let Some(row) = rows.next().map_err(self.query_err())? {
+            RawRow::of(row)
+                .and_then(|raw| f(&raw))
+                .map_err(self.query_err())?;
+        }
+        Ok(())
+    }
+
+    /// The tasks of one stream (or of every stream), oldest first; with `rowids`, only those
+    /// rows are read (the stream's rows as the cache knows them).
     pub(crate) fn tasks(
         &self,
         conn: &Connection,
         stream: Option<&str>,
+        rowids: Option<&[i64]>,
     ) -> Result<Vec<Task>, TaskDbError> {
-        let sql = format!(
-            "{} WHERE {} AND json_valid(metadata) ORDER BY created_at, id",
-            self.select_tasks(),
-            self.not_archived()
-        );
-        let mut stmt = conn.prepare_cached(&sql).map_err(self.query_err())?;
-        let rows = stmt
-            .query_map([], task_from_row)
-            .map_err(self.query_err())?;
-        super::of_stream(rows, stream).map_err(self.query_err())
+        let mut out = Vec::new();
+        match rowids {
+            Some(rowids) => {
+                let sql = format!("{} WHERE rowid = ?1", self.select_tasks());
+                let mut stmt = conn.prepare_cached(&sql).map_err(self.query_err())?;
+                for rowid in rowids {
+                    let mut rows = stmt
+                        .query_map([rowid], task_from_row)
+                        .map_err(self.query_err())?;
+                    if let Some(task) = rows.next().transpose().map_err(self.query_err())? {
+                        out.push(task);
+                    }
+                }
+            }
+            None => {
+                let sql = format!("{} WHERE {}", self.select_tasks(), self.not_archived());
+                let mut stmt = conn.prepare_cached(&sql).map_err(self.query_err())?;
+                let rows = stmt
+                    .query_map([], task_from_row)
+                    .map_err(self.query_err())?;
+                for task in rows {
+                    out.push(task.map_err(self.query_err())?);
+                }
+            }
+        }
+        out.retain(|t| {
+            !t.archived
+                && t.stream_id
+                    .as_deref()
+                    .is_some_and(|id| stream.is_none_or(|s| s == id))
+        });
+        // The store's own order (as `ORDER BY created_at, id` sorted them).
+        out.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(out)
     }
 
     /// One task by id, archived or not, stream task or not.
@@ -105,52 +196,156 @@ impl LegacyDb {
 
     /// `SELECT … FROM tasks` with the columns [`task_from_row`] reads.
     fn select_tasks(&self) -> String {
-        let archived = if self.has_archived {
-            "COALESCE(archived, 0)"
-        } else {
-            "0"
-        };
         format!(
             "SELECT id, title, description, status, assigned_agent, blocked_reason, notes,
-                    created_at, updated_at, {archived},
-                    CASE WHEN json_valid(metadata) THEN metadata END
-             FROM tasks"
+                    created_at, updated_at, {}, metadata
+             FROM tasks",
+            self.archived()
         )
+    }
+
+    /// The id of the task at `rowid` (for a malformed row's warning).
+    fn id_at(&self, conn: &Connection, rowid: i64) -> rusqlite::Result<String> {
+        conn.prepare_cached("SELECT id FROM tasks WHERE rowid = ?1")?
+            .query_row([rowid], |r| r.get::<_, Option<String>>(0))
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Folds one row into `acc` (unless archived); its mark, with `hash` (`None`: the caller
+    /// keeps no marks, and the mark says only whether the row is malformed).
+    fn fold(
+        &self,
+        conn: &Connection,
+        raw: &RawRow<'_>,
+        hash: Option<u64>,
+        acc: &mut StreamAccumulator,
+    ) -> rusqlite::Result<Mark> {
+        let keep = hash.is_some();
+        let mut mark = Mark {
+            hash: hash.unwrap_or_default(),
+            key: None,
+            malformed: None,
+        };
+        let Some(text) = raw.metadata.filter(|_| !raw.archived) else {
+            return Ok(mark); // NULL metadata: not a stream task; archived: invisible
+        };
+        let mut meta = match StreamMeta::parse(text) {
+            Parsed::Meta(meta) => meta,
+            Parsed::NotAnObject => return Ok(mark),
+            Parsed::Malformed => {
+                let id = self.id_at(conn, raw.rowid)?;
+                acc.malformed(id.clone());
+                mark.malformed = Some(SourceWarning::MalformedMetadata { task_id: id });
+                return Ok(mark);
+            }
+        };
+        let Some(id) = meta.stream_id() else {
+            return Ok(mark);
+        };
+        // Selected only for blocked tasks; read by rowid for the rare other row that needs it
+        // (malformed `files`).
+        let task_id = || match raw.id {
+            Some(id) => id.to_string(),
+            None => self.id_at(conn, raw.rowid).unwrap_or_default(),
+        };
+        let task = TaskRow {
+            id: &task_id,
+            status: raw.status,
+            title: raw.title,
+            blocked_reason: raw.blocked_reason,
+        };
+        let bad_files = meta.files.malformed;
+        acc.add(&id, meta, &task);
+        if bad_files {
+            mark.malformed = Some(files_warning(&id, &task));
+        }
+        // Only a reader that keeps marks needs the key (a full read for `status` does not).
+        if keep {
+            mark.key = Some(Key::Stream(id.into_owned()));
+        }
+        Ok(mark)
     }
 }
 
-/// Folds one row of [`SNAPSHOT_SQL`] into the streams.
-fn add_row(streams: &mut StreamAccumulator, row: &Row<'_>) -> rusqlite::Result<()> {
-    let Some(text) = row.get_ref(2)?.as_str_or_null()? else {
-        return Ok(()); // NULL metadata: not a stream task
-    };
-    let mut meta = match StreamMeta::parse(text) {
-        Parsed::Meta(meta) => meta,
-        Parsed::NotAnObject => return Ok(()),
-        Parsed::Malformed => {
-            streams.malformed(row.get(0)?);
-            return Ok(());
+impl Reader for LegacyDb {
+    fn read_all(
+        &mut self,
+        conn: &Connection,
+        mut marks: Option<&mut Marks>,
+    ) -> Result<Snapshot, TaskDbError> {
+        let mut acc = StreamAccumulator::default();
+        let tail = format!("WHERE {} ORDER BY rowid", self.not_archived());
+        self.each_row(conn, &tail, [], |raw| {
+            // Hashing is only for a reader that keeps marks: `status` does not pay for it.
+            let hash = marks.is_some().then(|| raw.hash());
+            let mark = self.fold(conn, raw, hash, &mut acc)?;
+            if let Some(marks) = marks.as_deref_mut() {
+                marks.set(raw.rowid, Some(mark));
+            }
+            Ok(())
+        })?;
+        Ok(acc.finish())
+    }
+
+    fn read_recent(
+        &self,
+        conn: &Connection,
+        since: Option<&str>,
+        marks: &Marks,
+    ) -> Result<Vec<(i64, Mark)>, TaskDbError> {
+        let mut changed = Vec::new();
+        let mut acc = StreamAccumulator::default();
+        let mut visit = |raw: &RawRow<'_>| {
+            let hash = raw.hash();
+            if marks.get(raw.rowid).is_none_or(|m| m.hash != hash) {
+                changed.push((raw.rowid, self.fold(conn, raw, Some(hash), &mut acc)?));
+            }
+            Ok(())
+        };
+        match since {
+            Some(since) => self.each_row(
+                conn,
+                "WHERE updated_at >= ?1 OR rowid > ?2",
+                rusqlite::params![since, marks.max_rowid()],
+                &mut visit,
+            )?,
+            None => self.each_row(conn, "", [], &mut visit)?,
         }
-    };
-    let Some(id) = meta.stream_id() else {
-        return Ok(());
-    };
-    let task_id = || row.get::<_, String>(0).unwrap_or_default();
-    let task = TaskRow {
-        id: &task_id,
-        status: row.get_ref(1)?.as_str_or_null()?,
-        title: row.get_ref(3)?.as_str_or_null()?,
-        blocked_reason: row.get_ref(4)?.as_str_or_null()?,
-    };
-    streams.add(id, meta, &task);
-    Ok(())
+        Ok(changed)
+    }
+
+    fn fold_row(
+        &self,
+        conn: &Connection,
+        rowid: i64,
+        acc: &mut StreamAccumulator,
+    ) -> Result<Option<Mark>, TaskDbError> {
+        let mut mark = None;
+        self.each_row(conn, "WHERE rowid = ?1", [rowid], |raw| {
+            mark = Some(self.fold(conn, raw, Some(raw.hash()), acc)?);
+            Ok(())
+        })?;
+        Ok(mark)
+    }
+
+    fn finish(&self, record: StreamRecord, _: &Marks) -> StreamRecord {
+        finish_record(record)
+    }
+
+    fn linked(&self, _: &[i64], _: &Marks) -> Vec<Key> {
+        Vec::new()
+    }
+
+    fn partial_ok(&self, _: &Marks) -> bool {
+        true
+    }
 }
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
     let status: String = r.get(3)?;
-    let metadata = r
-        .get::<_, Option<String>>(10)?
-        .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+    let text = r.get_ref(10)?.as_str_or_null()?;
+    let metadata = text
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
         .unwrap_or(Value::Null);
     Ok(Task {
         id: r.get(0)?,
@@ -165,7 +360,8 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         archived: r.get::<_, Option<i64>>(9)?.unwrap_or(0) != 0,
-        stream_id: super::stream_id_of(&metadata),
+        // The same reading of `streamId` the snapshot folds by.
+        stream_id: text.and_then(super::streams::stream_id_in),
         metadata,
     })
 }
