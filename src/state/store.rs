@@ -619,10 +619,7 @@ impl StateStore {
 
     /// The error of a statement that writes (on a full disk, "cannot read" misled).
     pub(super) fn w(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
-        |source| StateError::Write {
-            path: self.path.clone(),
-            source,
-        }
+        write_error(&self.path)
     }
 
     /// Claims the right to launch a worker for `new.stream`: refuses if a live worker exists,
@@ -653,10 +650,7 @@ impl StateStore {
         claimer: &Identity,
     ) -> Result<Attempt, StateError> {
         let path = self.path.clone();
-        let q = |source| StateError::Write {
-            path: path.clone(),
-            source,
-        };
+        let q = write_error(&path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -706,10 +700,7 @@ impl StateStore {
     /// so that no `start` can claim the stream until [`StateStore::end_removal`].
     pub fn begin_removal(&mut self, stream: &str, me: &Identity) -> Result<Removal, StateError> {
         let path = self.path.clone();
-        let q = |source| StateError::Read {
-            path: path.clone(),
-            source,
-        };
+        let q = write_error(&path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -746,7 +737,7 @@ impl StateStore {
                 "DELETE FROM removals WHERE stream = ?1 AND pid = ?2 AND start_ticks = ?3",
                 params![stream, me.pid, me.start_ticks as i64],
             )
-            .map_err(self.q())?;
+            .map_err(self.w())?;
         Ok(())
     }
 
@@ -1071,6 +1062,15 @@ fn live_remover(conn: &Connection, stream: &str) -> rusqlite::Result<Option<Iden
             Ok(None)
         }
         None => Ok(None),
+    }
+}
+
+/// The error of a statement or transaction that writes `path` (on a full disk, "cannot read"
+/// misled).
+fn write_error(path: &Path) -> impl Fn(rusqlite::Error) -> StateError + Copy + '_ {
+    |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
