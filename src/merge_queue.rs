@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use git2::Oid;
+use crate::git::Oid;
 
 use crate::error::{Error, Result};
 use crate::exit_codes;

@@ -25,6 +25,9 @@ pub mod worktree;
 
 pub use crate::names::StreamNames;
 pub use error::GitError;
+/// A commit id, as the rest of the program passes it around (git2's type, named here so that
+/// git2 itself stays inside `git/`).
+pub use git2::Oid;
 pub use info::{RepoInfo, is_valid_ref_name};
 pub use preview::{MergeBackPlan, MergePreview, StreamMerge, hints};
 pub use workspaces::WorktreeWorkspaces;

@@ -285,7 +285,7 @@ mod tests {
             !text.chars().any(|c| c.is_control() && c != '\n'),
             "{text:?}"
         );
-        let oid = git2::Oid::ZERO_SHA1;
+        let oid = crate::git::Oid::ZERO_SHA1;
         let report = QueueReport {
             target: evil.into(),
             begun: oid,
