@@ -371,7 +371,7 @@ fn real_claude_resumes_a_limited_session_with_its_history() {
 /// recordings `worker::agent`'s unit tests and the fake worker are checked against. Run by hand:
 /// `ORCHESTRATE_TEST_CLAUDE=… cargo test --test integration capture_transcripts -- --ignored`.
 #[test]
-#[ignore = "regenerates the recorded transcripts in tests/fixtures/claude/; run by hand"]
+#[ignore = "regenerates the recorded transcripts in tests/fixtures/claude/: ORCHESTRATE_TEST_CLAUDE=… cargo test --test integration capture_transcripts -- --ignored"]
 fn capture_transcripts() {
     let Some(bin) = real_claude("capture_transcripts") else {
         return;

@@ -414,6 +414,8 @@ fn nothing_is_written_while_nothing_changes_and_ctrl_c_leaves_no_stale_line() {
     tmux.go("start");
     tmux.wait_screen("idle", "Stream-A running", |s| s.contains("1 running"));
     tmux.wait_screen("start", "start's frame", |s| s.contains("pid "));
+    // Not synchronisation: the measuring window starts a moment after the first frames that
+    // showed the worker (they are a change, not the runtime ticking).
     std::thread::sleep(Duration::from_millis(300));
     let busy = measure(&idle, 3);
     say(&format!(
