@@ -99,29 +99,48 @@ pub fn find(graph: &StreamGraph) -> Vec<Overlap> {
 /// claims, or a folder holding it. Found through an index of exact claims and each claim's
 /// folders, so that thousands of streams cost their claims, not every pair (comparing every
 /// pair made `status` 45× a raw read at 1,000 streams with a file a task).
+///
+/// The index maps a path to the first claim of it, and claims of the same path are chained
+/// through `next` (no list allocated per path); it hashes with foldhash, not SipHash: at 20,000
+/// claims SipHash and a `Vec` per path were a quarter of `status` (BENCHMARKS.md §2c).
 fn candidates(claims: &[&[String]]) -> Vec<(usize, usize)> {
-    let mut by_path: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    /// A claim: which list it is in, and the next claim of the same path.
+    struct Entry {
+        list: usize,
+        next: Option<usize>,
+    }
+    let total = claims.iter().map(|files| files.len()).sum();
+    let mut first: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    first.reserve(total);
+    let mut entries: Vec<Entry> = Vec::with_capacity(total);
     for (i, files) in claims.iter().enumerate() {
         for path in *files {
-            by_path.entry(path.as_str()).or_default().push(i);
+            let at = entries.len();
+            let next = first.insert(path.as_str(), at);
+            entries.push(Entry { list: i, next });
         }
     }
-    let mut pairs = std::collections::BTreeSet::new();
+    let mut pairs = Vec::new();
     for (j, files) in claims.iter().enumerate() {
         for path in *files {
             // The path itself and every folder holding it.
             let mut at = Some(path.len());
             while let Some(end) = at {
-                for &i in by_path.get(&path[..end]).into_iter().flatten() {
+                let mut claim = first.get(&path[..end]).copied();
+                while let Some(k) = claim {
+                    let i = entries[k].list;
                     if i != j {
-                        pairs.insert((i.min(j), i.max(j)));
+                        pairs.push((i.min(j), i.max(j)));
                     }
+                    claim = entries[k].next;
                 }
                 at = path[..end].rfind('/');
             }
         }
     }
-    pairs.into_iter().collect()
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
 }
 
 /// The overlaps that still matter: neither stream is complete or cancelled (they may yet
