@@ -4,7 +4,9 @@
 //! Pure and synchronous: it takes a [`Snapshot`] and answers questions; it never reads the
 //! database or looks at workers. Readiness that depends on workers is the scheduler's.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 use std::fmt;
 
 use petgraph::Direction;
@@ -116,15 +118,22 @@ pub struct StreamGraph {
 impl StreamGraph {
     /// Resolves every dependency and checks the graph is acyclic.
     pub fn build(snapshot: &Snapshot) -> Result<Self, GraphError> {
-        let known: BTreeSet<&str> = snapshot.streams.iter().map(|s| s.id.as_str()).collect();
+        Self::from_records(snapshot.streams.clone())
+    }
+
+    /// [`StreamGraph::build`] from records the caller no longer needs (a one-shot read):
+    /// they move into the graph instead of being copied.
+    pub fn from_records(records: Vec<StreamRecord>) -> Result<Self, GraphError> {
+        let known: BTreeSet<&str> = records.iter().map(|s| s.id.as_str()).collect();
         let mut unknown = Vec::new();
-        let mut resolved: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for stream in &snapshot.streams {
+        // Per record, in the records' order: its dependencies as stream ids, sorted.
+        let mut resolved: Vec<Vec<String>> = Vec::with_capacity(records.len());
+        for stream in &records {
             let mut deps = BTreeSet::new();
             for raw in &stream.raw_dependencies {
                 match resolve_dependency(raw, &known) {
                     Some(id) => {
-                        deps.insert(id.to_string());
+                        deps.insert(id);
                     }
                     None => unknown.push(UnknownDependency {
                         stream: stream.id.clone(),
@@ -133,7 +142,7 @@ impl StreamGraph {
                     }),
                 }
             }
-            resolved.insert(&stream.id, deps.into_iter().collect());
+            resolved.push(deps.into_iter().map(str::to_string).collect());
         }
         if !unknown.is_empty() {
             return Err(GraphError::UnknownDependencies(unknown));
@@ -142,10 +151,10 @@ impl StreamGraph {
         let mut graph = DiGraph::<&str, ()>::new();
         let nodes: BTreeMap<&str, NodeIndex> =
             known.iter().map(|id| (*id, graph.add_node(*id))).collect();
-        for (id, deps) in &resolved {
+        for (record, deps) in records.iter().zip(&resolved) {
             for dep in deps {
                 // Edge dependency → dependent: the direction work flows.
-                graph.add_edge(nodes[dep.as_str()], nodes[id], ());
+                graph.add_edge(nodes[dep.as_str()], nodes[record.id.as_str()], ());
             }
         }
         if let Some(cycle) = find_cycle(&graph, &nodes) {
@@ -153,7 +162,7 @@ impl StreamGraph {
         }
 
         let order = petgraph::algo::toposort(&graph, None).expect("cycles were rejected above");
-        let mut depth: HashMap<&str, usize> = HashMap::new();
+        let mut depth: HashMap<&str, usize> = HashMap::default();
         for node in order {
             let d = graph
                 .neighbors_directed(node, Direction::Incoming)
@@ -162,14 +171,17 @@ impl StreamGraph {
                 .unwrap_or(0);
             depth.insert(graph[node], d);
         }
+        let depths: Vec<usize> = records.iter().map(|r| depth[r.id.as_str()]).collect();
+        drop((graph, nodes, depth, known));
 
-        let mut streams: Vec<Stream> = snapshot
-            .streams
-            .iter()
-            .map(|record| Stream {
-                dependencies: resolved[record.id.as_str()].clone(),
-                depth: depth[record.id.as_str()],
-                record: record.clone(),
+        let mut streams: Vec<Stream> = records
+            .into_iter()
+            .zip(resolved)
+            .zip(depths)
+            .map(|((record, dependencies), depth)| Stream {
+                dependencies,
+                depth,
+                record,
                 claim_waits: Vec::new(),
             })
             .collect();

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::graph::StreamGraph;
 use crate::project::{DbLocation, Given, Project};
-use crate::taskdb::{self, Snapshot, TaskDb, TaskSource};
+use crate::taskdb::{self, SourceWarning, TaskDb, TaskSource};
 
 /// The project and the task database, resolved from the global flags and the environment.
 pub struct Context {
@@ -40,14 +40,18 @@ impl Context {
         Ok(TaskDb::open(&self.db.path, &self.db.explain())?)
     }
 
-    /// Reads a snapshot and builds the graph; no stream tasks at all is an error.
-    pub fn load_graph(&self, db: &mut impl TaskSource) -> Result<(Snapshot, StreamGraph)> {
+    /// Reads a snapshot and builds the graph; no stream tasks at all is an error. The
+    /// snapshot's records move into the graph: what is left of it is its warnings.
+    pub fn load_graph(
+        &self,
+        db: &mut impl TaskSource,
+    ) -> Result<(Vec<SourceWarning>, StreamGraph)> {
         let snapshot = db.snapshot()?;
         if snapshot.streams.is_empty() {
             return Err(self.no_streams_error());
         }
-        let graph = StreamGraph::build(&snapshot)?;
-        Ok((snapshot, graph))
+        let graph = StreamGraph::from_records(snapshot.streams)?;
+        Ok((snapshot.warnings, graph))
     }
 
     pub fn no_streams_error(&self) -> Error {

@@ -11,8 +11,8 @@ use crate::ui::{self, Ui};
 pub fn run(global: &GlobalArgs, args: &GraphArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
     let mut db = ctx.open_db()?;
-    let (snapshot, graph) = ctx.load_graph(&mut db)?;
-    for w in &snapshot.warnings {
+    let (warnings, graph) = ctx.load_graph(&mut db)?;
+    for w in &warnings {
         ui.warn(&w.to_string());
     }
     let facts = facts::gather(&ctx.project, &graph, None)?;

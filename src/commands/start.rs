@@ -28,8 +28,8 @@ use crate::workspace::{SharedCheckout, Workspaces};
 pub fn run(global: &GlobalArgs, args: &StartArgs, ui: &Ui) -> Result<i32> {
     let ctx = Context::new(global)?;
     let mut db = ctx.open_db()?;
-    let (snapshot, graph) = ctx.load_graph(&mut db)?;
-    for w in &snapshot.warnings {
+    let (warnings, graph) = ctx.load_graph(&mut db)?;
+    for w in &warnings {
         ui.warn(&w.to_string());
     }
     UnknownStreams::check(&args.streams, graph.streams().iter().map(|s| s.id()))?;
