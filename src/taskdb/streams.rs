@@ -283,11 +283,9 @@ impl StreamAccumulator {
                 record.raw_dependencies.push(dep.into_owned());
             }
         }
-        for path in meta.files.paths {
-            if !record.files.contains(&path) {
-                record.files.push(path);
-            }
-        }
+        // Sorted and deduplicated once, in `finish_record`: a lookup per path here made a
+        // stream of many tasks quadratic in its claims.
+        record.files.extend(meta.files.paths);
         let c = &mut record.counts;
         c.total += 1;
         match row.status.and_then(TaskStatus::parse) {
