@@ -47,9 +47,7 @@ const IN_SCOPE: &str = "(t.prd_id IS NULL OR p.status = 'active')
 /// functions). The scope is decided in Rust too, against the few `streams` and `prds` rows
 /// read first: measured on 20,000 tasks, joining them in SQL made the read 1.8× the legacy
 /// store's. `id` is the rowid (`INTEGER PRIMARY KEY`).
-const ROW_SQL: &str = "SELECT id, status, metadata,
-        CASE WHEN status = 'blocked' THEN title END, stream_id, prd_id
-    FROM tasks";
+const ROW_SQL: &str = "SELECT id, status, metadata, title, stream_id, prd_id FROM tasks";
 
 const STREAMS_SQL: &str = "SELECT id, name, status, worktree_path FROM streams";
 
@@ -103,11 +101,17 @@ struct RawRow<'r> {
 
 impl<'r> RawRow<'r> {
     fn of(row: &'r Row<'_>) -> rusqlite::Result<Self> {
+        let status = row.get_ref(1)?.as_str_or_null()?;
         Ok(Self {
             id: row.get(0)?,
-            status: row.get_ref(1)?.as_str_or_null()?,
+            status,
             metadata: row.get_ref(2)?.as_str_or_null()?,
-            title: row.get_ref(3)?.as_str_or_null()?,
+            // Read only for blocked tasks, as the legacy store's `RawRow::of` says why.
+            title: if status == Some("blocked") {
+                row.get_ref(3)?.as_str_or_null()?
+            } else {
+                None
+            },
             stream_row: row.get(4)?,
             prd: row.get(5)?,
         })
