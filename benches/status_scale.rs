@@ -155,6 +155,9 @@ fn time_runs(env: &TestEnv, args: &[&str]) -> Vec<Duration> {
 }
 
 fn main() {
+    if std::env::var_os("STATUS_SCALE_KEEP").is_some() {
+        return keep_for_profiling();
+    }
     if std::env::var_os("STATUS_SCALE_ONLY_RAW").is_none() {
         legacy_and_tc();
     }
@@ -289,6 +292,22 @@ fn time_refreshes(path: &std::path::Path) -> Vec<Duration> {
             took
         })
         .collect()
+}
+
+/// `STATUS_SCALE_KEEP=1`: builds the 20,000-task project, leaves it on disk and prints how to
+/// run `status` in it (for `perf record`), instead of timing anything.
+fn keep_for_profiling() {
+    let env = TestEnv::new();
+    populate(&env, 1000, 20);
+    println!(
+        "cd {} && HOME={} TASK_DB_PATH={} {} status",
+        env.root.display(),
+        env.home.display(),
+        env.tasks_base.display(),
+        env!("CARGO_BIN_EXE_orchestrate"),
+    );
+    // Kept on purpose: the caller removes the temporary folder.
+    std::mem::forget(env);
 }
 
 /// The yardstick: `status` and a refresh against a raw read of the same rows.
