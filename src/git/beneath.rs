@@ -9,10 +9,16 @@
 //! its source (`FICLONE`: XFS with reflink, btrfs), which costs no room and no time per byte;
 //! else it is copied as its data segments (`SEEK_DATA`/`SEEK_HOLE`), so a sparse file takes no
 //! more room in a worktree than in the project root.
+//!
+//! A [`Folder`] keeps the folder of the last path it walked open, so the files of one folder
+//! (a `target/` holds thousands in a few hundred) cost one walk, not one each: opening every
+//! folder on the way again for each file made a 1 GiB include 1.7× `cp -R` on ext4
+//! (BENCHMARKS.md §5b). The kept descriptor was reached through no link, like every other; a
+//! folder swapped for a link after that is not followed (the descriptor is the folder itself).
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -74,7 +80,8 @@ pub enum Method {
 
 /// What sits at a path beneath a folder.
 pub enum Entry {
-    File(File),
+    /// A regular file, open for reading, with what `fstat` said of it.
+    File(File, std::fs::Metadata),
     /// A symbolic link, with its target (not followed).
     Link(PathBuf),
     /// Anything else (a folder, a socket, …).
@@ -84,41 +91,50 @@ pub enum Entry {
 /// A folder opened once, as the anchor for paths beneath it.
 pub struct Folder {
     fd: OwnedFd,
+    /// The folder the last walked path ended in (relative), still open; `None` before the
+    /// first walk and after a walk that failed.
+    last: Option<(PathBuf, OwnedFd)>,
 }
 
 impl Folder {
     pub fn open(path: &Path) -> std::io::Result<Self> {
         let fd = nix::fcntl::open(path, dir_flags(), Mode::empty())?;
-        Ok(Self { fd })
+        Ok(Self { fd, last: None })
     }
 
     /// Opens `rel` (relative, no `..`) for reading through no link on the way.
-    pub fn read(&self, rel: &Path) -> Result<Entry, Refusal> {
+    pub fn read(&mut self, rel: &Path) -> Result<Entry, Refusal> {
         let (parent, name) = self.walk(rel, false)?;
-        match openat(&parent, name, OFlag::O_RDONLY | nofollow(), Mode::empty()) {
+        match openat(parent, name, OFlag::O_RDONLY | nofollow(), Mode::empty()) {
             Ok(fd) => {
                 let file = File::from(fd);
                 let meta = file.metadata().map_err(Refusal::Io)?;
                 Ok(if meta.is_file() {
-                    Entry::File(file)
+                    Entry::File(file, meta)
                 } else {
                     Entry::Other
                 })
             }
             // O_NOFOLLOW on a link: ELOOP.
-            Err(Errno::ELOOP) => Ok(Entry::Link(PathBuf::from(readlinkat(&parent, name)?))),
+            Err(Errno::ELOOP) => Ok(Entry::Link(PathBuf::from(readlinkat(parent, name)?))),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Creates `rel` (and the folders on the way), refusing any link on the way and an existing
-    /// destination; clones or copies `source` into it as `how` says, keeping its holes and
-    /// permission bits.
-    pub fn create_copy(&self, rel: &Path, source: &File, how: CopyMode) -> Result<Method, Refusal> {
+    /// destination; clones or copies `source` (whose `fstat` is `meta`) into it as `how` says,
+    /// keeping its holes and permission bits.
+    pub fn create_copy(
+        &mut self,
+        rel: &Path,
+        source: &File,
+        meta: &std::fs::Metadata,
+        how: CopyMode,
+    ) -> Result<Method, Refusal> {
         let (parent, name) = self.walk(rel, true)?;
-        let mode = source.metadata().map_err(Refusal::Io)?.mode() & 0o777;
+        let mode = meta.mode() & 0o777;
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | nofollow();
-        let fd = match openat(&parent, name, flags, Mode::from_bits_truncate(mode)) {
+        let fd = match openat(parent, name, flags, Mode::from_bits_truncate(mode)) {
             Err(Errno::EEXIST) => return Err(Refusal::Exists),
             other => other?,
         };
@@ -131,22 +147,27 @@ impl Folder {
                 Err(e) => return Err(Refusal::NoClone(e.into())),
             }
         }
-        copy_sparse(source, &dest).map_err(Refusal::Io)?;
+        copy_sparse(source, meta, &dest).map_err(Refusal::Io)?;
         Ok(Method::Copied)
     }
 
     /// Creates the symbolic link `rel` → `target` (through no link on the way).
-    pub fn create_link(&self, rel: &Path, target: &Path) -> Result<(), Refusal> {
+    pub fn create_link(&mut self, rel: &Path, target: &Path) -> Result<(), Refusal> {
         let (parent, name) = self.walk(rel, true)?;
-        match nix::unistd::symlinkat(target, &parent, name) {
+        match nix::unistd::symlinkat(target, parent, name) {
             Err(Errno::EEXIST) => Err(Refusal::Exists),
             other => other.map_err(Refusal::from),
         }
     }
 
     /// Opens every folder of `rel` but the last component with `O_NOFOLLOW`, creating missing
-    /// ones when `create`; returns the parent and the last component's name.
-    fn walk<'p>(&self, rel: &'p Path, create: bool) -> Result<(OwnedFd, &'p OsStr), Refusal> {
+    /// ones when `create`; returns the parent and the last component's name. The parent is the
+    /// one the previous walk kept when `rel` is in the same folder.
+    fn walk<'p>(
+        &mut self,
+        rel: &'p Path,
+        create: bool,
+    ) -> Result<(BorrowedFd<'_>, &'p OsStr), Refusal> {
         let parts: Vec<&OsStr> = rel
             .components()
             .map(|c| match c {
@@ -159,6 +180,20 @@ impl Folder {
         let Some((name, folders)) = parts.split_last() else {
             return Err(Refusal::Io(std::io::Error::other("an empty path")));
         };
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let kept = matches!(&self.last, Some((at, _)) if at == parent);
+        if !kept {
+            self.last = None;
+            let dir = self.open_folders(folders, create)?;
+            self.last = Some((parent.to_path_buf(), dir));
+        }
+        let (_, dir) = self.last.as_ref().expect("kept or just opened");
+        Ok((dir.as_fd(), name))
+    }
+
+    /// Opens `folders` one by one from this folder with `O_NOFOLLOW`, creating missing ones
+    /// when `create`.
+    fn open_folders(&self, folders: &[&OsStr], create: bool) -> Result<OwnedFd, Refusal> {
         let mut dir = self.fd.try_clone().map_err(Refusal::Io)?;
         let mut at = PathBuf::new();
         for part in folders {
@@ -175,7 +210,7 @@ impl Folder {
                 Err(e) => return Err(e.into()),
             };
         }
-        Ok((dir, name))
+        Ok(dir)
     }
 }
 
@@ -187,12 +222,17 @@ fn nofollow() -> OFlag {
     OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
-/// Copies `from` into the empty `to`, data segment by data segment; holes stay holes.
-fn copy_sparse(from: &File, to: &File) -> std::io::Result<()> {
+/// Copies `from` (whose `fstat` is `meta`) into the empty `to`, data segment by data segment;
+/// holes stay holes. A file with as many blocks as bytes has no holes: it is copied whole,
+/// without asking where its data is (two `lseek`s a file, as `cp`'s `--sparse=auto` decides).
+fn copy_sparse(from: &File, meta: &std::fs::Metadata, to: &File) -> std::io::Result<()> {
     use nix::unistd::{Whence, lseek};
-    let len = from.metadata()?.len();
-    let mut pos: i64 = 0;
+    let len = meta.len();
     let mut buf = Vec::new();
+    if meta.blocks() * 512 >= len {
+        return copy_segment(from, to, 0, len, &mut buf);
+    }
+    let mut pos: i64 = 0;
     while (pos as u64) < len {
         let data = match lseek(from.as_fd(), pos, Whence::SeekData) {
             Ok(d) => d,
@@ -294,19 +334,20 @@ mod tests {
         std::os::unix::fs::symlink(&outside, inside.join("conf")).unwrap();
         let src = tmp.path().join("src");
         std::fs::write(&src, "secret").unwrap();
-        let folder = Folder::open(&inside).unwrap();
+        let mut folder = Folder::open(&inside).unwrap();
         let from = File::open(&src).unwrap();
+        let meta = from.metadata().unwrap();
         assert!(matches!(
-            folder.create_copy(Path::new("conf/.env"), &from, CopyMode::Auto),
+            folder.create_copy(Path::new("conf/.env"), &from, &meta, CopyMode::Auto),
             Err(Refusal::ThroughLink { .. })
         ));
         assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
         folder
-            .create_copy(Path::new("a/b/.env"), &from, CopyMode::Auto)
+            .create_copy(Path::new("a/b/.env"), &from, &meta, CopyMode::Auto)
             .unwrap();
         assert_eq!(std::fs::read(inside.join("a/b/.env")).unwrap(), b"secret");
         assert!(matches!(
-            folder.create_copy(Path::new("a/b/.env"), &from, CopyMode::Auto),
+            folder.create_copy(Path::new("a/b/.env"), &from, &meta, CopyMode::Auto),
             Err(Refusal::Exists)
         ));
         assert!(matches!(
@@ -314,5 +355,37 @@ mod tests {
             Err(Refusal::ThroughLink { .. })
         ));
         assert!(matches!(folder.read(Path::new("conf")), Ok(Entry::Link(_))));
+    }
+
+    /// The folder kept open between two files of the same folder is the folder itself: swapped
+    /// for a link meanwhile, the next file still lands in the folder (moved aside), never
+    /// through the link; a path in another folder is walked again and refused.
+    #[test]
+    fn a_kept_folder_swapped_for_a_link_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (inside, outside) = (tmp.path().join("in"), tmp.path().join("out"));
+        std::fs::create_dir_all(&outside).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::write(&src, "secret").unwrap();
+        let from = File::open(&src).unwrap();
+        let meta = from.metadata().unwrap();
+        std::fs::create_dir_all(&inside).unwrap();
+        let mut folder = Folder::open(&inside).unwrap();
+        folder
+            .create_copy(Path::new("a/b/x"), &from, &meta, CopyMode::Copy)
+            .unwrap();
+        std::fs::rename(inside.join("a/b"), inside.join("a/moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, inside.join("a/b")).unwrap();
+        folder
+            .create_copy(Path::new("a/b/y"), &from, &meta, CopyMode::Copy)
+            .unwrap();
+        assert_eq!(std::fs::read(inside.join("a/moved/y")).unwrap(), b"secret");
+        std::fs::create_dir_all(inside.join("c")).unwrap();
+        std::os::unix::fs::symlink(&outside, inside.join("c/d")).unwrap();
+        assert!(matches!(
+            folder.create_copy(Path::new("c/d/z"), &from, &meta, CopyMode::Copy),
+            Err(Refusal::ThroughLink { .. })
+        ));
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
     }
 }

@@ -129,7 +129,7 @@ fn copy_ticking(
     let total: u64 = candidates.iter().map(|c| c.1).sum();
     let worktree = Repo::open(dest)?;
     let mut ignored = IgnoredIn::new(&worktree);
-    let (from, to) = (open_folder(&root)?, open_folder(dest)?);
+    let (mut from, mut to) = (open_folder(&root)?, open_folder(dest)?);
     for (rel, size) in candidates {
         if ticker.due() {
             progress(Progress::Include {
@@ -138,7 +138,7 @@ fn copy_ticking(
             });
         }
         let copied = if ignored.covers(&rel) {
-            copy_one(&from, &to, &rel, how)
+            copy_one(&mut from, &mut to, &rel, how)
         } else {
             // Where the worktree would not ignore it, a copy could end up in a commit.
             Err(Outcome::Skipped(Skip::NotIgnoredInWorktree))
@@ -353,13 +353,13 @@ impl From<Refusal> for Outcome {
 /// Copies one file (a link as a link, if it stays inside); `Ok(None)` when the worktree
 /// already has something at its path.
 fn copy_one(
-    from: &Folder,
-    to: &Folder,
+    from: &mut Folder,
+    to: &mut Folder,
     rel: &Path,
     how: CopyMode,
 ) -> std::result::Result<Option<Method>, Outcome> {
     let written = match from.read(rel)? {
-        Entry::File(file) => to.create_copy(rel, &file, how),
+        Entry::File(file, meta) => to.create_copy(rel, &file, &meta, how),
         Entry::Link(target) if beneath::link_stays_inside(rel, &target) => {
             to.create_link(rel, &target).map(|()| Method::Copied)
         }
