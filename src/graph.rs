@@ -274,6 +274,11 @@ impl StreamGraph {
         self.index.get(id).map(|&i| &self.streams[i])
     }
 
+    /// Where `id` is in [`StreamGraph::streams`].
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
     pub fn len(&self) -> usize {
         self.streams.len()
     }

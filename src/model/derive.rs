@@ -15,31 +15,28 @@ pub fn derive(graph: &StreamGraph, observed: &HashMap<String, Observed>, mode: M
     let nothing = Observed::default();
     let hold = run_hold(graph, observed, mode);
     let mut views: Vec<StreamView> = Vec::with_capacity(graph.len());
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(graph.len());
+    // Views are made in the graph's order, so a stream's position in the graph is its view's
+    // (a dependency, or an earlier stream claiming the same files, is always judged already).
+    let view_of = |views: &[StreamView], id: &str| graph.position(id).filter(|&i| i < views.len());
     for stream in graph.streams() {
         let obs = observed.get(stream.id()).unwrap_or(&nothing);
         let deps: Vec<&StreamView> = stream
             .dependencies
             .iter()
-            .filter_map(|d| index.get(d.as_str()).map(|&i| &views[i]))
+            .filter_map(|d| view_of(&views, d).map(|i| &views[i]))
             .collect();
         // `strict_files`: earlier streams claiming the same files (always judged already:
         // they come before it in the display order).
         let claims: Vec<(&StreamView, &[String])> = stream
             .claim_waits
             .iter()
-            .filter_map(|c| {
-                index
-                    .get(c.stream.as_str())
-                    .map(|&i| (&views[i], c.paths.as_slice()))
-            })
+            .filter_map(|c| view_of(&views, &c.stream).map(|i| (&views[i], c.paths.as_slice())))
             .collect();
         let before = Before {
             deps: &deps,
             claims: &claims,
         };
         let view = judge(stream, obs, &before, mode, hold.as_ref());
-        index.insert(stream.id(), views.len());
         views.push(view);
     }
     Model::from_views(views)

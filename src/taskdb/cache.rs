@@ -31,7 +31,12 @@
 //! Invariant (held by the property tests in `tests.rs`): after any refresh that found nothing
 //! a full read would have seen differently through `updated_at`, the view equals a full read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Every row of the database has a mark: the maps are looked up once per changed row and
+// rebuilt on a full read, and SipHash was a measurable part of `start` while 2,000 workers
+// wrote (BENCHMARKS.md §3b).
+use foldhash::HashMap;
 use std::hash::Hasher;
 use std::time::{Duration, Instant, SystemTime};
 
