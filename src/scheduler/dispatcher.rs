@@ -33,10 +33,11 @@ const ADOPTED_POLL: Duration = Duration::from_millis(100);
 /// How often running workers' logs are read: for the live view's activity line, and for what
 /// the API says while they run (a usage limit rejected, a warning past a threshold).
 const ACTIVITY_POLL: Duration = Duration::from_millis(500);
-/// A refresh for a database change waits until this many times the last one's cost has passed:
-/// while thousands of workers write, reading what changed costs at most about 1/20 of a core
-/// however fast they write (a worker's exit is read at once, whatever the wait).
-const REFRESH_SHARE: u32 = 20;
+/// A refresh for a database change waits until this many times the last one's CPU cost has
+/// passed: while thousands of workers write, reading what changed costs at most about 1/30 of a
+/// core however fast they write (a worker's exit is read at once, whatever the wait). At 1/20,
+/// `start` used 8.9–10.0 % of a core under 667 task updates a second (target ≤ 10 %).
+const REFRESH_SHARE: u32 = 30;
 /// How many times a run about to end looks again at a database that keeps changing.
 const END_LOOKS: u32 = 3;
 /// How many times in a row a stream may be backed off because the API is overloaded or
@@ -322,30 +323,49 @@ impl<'a> Scheduler<'a> {
             end_looks = 0;
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
             let wake_at = wake.unwrap_or_else(Instant::now);
-            tokio::select! {
-                Some(record) = self.exits_rx.recv() => self.on_exit(record)?,
-                // While a refresh is put off, writes do not wake the loop (each wake derives
-                // the model); the tick looks again once the wait is over.
-                Some(()) = db_events.recv(), if Instant::now() >= self.next_probe => {
-                    while db_events.try_recv().is_ok() {}
-                    self.probe_db();
-                    self.judge_exited()?;
-                }
-                _ = probe.tick() => {
-                    ticks = ticks.wrapping_add(1);
-                    self.probe_db();
-                    self.judge_exited()?;
-                    if ticks.is_multiple_of(adopted_every) {
-                        self.poll_adopted()?;
+            // Waits for something worth a turn (each turn derives the model). A write while a
+            // refresh is put off (`REFRESH_SHARE`) only marks the view stale, and the probe
+            // comes when the wait is over: waiting for the tick instead made a handoff right
+            // after a cheap refresh wait up to 100 ms (BENCHMARKS.md §1).
+            let mut stale = false;
+            loop {
+                tokio::select! {
+                    Some(record) = self.exits_rx.recv() => {
+                        self.on_exit(record)?;
+                        break;
                     }
-                    if ticks.is_multiple_of(activity_every) {
-                        self.read_activity()?;
+                    Some(()) = db_events.recv() => {
+                        while db_events.try_recv().is_ok() {}
+                        if Instant::now() < self.next_probe {
+                            stale = true;
+                            continue;
+                        }
+                        self.probe_db();
+                        self.judge_exited()?;
+                        break;
                     }
-                    self.time_out_verifications().await;
+                    _ = tokio::time::sleep_until(self.next_probe), if stale => {
+                        self.probe_db();
+                        self.judge_exited()?;
+                        break;
+                    }
+                    _ = probe.tick() => {
+                        ticks = ticks.wrapping_add(1);
+                        self.probe_db();
+                        self.judge_exited()?;
+                        if ticks.is_multiple_of(adopted_every) {
+                            self.poll_adopted()?;
+                        }
+                        if ticks.is_multiple_of(activity_every) {
+                            self.read_activity()?;
+                        }
+                        self.time_out_verifications().await;
+                        break;
+                    }
+                    _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => break,
+                    _ = tokio::time::sleep_until(wake_at), if wake.is_some() => break,
+                    _ = signals.recv() => return Ok(self.interrupted()),
                 }
-                _ = tokio::time::sleep_until(stagger_at), if waiting_for_stagger => {}
-                _ = tokio::time::sleep_until(wake_at), if wake.is_some() => {}
-                _ = signals.recv() => return Ok(self.interrupted()),
             }
         }
     }
@@ -686,7 +706,12 @@ impl<'a> Scheduler<'a> {
     fn report_news(&mut self, model: &Model) {
         let mut changed = false;
         for view in model.views() {
-            let run = self.runs.entry(view.id.clone()).or_default();
+            // Looked up before `entry`, which would copy the id of each of 2,000 streams
+            // at every derivation.
+            let run = match self.runs.get_mut(&view.id) {
+                Some(run) => run,
+                None => self.runs.entry(view.id.clone()).or_default(),
+            };
             if run.reported == Some(view.state) {
                 continue;
             }
@@ -881,13 +906,17 @@ impl<'a> Scheduler<'a> {
     /// With `streams`, only their rows are read again, whatever their `updated_at` says (a
     /// worker's exit is judged on them), at the cost of those rows alone; without, a refresh.
     pub(super) fn refresh_with(&mut self, streams: &[String]) -> bool {
-        let started = Instant::now();
+        let cpu = thread_cpu();
         let read = self.read_changes(streams);
-        // The whole refresh counts (the read, the model and what the UI is told); a cheap
-        // read of one stream never brings forward what an expensive refresh put off.
+        // The whole refresh counts (the read, the model and what the UI is told), in CPU time:
+        // the share is of a core. Wall time also counted the waits for the disk (a state-store
+        // commit), which put a 10-stream chain's next probe ~90 ms off and its handoffs with it
+        // (BENCHMARKS.md §1). A cheap read of one stream never brings forward what an expensive
+        // refresh put off.
+        let cost = thread_cpu().saturating_sub(cpu);
         self.next_probe = self
             .next_probe
-            .max(started + started.elapsed().saturating_mul(REFRESH_SHARE));
+            .max(Instant::now() + cost.saturating_mul(REFRESH_SHARE));
         read
     }
 
@@ -1338,6 +1367,18 @@ fn graph_of(
         graph.strict_files()
     } else {
         graph
+    })
+}
+
+/// The CPU time this thread has used (user and system); zero if it cannot be read. A refresh
+/// has no `.await` in it, so it runs on one thread from start to end.
+fn thread_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_THREAD).map_or(Duration::ZERO, |u| {
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+        };
+        tv(u.user_time()) + tv(u.system_time())
     })
 }
 
