@@ -299,6 +299,9 @@ impl<'a> Scheduler<'a> {
         let (adopted_every, activity_every) = (every(ADOPTED_POLL), every(ACTIVITY_POLL));
         let mut ticks: u32 = 0;
         let mut end_looks = 0;
+        // A write came while a refresh was put off (`REFRESH_SHARE`): probe when the wait ends.
+        // Kept across turns: a turn for another reason (an exit, the tick) does not probe early.
+        let mut stale = false;
         loop {
             let waiting_for_stagger = match self.dispatch(&mut signals).await? {
                 Turn::Idle => false,
@@ -324,10 +327,9 @@ impl<'a> Scheduler<'a> {
             let stagger_at = self.next_launch.unwrap_or_else(Instant::now);
             let wake_at = wake.unwrap_or_else(Instant::now);
             // Waits for something worth a turn (each turn derives the model). A write while a
-            // refresh is put off (`REFRESH_SHARE`) only marks the view stale, and the probe
-            // comes when the wait is over: waiting for the tick instead made a handoff right
-            // after a cheap refresh wait up to 100 ms (BENCHMARKS.md §1).
-            let mut stale = false;
+            // refresh is put off only marks the view stale, and the probe comes when the wait
+            // is over: waiting for the tick instead made a handoff right after a cheap refresh
+            // wait up to 100 ms (BENCHMARKS.md §1).
             loop {
                 tokio::select! {
                     Some(record) = self.exits_rx.recv() => {
@@ -340,17 +342,22 @@ impl<'a> Scheduler<'a> {
                             stale = true;
                             continue;
                         }
+                        stale = false;
                         self.probe_db();
                         self.judge_exited()?;
                         break;
                     }
                     _ = tokio::time::sleep_until(self.next_probe), if stale => {
+                        stale = false;
                         self.probe_db();
                         self.judge_exited()?;
                         break;
                     }
                     _ = probe.tick() => {
                         ticks = ticks.wrapping_add(1);
+                        // The probe below runs only once the wait is over; then it covers
+                        // what was stale.
+                        stale &= Instant::now() < self.next_probe;
                         self.probe_db();
                         self.judge_exited()?;
                         if ticks.is_multiple_of(adopted_every) {
