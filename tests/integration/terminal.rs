@@ -375,6 +375,7 @@ fn nothing_is_written_while_nothing_changes_and_ctrl_c_leaves_no_stale_line() {
     let Some(tmux) = Tmux::new(fake.env.tmp.path()) else {
         return;
     };
+    // A measuring window, not synchronisation: how many bytes a view writes in `secs`.
     let measure = |file: &Path, secs: u64| {
         let before = std::fs::metadata(file).unwrap().len();
         std::thread::sleep(Duration::from_secs(secs));

@@ -83,6 +83,8 @@ pub fn user_commit(env: &TestEnv, i: usize, how: UserCommits) {
         if done {
             return;
         }
+        // Not synchronisation: a retry of the compare-and-swap the merge queue won, after a
+        // moment so that the user's commits interleave with the queue's.
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     panic!("user commit {i} never went in");
